@@ -1,0 +1,387 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/sluice-data/sluice/backpressure"
+	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/internal/clock"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Messages between instance actors. In one process batches pass by pointer.
+type (
+	startMsg   struct{}
+	produceMsg struct{}
+	tickMsg    struct{}
+	// dataMsg carries a batch, or the end of input, on one channel; backlog
+	// is the sender's count of batches waiting for credit on that channel.
+	dataMsg struct {
+		input, channel int
+		batch          *plan.Batch
+		records        int
+		bytes          int64
+		end            bool
+		backlog        int
+	}
+	// creditMsg returns credit on one channel of one of the sender's edges.
+	creditMsg struct {
+		edge, channel int
+		grant         backpressure.Grant
+	}
+)
+
+// channelOut is the sending end of one channel.
+type channelOut struct {
+	pid     *actor.PID
+	input   int // the edge's input index at the receiver
+	ledger  *backpressure.Ledger
+	backlog []core.Send
+}
+
+// channelIn is the receiving end of one channel.
+type channelIn struct {
+	pid      *actor.PID
+	edge     int // the edge's index at the sender
+	receiver *backpressure.Receiver
+}
+
+// host is everything of one instance that outlives its actor.
+type host struct {
+	x  *Execution
+	v  *plan.Vertex
+	op *core.Operator
+
+	self    *actor.PID
+	job     *actor.PID
+	outs    [][]*channelOut // [edge][channel]
+	ins     [][]*channelIn  // [input][channel]
+	inq     []dataMsg
+	started bool
+
+	// source
+	splits []plan.Split
+	split  int
+	reader plan.Reader
+	// sink
+	writer    plan.SinkWriter
+	committed bool
+
+	timerMu sync.Mutex
+	timers  [2]clock.Timer // lingerTimer, restartTimer
+	linger  bool
+
+	blockedAt time.Time
+	reported  bool
+
+	// statistics, read by Snapshot from other goroutines
+	nodeRecords []atomic.Int64
+	recordsIn   atomic.Int64
+	busy        atomic.Int64 // ns
+	blocked     atomic.Int64 // ns
+	restarts    atomic.Int64
+	peak        atomic.Int64 // most records in flight on one channel
+	checks      atomic.Int64
+	done        atomic.Bool
+}
+
+func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
+	return &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain))}
+}
+
+// wire connects the host to its peers; pids is [vertex][instance].
+func (h *host) wire(pids [][]*actor.PID, job *actor.PID) {
+	idx := h.op.Instance().Index
+	vi := h.index(h.v)
+	h.self, h.job = pids[vi][idx], job
+	budget := h.x.cfg.budget()
+	for _, e := range h.v.Out {
+		to := pids[h.index(e.To)]
+		row := make([]*channelOut, len(to))
+		for c := range row {
+			row[c] = &channelOut{pid: to[c], input: e.Input, ledger: backpressure.NewLedger(budget)}
+		}
+		h.outs = append(h.outs, row)
+	}
+	for _, e := range h.v.In {
+		from := pids[h.index(e.From)]
+		edge := 0
+		for k, oe := range e.From.Out {
+			if oe == e {
+				edge = k
+			}
+		}
+		row := make([]*channelIn, len(from))
+		for c := range row {
+			row[c] = &channelIn{pid: from[c], edge: edge, receiver: backpressure.NewReceiver(budget)}
+		}
+		h.ins = append(h.ins, row)
+	}
+	if h.v.Head().Kind == plan.KindSource {
+		h.splits = h.v.SplitsOf(idx)
+	}
+}
+
+func (h *host) index(v *plan.Vertex) int {
+	for i, w := range h.x.phys.Vertices {
+		if w == v {
+			return i
+		}
+	}
+	panic("actors: vertex not in plan")
+}
+
+const (
+	lingerTimer = iota
+	restartTimer
+)
+
+func (h *host) setTimer(which int, t clock.Timer) {
+	h.timerMu.Lock()
+	defer h.timerMu.Unlock()
+	if h.timers[which] != nil {
+		h.timers[which].Stop()
+	}
+	h.timers[which] = t
+}
+
+func (h *host) stopTimers() {
+	h.setTimer(lingerTimer, nil)
+	h.setTimer(restartTimer, nil)
+}
+
+// instanceActor is the actor of one instance; a restart replaces it, not its host.
+type instanceActor struct{ h *host }
+
+func (a *instanceActor) Receive(c actor.Context) {
+	h := a.h
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		if h.started { // restarted after a panic: finish the interrupted work
+			h.run(c, func() error { return h.op.Resume() })
+			h.pump(c)
+		}
+	case startMsg:
+		h.start(c)
+	case produceMsg:
+		h.produce(c)
+	case dataMsg:
+		if m.backlog > 0 {
+			_ = m.backlog // the sender's backlog; a hint for floating credit, unused in one process
+		}
+		h.inq = append(h.inq, m)
+		h.pump(c)
+	case creditMsg:
+		ch := h.outs[m.edge][m.channel]
+		ch.ledger.Grant(m.grant)
+		h.drain(c, ch)
+		h.pump(c)
+	case tickMsg:
+		h.linger = false
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Tick}) })
+	case *actor.Stopping:
+		h.setTimer(lingerTimer, nil)
+	}
+}
+
+func (h *host) start(c actor.Context) {
+	h.started = true
+	inst := h.op.Instance()
+	if tail := h.v.Tail(); tail.Kind == plan.KindSink {
+		w, err := tail.Sink.Open(h.x.ctx, inst)
+		if err != nil {
+			h.x.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
+			return
+		}
+		h.writer = w
+	}
+	for _, row := range h.ins {
+		for _, in := range row {
+			c.Send(in.pid, creditMsg{edge: in.edge, channel: inst.Index, grant: in.receiver.Open()})
+		}
+	}
+	if h.v.Head().Kind == plan.KindSource {
+		c.Send(h.self, produceMsg{})
+	}
+}
+
+// produce reads one batch from the source, or ends its input.
+func (h *host) produce(c actor.Context) {
+	if h.blockedNow() || h.op.Finished() || h.op.Pending() {
+		return
+	}
+	inst := h.op.Instance()
+	for h.reader == nil && h.split < len(h.splits) {
+		s := h.splits[h.split]
+		r, err := h.v.Head().Source.Open(h.x.ctx, inst, s)
+		if err != nil {
+			h.x.fail(fmt.Errorf("%s: opening split %s: %w", inst, s.Desc, err))
+			return
+		}
+		h.reader = r
+	}
+	if h.reader == nil {
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.EndOfInput}) })
+		return
+	}
+	b, err := h.reader.Read(h.x.cfg.BatchRecords)
+	if errors.Is(err, io.EOF) {
+		cerr := h.reader.Close()
+		h.reader = nil
+		h.split++
+		if cerr != nil {
+			h.x.fail(fmt.Errorf("%s: closing split %s: %w", inst, h.splits[h.split-1].Desc, cerr))
+			return
+		}
+		err = nil
+	}
+	if err != nil {
+		h.x.fail(fmt.Errorf("%s: reading split %s: %w", inst, h.splits[h.split].Desc, err))
+		return
+	}
+	if b != nil {
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b}) })
+	}
+	c.Send(h.self, produceMsg{})
+}
+
+// pump steps queued input while the outputs are not blocked.
+func (h *host) pump(c actor.Context) {
+	if h.v.Head().Kind == plan.KindSource {
+		if !h.blockedNow() && !h.op.Finished() && h.started {
+			// A credit may have unblocked the source; produce messages
+			// are idempotent, so an extra one is harmless.
+			c.Send(h.self, produceMsg{})
+		}
+		return
+	}
+	for len(h.inq) > 0 && !h.blockedNow() && !h.op.Pending() {
+		m := h.inq[0]
+		h.inq[0] = dataMsg{}
+		h.inq = h.inq[1:]
+		ev := core.Event{Kind: core.Data, Input: m.input, Channel: m.channel, Batch: m.batch}
+		if m.end {
+			ev.Kind = core.EndOfInput
+		} else {
+			// The operator holds the batch from here on: its buffer is free.
+			h.ins[m.input][m.channel].receiver.Consumed(m.records, m.bytes)
+		}
+		h.run(c, func() error { return h.op.Step(ev) })
+	}
+}
+
+// run applies step to the operator and ships what it made ready. A user
+// panic unwinds through here into protoactor's supervision.
+func (h *host) run(c actor.Context, step func() error) {
+	clk := h.x.cfg.Clock
+	t0 := clk.Now()
+	err := step()
+	h.busy.Add(int64(clk.Now().Sub(t0)))
+	if err != nil {
+		h.x.fail(err)
+		return
+	}
+	rd := h.op.Ready()
+	for _, s := range rd.Sends {
+		ch := h.outs[s.Edge][s.Channel]
+		ch.backlog = append(ch.backlog, s)
+	}
+	for _, b := range rd.Sink {
+		if err := h.writer.Write(b); err != nil {
+			h.x.fail(fmt.Errorf("%s: writing: %w", h.op.Instance(), err))
+			return
+		}
+	}
+	h.op.Advance()
+	for _, row := range h.outs {
+		for _, ch := range row {
+			h.drain(c, ch)
+		}
+	}
+	for i, row := range h.ins {
+		for _, in := range row {
+			if g, ok := in.receiver.Take(); ok {
+				c.Send(in.pid, creditMsg{edge: in.edge, channel: h.op.Instance().Index, grant: g})
+			}
+		}
+		_ = i
+	}
+	for i := range h.nodeRecords {
+		h.nodeRecords[i].Store(h.op.NodeRecords[i])
+	}
+	h.recordsIn.Store(h.op.RecordsIn)
+	if h.op.Buffered() && !h.linger {
+		h.linger = true
+		root, self := h.x.system.Root, h.self
+		h.setTimer(lingerTimer, clk.AfterFunc(h.x.cfg.Linger, func() { root.Send(self, tickMsg{}) }))
+	}
+	h.checkDone()
+}
+
+// drain sends what the channel's credit allows, in order; the end of input
+// consumes no credit but waits behind the data.
+func (h *host) drain(c actor.Context, ch *channelOut) {
+	wasBlocked := !h.blockedAt.IsZero()
+	for len(ch.backlog) > 0 {
+		s := ch.backlog[0]
+		if !s.End {
+			if !ch.ledger.CanSend(s.Bytes) {
+				break
+			}
+			ch.ledger.Send(s.Records, s.Bytes)
+			if p := ch.ledger.PeakRecords(); p > h.peak.Load() {
+				h.peak.Store(p)
+			}
+			h.checks.Add(1)
+		}
+		ch.backlog[0] = core.Send{}
+		ch.backlog = ch.backlog[1:]
+		c.Send(ch.pid, dataMsg{input: ch.input, channel: h.op.Instance().Index, batch: s.Batch,
+			records: s.Records, bytes: s.Bytes, end: s.End, backlog: len(ch.backlog)})
+	}
+	ch.ledger.SetBacklog(len(ch.backlog))
+	blocked := h.blockedNow()
+	switch {
+	case blocked && !wasBlocked:
+		h.blockedAt = h.x.cfg.Clock.Now()
+	case !blocked && wasBlocked:
+		h.blocked.Add(int64(h.x.cfg.Clock.Now().Sub(h.blockedAt)))
+		h.blockedAt = time.Time{}
+	}
+	h.checkDone()
+}
+
+func (h *host) blockedNow() bool {
+	for _, row := range h.outs {
+		for _, ch := range row {
+			if len(ch.backlog) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkDone reports the instance finished once its operator has finished
+// and everything, the ends of input included, has left.
+func (h *host) checkDone() {
+	if h.reported || !h.op.Finished() || h.blockedNow() {
+		return
+	}
+	if h.writer != nil {
+		if err := h.writer.Prepare(); err != nil {
+			h.x.fail(fmt.Errorf("%s: preparing sink: %w", h.op.Instance(), err))
+			return
+		}
+	}
+	h.reported = true
+	h.done.Store(true)
+	h.x.instanceFinished()
+}

@@ -1,0 +1,275 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// ErrJobFailed is wrapped by the error of a job that failed.
+var ErrJobFailed = errors.New("job failed")
+
+// Execution is a running job.
+type Execution struct {
+	phys   *plan.Physical
+	cfg    Config
+	ctx    context.Context
+	start  time.Time
+	system *actor.ActorSystem
+	job    *actor.PID
+	hosts  [][]*host // [vertex][instance]
+
+	doneOnce sync.Once
+	done     chan struct{}
+	err      error
+	finished atomic.Int64
+
+	sharedMu sync.Mutex
+	shared   map[string]*sharedValue
+
+	result *Result
+}
+
+type sharedValue struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// Start starts running phys. Cancelling ctx stops the job.
+func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
+	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), system: system,
+		done: make(chan struct{}), shared: map[string]*sharedValue{}}
+	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
+	for _, v := range phys.Vertices {
+		hs := make([]*host, v.Parallelism)
+		for i := range hs {
+			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Shared: x.sharedValue}
+			hs[i] = newHost(x, v, core.New(v, inst, ccfg))
+		}
+		x.hosts = append(x.hosts, hs)
+	}
+	ja := &jobActor{x: x, failures: map[*actor.PID][]time.Time{}}
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ja }), "job")
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("job %q: starting: %w", phys.Job, err)
+	}
+	x.job = pid
+	return x, nil
+}
+
+func (x *Execution) sharedValue(key string, build func() (any, error)) (any, error) {
+	x.sharedMu.Lock()
+	s, ok := x.shared[key]
+	if !ok {
+		s = &sharedValue{}
+		x.shared[key] = s
+	}
+	x.sharedMu.Unlock()
+	s.once.Do(func() { s.v, s.err = build() })
+	return s.v, s.err
+}
+
+// fail ends the job with err; the first error wins.
+func (x *Execution) fail(err error) {
+	x.doneOnce.Do(func() {
+		x.err = err
+		close(x.done)
+	})
+}
+
+func (x *Execution) instanceFinished() {
+	if x.finished.Add(1) == int64(x.instances()) {
+		x.doneOnce.Do(func() { close(x.done) })
+	}
+}
+
+func (x *Execution) instances() int {
+	n := 0
+	for _, hs := range x.hosts {
+		n += len(hs)
+	}
+	return n
+}
+
+// Wait waits for the job to end, commits or aborts its sinks, stops every
+// actor and returns the job's statistics.
+func (x *Execution) Wait() (*Result, error) {
+	var err error
+	select {
+	case <-x.done:
+		err = x.err
+	case <-x.ctx.Done():
+		x.fail(x.ctx.Err())
+		<-x.done
+		err = x.err
+	}
+	// Stop every actor before touching the hosts from this goroutine.
+	_ = x.system.Root.StopFuture(x.job).Wait()
+	x.system.Shutdown()
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			h.stopTimers()
+		}
+	}
+	if err == nil {
+		err = x.commit()
+	}
+	if err != nil {
+		x.abort()
+	}
+	x.closeReaders()
+	res := x.Snapshot()
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return res, fmt.Errorf("job %q: %w", x.phys.Job, err)
+		}
+		return res, fmt.Errorf("job %q: %w: %w", x.phys.Job, ErrJobFailed, err)
+	}
+	return res, nil
+}
+
+func (x *Execution) commit() error {
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			if h.writer != nil {
+				if err := h.writer.Commit(); err != nil {
+					return fmt.Errorf("%s: committing: %w", h.op.Instance(), err)
+				}
+				h.committed = true
+			}
+		}
+	}
+	return nil
+}
+
+func (x *Execution) abort() {
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			if h.writer != nil && !h.committed {
+				if err := h.writer.Abort(); err != nil {
+					x.cfg.Logger.Warn("aborting sink", "instance", h.op.Instance().String(), "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (x *Execution) closeReaders() {
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			if h.reader != nil {
+				_ = h.reader.Close()
+				h.reader = nil
+			}
+		}
+	}
+}
+
+// Plan returns the physical plan being run.
+func (x *Execution) Plan() *plan.Physical { return x.phys }
+
+// Done is closed when the job has ended (before Wait has cleaned up).
+func (x *Execution) Done() <-chan struct{} { return x.done }
+
+// jobActor supervises the instance actors.
+type jobActor struct {
+	x        *Execution
+	pids     [][]*actor.PID
+	byPID    map[*actor.PID]*host
+	failures map[*actor.PID][]time.Time
+}
+
+type restartMsg struct{ pid *actor.PID }
+
+func (j *jobActor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		j.byPID = map[*actor.PID]*host{}
+		for vi, hs := range j.x.hosts {
+			v := j.x.phys.Vertices[vi]
+			row := make([]*actor.PID, len(hs))
+			for i, h := range hs {
+				h := h
+				pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &instanceActor{h: h} }),
+					fmt.Sprintf("v%d-%d", v.ID, i))
+				if err != nil {
+					j.x.fail(fmt.Errorf("spawning %s: %w", h.op.Instance(), err))
+					return
+				}
+				row[i] = pid
+				j.byPID[pid] = h
+			}
+			j.pids = append(j.pids, row)
+		}
+		for vi, hs := range j.x.hosts {
+			for i, h := range hs {
+				h.wire(j.pids, c.Self())
+				c.Send(j.pids[vi][i], startMsg{})
+			}
+		}
+	case restartMsg:
+		c.(actor.Supervisor).RestartChildren(m.pid)
+	}
+}
+
+// HandleFailure makes jobActor the supervisor strategy of its children: it
+// restarts a failed instance under the restart policy or fails the job.
+func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	h := j.byPID[child]
+	if h == nil {
+		j.x.fail(fmt.Errorf("unknown actor %s failed: %v", child, reason))
+		return
+	}
+	pol := j.x.cfg.Restart
+	now := j.x.cfg.Clock.Now()
+	recent := j.failures[child][:0]
+	for _, t := range j.failures[child] {
+		if now.Sub(t) < pol.Window {
+			recent = append(recent, t)
+		}
+	}
+	recent = append(recent, now)
+	j.failures[child] = recent
+	h.restarts.Add(1)
+	err := panicError(reason)
+	j.x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)
+	if len(recent) > pol.MaxRestarts {
+		j.x.fail(fmt.Errorf("%s failed %d times within %v, giving up: %w", h.op.Instance(), len(recent), pol.Window, err))
+		sup.StopChildren(child)
+		return
+	}
+	d := pol.backoff(len(recent))
+	if d <= 0 {
+		sup.RestartChildren(child)
+		return
+	}
+	root, self := j.x.system.Root, j.pid()
+	h.setTimer(restartTimer, j.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, restartMsg{pid: child}) }))
+}
+
+func (j *jobActor) pid() *actor.PID { return j.x.job }
+
+// panicError turns a panic value into an error.
+func panicError(reason any) error {
+	if err, ok := reason.(error); ok {
+		return err
+	}
+	return fmt.Errorf("panic: %v", reason)
+}

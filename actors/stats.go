@@ -1,0 +1,78 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// StageStats describes one logical stage.
+type StageStats struct {
+	Vertex int    // the physical vertex it runs in
+	Name   string // op and name, as in the plan
+	Loc    string
+	// Records counts the records the stage emitted (a sink: wrote; a
+	// source: read).
+	Records int64
+	// Total is what a source will read in all, or -1 when unknown (or the
+	// stage is not a source).
+	Total int64
+}
+
+// VertexStats describes one physical operator, summed over its instances.
+type VertexStats struct {
+	ID          int
+	Name        string
+	Parallelism int
+	RecordsIn   int64
+	// Busy is the time spent processing; Blocked the time an instance had
+	// output waiting for credit (for a source: the time it could not read).
+	Busy, Blocked time.Duration
+	Restarts      int64
+	// PeakInFlight is the most records ever in flight on one of its output
+	// channels, and LedgerChecks the number of invariant checks made.
+	PeakInFlight int64
+	LedgerChecks int64
+	Finished     int // instances finished
+}
+
+// Result describes a job, while it runs or once it has ended.
+type Result struct {
+	Job      string
+	Plan     *plan.Physical
+	Elapsed  time.Duration
+	Stages   []StageStats
+	Vertices []VertexStats
+}
+
+// Snapshot returns the job's statistics now. It is safe to call at any time.
+func (x *Execution) Snapshot() *Result {
+	r := &Result{Job: x.phys.Job, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start)}
+	for vi, v := range x.phys.Vertices {
+		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism}
+		recs := make([]int64, len(v.Chain))
+		for _, h := range x.hosts[vi] {
+			for i := range recs {
+				recs[i] += h.nodeRecords[i].Load()
+			}
+			vs.RecordsIn += h.recordsIn.Load()
+			vs.Busy += time.Duration(h.busy.Load())
+			vs.Blocked += time.Duration(h.blocked.Load())
+			vs.Restarts += h.restarts.Load()
+			vs.PeakInFlight = max(vs.PeakInFlight, h.peak.Load())
+			vs.LedgerChecks += h.checks.Load()
+			if h.done.Load() {
+				vs.Finished++
+			}
+		}
+		r.Vertices = append(r.Vertices, vs)
+		for i, n := range v.Chain {
+			total := int64(-1)
+			if n.Kind == plan.KindSource {
+				total = v.Records()
+			}
+			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Records: recs[i], Total: total})
+		}
+	}
+	return r
+}

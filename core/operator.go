@@ -1,0 +1,279 @@
+// Package core runs one instance of a physical operator as a pure state
+// machine, in the shape of raft's RawNode: the runtime calls Step with an
+// event, takes the resulting sends with Ready, and acknowledges them with
+// Advance. Core has no goroutines, no clock and no I/O, so the same code runs
+// under actors and under a deterministic simulator.
+//
+// Restart semantics: work for an event is a queue of (node, batch) items kept
+// in the Operator, not on a goroutine's stack. An item leaves the queue only
+// after its node has processed it whole, and stateful nodes promise to leave
+// their state untouched when they panic (or to report it lost). So when a user
+// function panics, the runtime restarts the actor around the same Operator and
+// calls Resume, which carries on where the panic struck: the output is
+// identical to a run without the panic.
+package core
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Config sizes the batches an operator emits.
+type Config struct {
+	// BatchRecords is the most records in one batch.
+	BatchRecords int
+	// BatchBytes bounds one batch's estimated size.
+	BatchBytes int64
+	// MaxParallelism is the job's number of key groups.
+	MaxParallelism int
+}
+
+// EventKind tells events apart.
+type EventKind int
+
+const (
+	// Data carries a batch from an input channel (or, for a source, from the
+	// reader).
+	Data EventKind = iota
+	// EndOfInput says an input channel (or a source's reader) has ended.
+	EndOfInput
+	// Tick asks for partly filled output batches to be sent (the linger).
+	Tick
+)
+
+// Event is one input to Step.
+type Event struct {
+	Kind    EventKind
+	Input   int // index into the vertex's inputs; ignored for sources
+	Channel int // sending instance
+	Batch   *plan.Batch
+}
+
+// Send is one item for the runtime to deliver to a channel of an output edge:
+// a batch, or the end-of-input marker.
+type Send struct {
+	Edge    int // index into the vertex's Out
+	Channel int // receiving instance
+	Batch   *plan.Batch
+	Records int
+	Bytes   int64
+	End     bool
+}
+
+// Ready is what the operator has for the runtime after a Step.
+type Ready struct {
+	Sends []Send
+	// Sink holds batches for the vertex's sink writer, in order.
+	Sink []*plan.Batch
+	// Finished is set once all input has ended and everything has been
+	// emitted; it stays set.
+	Finished bool
+}
+
+// ErrStateLost is returned by Resume when a panic left a stateful node's
+// state inconsistent, so the batch cannot be retried.
+var ErrStateLost = errors.New("core: operator state lost in a panic")
+
+type item struct {
+	node  int // chain index that processes batch; flush marker when batch is nil
+	batch *plan.Batch
+	flush bool
+}
+
+// Operator is one instance of a vertex.
+type Operator struct {
+	v      *plan.Vertex
+	inst   plan.Instance
+	cfg    Config
+	states []plan.State // per chain node; nil for stateless nodes
+	outs   []*output
+	sink   bool
+
+	open     int // input channels not yet ended
+	queue    []item
+	ready    Ready
+	finished bool
+
+	// NodeRecords counts the records each chain node has emitted (for a
+	// sink, written); NodeRecords[0] of a source counts records read.
+	NodeRecords []int64
+	// RecordsIn counts records received from input edges.
+	RecordsIn int64
+}
+
+// New returns instance inst of vertex v.
+func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
+	o := &Operator{v: v, inst: inst, cfg: cfg, states: make([]plan.State, len(v.Chain)),
+		NodeRecords: make([]int64, len(v.Chain)), sink: v.IsSink()}
+	for i, n := range v.Chain {
+		if n.Kind == plan.KindStateful {
+			o.states[i] = n.NewState(inst)
+		}
+	}
+	for _, in := range v.In {
+		o.open += in.From.Parallelism
+	}
+	if v.Head().Kind == plan.KindSource {
+		o.open = 1
+	}
+	for _, e := range v.Out {
+		o.outs = append(o.outs, newOutput(e, inst.Index, cfg))
+	}
+	return o
+}
+
+// Vertex returns the operator's vertex.
+func (o *Operator) Vertex() *plan.Vertex { return o.v }
+
+// Instance returns the operator's instance.
+func (o *Operator) Instance() plan.Instance { return o.inst }
+
+// Step applies one event. It may panic with a user function's panic; the
+// runtime then calls Resume on the same Operator after restarting.
+func (o *Operator) Step(ev Event) error {
+	if o.finished {
+		return fmt.Errorf("core: %s: event after end of input", o.inst)
+	}
+	switch ev.Kind {
+	case Data:
+		if o.v.Head().Kind == plan.KindSource {
+			n := o.v.Head().Out.Count(ev.Batch)
+			o.NodeRecords[0] += int64(n)
+			o.queue = append(o.queue, item{node: 1, batch: ev.Batch})
+		} else {
+			o.RecordsIn += int64(o.v.In[ev.Input].Type.Count(ev.Batch))
+			o.queue = append(o.queue, item{node: 0, batch: ev.Batch})
+		}
+	case EndOfInput:
+		o.open--
+		if o.open < 0 {
+			return fmt.Errorf("core: %s: more ends of input than input channels", o.inst)
+		}
+		if o.open == 0 {
+			o.queue = append(o.queue, item{node: o.nextStateful(0), flush: true})
+		}
+	case Tick:
+		for i, out := range o.outs {
+			o.ready.Sends = out.flush(i, o.ready.Sends)
+		}
+		return nil
+	}
+	return o.Resume()
+}
+
+// Resume processes the queued work; after a restart it retries the item whose
+// processing panicked.
+func (o *Operator) Resume() error {
+	for len(o.queue) > 0 {
+		it := o.queue[0]
+		if it.flush {
+			if it.node >= len(o.v.Chain) {
+				o.queue = o.queue[1:]
+				o.finish()
+				continue
+			}
+			var emitted []*plan.Batch
+			st := o.states[it.node]
+			st.Flush(func(b *plan.Batch) { emitted = append(emitted, b) })
+			o.queue = o.queue[1:]
+			o.pushFront(it.node, emitted, item{node: o.nextStateful(it.node + 1), flush: true})
+			continue
+		}
+		if it.node >= len(o.v.Chain) {
+			o.queue = o.queue[1:]
+			o.emit(it.batch)
+			continue
+		}
+		n := o.v.Chain[it.node]
+		switch n.Kind {
+		case plan.KindTransform:
+			out := n.Transform(it.batch)
+			o.queue[0] = item{node: it.node + 1, batch: out}
+			o.NodeRecords[it.node] += int64(n.Out.Count(out))
+		case plan.KindStateful:
+			st := o.states[it.node]
+			if st.Lost() {
+				return fmt.Errorf("%w: %s", ErrStateLost, o.inst)
+			}
+			var emitted []*plan.Batch
+			st.Step(it.batch, func(b *plan.Batch) { emitted = append(emitted, b) })
+			o.queue = o.queue[1:]
+			o.pushFront(it.node, emitted)
+		case plan.KindSink:
+			o.queue = o.queue[1:]
+			o.NodeRecords[it.node] += int64(n.Out.Count(it.batch))
+			o.ready.Sink = append(o.ready.Sink, it.batch)
+		default:
+			return fmt.Errorf("core: %s: node %s of kind %d inside a chain", o.inst, n, n.Kind)
+		}
+	}
+	return nil
+}
+
+// pushFront puts the batches node emitted ahead of the rest of the queue, so
+// that they are processed before later input, followed by extra items.
+func (o *Operator) pushFront(node int, emitted []*plan.Batch, extra ...item) {
+	if len(emitted) == 0 && len(extra) == 0 {
+		return
+	}
+	front := make([]item, 0, len(emitted)+len(extra)+len(o.queue))
+	for _, b := range emitted {
+		o.NodeRecords[node] += int64(o.v.Chain[node].Out.Count(b))
+		front = append(front, item{node: node + 1, batch: b})
+	}
+	front = append(front, extra...)
+	o.queue = append(front, o.queue...)
+}
+
+func (o *Operator) nextStateful(from int) int {
+	for i := from; i < len(o.v.Chain); i++ {
+		if o.states[i] != nil {
+			return i
+		}
+	}
+	return len(o.v.Chain)
+}
+
+func (o *Operator) emit(b *plan.Batch) {
+	for i, out := range o.outs {
+		o.ready.Sends = out.add(i, b, o.ready.Sends)
+	}
+}
+
+func (o *Operator) finish() {
+	for i, out := range o.outs {
+		o.ready.Sends = out.flush(i, o.ready.Sends)
+		o.ready.Sends = out.end(i, o.ready.Sends)
+	}
+	o.finished = true
+	o.ready.Finished = true
+}
+
+// Pending reports whether work is queued (after a panic, until Resume).
+func (o *Operator) Pending() bool { return len(o.queue) > 0 }
+
+// Buffered reports whether partly filled output batches wait for a Tick.
+func (o *Operator) Buffered() bool {
+	for _, out := range o.outs {
+		if out.buffered() {
+			return true
+		}
+	}
+	return false
+}
+
+// Ready returns what the operator has for the runtime.
+func (o *Operator) Ready() Ready { return o.ready }
+
+// Advance acknowledges the last Ready.
+func (o *Operator) Advance() {
+	clear(o.ready.Sends)
+	clear(o.ready.Sink)
+	o.ready.Sends = o.ready.Sends[:0]
+	o.ready.Sink = o.ready.Sink[:0]
+}
+
+// Finished reports whether all input has ended and been emitted.
+func (o *Operator) Finished() bool { return o.finished }

@@ -1,0 +1,142 @@
+package core
+
+import "github.com/sluice-data/sluice/plan"
+
+// output cuts the batches of one outgoing edge into per-channel batches of the
+// configured size.
+type output struct {
+	e     *plan.Edge
+	t     *plan.Type
+	self  int
+	limit int           // records per batch
+	bufs  []*plan.Batch // partly filled batch per channel
+	route []int32       // key group → channel, for hash edges
+	rr    int
+}
+
+func newOutput(e *plan.Edge, self int, cfg Config) *output {
+	n := e.To.Parallelism
+	limit := cfg.BatchRecords
+	if sz := int64(e.Type.Size); sz > 0 && cfg.BatchBytes/sz < int64(limit) {
+		limit = max(1, int(cfg.BatchBytes/sz))
+	}
+	o := &output{e: e, t: e.Type, self: self, limit: limit, bufs: make([]*plan.Batch, n)}
+	for i := range o.bufs {
+		o.bufs[i] = &plan.Batch{}
+	}
+	if e.Kind == plan.Hash {
+		o.route = plan.Route(cfg.MaxParallelism, n)
+	}
+	return o
+}
+
+func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
+	if o.t.Count(b) == 0 {
+		return sends
+	}
+	switch o.e.Kind {
+	case plan.Forward:
+		return o.addTo(edge, o.self, b, sends)
+	case plan.Rebalance:
+		c := o.rr % len(o.bufs)
+		o.rr++
+		return o.addTo(edge, c, b, sends)
+	case plan.Broadcast:
+		for c := range o.bufs {
+			sends = o.addTo(edge, c, b, sends)
+		}
+		return sends
+	case plan.Hash:
+		o.e.Key.Partition(b, o.route, o.bufs)
+		for c, buf := range o.bufs {
+			if o.t.Count(buf) >= o.limit {
+				sends = o.cut(edge, c, sends, false)
+			}
+		}
+		return sends
+	}
+	panic("core: unknown edge kind " + o.e.Kind.String())
+}
+
+// addTo adds b to channel c: a batch of a good size goes as it is, a small
+// one is gathered with others.
+func (o *output) addTo(edge, c int, b *plan.Batch, sends []Send) []Send {
+	n := o.t.Count(b)
+	buf := o.bufs[c]
+	if o.t.Count(buf) == 0 && n >= o.limit/2 && n <= o.limit {
+		return append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: n, Bytes: int64(n) * int64(o.t.Size)})
+	}
+	if buf.Data == nil {
+		buf.Data = o.t.New(max(n, o.limit))
+	}
+	if b.Times != nil || buf.Times != nil {
+		buf.Times = appendTimes(buf.Times, o.t.Count(buf), b.Times, n)
+	}
+	buf.Data = o.t.Append(buf.Data, b.Data, 0, n)
+	if o.t.Count(buf) >= o.limit {
+		return o.cut(edge, c, sends, false)
+	}
+	return sends
+}
+
+// appendTimes appends n times to dst (which covers have records), filling in
+// zeros for whichever side has none.
+func appendTimes(dst []int64, have int, src []int64, n int) []int64 {
+	for len(dst) < have {
+		dst = append(dst, 0)
+	}
+	if src == nil {
+		return append(dst, make([]int64, n)...)
+	}
+	return append(dst, src[:n]...)
+}
+
+// cut sends channel c's buffer as batches of at most limit records, keeping
+// a partial remainder unless all is set.
+func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
+	buf := o.bufs[c]
+	n := o.t.Count(buf)
+	i := 0
+	for ; n-i >= o.limit || (all && i < n); i += o.limit {
+		j := min(i+o.limit, n)
+		b := &plan.Batch{Data: o.t.Slice(buf.Data, i, j)}
+		if buf.Times != nil {
+			b.Times = buf.Times[i:j]
+		}
+		sends = append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: j - i, Bytes: int64(j-i) * int64(o.t.Size)})
+	}
+	rest := &plan.Batch{}
+	if i < n {
+		rest.Data = o.t.Append(o.t.New(o.limit), buf.Data, i, n)
+		if buf.Times != nil {
+			rest.Times = append(make([]int64, 0, o.limit), buf.Times[i:n]...)
+		}
+	}
+	o.bufs[c] = rest
+	return sends
+}
+
+func (o *output) flush(edge int, sends []Send) []Send {
+	for c := range o.bufs {
+		if o.t.Count(o.bufs[c]) > 0 {
+			sends = o.cut(edge, c, sends, true)
+		}
+	}
+	return sends
+}
+
+func (o *output) end(edge int, sends []Send) []Send {
+	for c := range o.bufs {
+		sends = append(sends, Send{Edge: edge, Channel: c, End: true})
+	}
+	return sends
+}
+
+func (o *output) buffered() bool {
+	for _, b := range o.bufs {
+		if o.t.Count(b) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,95 @@
+// Package plan turns the logical graph that stages builds into a physical
+// plan: which stages fuse into one operator, how many instances each operator
+// has, and how records move between them. It also holds the type-erased
+// operator specs that stages makes from typed user functions and that core
+// executes.
+//
+// # The data-plane contract
+//
+// Records move in a *Batch: a typed slice ([]T, held as any) plus, when the
+// stream has event time, one timestamp per record (unix nanoseconds). A batch
+// is read-only once sent: every operator builds new batches for its outputs,
+// so one batch may be shared by several receivers (broadcast) without copies.
+// In one process batches pass by pointer.
+//
+// Operators have outputs (Node.Out) and side outputs (Node.Side: dead letters,
+// late records); side outputs are streams like any other and are planned as
+// such.
+//
+// Sources declare splits, a size estimate and a record total; the runtime
+// gathers these facts (I/O) before planning and hands them to Build as data.
+//
+// Sinks have a lifecycle tied to the job: Open per instance, Write per batch,
+// Prepare when input ends, then Commit on every instance once all instances
+// have prepared, or Abort when the job fails or is cancelled.
+//
+// Read-only state shared by all instances of an operator in one process (a
+// broadcast hash table) is built once per process through Node.Shared.
+//
+// Timers are set on the injected clock by the runtime; core operators never
+// read the time themselves.
+package plan
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Batch is a run of records of one type.
+type Batch struct {
+	// Data is a []T for the stream's record type T.
+	Data any
+	// Times holds the event time of each record in unix nanoseconds, or is nil
+	// when the records carry no event time.
+	Times []int64
+}
+
+// Type is the type-erased view of a record type T, built by stages.
+type Type struct {
+	Name string
+	// Size estimates the in-memory bytes of one record.
+	Size int
+	// New returns an empty []T with the given capacity.
+	New func(capacity int) any
+	// Len returns len of a []T.
+	Len func(data any) int
+	// Append appends src[i:j] to dst and returns the result (both []T).
+	Append func(dst, src any, i, j int) any
+	// Slice returns data[i:j] of a []T, sharing memory.
+	Slice func(data any, i, j int) any
+	// Format renders record i of data for error messages.
+	Format func(data any, i int) string
+}
+
+// TypeOf returns the Type of T.
+func TypeOf[T any]() *Type {
+	var zero T
+	return &Type{
+		Name: fmt.Sprintf("%T", zero),
+		Size: int(unsafe.Sizeof(zero)),
+		New:  func(n int) any { return make([]T, 0, n) },
+		Len:  func(d any) int { return len(d.([]T)) },
+		Append: func(dst, src any, i, j int) any {
+			return append(dst.([]T), src.([]T)[i:j]...)
+		},
+		Slice: func(d any, i, j int) any { return d.([]T)[i:j] },
+		Format: func(d any, i int) string {
+			s := fmt.Sprintf("%+v", d.([]T)[i])
+			if len(s) > 200 {
+				s = s[:200] + "…"
+			}
+			return s
+		},
+	}
+}
+
+// Count returns the number of records in b (zero for nil).
+func (t *Type) Count(b *Batch) int {
+	if b == nil || b.Data == nil {
+		return 0
+	}
+	return t.Len(b.Data)
+}
+
+// Bytes estimates the in-memory size of b.
+func (t *Type) Bytes(b *Batch) int64 { return int64(t.Count(b)) * int64(t.Size) }

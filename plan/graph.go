@@ -1,0 +1,178 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind says what a node does.
+type Kind int
+
+const (
+	// KindSource reads splits.
+	KindSource Kind = iota
+	// KindTransform is stateless: a function from a batch to a batch.
+	KindTransform
+	// KindStateful holds per-instance state (combiners, aggregations,
+	// groupings) and emits it on Flush.
+	KindStateful
+	// KindSink writes records out under the sink lifecycle.
+	KindSink
+)
+
+// EdgeKind says how records of one operator reach the instances of the next.
+type EdgeKind int
+
+const (
+	// Forward sends instance i's records to instance i of the next operator.
+	// Between operators of equal parallelism it lets them fuse.
+	Forward EdgeKind = iota
+	// Hash sends each record to the instance that owns its key group.
+	Hash
+	// Broadcast sends every record to every instance.
+	Broadcast
+	// Rebalance spreads batches round-robin over the instances.
+	Rebalance
+)
+
+func (k EdgeKind) String() string {
+	switch k {
+	case Forward:
+		return "forward"
+	case Hash:
+		return "hash"
+	case Broadcast:
+		return "broadcast"
+	case Rebalance:
+		return "rebalance"
+	}
+	return fmt.Sprintf("EdgeKind(%d)", int(k))
+}
+
+// Instance identifies one running instance of an operator to the functions
+// that stages built.
+type Instance struct {
+	Job         string
+	Stage       string
+	Index       int
+	Parallelism int
+	// Shared returns the value stored under key for this process, building it
+	// with build on first use. All instances in one process share it; it must
+	// be read-only once built (broadcast tables).
+	Shared func(key string, build func() (any, error)) (any, error)
+}
+
+func (i Instance) String() string {
+	return fmt.Sprintf("stage %q instance %d/%d", i.Stage, i.Index+1, i.Parallelism)
+}
+
+// Split is one independently readable part of a source.
+type Split struct {
+	Index int
+	// Records is the number of records in the split, or -1 when unknown.
+	Records int64
+	// Bytes estimates the split's in-memory size, or -1 when unknown.
+	Bytes int64
+	// Desc names the split in errors ("orders.parquet row group 3").
+	Desc string
+	// Data is the source's own description of the split.
+	Data any
+}
+
+// Reader reads one split.
+type Reader interface {
+	// Read returns the next batch of at most max records, or io.EOF.
+	Read(max int) (*Batch, error)
+	Close() error
+}
+
+// SourceSpec is a type-erased source.
+type SourceSpec struct {
+	// Discover lists the splits. The runtime calls it before planning.
+	Discover func(ctx context.Context) ([]Split, error)
+	// Open opens one split.
+	Open func(ctx context.Context, inst Instance, s Split) (Reader, error)
+}
+
+// SinkWriter is one instance's writer under the sink lifecycle.
+type SinkWriter interface {
+	Write(b *Batch) error
+	// Prepare makes everything written durable but not yet visible.
+	Prepare() error
+	// Commit makes the prepared output visible. It is called on every
+	// instance only after all instances have prepared.
+	Commit() error
+	// Abort discards everything written; it may follow Prepare.
+	Abort() error
+}
+
+// SinkSpec is a type-erased sink.
+type SinkSpec struct {
+	Open func(ctx context.Context, inst Instance) (SinkWriter, error)
+}
+
+// State is one instance of a stateful node. Step must leave the state as it
+// was when it panics before its first call of emit, or report the state lost
+// through Lost, so that the runtime can retry the batch or fail the job.
+type State interface {
+	Step(in *Batch, emit func(*Batch))
+	// Flush emits what the state holds; it is called at the end of input.
+	Flush(emit func(*Batch))
+	// Lost reports whether a panic left the state inconsistent.
+	Lost() bool
+}
+
+// KeySpec partitions a stream by key.
+type KeySpec struct {
+	// Partition appends each record of in to outs[route[g]], where g is the
+	// record's key group (a hash of its key modulo len(route)); outs[c].Data
+	// holds a []T and outs[c].Times, when in has times, the record times.
+	Partition func(in *Batch, route []int32, outs []*Batch)
+}
+
+// Input is one incoming edge of a node.
+type Input struct {
+	From *Node
+	Edge EdgeKind
+	Key  *KeySpec // for Hash
+}
+
+// Node is one stage of the logical graph.
+type Node struct {
+	ID   int
+	Kind Kind
+	// Op names the operation ("map", "filter", "aggregate", ...).
+	Op string
+	// Name is the user's name for the stage (defaults to Op).
+	Name string
+	// StableID keys the stage's state in checkpoints; empty for stateless ones.
+	StableID string
+	// Loc is the user's file:line that created the node.
+	Loc string
+	// Parallelism is the requested number of instances; 0 takes the default.
+	Parallelism int
+	Inputs      []Input
+	Out         *Type
+
+	Source    *SourceSpec
+	Transform func(in *Batch) *Batch
+	NewState  func(inst Instance) State
+	Sink      *SinkSpec
+}
+
+func (n *Node) String() string {
+	if n.Name == n.Op || n.Name == "" {
+		return n.Op
+	}
+	return fmt.Sprintf("%s %q", n.Op, n.Name)
+}
+
+// Graph is the logical graph of a job.
+type Graph struct {
+	Name  string
+	Nodes []*Node
+}
+
+// ErrInvalid is wrapped by every planning error.
+var ErrInvalid = errors.New("plan: invalid graph")

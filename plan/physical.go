@@ -1,0 +1,218 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config holds the planner's settings.
+type Config struct {
+	// DefaultParallelism applies to stages that set none.
+	DefaultParallelism int
+	// MaxParallelism is the number of key groups: the most instances a keyed
+	// stage can ever have, fixed for the life of a job so that state can be
+	// redistributed. Flink's default is 128.
+	MaxParallelism int
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultParallelism < 1 {
+		errs = append(errs, fmt.Errorf("plan: DefaultParallelism %d must be at least 1", c.DefaultParallelism))
+	}
+	if c.MaxParallelism < 1 || c.MaxParallelism > 1<<15 {
+		errs = append(errs, fmt.Errorf("plan: MaxParallelism %d must be in [1, 32768]", c.MaxParallelism))
+	}
+	return errors.Join(errs...)
+}
+
+// Facts are what the runtime learned about the sources before planning,
+// keyed by node ID.
+type Facts struct {
+	Splits map[int][]Split
+}
+
+// Vertex is one physical operator: a chain of fused nodes run by each of its
+// instances.
+type Vertex struct {
+	ID          int
+	Chain       []*Node
+	Parallelism int
+	In          []*Edge // indexed by input number
+	Out         []*Edge
+	// Splits are the source splits for a source vertex.
+	Splits []Split
+}
+
+// Head returns the first node of the chain.
+func (v *Vertex) Head() *Node { return v.Chain[0] }
+
+// Tail returns the last node of the chain.
+func (v *Vertex) Tail() *Node { return v.Chain[len(v.Chain)-1] }
+
+// Name names the vertex by its chain.
+func (v *Vertex) Name() string {
+	names := make([]string, len(v.Chain))
+	for i, n := range v.Chain {
+		names[i] = n.String()
+	}
+	return strings.Join(names, " → ")
+}
+
+// IsSink reports whether the vertex ends in a sink.
+func (v *Vertex) IsSink() bool { return v.Tail().Kind == KindSink }
+
+// SplitsOf returns the splits instance i reads: every p-th split.
+func (v *Vertex) SplitsOf(i int) []Split {
+	var out []Split
+	for j := i; j < len(v.Splits); j += v.Parallelism {
+		out = append(out, v.Splits[j])
+	}
+	return out
+}
+
+// Records returns the total records of a source vertex, or -1 if unknown.
+func (v *Vertex) Records() int64 {
+	var n int64
+	for _, s := range v.Splits {
+		if s.Records < 0 {
+			return -1
+		}
+		n += s.Records
+	}
+	return n
+}
+
+// Edge connects two vertices.
+type Edge struct {
+	ID    int
+	From  *Vertex
+	To    *Vertex
+	Input int // index into To.In
+	Kind  EdgeKind
+	Key   *KeySpec
+	Type  *Type
+}
+
+// Physical is an executable plan.
+type Physical struct {
+	Job            string
+	MaxParallelism int
+	Vertices       []*Vertex
+	Edges          []*Edge
+}
+
+// Build plans g. Forward edges between nodes of equal parallelism, where the
+// upstream node has no other consumer, fuse the two nodes into one vertex; a
+// forward edge between unequal parallelisms becomes a rebalance.
+func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var errs []error
+	consumers := map[*Node]int{}
+	par := map[*Node]int{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			consumers[in.From]++
+		}
+		p := n.Parallelism
+		if p == 0 {
+			p = cfg.DefaultParallelism
+		}
+		if n.Kind == KindSource {
+			if s, ok := facts.Splits[n.ID]; ok && len(s) < p {
+				p = max(1, len(s))
+			}
+		}
+		if p > cfg.MaxParallelism {
+			errs = append(errs, fmt.Errorf("%w: %s: %s parallelism %d exceeds max parallelism %d", ErrInvalid, n.Loc, n, p, cfg.MaxParallelism))
+		}
+		par[n] = p
+	}
+	for _, n := range g.Nodes {
+		if n.Kind == KindSource && len(n.Inputs) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %s: source %s has inputs", ErrInvalid, n.Loc, n))
+		}
+		if n.Kind != KindSource && len(n.Inputs) == 0 {
+			errs = append(errs, fmt.Errorf("%w: %s: %s has no input", ErrInvalid, n.Loc, n))
+		}
+		if n.Kind != KindSink && consumers[n] == 0 {
+			errs = append(errs, fmt.Errorf("%w: %s: the output of %s is never used (add a sink)", ErrInvalid, n.Loc, n))
+		}
+		for _, in := range n.Inputs {
+			if in.Edge == Hash && in.Key == nil {
+				errs = append(errs, fmt.Errorf("%w: %s: hash input of %s has no key", ErrInvalid, n.Loc, n))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	p := &Physical{Job: g.Name, MaxParallelism: cfg.MaxParallelism}
+	vertexOf := map[*Node]*Vertex{}
+	for _, n := range g.Nodes { // nodes are in creation order: inputs first
+		if len(n.Inputs) == 1 {
+			in := n.Inputs[0]
+			from := vertexOf[in.From]
+			if in.Edge == Forward && par[in.From] == par[n] && consumers[in.From] == 1 &&
+				in.From.Kind != KindSink && from.Tail() == in.From {
+				from.Chain = append(from.Chain, n)
+				vertexOf[n] = from
+				continue
+			}
+		}
+		v := &Vertex{ID: len(p.Vertices) + 1, Chain: []*Node{n}, Parallelism: par[n]}
+		if n.Kind == KindSource {
+			v.Splits = facts.Splits[n.ID]
+		}
+		p.Vertices = append(p.Vertices, v)
+		vertexOf[n] = v
+		for _, in := range n.Inputs {
+			from := vertexOf[in.From]
+			kind := in.Edge
+			if kind == Forward && from.Parallelism != v.Parallelism {
+				kind = Rebalance
+			}
+			e := &Edge{ID: len(p.Edges) + 1, From: from, To: v, Input: len(v.In), Kind: kind, Key: in.Key, Type: in.From.Out}
+			v.In = append(v.In, e)
+			from.Out = append(from.Out, e)
+			p.Edges = append(p.Edges, e)
+		}
+	}
+	return p, nil
+}
+
+// String renders the plan in a stable form for golden tests and for users.
+func (p *Physical) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job %q max-parallelism %d\n", p.Job, p.MaxParallelism)
+	for _, v := range p.Vertices {
+		fmt.Fprintf(&b, "v%d ×%d %s", v.ID, v.Parallelism, v.Name())
+		if v.Head().Kind == KindSource {
+			if r := v.Records(); r >= 0 {
+				fmt.Fprintf(&b, " [%d splits, %d records]", len(v.Splits), r)
+			} else {
+				fmt.Fprintf(&b, " [%d splits]", len(v.Splits))
+			}
+		}
+		b.WriteByte('\n')
+		for _, e := range v.Out {
+			fmt.Fprintf(&b, "  → %s → v%d\n", e.Kind, e.To.ID)
+		}
+	}
+	return b.String()
+}
+
+// Route returns the key-group-to-instance table of a hash edge into n
+// instances, as Flink assigns key groups: group g goes to g*n/maxParallelism.
+func Route(maxParallelism, n int) []int32 {
+	r := make([]int32, maxParallelism)
+	for g := range r {
+		r[g] = int32(g * n / maxParallelism)
+	}
+	return r
+}

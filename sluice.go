@@ -1,0 +1,77 @@
+// Package sluice is the façade of the Sluice dataflow engine: Run runs a
+// pipeline built with package stages in this process, and Main is the
+// command line of a binary that links jobs in (see cmd/sluice).
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/stages"
+)
+
+// Options configure a run.
+type Options struct {
+	// Runtime configures batching, credits, restarts, the clock and logging;
+	// the zero value takes actors.DefaultConfig().
+	Runtime *actors.Config
+	// Parallelism is the default number of instances of a stage; zero takes
+	// the number of CPUs.
+	Parallelism int
+	// MaxParallelism is the number of key groups; zero takes 128.
+	MaxParallelism int
+}
+
+// Result is what a run reports: the plan and per-stage statistics.
+type Result = actors.Result
+
+// Plan builds p's physical plan, gathering the sources' splits first.
+func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical, error) {
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	facts := plan.Facts{Splits: map[int][]plan.Split{}}
+	for _, n := range p.Graph().Nodes {
+		if n.Kind != plan.KindSource {
+			continue
+		}
+		splits, err := n.Source.Discover(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %s (%s): listing splits: %w", p.Name(), n, n.Loc, err)
+		}
+		facts.Splits[n.ID] = splits
+	}
+	cfg := plan.Config{DefaultParallelism: opts.Parallelism, MaxParallelism: opts.MaxParallelism}
+	if cfg.DefaultParallelism == 0 {
+		cfg.DefaultParallelism = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxParallelism == 0 {
+		cfg.MaxParallelism = 128
+	}
+	return plan.Build(p.Graph(), facts, cfg)
+}
+
+// Start plans p and starts running it in this process.
+func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execution, error) {
+	phys, err := Plan(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg := actors.DefaultConfig()
+	if opts.Runtime != nil {
+		cfg = *opts.Runtime
+	}
+	return actors.Start(ctx, phys, cfg)
+}
+
+// Run runs p in this process until it completes, fails or ctx is cancelled.
+func Run(ctx context.Context, p *stages.Pipeline, opts Options) (*Result, error) {
+	x, err := Start(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return x.Wait()
+}

@@ -1,0 +1,226 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Split is one independently readable part of a source.
+type Split = plan.Split
+
+// Instance identifies one instance of a stage to sources and sinks.
+type Instance = plan.Instance
+
+// Source is a bounded source of records of type T. Connectors implement it.
+type Source[T any] interface {
+	// Splits lists the source's splits, with their sizes where known. The
+	// runtime calls it once, before planning.
+	Splits(ctx context.Context) ([]Split, error)
+	// Open opens one split for reading.
+	Open(ctx context.Context, inst Instance, s Split) (Reader[T], error)
+}
+
+// Reader reads the records of one split.
+type Reader[T any] interface {
+	// Read fills buf from the front and returns how many records it wrote;
+	// it returns io.EOF (possibly with n > 0) at the end of the split.
+	Read(buf []T) (n int, err error)
+	Close() error
+}
+
+// Read adds a source stage.
+func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
+	loc := caller()
+	if src == nil {
+		p.fail(loc, "read: nil source")
+	}
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "source", Out: plan.TypeOf[T]()}, opts)
+	n.Source = &plan.SourceSpec{
+		Discover: func(ctx context.Context) ([]plan.Split, error) { return src.Splits(ctx) },
+		Open: func(ctx context.Context, inst plan.Instance, s plan.Split) (plan.Reader, error) {
+			r, err := src.Open(ctx, inst, s)
+			if err != nil {
+				return nil, err
+			}
+			return &batchReader[T]{r: r}, nil
+		},
+	}
+	return Stream[T]{p: p, node: n}
+}
+
+type batchReader[T any] struct{ r Reader[T] }
+
+func (b *batchReader[T]) Read(max int) (*plan.Batch, error) {
+	buf := make([]T, max)
+	n, err := b.r.Read(buf)
+	if n == 0 {
+		if err == nil {
+			err = fmt.Errorf("stages: reader returned no records and no error")
+		}
+		return nil, err
+	}
+	return &plan.Batch{Data: buf[:n]}, err
+}
+
+func (b *batchReader[T]) Close() error { return b.r.Close() }
+
+// FromSlice adds a source that reads xs, split in chunks so that several
+// instances can share it.
+func FromSlice[T any](p *Pipeline, xs []T, opts ...Option) Stream[T] {
+	return Read[T](p, sliceSource[T](xs), opts...)
+}
+
+type sliceSource[T any] []T
+
+func (s sliceSource[T]) Splits(context.Context) ([]Split, error) {
+	size := max(1024, (len(s)+63)/64)
+	var out []Split
+	for i := 0; i < len(s); i += size {
+		j := min(i+size, len(s))
+		out = append(out, Split{Index: len(out), Records: int64(j - i), Bytes: -1,
+			Desc: fmt.Sprintf("slice[%d:%d]", i, j), Data: [2]int{i, j}})
+	}
+	return out, nil
+}
+
+func (s sliceSource[T]) Open(_ context.Context, _ Instance, sp Split) (Reader[T], error) {
+	r := sp.Data.([2]int)
+	return &sliceReader[T]{xs: s[r[0]:r[1]]}, nil
+}
+
+type sliceReader[T any] struct{ xs []T }
+
+func (r *sliceReader[T]) Read(buf []T) (int, error) {
+	n := copy(buf, r.xs)
+	r.xs = r.xs[n:]
+	if len(r.xs) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *sliceReader[T]) Close() error { return nil }
+
+// Writer writes one sink instance's records under the sink lifecycle: Write
+// for each batch, Prepare when input ends, Commit once every instance has
+// prepared, Abort if the job fails or is cancelled (also after Prepare).
+type Writer[T any] interface {
+	Write(recs []T) error
+	Prepare() error
+	Commit() error
+	Abort() error
+}
+
+// Sink opens a writer per instance. Connectors implement it.
+type Sink[T any] interface {
+	Open(ctx context.Context, inst Instance) (Writer[T], error)
+}
+
+// Write adds a sink stage.
+func Write[T any](s Stream[T], sink Sink[T], opts ...Option) {
+	loc := caller()
+	check(loc, "write", s, sink == nil)
+	addSink(s, loc, "sink", sink, opts)
+}
+
+func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *plan.Node {
+	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindSink, Op: op, Out: plan.TypeOf[T](),
+		Inputs: []plan.Input{{From: s.node, Edge: plan.Forward}}}, opts)
+	n.Sink = &plan.SinkSpec{Open: func(ctx context.Context, inst plan.Instance) (plan.SinkWriter, error) {
+		w, err := sink.Open(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		return &batchWriter[T]{w: w, n: n}, nil
+	}}
+	return n
+}
+
+type batchWriter[T any] struct {
+	w Writer[T]
+	n *plan.Node
+}
+
+func (b *batchWriter[T]) Write(batch *plan.Batch) error {
+	xs := batch.Data.([]T)
+	defer func() { repanic(recover(), b.n, xs, -1) }()
+	return b.w.Write(xs)
+}
+func (b *batchWriter[T]) Prepare() error { return b.w.Prepare() }
+func (b *batchWriter[T]) Commit() error  { return b.w.Commit() }
+func (b *batchWriter[T]) Abort() error   { return b.w.Abort() }
+
+// ForEach adds a sink that calls f for every record. f sees each record at
+// least once: a batch retried after a panic is passed again.
+func ForEach[T any](s Stream[T], f func(T) error, opts ...Option) {
+	loc := caller()
+	check(loc, "foreach", s, f == nil)
+	addSink(s, loc, "foreach", funcSink[T](f), opts)
+}
+
+type funcSink[T any] func(T) error
+
+func (f funcSink[T]) Open(context.Context, Instance) (Writer[T], error) { return funcWriter[T](f), nil }
+
+type funcWriter[T any] func(T) error
+
+func (f funcWriter[T]) Write(xs []T) error {
+	for _, x := range xs {
+		if err := f(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (funcWriter[T]) Prepare() error { return nil }
+func (funcWriter[T]) Commit() error  { return nil }
+func (funcWriter[T]) Abort() error   { return nil }
+
+// Collection gathers a stream's records in memory, for tests and small
+// results. Records become visible when the job commits.
+type Collection[T any] struct {
+	mu        sync.Mutex
+	committed []T
+}
+
+// Collect adds a sink that gathers s into the returned Collection.
+func Collect[T any](s Stream[T], opts ...Option) *Collection[T] {
+	loc := caller()
+	check(loc, "collect", s, false)
+	c := &Collection[T]{}
+	addSink(s, loc, "collect", c, opts)
+	return c
+}
+
+// Values returns the records committed so far, in no fixed order across
+// instances.
+func (c *Collection[T]) Values() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]T(nil), c.committed...)
+}
+
+// Open implements Sink.
+func (c *Collection[T]) Open(context.Context, Instance) (Writer[T], error) {
+	return &collectWriter[T]{c: c}, nil
+}
+
+type collectWriter[T any] struct {
+	c   *Collection[T]
+	buf []T
+}
+
+func (w *collectWriter[T]) Write(xs []T) error { w.buf = append(w.buf, xs...); return nil }
+func (w *collectWriter[T]) Prepare() error     { return nil }
+func (w *collectWriter[T]) Commit() error {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	w.c.committed = append(w.c.committed, w.buf...)
+	w.buf = nil
+	return nil
+}
+func (w *collectWriter[T]) Abort() error { w.buf = nil; return nil }

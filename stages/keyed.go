@@ -1,0 +1,357 @@
+package stages
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"unsafe"
+
+	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/window"
+)
+
+// KV is a key and a value.
+type KV[K comparable, V any] struct {
+	Key   K
+	Value V
+}
+
+// Keyed is a stream with a key function, waiting for a keyed stage
+// (Aggregate, GroupByKey) to consume it. Records are routed to the instance
+// that owns their key's key group.
+type Keyed[K comparable, T any] struct {
+	s    Stream[T]
+	key  func(T) K
+	hash func(K) uint64
+	loc  string
+}
+
+// KeyBy keys s by key. Keys of integer and string kinds hash natively; other
+// key types are hashed through their %v rendering unless HashWith gives a
+// hash function. Hashes are the same in every process.
+func KeyBy[T any, K comparable](s Stream[T], key func(T) K, opts ...KeyOption[K]) Keyed[K, T] {
+	loc := caller()
+	check(loc, "keyby", s, key == nil)
+	h := hasher[K]()
+	for _, o := range opts {
+		if o.hash != nil {
+			h = o.hash
+		}
+	}
+	return Keyed[K, T]{s: s, key: key, hash: h, loc: loc}
+}
+
+// KeyOption configures KeyBy.
+type KeyOption[K comparable] struct{ hash func(K) uint64 }
+
+// HashWith hashes keys with h, which must give equal keys equal hashes in
+// every process.
+func HashWith[K comparable](h func(K) uint64) KeyOption[K] { return KeyOption[K]{hash: h} }
+
+// mix64 is SplitMix64's finaliser: a bijection that spreads every input bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func hasher[K comparable]() func(K) uint64 {
+	var zero K
+	switch any(zero).(type) {
+	case int, int64, uint, uint64, uintptr:
+		return func(k K) uint64 { return mix64(*(*uint64)(unsafe.Pointer(&k))) }
+	case int32, uint32:
+		return func(k K) uint64 { return mix64(uint64(*(*uint32)(unsafe.Pointer(&k)))) }
+	case int16, uint16:
+		return func(k K) uint64 { return mix64(uint64(*(*uint16)(unsafe.Pointer(&k)))) }
+	case int8, uint8, bool:
+		return func(k K) uint64 { return mix64(uint64(*(*uint8)(unsafe.Pointer(&k)))) }
+	case string:
+		return func(k K) uint64 { return fnv64(*(*string)(unsafe.Pointer(&k))) }
+	}
+	return func(k K) uint64 { return fnv64(fmt.Sprintf("%v", k)) }
+}
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return mix64(h.Sum64())
+}
+
+// kvKey partitions KV[K, V] records by key.
+func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
+	return &plan.KeySpec{Partition: func(in *plan.Batch, route []int32, outs []*plan.Batch) {
+		xs := in.Data.([]KV[K, V])
+		bufs := make([][]KV[K, V], len(outs))
+		for c, o := range outs {
+			bufs[c], _ = o.Data.([]KV[K, V])
+		}
+		groups := uint64(len(route))
+		if in.Times == nil {
+			for _, x := range xs {
+				c := route[hash(x.Key)%groups]
+				bufs[c] = append(bufs[c], x)
+			}
+		} else {
+			for i, x := range xs {
+				c := route[hash(x.Key)%groups]
+				bufs[c] = append(bufs[c], x)
+				outs[c].Times = append(outs[c].Times, in.Times[i])
+			}
+		}
+		for c, o := range outs {
+			o.Data = bufs[c]
+		}
+	}}
+}
+
+// Combiner folds the records of a key into an accumulator A and turns it into
+// a result O. Merge must be associative and commutative: records are
+// combined before the shuffle, per instance, in no fixed order.
+type Combiner[T, A, O any] struct {
+	Name   string
+	Lift   func(T) A    // the accumulator of one record
+	Merge  func(A, A) A // two accumulators into one
+	Output func(A) O    // the result of an accumulator
+	// safe marks built-in combiners whose Merge cannot panic.
+	safe bool
+}
+
+// Combine makes a user combiner.
+func Combine[T, A, O any](name string, lift func(T) A, merge func(A, A) A, output func(A) O) Combiner[T, A, O] {
+	return Combiner[T, A, O]{Name: name, Lift: lift, Merge: merge, Output: output}
+}
+
+// Number is what Sum adds.
+type Number interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+func same[A any](a A) A { return a }
+
+// Sum adds f over a key's records.
+func Sum[T any, N Number](f func(T) N) Combiner[T, N, N] {
+	return Combiner[T, N, N]{Name: "sum", Lift: f, Merge: func(a, b N) N { return a + b }, Output: same[N], safe: true}
+}
+
+// Count counts a key's records.
+func Count[T any]() Combiner[T, int64, int64] {
+	return Combiner[T, int64, int64]{Name: "count", Lift: func(T) int64 { return 1 },
+		Merge: func(a, b int64) int64 { return a + b }, Output: same[int64], safe: true}
+}
+
+// Min keeps the least f over a key's records.
+func Min[T any, N cmp.Ordered](f func(T) N) Combiner[T, N, N] {
+	return Combiner[T, N, N]{Name: "min", Lift: f, Merge: func(a, b N) N { return min(a, b) }, Output: same[N], safe: true}
+}
+
+// Max keeps the greatest f over a key's records.
+func Max[T any, N cmp.Ordered](f func(T) N) Combiner[T, N, N] {
+	return Combiner[T, N, N]{Name: "max", Lift: f, Merge: func(a, b N) N { return max(a, b) }, Output: same[N], safe: true}
+}
+
+// Aggregate combines the records of each key in each window of w. Records are
+// pre-combined per instance before the shuffle (as Spark's map-side combine),
+// so a hot key costs one record per instance, not one per input record.
+// Only the global window, which fires at the end of input, is supported so far.
+func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) Stream[KV[K, O]] {
+	loc := caller()
+	p := k.s.p
+	check(loc, "aggregate", k.s, c.Lift == nil || c.Merge == nil || c.Output == nil || k.key == nil)
+	if w == nil || !w.IsGlobal() {
+		p.fail(loc, "aggregate: window %v is not supported yet; use window.Global()", w)
+	}
+	name := c.Name
+	if name == "" {
+		name = "aggregate"
+	}
+	pre := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "combine", Out: plan.TypeOf[KV[K, A]](),
+		Inputs: []plan.Input{{From: k.s.node, Edge: plan.Forward}}}, []Option{Name(name)})
+	pre.Parallelism = k.s.node.Parallelism
+	pre.NewState = func(plan.Instance) plan.State {
+		return newCombineState(pre, k.key, c, combineLimit[K, A]())
+	}
+	agg := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "aggregate", Out: plan.TypeOf[KV[K, O]](),
+		Inputs: []plan.Input{{From: pre, Edge: plan.Hash, Key: kvKey[K, A](k.hash)}}}, append([]Option{Name(name)}, opts...))
+	agg.NewState = func(plan.Instance) plan.State { return newAggregateState[K, T, A, O](agg, c) }
+	return Stream[KV[K, O]]{p: p, node: agg}
+}
+
+// combineLimit bounds a pre-combiner's table to about 32 MiB.
+func combineLimit[K comparable, A any]() int {
+	var kv KV[K, A]
+	return max(1024, (32<<20)/int(unsafe.Sizeof(kv)+16))
+}
+
+// table is an insertion-ordered map from keys to accumulators: iteration
+// order is deterministic and iteration is a slice walk.
+type table[K comparable, A any] struct {
+	index map[K]int32
+	rows  []KV[K, A]
+}
+
+func (t *table[K, A]) reset() {
+	clear(t.index)
+	t.rows = t.rows[:0]
+}
+
+// combineState pre-combines records per key before the shuffle, emitting its
+// partial accumulators when its table is full and at the end of input.
+type combineState[K comparable, T, A, O any] struct {
+	n     *plan.Node
+	key   func(T) K
+	c     Combiner[T, A, O]
+	limit int
+	t     table[K, A]
+	keys  []K
+	accs  []A
+	lost  bool
+}
+
+func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c Combiner[T, A, O], limit int) *combineState[K, T, A, O] {
+	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: table[K, A]{index: map[K]int32{}}}
+}
+
+func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
+	xs := in.Data.([]T)
+	// Phase 1 runs the user's functions without touching the state, so a
+	// panic here leaves the state as it was and the batch can be retried.
+	s.keys = s.keys[:0]
+	s.accs = s.accs[:0]
+	func() {
+		i := -1
+		defer func() { repanic(recover(), s.n, xs, i) }()
+		for i = range xs {
+			s.keys = append(s.keys, s.key(xs[i]))
+			s.accs = append(s.accs, s.c.Lift(xs[i]))
+		}
+	}()
+	// Phase 2 merges; only a user Merge can panic here, and then the state is lost.
+	s.lost = !s.c.safe
+	t := &s.t
+	for i, k := range s.keys {
+		if j, ok := t.index[k]; ok {
+			t.rows[j].Value = s.c.Merge(t.rows[j].Value, s.accs[i])
+		} else {
+			t.index[k] = int32(len(t.rows))
+			t.rows = append(t.rows, KV[K, A]{Key: k, Value: s.accs[i]})
+		}
+	}
+	s.lost = false
+	if len(t.rows) >= s.limit {
+		s.Flush(emit)
+	}
+}
+
+func (s *combineState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
+	if len(s.t.rows) == 0 {
+		return
+	}
+	out := make([]KV[K, A], len(s.t.rows))
+	copy(out, s.t.rows)
+	s.t.reset()
+	emit(&plan.Batch{Data: out})
+}
+
+func (s *combineState[K, T, A, O]) Lost() bool { return s.lost }
+
+// aggregateState merges partial accumulators per key and emits the results
+// at the end of input.
+type aggregateState[K comparable, T, A, O any] struct {
+	n    *plan.Node
+	c    Combiner[T, A, O]
+	t    table[K, A]
+	lost bool
+}
+
+func newAggregateState[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O]) *aggregateState[K, T, A, O] {
+	return &aggregateState[K, T, A, O]{n: n, c: c, t: table[K, A]{index: map[K]int32{}}}
+}
+
+func (s *aggregateState[K, T, A, O]) Step(in *plan.Batch, _ func(*plan.Batch)) {
+	xs := in.Data.([]KV[K, A])
+	s.lost = !s.c.safe
+	t := &s.t
+	for _, x := range xs {
+		if j, ok := t.index[x.Key]; ok {
+			t.rows[j].Value = s.c.Merge(t.rows[j].Value, x.Value)
+		} else {
+			t.index[x.Key] = int32(len(t.rows))
+			t.rows = append(t.rows, x)
+		}
+	}
+	s.lost = false
+}
+
+func (s *aggregateState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
+	rows := s.t.rows
+	out := make([]KV[K, O], len(rows))
+	func() {
+		i := -1
+		defer func() { repanic(recover(), s.n, rows, i) }()
+		for i = range rows {
+			out[i] = KV[K, O]{Key: rows[i].Key, Value: s.c.Output(rows[i].Value)}
+		}
+	}()
+	const chunk = 1 << 14
+	for i := 0; i < len(out); i += chunk {
+		emit(&plan.Batch{Data: out[i:min(i+chunk, len(out))]})
+	}
+	s.t.reset()
+}
+
+func (s *aggregateState[K, T, A, O]) Lost() bool { return s.lost }
+
+// GroupByKey gathers the records of each key into one slice, emitted at the
+// end of input. Use Aggregate when the group can be folded: it moves far less
+// data.
+func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[KV[K, []T]] {
+	loc := caller()
+	p := k.s.p
+	check(loc, "groupbykey", k.s, k.key == nil)
+	keyed := transform[T, KV[K, T]](k.s, loc, "key", plan.Forward, nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+		return func(in *plan.Batch) *plan.Batch {
+			xs := in.Data.([]T)
+			out := make([]KV[K, T], len(xs))
+			i := -1
+			defer func() { repanic(recover(), n, xs, i) }()
+			for i = range xs {
+				out[i] = KV[K, T]{Key: k.key(xs[i]), Value: xs[i]}
+			}
+			return &plan.Batch{Data: out, Times: in.Times}
+		}
+	})
+	keyed.node.Parallelism = k.s.node.Parallelism
+	g := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "groupbykey", Out: plan.TypeOf[KV[K, []T]](),
+		Inputs: []plan.Input{{From: keyed.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}, opts)
+	g.NewState = func(plan.Instance) plan.State { return &groupState[K, T]{index: map[K]int32{}} }
+	return Stream[KV[K, []T]]{p: p, node: g}
+}
+
+type groupState[K comparable, T any] struct {
+	index map[K]int32
+	rows  []KV[K, []T]
+}
+
+func (s *groupState[K, T]) Step(in *plan.Batch, _ func(*plan.Batch)) {
+	for _, x := range in.Data.([]KV[K, T]) {
+		if j, ok := s.index[x.Key]; ok {
+			s.rows[j].Value = append(s.rows[j].Value, x.Value)
+		} else {
+			s.index[x.Key] = int32(len(s.rows))
+			s.rows = append(s.rows, KV[K, []T]{Key: x.Key, Value: []T{x.Value}})
+		}
+	}
+}
+
+func (s *groupState[K, T]) Flush(emit func(*plan.Batch)) {
+	if len(s.rows) > 0 {
+		emit(&plan.Batch{Data: s.rows})
+	}
+	s.rows, s.index = nil, map[K]int32{}
+}
+
+func (s *groupState[K, T]) Lost() bool { return false }

@@ -1,0 +1,161 @@
+// Package stages is Sluice's typed user API. A job is a function that builds
+// a graph of stages on a *Pipeline; building runs nothing. The runtime plans
+// the graph (package plan) and runs it (package actors, or sluice.Run).
+//
+//	p := stages.NewPipeline("double-sum")
+//	nums := stages.FromSlice(p, []int64{1, 2, 3})
+//	doubled := stages.Map(nums, func(x int64) int64 { return 2 * x })
+//	sums := stages.Aggregate(stages.KeyBy(doubled, func(x int64) int64 { return x % 2 }),
+//		window.Global(), stages.Sum(func(x int64) int64 { return x }))
+//	out := stages.Collect(sums)
+//
+// Jobs that run on a cluster are registered at package init with Register,
+// so that every process of one binary can rebuild the same graph by name.
+//
+// Mistakes made while building (a nil function, a parallelism below one,
+// mixing pipelines, a duplicate stage ID) are collected with the file and
+// line of the call that made them and reported by Pipeline.Err, and by Run.
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Pipeline is a graph of stages under construction.
+type Pipeline struct {
+	g    plan.Graph
+	errs []error
+	ids  map[string]string // stable ID → location
+}
+
+// NewPipeline returns an empty pipeline for the named job.
+func NewPipeline(name string) *Pipeline {
+	return &Pipeline{g: plan.Graph{Name: name}, ids: map[string]string{}}
+}
+
+// Name returns the job's name.
+func (p *Pipeline) Name() string { return p.g.Name }
+
+// Graph returns the logical graph.
+func (p *Pipeline) Graph() *plan.Graph { return &p.g }
+
+// Err returns every graph-building mistake, each with its file and line, or
+// nil.
+func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
+
+// ErrBuild is wrapped by every graph-building mistake.
+var ErrBuild = errors.New("stages: invalid pipeline")
+
+func (p *Pipeline) fail(loc, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%w: %s: %s", ErrBuild, loc, fmt.Sprintf(format, args...)))
+}
+
+// Stream is a stream of records of type T.
+type Stream[T any] struct {
+	p    *Pipeline
+	node *plan.Node
+}
+
+// Pipeline returns the pipeline that s belongs to.
+func (s Stream[T]) Pipeline() *Pipeline { return s.p }
+
+// Node returns the plan node that produces s.
+func (s Stream[T]) Node() *plan.Node { return s.node }
+
+// Option configures a stage.
+type Option interface{ apply(*stageOptions) }
+
+type stageOptions struct {
+	name        string
+	id          string
+	parallelism int
+	parSet      bool
+	hash        any // func(K) uint64, checked by the keyed stages
+}
+
+type optionFunc func(*stageOptions)
+
+func (f optionFunc) apply(o *stageOptions) { f(o) }
+
+// Name names a stage in plans, progress and errors.
+func Name(name string) Option { return optionFunc(func(o *stageOptions) { o.name = name }) }
+
+// ID gives a stateful stage a stable identity: its state is keyed by it.
+func ID(id string) Option { return optionFunc(func(o *stageOptions) { o.id = id }) }
+
+// Parallelism sets the number of instances of a stage.
+func Parallelism(n int) Option {
+	return optionFunc(func(o *stageOptions) { o.parallelism, o.parSet = n, true })
+}
+
+// addNode appends a node built by a stage function; loc is the user's call.
+func (p *Pipeline) addNode(loc string, n *plan.Node, opts []Option) *plan.Node {
+	var o stageOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	n.ID = len(p.g.Nodes) + 1
+	n.Loc = loc
+	n.Name = n.Op
+	if o.name != "" {
+		n.Name = o.name
+	}
+	if o.parSet && o.parallelism < 1 {
+		p.fail(loc, "%s: parallelism %d must be at least 1", n, o.parallelism)
+	}
+	n.Parallelism = o.parallelism
+	if o.id != "" {
+		if prev, ok := p.ids[o.id]; ok {
+			p.fail(loc, "%s: stage ID %q is already used at %s", n, o.id, prev)
+		}
+		p.ids[o.id] = loc
+		n.StableID = o.id
+	}
+	p.g.Nodes = append(p.g.Nodes, n)
+	return n
+}
+
+// caller returns the file:line of the first caller outside this package.
+func caller() string {
+	pcs := make([]uintptr, 16)
+	n := runtime.Callers(2, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		dir := filepath.Base(filepath.Dir(f.File))
+		if dir != "stages" || strings.HasSuffix(f.File, "_test.go") {
+			return fmt.Sprintf("%s:%d", shortPath(f.File), f.Line)
+		}
+		if !more {
+			return "unknown"
+		}
+	}
+}
+
+func shortPath(file string) string {
+	parts := strings.Split(filepath.ToSlash(file), "/")
+	if len(parts) > 2 {
+		parts = parts[len(parts)-2:]
+	}
+	return strings.Join(parts, "/")
+}
+
+// check reports a nil function or a stream of another pipeline.
+func check[T any](loc, op string, s Stream[T], fnNil bool) bool {
+	if s.p == nil {
+		panic(fmt.Sprintf("stages: %s: %s of a zero Stream", loc, op))
+	}
+	if fnNil {
+		s.p.fail(loc, "%s: nil function", op)
+		return false
+	}
+	return true
+}
