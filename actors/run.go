@@ -194,6 +194,7 @@ type jobActor struct {
 	pids     [][]*actor.PID
 	byPID    map[*actor.PID]*host
 	failures map[*actor.PID][]time.Time
+	self     *actor.PID
 }
 
 type restartMsg struct{ pid *actor.PID }
@@ -201,6 +202,7 @@ type restartMsg struct{ pid *actor.PID }
 func (j *jobActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
+		j.self = c.Self()
 		j.byPID = map[*actor.PID]*host{}
 		for vi, hs := range j.x.hosts {
 			v := j.x.phys.Vertices[vi]
@@ -247,7 +249,6 @@ func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	}
 	recent = append(recent, now)
 	j.failures[child] = recent
-	h.restarts.Add(1)
 	err := panicError(reason)
 	j.x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)
 	if len(recent) > pol.MaxRestarts {
@@ -255,16 +256,15 @@ func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		sup.StopChildren(child)
 		return
 	}
+	h.restarts.Add(1)
 	d := pol.backoff(len(recent))
 	if d <= 0 {
 		sup.RestartChildren(child)
 		return
 	}
-	root, self := j.x.system.Root, j.pid()
+	root, self := j.x.system.Root, j.self
 	h.setTimer(restartTimer, j.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, restartMsg{pid: child}) }))
 }
-
-func (j *jobActor) pid() *actor.PID { return j.x.job }
 
 // panicError turns a panic value into an error.
 func panicError(reason any) error {
