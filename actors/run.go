@@ -220,9 +220,15 @@ func (j *jobActor) Receive(c actor.Context) {
 			}
 			j.pids = append(j.pids, row)
 		}
-		for vi, hs := range j.x.hosts {
-			for i, h := range hs {
+		// Wire every host before starting any: a started instance sends
+		// to its peers as soon as they grant credit.
+		for _, hs := range j.x.hosts {
+			for _, h := range hs {
 				h.wire(j.pids, c.Self())
+			}
+		}
+		for vi, hs := range j.x.hosts {
+			for i := range hs {
 				c.Send(j.pids[vi][i], startMsg{})
 			}
 		}
