@@ -224,3 +224,48 @@ func (w *collectWriter[T]) Commit() error {
 	return nil
 }
 func (w *collectWriter[T]) Abort() error { w.buf = nil; return nil }
+
+// Sequence adds a source of the integers [start, end), in splits of equal
+// size, like Beam's GenerateSequence and Flink's fromSequence.
+func Sequence(p *Pipeline, start, end int64, opts ...Option) Stream[int64] {
+	if end < start {
+		p.fail(caller(), "sequence: end %d before start %d", end, start)
+		end = start
+	}
+	return Read[int64](p, sequence{start, end}, opts...)
+}
+
+type sequence struct{ start, end int64 }
+
+func (s sequence) Splits(context.Context) ([]Split, error) {
+	n := s.end - s.start
+	size := max(1<<16, (n+127)/128)
+	var out []Split
+	for lo := s.start; lo < s.end; lo += size {
+		hi := min(lo+size, s.end)
+		out = append(out, Split{Index: len(out), Records: hi - lo, Bytes: 8 * (hi - lo),
+			Desc: fmt.Sprintf("sequence[%d,%d)", lo, hi), Data: [2]int64{lo, hi}})
+	}
+	return out, nil
+}
+
+func (s sequence) Open(_ context.Context, _ Instance, sp Split) (Reader[int64], error) {
+	r := sp.Data.([2]int64)
+	return &sequenceReader{next: r[0], end: r[1]}, nil
+}
+
+type sequenceReader struct{ next, end int64 }
+
+func (r *sequenceReader) Read(buf []int64) (int, error) {
+	n := int(min(int64(len(buf)), r.end-r.next))
+	for i := range buf[:n] {
+		buf[i] = r.next + int64(i)
+	}
+	r.next += int64(n)
+	if r.next >= r.end {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *sequenceReader) Close() error { return nil }
