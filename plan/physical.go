@@ -121,6 +121,11 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 		p := n.Parallelism
 		if p == 0 {
 			p = cfg.DefaultParallelism
+			// A stage that sets none and has one forward input keeps its
+			// input's parallelism, so that it can fuse with it.
+			if len(n.Inputs) == 1 && n.Inputs[0].Edge == Forward {
+				p = par[n.Inputs[0].From]
+			}
 		}
 		if n.Kind == KindSource {
 			if s, ok := facts.Splits[n.ID]; ok && len(s) < p {

@@ -129,7 +129,7 @@ func Write[T any](s Stream[T], sink Sink[T], opts ...Option) {
 
 func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *plan.Node {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindSink, Op: op, Out: plan.TypeOf[T](),
-		Inputs: []plan.Input{{From: s.node, Edge: plan.Forward}}}, opts)
+		Inputs: []plan.Input{s.input()}}, opts)
 	n.Sink = &plan.SinkSpec{Open: func(ctx context.Context, inst plan.Instance) (plan.SinkWriter, error) {
 		w, err := sink.Open(ctx, inst)
 		if err != nil {

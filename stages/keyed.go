@@ -169,8 +169,7 @@ func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Comb
 		name = "aggregate"
 	}
 	pre := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "combine", Out: plan.TypeOf[KV[K, A]](),
-		Inputs: []plan.Input{{From: k.s.node, Edge: plan.Forward}}}, []Option{Name(name)})
-	pre.Parallelism = k.s.node.Parallelism
+		Inputs: []plan.Input{k.s.input()}}, []Option{Name(name)})
 	pre.NewState = func(plan.Instance) plan.State {
 		return newCombineState(pre, k.key, c, combineLimit[K, A]())
 	}
@@ -312,7 +311,7 @@ func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[KV[K,
 	loc := caller()
 	p := k.s.p
 	check(loc, "groupbykey", k.s, k.key == nil)
-	keyed := transform[T, KV[K, T]](k.s, loc, "key", plan.Forward, nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	keyed := transform[T, KV[K, T]](k.s, loc, "key", nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]KV[K, T], len(xs))
@@ -324,7 +323,6 @@ func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[KV[K,
 			return &plan.Batch{Data: out, Times: in.Times}
 		}
 	})
-	keyed.node.Parallelism = k.s.node.Parallelism
 	g := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "groupbykey", Out: plan.TypeOf[KV[K, []T]](),
 		Inputs: []plan.Input{{From: keyed.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}, opts)
 	g.NewState = func(plan.Instance) plan.State { return &groupState[K, T]{index: map[K]int32{}} }

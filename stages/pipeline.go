@@ -60,7 +60,13 @@ func (p *Pipeline) fail(loc, format string, args ...any) {
 type Stream[T any] struct {
 	p    *Pipeline
 	node *plan.Node
+	// edge is how the next stage receives the records: Forward unless
+	// Broadcast or Rebalance said otherwise.
+	edge plan.EdgeKind
 }
+
+// input is the plan input through which a stage consumes s.
+func (s Stream[T]) input() plan.Input { return plan.Input{From: s.node, Edge: s.edge} }
 
 // Pipeline returns the pipeline that s belongs to.
 func (s Stream[T]) Pipeline() *Pipeline { return s.p }

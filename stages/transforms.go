@@ -3,10 +3,10 @@ package stages
 import "github.com/sluice-data/sluice/plan"
 
 // transform adds a stateless node over one input.
-func transform[T, U any](s Stream[T], loc, op string, edge plan.EdgeKind, opts []Option,
+func transform[T, U any](s Stream[T], loc, op string, opts []Option,
 	fn func(n *plan.Node) func(*plan.Batch) *plan.Batch) Stream[U] {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: op, Out: plan.TypeOf[U](),
-		Inputs: []plan.Input{{From: s.node, Edge: edge}}}, opts)
+		Inputs: []plan.Input{s.input()}}, opts)
 	n.Transform = fn(n)
 	return Stream[U]{p: s.p, node: n}
 }
@@ -15,7 +15,7 @@ func transform[T, U any](s Stream[T], loc, op string, edge plan.EdgeKind, opts [
 func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 	loc := caller()
 	check(loc, "map", s, f == nil)
-	return transform[T, U](s, loc, "map", plan.Forward, opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "map", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]U, len(xs))
@@ -33,7 +33,7 @@ func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 	loc := caller()
 	check(loc, "filter", s, keep == nil)
-	return transform[T, T](s, loc, "filter", plan.Forward, opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, T](s, loc, "filter", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]T, 0, len(xs))
@@ -61,7 +61,7 @@ func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...Option) Stream[U] {
 	loc := caller()
 	check(loc, "flatmap", s, f == nil)
-	return transform[T, U](s, loc, "flatmap", plan.Forward, opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "flatmap", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]U, 0, len(xs))
@@ -88,7 +88,7 @@ func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...Option) S
 func MapBatches[T, U any](s Stream[T], f func([]T) []U, opts ...Option) Stream[U] {
 	loc := caller()
 	check(loc, "mapbatches", s, f == nil)
-	return transform[T, U](s, loc, "mapbatches", plan.Forward, opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "mapbatches", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			defer func() { repanic(recover(), n, xs, -1) }()
@@ -101,18 +101,20 @@ func identity(*plan.Node) func(*plan.Batch) *plan.Batch {
 	return func(b *plan.Batch) *plan.Batch { return b }
 }
 
-// Rebalance spreads s's batches round-robin over the next stage's instances.
-func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
-	loc := caller()
-	check(loc, "rebalance", s, false)
-	return transform[T, T](s, loc, "rebalance", plan.Rebalance, opts, identity)
+// Rebalance makes the next stage receive s's batches round-robin over its
+// instances. It adds no stage.
+func Rebalance[T any](s Stream[T]) Stream[T] {
+	check(caller(), "rebalance", s, false)
+	s.edge = plan.Rebalance
+	return s
 }
 
-// Broadcast sends every record of s to every instance of the next stage.
-func Broadcast[T any](s Stream[T], opts ...Option) Stream[T] {
-	loc := caller()
-	check(loc, "broadcast", s, false)
-	return transform[T, T](s, loc, "broadcast", plan.Broadcast, opts, identity)
+// Broadcast makes every instance of the next stage receive every record of
+// s. It adds no stage.
+func Broadcast[T any](s Stream[T]) Stream[T] {
+	check(caller(), "broadcast", s, false)
+	s.edge = plan.Broadcast
+	return s
 }
 
 // Union merges streams of one type. Records of different inputs interleave in
@@ -130,7 +132,7 @@ func Union[T any](ss ...Stream[T]) Stream[T] {
 			p.fail(loc, "union: input %d belongs to pipeline %q, not %q", i, s.p.Name(), p.Name())
 			continue
 		}
-		inputs = append(inputs, plan.Input{From: s.node, Edge: plan.Forward})
+		inputs = append(inputs, s.input())
 	}
 	if len(ss) == 1 {
 		return ss[0]
