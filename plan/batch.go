@@ -12,9 +12,12 @@
 // so one batch may be shared by several receivers (broadcast) without copies.
 // In one process batches pass by pointer.
 //
-// Operators have outputs (Node.Out) and side outputs (Node.Side: dead letters,
-// late records); side outputs are streams like any other and are planned as
-// such.
+// Side outputs (dead letters, late records) are first-class outputs of an
+// operator, not logs: a node's outputs are numbered ports, port 0 the main
+// stream and ports 1.. its side outputs, each a stream with its own record
+// type that later stages consume like any other (an Input names the port it
+// reads). Only port 0 is built so far; the dead-letter and late-record work
+// adds the others on this contract.
 //
 // Sources declare splits, a size estimate and a record total; the runtime
 // gathers these facts (I/O) before planning and hands them to Build as data.
@@ -24,7 +27,7 @@
 // have prepared, or Abort when the job fails or is cancelled.
 //
 // Read-only state shared by all instances of an operator in one process (a
-// broadcast hash table) is built once per process through Node.Shared.
+// broadcast hash table) is built once per process through Instance.Shared.
 //
 // Timers are set on the injected clock by the runtime; core operators never
 // read the time themselves.

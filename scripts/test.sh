@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs and starts what the
+# tests need on 127.0.0.1, then runs them. Under it SLUICE_TEST_STRICT=1, so a
+# missing server or a missing ../shared fails the tests that need it instead
+# of skipping them. Plain `go test ./...` skips those tests with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export SLUICE_TEST_STRICT=1
+export PATH="$(go env GOPATH)/bin:$PATH"
+work=$(mktemp -d /tmp/sluice-test.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+
+wait_for() { # wait_for NAME CMD... : poll until CMD succeeds, 30 s at most
+  local name=$1; shift
+  for _ in $(seq 1 300); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$name did not become ready"; return 1
+}
+
+if ! command -v curl >/dev/null; then
+  log "installing curl"
+  apt-get update -qq && apt-get install -y -qq curl >/dev/null
+fi
+
+# S3: VersityGW, a real S3 gateway (DESIGN.md §5), built as its own binary.
+if ! command -v versitygw >/dev/null; then
+  log "installing versitygw v1.8.0 (a few minutes the first time)"
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+mkdir -p "$work/s3"
+export AWS_ACCESS_KEY_ID=sluice AWS_SECRET_ACCESS_KEY=sluice-secret AWS_REGION=us-east-1
+s3port=17070
+versitygw --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --port 127.0.0.1:$s3port \
+  --health /health --quiet posix "$work/s3" >"$work/versitygw.log" 2>&1 &
+pids+=($!)
+wait_for versitygw curl -sf "http://127.0.0.1:$s3port/health"
+export SLUICE_S3_ENDPOINT="http://127.0.0.1:$s3port"
+log "versitygw on $SLUICE_S3_ENDPOINT"
+
+# Shared peer data and tools, when ../shared has them.
+if [ -d ../shared/peers ] && [ -f ../shared/peers/go.mod ]; then
+  log "building ../shared/peers/bin/verify"
+  (cd ../shared/peers && go build -o bin/verify ./cmd/verify) || log "could not build verify"
+fi
+
+log "go vet"
+go vet ./...
+
+log "go test -race (every package: most run goroutines through the runtime)"
+go test -race -count=1 -timeout 15m ./...
+log "all tests passed"
