@@ -1,0 +1,83 @@
+package jsonl_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluice-data/sluice/connectors/jsonl"
+	"github.com/sluice-data/sluice/stages"
+)
+
+// BenchmarkWrite measures one sink instance writing batches of 1024 events.
+func BenchmarkWrite(b *testing.B) {
+	batch := events(1024)
+	w, err := jsonl.Sink[event](b.TempDir()).Open(context.Background(), stages.Instance{Job: "bench", Parallelism: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Abort()
+	b.ReportAllocs()
+	var recs int64
+	for b.Loop() {
+		if err := w.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+		recs += int64(len(batch))
+	}
+	b.ReportMetric(float64(recs)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkRead measures reading a file of 100k events in batches of 1024.
+func BenchmarkRead(b *testing.B) {
+	dir := b.TempDir()
+	w, err := jsonl.Sink[event](dir).Open(context.Background(), stages.Instance{Job: "bench", Parallelism: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 100_000
+	if err := w.Write(events(n)); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, jsonl.PartName(0))
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := jsonl.Source[event](path, jsonl.Fail)
+	splits, err := src.Splits(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]event, 1024)
+	b.ReportAllocs()
+	var recs int64
+	for b.Loop() {
+		r, err := src.Open(context.Background(), stages.Instance{Parallelism: 1}, splits[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			k, err := r.Read(buf)
+			recs += int64(k)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		r.Close()
+	}
+	b.ReportMetric(float64(recs)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(fi.Size())/n, "B/record")
+}

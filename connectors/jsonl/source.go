@@ -1,0 +1,223 @@
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sluice-data/sluice/stages"
+)
+
+// Policy says what a source does with a line that does not parse as a T.
+type Policy int
+
+const (
+	// Fail fails the job with a *LineError naming the file and line.
+	Fail Policy = iota
+)
+
+// String returns the policy's name.
+func (p Policy) String() string {
+	if p == Fail {
+		return "Fail"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// ErrNoFiles is wrapped by the error of a source whose pattern matches no
+// file.
+var ErrNoFiles = errors.New("jsonl: no files match")
+
+// ErrBadLine is matched (errors.Is) by every *LineError.
+var ErrBadLine = errors.New("jsonl: line does not parse")
+
+// LineError reports a line that does not parse.
+type LineError struct {
+	Path string
+	Line int64 // 1-based
+	Err  error // from encoding/json
+}
+
+// Error returns "jsonl: FILE:LINE: REASON".
+func (e *LineError) Error() string { return fmt.Sprintf("jsonl: %s:%d: %v", e.Path, e.Line, e.Err) }
+
+// Unwrap returns the decoding error.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrBadLine.
+func (e *LineError) Is(target error) bool { return target == ErrBadLine }
+
+// Read adds a source stage that reads the JSON lines files that pattern
+// names (a path, or a filepath.Match glob), one split per file, failing on a
+// line that does not parse. The stage is named "jsonl" unless opts name it.
+func Read[T any](p *stages.Pipeline, pattern string, opts ...stages.Option) stages.Stream[T] {
+	return stages.Read(p, Source[T](pattern, Fail), append([]stages.Option{stages.Name("jsonl")}, opts...)...)
+}
+
+// Source returns a source of the JSON lines files that pattern names, one
+// split per file in lexical order; policy says what to do with a line that
+// does not parse. A pattern without glob characters must name a file; a glob
+// must match at least one file (directories are skipped).
+func Source[T any](pattern string, policy Policy) stages.Source[T] {
+	return source[T]{pattern: pattern, policy: policy}
+}
+
+type source[T any] struct {
+	pattern string
+	policy  Policy
+}
+
+func (s source[T]) Splits(context.Context) ([]stages.Split, error) {
+	if s.policy != Fail {
+		return nil, fmt.Errorf("jsonl: unknown policy %v", s.policy)
+	}
+	if s.pattern == "" {
+		return nil, fmt.Errorf("%w: empty pattern", ErrNoFiles)
+	}
+	var files []string
+	if !strings.ContainsAny(s.pattern, `*?[\`) {
+		fi, err := os.Stat(s.pattern)
+		if err != nil {
+			return nil, fmt.Errorf("jsonl: %w", err)
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("jsonl: %s is a directory (name its files with a glob such as %s)",
+				s.pattern, filepath.Join(s.pattern, "*.jsonl"))
+		}
+		files = []string{s.pattern}
+	} else {
+		matches, err := filepath.Glob(s.pattern)
+		if err != nil {
+			return nil, fmt.Errorf("jsonl: pattern %q: %w", s.pattern, err)
+		}
+		for _, m := range matches {
+			fi, err := os.Stat(m)
+			if err != nil {
+				return nil, fmt.Errorf("jsonl: %w", err)
+			}
+			if !fi.IsDir() {
+				files = append(files, m)
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%w %q", ErrNoFiles, s.pattern)
+		}
+		slices.Sort(files)
+	}
+	splits := make([]stages.Split, len(files))
+	for i, f := range files {
+		size := int64(-1)
+		if fi, err := os.Stat(f); err == nil {
+			size = fi.Size()
+		}
+		splits[i] = stages.Split{Index: i, Records: -1, Bytes: size, Desc: f, Data: f}
+	}
+	return splits, nil
+}
+
+func (s source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split) (stages.Reader[T], error) {
+	path, ok := sp.Data.(string)
+	if !ok {
+		return nil, fmt.Errorf("jsonl: split %q is not one of this source's", sp.Desc)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
+	}
+	return &reader[T]{ctx: ctx, path: path, f: f, br: bufio.NewReaderSize(f, 256<<10)}, nil
+}
+
+type reader[T any] struct {
+	ctx  context.Context
+	path string
+	f    *os.File
+	br   *bufio.Reader
+	long []byte // a line longer than br's buffer, gathered
+	line int64
+	eof  bool
+}
+
+var bom = []byte("\xef\xbb\xbf")
+
+func (r *reader[T]) Read(buf []T) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for n < len(buf) {
+		if r.eof {
+			return n, io.EOF
+		}
+		line, err := r.next()
+		if err != nil {
+			return n, fmt.Errorf("jsonl: reading %s: %w", r.path, err)
+		}
+		if line == nil {
+			continue
+		}
+		if r.line == 1 {
+			line = bytes.TrimPrefix(line, bom)
+		}
+		line = bytes.Trim(line, " \t\r\n") // JSON whitespace
+		if len(line) == 0 {
+			continue
+		}
+		var zero T
+		buf[n] = zero
+		if err := json.Unmarshal(line, &buf[n]); err != nil {
+			return n, &LineError{Path: r.path, Line: r.line, Err: err}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// next returns the next line, without its newline, counting lines; it sets
+// r.eof after the last and returns nil when there was no line left. The
+// line is valid until the next call.
+func (r *reader[T]) next() ([]byte, error) {
+	r.long = r.long[:0]
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			r.line++
+			if len(r.long) > 0 {
+				return append(r.long, chunk...), nil
+			}
+			return chunk, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			r.long = append(r.long, chunk...)
+		case errors.Is(err, io.EOF):
+			r.eof = true
+			line := append(r.long, chunk...)
+			if len(line) == 0 {
+				return nil, nil
+			}
+			r.line++ // a last line without a newline
+			return line, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (r *reader[T]) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	if err != nil {
+		return fmt.Errorf("jsonl: closing %s: %w", r.path, err)
+	}
+	return nil
+}
