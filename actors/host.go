@@ -263,9 +263,19 @@ func (h *host) pump(c actor.Context) {
 		return
 	}
 	for len(h.inq) > 0 && !h.blockedNow() && !h.op.Pending() {
-		m := h.inq[0]
-		h.inq[0] = dataMsg{}
-		h.inq = h.inq[1:]
+		// Take the oldest message of the input the operator prefers (a
+		// join's build side), else the oldest; order within an input stays.
+		k := 0
+		if pref := h.op.Preferred(); pref >= 0 {
+			for i, m := range h.inq {
+				if m.input == pref {
+					k = i
+					break
+				}
+			}
+		}
+		m := h.inq[k]
+		h.inq = append(h.inq[:k], h.inq[k+1:]...)
 		ev := core.Event{Kind: core.Data, Input: m.input, Channel: m.channel, Batch: m.batch}
 		if m.end {
 			ev.Kind = core.EndOfInput

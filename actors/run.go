@@ -59,7 +59,11 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	for _, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
-			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Shared: x.sharedValue}
+			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism,
+				LocalInstances: v.Parallelism, Shared: x.sharedValue}
+			for _, e := range v.In {
+				inst.Inputs = append(inst.Inputs, e.Kind)
+			}
 			hs[i] = newHost(x, v, core.New(v, inst, ccfg))
 		}
 		x.hosts = append(x.hosts, hs)

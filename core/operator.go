@@ -77,9 +77,11 @@ type Ready struct {
 var ErrStateLost = errors.New("core: operator state lost in a panic")
 
 type item struct {
-	node  int // chain index that processes batch; flush marker when batch is nil
+	node  int // chain index that processes batch
+	input int // for the head node: which vertex input batch came from
 	batch *plan.Batch
-	flush bool
+	flush bool // flush the stateful node at index node
+	ended bool // input has ended (for an InputState head)
 }
 
 // Operator is one instance of a vertex.
@@ -91,7 +93,8 @@ type Operator struct {
 	outs   []*output
 	sink   bool
 
-	open     int // input channels not yet ended
+	open     int   // input channels not yet ended
+	openIn   []int // per input
 	queue    []item
 	ready    Ready
 	finished bool
@@ -114,6 +117,7 @@ func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	}
 	for _, in := range v.In {
 		o.open += in.From.Parallelism
+		o.openIn = append(o.openIn, in.From.Parallelism)
 	}
 	if v.Head().Kind == plan.KindSource {
 		o.open = 1
@@ -147,12 +151,19 @@ func (o *Operator) Step(ev Event) error {
 			o.queue = append(o.queue, item{node: 1, batch: ev.Batch})
 		} else {
 			o.RecordsIn += int64(o.v.In[ev.Input].Type.Count(ev.Batch))
-			o.queue = append(o.queue, item{node: 0, batch: ev.Batch})
+			o.queue = append(o.queue, item{node: 0, input: ev.Input, batch: ev.Batch})
 		}
 	case EndOfInput:
 		o.open--
 		if o.open < 0 {
 			return fmt.Errorf("core: %s: more ends of input than input channels", o.inst)
+		}
+		if len(o.openIn) > 0 {
+			if o.openIn[ev.Input]--; o.openIn[ev.Input] == 0 {
+				if _, ok := o.states[0].(plan.InputState); ok {
+					o.queue = append(o.queue, item{node: 0, input: ev.Input, ended: true})
+				}
+			}
 		}
 		if o.open == 0 {
 			o.queue = append(o.queue, item{node: o.nextStateful(0), flush: true})
@@ -201,7 +212,16 @@ func (o *Operator) Resume() error {
 				return fmt.Errorf("%w: %s", ErrStateLost, o.inst)
 			}
 			var emitted []*plan.Batch
-			st.Step(it.batch, func(b *plan.Batch) { emitted = append(emitted, b) })
+			emit := func(b *plan.Batch) { emitted = append(emitted, b) }
+			if ist, ok := st.(plan.InputState); ok && it.node == 0 {
+				if it.ended {
+					ist.EndInput(it.input, emit)
+				} else {
+					ist.StepInput(it.input, it.batch, emit)
+				}
+			} else {
+				st.Step(it.batch, emit)
+			}
 			o.queue = o.queue[1:]
 			o.pushFront(it.node, emitted)
 		case plan.KindSink:
@@ -252,6 +272,14 @@ func (o *Operator) finish() {
 	}
 	o.finished = true
 	o.ready.Finished = true
+}
+
+// Preferred returns the vertex input to read first when it has data, or -1.
+func (o *Operator) Preferred() int {
+	if ist, ok := o.states[0].(plan.InputState); ok {
+		return ist.Preferred()
+	}
+	return -1
 }
 
 // Pending reports whether work is queued (after a panic, until Resume).

@@ -42,10 +42,11 @@ func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
 		o.rr++
 		return o.addTo(edge, c, b, sends)
 	case plan.Broadcast:
-		for c := range o.bufs {
-			sends = o.addTo(edge, c, b, sends)
-		}
-		return sends
+		// One buffer for all channels, so every receiver gets the same
+		// batch: receivers in one process may share what they build from it.
+		k := len(sends)
+		sends = o.addTo(edge, 0, b, sends)
+		return o.copyToAll(sends, k)
 	case plan.Hash:
 		o.e.Key.Partition(b, o.route, o.bufs)
 		for c, buf := range o.bufs {
@@ -116,7 +117,29 @@ func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
 	return sends
 }
 
+// copyToAll repeats the sends from index k on, made for channel 0, for every
+// other channel.
+func (o *output) copyToAll(sends []Send, k int) []Send {
+	made := len(sends)
+	for i := k; i < made; i++ {
+		for c := 1; c < len(o.bufs); c++ {
+			s := sends[i]
+			s.Channel = c
+			sends = append(sends, s)
+		}
+	}
+	return sends
+}
+
 func (o *output) flush(edge int, sends []Send) []Send {
+	if o.e.Kind == plan.Broadcast {
+		if o.t.Count(o.bufs[0]) == 0 {
+			return sends
+		}
+		k := len(sends)
+		sends = o.cut(edge, 0, sends, true)
+		return o.copyToAll(sends, k)
+	}
 	for c := range o.bufs {
 		if o.t.Count(o.bufs[c]) > 0 {
 			sends = o.cut(edge, c, sends, true)

@@ -57,6 +57,11 @@ type Instance struct {
 	Stage       string
 	Index       int
 	Parallelism int
+	// LocalInstances is the number of the operator's instances in this
+	// process.
+	LocalInstances int
+	// Inputs holds the kind of each of the vertex's input edges.
+	Inputs []EdgeKind
 	// Shared returns the value stored under key for this process, building it
 	// with build on first use. All instances in one process share it; it must
 	// be read-only once built (broadcast tables).
@@ -123,12 +128,57 @@ type State interface {
 	Lost() bool
 }
 
+// InputState is a State with several inputs, told apart (a join). It heads
+// its vertex, so its inputs are the vertex's inputs.
+type InputState interface {
+	State
+	// StepInput processes a batch from input i.
+	StepInput(i int, in *Batch, emit func(*Batch))
+	// EndInput says input i has ended; Flush follows once all have.
+	EndInput(i int, emit func(*Batch))
+	// Preferred returns the input the state wants read first while it has
+	// data (a join's build side), or -1.
+	Preferred() int
+}
+
 // KeySpec partitions a stream by key.
 type KeySpec struct {
 	// Partition appends each record of in to outs[route[g]], where g is the
 	// record's key group (a hash of its key modulo len(route)); outs[c].Data
 	// holds a []T and outs[c].Times, when in has times, the record times.
 	Partition func(in *Batch, route []int32, outs []*Batch)
+}
+
+// JoinStrategy says how a join meets its inputs.
+type JoinStrategy int
+
+const (
+	// JoinAuto broadcasts the build side when its estimated in-memory size
+	// is under the threshold, and shuffles both sides otherwise.
+	JoinAuto JoinStrategy = iota
+	// JoinBroadcast sends the build side to every instance, which share one
+	// hash table per process; the probe side is not shuffled.
+	JoinBroadcast
+	// JoinShuffle partitions both sides by key.
+	JoinShuffle
+)
+
+func (s JoinStrategy) String() string {
+	return [...]string{"auto", "broadcast", "shuffle"}[s]
+}
+
+// JoinSpec describes a join node: input 0 is the probe side, input 1 the
+// build side; both are keyed (hash inputs).
+type JoinSpec struct {
+	Strategy JoinStrategy
+	// Threshold is the most estimated bytes of build side that JoinAuto
+	// broadcasts.
+	Threshold int64
+	// Broadcastable is false for joins that need every build row matched
+	// in one place (full outer).
+	Broadcastable bool
+	// EntryBytes estimates the in-memory bytes of one build-side entry.
+	EntryBytes int64
 }
 
 // Input is one incoming edge of a node.
@@ -154,6 +204,10 @@ type Node struct {
 	Parallelism int
 	Inputs      []Input
 	Out         *Type
+	// Records declares the number of records the node emits, for planning
+	// (a join's broadcast decision); 0 leaves it to estimation.
+	Records int64
+	Join    *JoinSpec
 
 	Source    *SourceSpec
 	Transform func(in *Batch) *Batch

@@ -44,6 +44,8 @@ type Vertex struct {
 	Out         []*Edge
 	// Splits are the source splits for a source vertex.
 	Splits []Split
+	// Note records planning decisions (a join's strategy) for String.
+	Note string
 }
 
 // Head returns the first node of the chain.
@@ -114,16 +116,26 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 	var errs []error
 	consumers := map[*Node]int{}
 	par := map[*Node]int{}
+	edges := map[*Node][]EdgeKind{} // effective input edge kinds
+	notes := map[*Node]string{}
+	records := estimateRecords(g, facts)
 	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
+		kinds := make([]EdgeKind, len(n.Inputs))
+		for i, in := range n.Inputs {
 			consumers[in.From]++
+			kinds[i] = in.Edge
 		}
+		if n.Join != nil && len(n.Inputs) == 2 {
+			notes[n] = decideJoin(n, records, kinds)
+		}
+		edges[n] = kinds
 		p := n.Parallelism
 		if p == 0 {
 			p = cfg.DefaultParallelism
 			// A stage that sets none and has one forward input keeps its
-			// input's parallelism, so that it can fuse with it.
-			if len(n.Inputs) == 1 && n.Inputs[0].Edge == Forward {
+			// input's parallelism, so that it can fuse with it; a broadcast
+			// join keeps its probe side's.
+			if (len(n.Inputs) == 1 || n.Join != nil) && kinds[0] == Forward {
 				p = par[n.Inputs[0].From]
 			}
 		}
@@ -163,22 +175,22 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 		if len(n.Inputs) == 1 {
 			in := n.Inputs[0]
 			from := vertexOf[in.From]
-			if in.Edge == Forward && par[in.From] == par[n] && consumers[in.From] == 1 &&
+			if edges[n][0] == Forward && par[in.From] == par[n] && consumers[in.From] == 1 &&
 				in.From.Kind != KindSink && from.Tail() == in.From {
 				from.Chain = append(from.Chain, n)
 				vertexOf[n] = from
 				continue
 			}
 		}
-		v := &Vertex{ID: len(p.Vertices) + 1, Chain: []*Node{n}, Parallelism: par[n]}
+		v := &Vertex{ID: len(p.Vertices) + 1, Chain: []*Node{n}, Parallelism: par[n], Note: notes[n]}
 		if n.Kind == KindSource {
 			v.Splits = facts.Splits[n.ID]
 		}
 		p.Vertices = append(p.Vertices, v)
 		vertexOf[n] = v
-		for _, in := range n.Inputs {
+		for i, in := range n.Inputs {
 			from := vertexOf[in.From]
-			kind := in.Edge
+			kind := edges[n][i]
 			if kind == Forward && from.Parallelism != v.Parallelism {
 				kind = Rebalance
 			}
@@ -197,6 +209,9 @@ func (p *Physical) String() string {
 	fmt.Fprintf(&b, "job %q max-parallelism %d\n", p.Job, p.MaxParallelism)
 	for _, v := range p.Vertices {
 		fmt.Fprintf(&b, "v%d ×%d %s", v.ID, v.Parallelism, v.Name())
+		if v.Note != "" {
+			fmt.Fprintf(&b, " (%s)", v.Note)
+		}
 		if v.Head().Kind == KindSource {
 			if r := v.Records(); r >= 0 {
 				fmt.Fprintf(&b, " [%d splits, %d records]", len(v.Splits), r)
@@ -220,4 +235,88 @@ func Route(maxParallelism, n int) []int32 {
 		r[g] = int32(g * n / maxParallelism)
 	}
 	return r
+}
+
+// estimateRecords estimates how many records each node emits: sources from
+// their splits, stateless stages as their inputs (an upper bound for
+// filters), declared counts where the user gave them; -1 when unknown.
+func estimateRecords(g *Graph, facts Facts) map[*Node]int64 {
+	est := map[*Node]int64{}
+	for _, n := range g.Nodes {
+		var e int64
+		switch {
+		case n.Records > 0:
+			e = n.Records
+		case n.Kind == KindSource:
+			splits, ok := facts.Splits[n.ID]
+			if !ok {
+				e = -1
+			}
+			for _, s := range splits {
+				if s.Records < 0 {
+					e = -1
+					break
+				}
+				e += s.Records
+			}
+		default:
+			for _, in := range n.Inputs {
+				if est[in.From] < 0 {
+					e = -1
+					break
+				}
+				e += est[in.From]
+			}
+		}
+		est[n] = e
+	}
+	return est
+}
+
+// decideJoin picks a join's strategy and sets its input edges: the probe
+// side (input 0) forward and the build side (input 1) broadcast, or both
+// hashed. It returns the decision in words for the plan.
+func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind) string {
+	j := n.Join
+	rows := records[n.Inputs[1].From]
+	size := "unknown size"
+	bytes := int64(-1)
+	if rows >= 0 {
+		bytes = rows * j.EntryBytes
+		size = fmt.Sprintf("%d rows ≈ %s", rows, formatBytes(bytes))
+	}
+	broadcast := false
+	why := ""
+	switch {
+	case j.Strategy == JoinShuffle:
+		why = "shuffle join: chosen"
+	case !j.Broadcastable:
+		why = "shuffle join: a full outer join cannot broadcast"
+	case j.Strategy == JoinBroadcast:
+		broadcast, why = true, "broadcast join: chosen"
+	case bytes < 0:
+		why = "shuffle join: build side of unknown size"
+	case bytes <= j.Threshold:
+		broadcast, why = true, fmt.Sprintf("broadcast join: build side under %s", formatBytes(j.Threshold))
+	default:
+		why = fmt.Sprintf("shuffle join: build side over %s", formatBytes(j.Threshold))
+	}
+	if broadcast {
+		kinds[0], kinds[1] = Forward, Broadcast
+	} else {
+		kinds[0], kinds[1] = Hash, Hash
+	}
+	return fmt.Sprintf("%s, %s", why, size)
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -82,7 +82,19 @@ type stageOptions struct {
 	id          string
 	parallelism int
 	parSet      bool
-	hash        any // func(K) uint64, checked by the keyed stages
+	strategy    plan.JoinStrategy
+	threshold   int64
+	records     int64
+}
+
+func applyOptions(opts []Option) stageOptions {
+	var o stageOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	return o
 }
 
 type optionFunc func(*stageOptions)
@@ -102,13 +114,9 @@ func Parallelism(n int) Option {
 
 // addNode appends a node built by a stage function; loc is the user's call.
 func (p *Pipeline) addNode(loc string, n *plan.Node, opts []Option) *plan.Node {
-	var o stageOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
+	o := applyOptions(opts)
 	n.ID = len(p.g.Nodes) + 1
+	n.Records = o.records
 	n.Loc = loc
 	n.Name = n.Op
 	if o.name != "" {

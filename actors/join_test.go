@@ -1,0 +1,110 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/stages"
+)
+
+type order struct{ User, Amount int64 }
+type user struct{ ID, Age int64 }
+
+// TestJoins compares every join kind, under each strategy and several
+// parallelisms, with the same join computed with Go maps.
+func TestJoins(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	orders := make([]order, 30_000)
+	for i := range orders {
+		orders[i] = order{User: r.Int64N(1200), Amount: r.Int64N(1000)}
+	}
+	var users []user
+	for id := int64(0); id < 1500; id += 1 + r.Int64N(2) { // some users missing, some without orders
+		users = append(users, user{ID: id, Age: 18 + id%60})
+		if id%7 == 0 { // duplicate build keys
+			users = append(users, user{ID: id, Age: 99})
+		}
+	}
+	for _, kind := range []stages.JoinKind{stages.Inner, stages.LeftOuter, stages.FullOuter} {
+		want := plainJoin(orders, users, kind)
+		for _, strategy := range []plan.JoinStrategy{plan.JoinAuto, plan.JoinBroadcast, plan.JoinShuffle} {
+			for _, par := range []int{1, 3} {
+				name := fmt.Sprintf("%s/%s/par%d", kind, strategy, par)
+				t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+					p := stages.NewPipeline("join")
+					o := stages.KeyBy(stages.FromSlice(p, orders), func(o order) int64 { return o.User })
+					u := stages.KeyBy(stages.FromSlice(p, users), func(u user) int64 { return u.ID })
+					j := stages.Join(o, u, kind, stages.Strategy(strategy))
+					c := stages.Collect(stages.Map(j, func(x stages.Joined[int64, order, user]) string { return joinedString(x) }))
+					res, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: par})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := c.Values()
+					slices.Sort(got)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%s: %d rows, want %d\nplan:\n%s", name, len(got), len(want), res.Plan)
+					}
+					wantBroadcast := kind != stages.FullOuter && strategy != plan.JoinShuffle
+					if isBroadcast := strings.Contains(res.Plan.String(), "broadcast join"); isBroadcast != wantBroadcast {
+						t.Errorf("plan broadcast=%v, want %v:\n%s", isBroadcast, wantBroadcast, res.Plan)
+					}
+				})
+			}
+		}
+	}
+}
+
+func joinedString(x stages.Joined[int64, order, user]) string {
+	return fmt.Sprintf("%d|%v|%v|%v|%v", x.Key, x.HasLeft, x.Left, x.HasRight, x.Right)
+}
+
+func plainJoin(orders []order, users []user, kind stages.JoinKind) []string {
+	byID := map[int64][]user{}
+	for _, u := range users {
+		byID[u.ID] = append(byID[u.ID], u)
+	}
+	matched := map[int64]bool{}
+	var out []string
+	for _, o := range orders {
+		us := byID[o.User]
+		if len(us) == 0 && kind != stages.Inner {
+			out = append(out, joinedString(stages.Joined[int64, order, user]{Key: o.User, Left: o, HasLeft: true}))
+		}
+		for _, u := range us {
+			matched[u.ID] = true
+			out = append(out, joinedString(stages.Joined[int64, order, user]{Key: o.User, Left: o, Right: u, HasLeft: true, HasRight: true}))
+		}
+	}
+	if kind == stages.FullOuter {
+		for _, u := range users {
+			if !matched[u.ID] {
+				out = append(out, joinedString(stages.Joined[int64, order, user]{Key: u.ID, Right: u, HasRight: true}))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestBroadcastJoinThreshold checks that the planner shuffles a join whose
+// build side is estimated over the threshold, and says so in the plan.
+func TestBroadcastJoinThreshold(t *testing.T) {
+	p := stages.NewPipeline("threshold")
+	o := stages.KeyBy(stages.Sequence(p, 0, 1000), func(x int64) int64 { return x })
+	u := stages.KeyBy(stages.Sequence(p, 0, 1000), func(x int64) int64 { return x })
+	stages.Collect(stages.Join(o, u, stages.Inner, stages.BroadcastThreshold(1000)))
+	phys, err := sluice.Plan(context.Background(), p, sluice.Options{Parallelism: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(phys.String(), "shuffle join: build side over 1000 B, 1000 rows") {
+		t.Errorf("a 1000-row build side over a 1000-byte threshold was not shuffled:\n%s", phys)
+	}
+}

@@ -1,0 +1,268 @@
+package stages
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// JoinKind says which unmatched records a join keeps.
+type JoinKind int
+
+const (
+	// Inner keeps only keys present on both sides.
+	Inner JoinKind = iota
+	// LeftOuter also keeps left records without a match.
+	LeftOuter
+	// FullOuter also keeps unmatched records of both sides.
+	FullOuter
+)
+
+func (k JoinKind) String() string { return [...]string{"inner", "left outer", "full outer"}[k] }
+
+// Joined is one output of a join: a key and a record of each side. HasLeft
+// and HasRight say which sides matched (both, for an inner join).
+type Joined[K comparable, L, R any] struct {
+	Key      K
+	Left     L
+	Right    R
+	HasLeft  bool
+	HasRight bool
+}
+
+// DefaultBroadcastThreshold is the build-side size under which a join is
+// broadcast by default: 256 MiB of estimated in-memory hash table, enough
+// for a dimension table of a few million rows. (Spark's default of 10 MB
+// is sized for serialized rows shipped to every executor; here the table is
+// built once per process and shared by its instances.)
+const DefaultBroadcastThreshold = 256 << 20
+
+// Strategy forces a join's strategy: plan.JoinBroadcast or plan.JoinShuffle.
+func Strategy(s plan.JoinStrategy) Option {
+	return optionFunc(func(o *stageOptions) { o.strategy = s })
+}
+
+// BroadcastThreshold sets the estimated build-side size, in bytes, under
+// which the planner broadcasts a join.
+func BroadcastThreshold(bytes int64) Option {
+	return optionFunc(func(o *stageOptions) { o.threshold = bytes })
+}
+
+// Records declares how many records a stage emits, for planning: a source
+// whose size is unknown, or a filter known to keep few records.
+func Records(n int64) Option { return optionFunc(func(o *stageOptions) { o.records = n }) }
+
+// Join joins left and right on equal keys. The right side is the build side:
+// it is held in memory, in one hash table per process when the join is
+// broadcast (the planner's choice when the right side's estimated size is
+// under the threshold; see BroadcastThreshold and Strategy), or partitioned
+// by key with the left side otherwise. Every pair of matching records gives
+// one output; unmatched records are kept as kind says.
+func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind JoinKind, opts ...Option) Stream[Joined[K, L, R]] {
+	loc := caller()
+	p := left.s.p
+	check(loc, "join", left.s, left.key == nil)
+	check(loc, "join", right.s, right.key == nil)
+	if right.s.p != p {
+		p.fail(loc, "join: the right side belongs to pipeline %q, not %q", right.s.p.Name(), p.Name())
+		return Stream[Joined[K, L, R]]{p: p, node: left.s.node}
+	}
+	o := applyOptions(opts)
+	l := keyed(left, loc)
+	r := keyed(right, loc)
+	var kv KV[K, R]
+	spec := &plan.JoinSpec{Strategy: o.strategy, Threshold: DefaultBroadcastThreshold, Broadcastable: kind != FullOuter,
+		EntryBytes: int64(unsafe.Sizeof(kv)) + 48}
+	if o.threshold > 0 {
+		spec.Threshold = o.threshold
+	}
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "join", Out: plan.TypeOf[Joined[K, L, R]](), Join: spec,
+		Inputs: []plan.Input{
+			{From: l.node, Edge: plan.Hash, Key: kvKey[K, L](left.hash)},
+			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
+		}}, opts)
+	n.NewState = func(inst plan.Instance) plan.State {
+		s := &joinState[K, L, R]{kind: kind, matched: map[int32]bool{}}
+		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
+			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
+				return &sharedTable[K, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances)}, nil
+			})
+			s.shared = v.(*sharedTable[K, R])
+		} else {
+			s.own = &table[K, R]{index: map[K]int32{}}
+		}
+		return s
+	}
+	return Stream[Joined[K, L, R]]{p: p, node: n}
+}
+
+// keyed adds the stage that computes k's keys: a fusable transform to
+// KV[K, T], so that routing and joining never call user code.
+func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
+	return transform[T, KV[K, T]](k.s, loc, "key", nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+		return func(in *plan.Batch) *plan.Batch {
+			xs := in.Data.([]T)
+			out := make([]KV[K, T], len(xs))
+			i := -1
+			defer func() { repanic(recover(), n, xs, i) }()
+			for i = range xs {
+				out[i] = KV[K, T]{Key: k.key(xs[i]), Value: xs[i]}
+			}
+			return &plan.Batch{Data: out, Times: in.Times}
+		}
+	})
+}
+
+// sharedTable is a broadcast join's build side, built once per process by
+// all the join's instances there. Every instance receives every build batch
+// (the same *Batch: see core's broadcast output); the first to see a batch
+// inserts it under the lock, the others skip it. An instance whose build
+// input has ended has seen every batch, each inserted before its own look
+// at it, so from then on the table is complete and read without the lock.
+type sharedTable[K comparable, R any] struct {
+	mu    sync.Mutex
+	seen  map[*plan.Batch]int // instances that have seen a batch
+	local int                 // the join's instances in this process
+	t     table[K, R]
+	next  []int32 // rows of one key chain through next: t.rows[i] → next[i]
+	heads map[K]int32
+}
+
+func (s *sharedTable[K, R]) add(b *plan.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.seen[b] + 1
+	if n == 1 {
+		if s.heads == nil {
+			s.heads = map[K]int32{}
+		}
+		for _, x := range b.Data.([]KV[K, R]) {
+			insertChained(&s.t.rows, &s.next, s.heads, x)
+		}
+	}
+	if n == s.local {
+		delete(s.seen, b)
+	} else {
+		s.seen[b] = n
+	}
+}
+
+// insertChained appends x to rows and links it to the rows of its key.
+func insertChained[K comparable, R any](rows *[]KV[K, R], next *[]int32, heads map[K]int32, x KV[K, R]) {
+	i := int32(len(*rows))
+	*rows = append(*rows, x)
+	if h, ok := heads[x.Key]; ok {
+		*next = append(*next, h)
+	} else {
+		*next = append(*next, -1)
+	}
+	heads[x.Key] = i
+}
+
+// joinState is one join instance: input 0 probes, input 1 builds.
+type joinState[K comparable, L, R any] struct {
+	kind   JoinKind
+	shared *sharedTable[K, R]
+	own    *table[K, R] // a shuffle join's own build side
+	next   []int32
+	heads  map[K]int32
+
+	built   bool
+	pending []*plan.Batch  // probe batches that came before the build side ended
+	matched map[int32]bool // build rows matched, for a full outer join
+}
+
+func (s *joinState[K, L, R]) rows() ([]KV[K, R], []int32, map[K]int32) {
+	if s.shared != nil {
+		return s.shared.t.rows, s.shared.next, s.shared.heads
+	}
+	return s.own.rows, s.next, s.heads
+}
+
+func (s *joinState[K, L, R]) StepInput(i int, in *plan.Batch, emit func(*plan.Batch)) {
+	if i == 1 {
+		if s.shared != nil {
+			s.shared.add(in)
+			return
+		}
+		if s.heads == nil {
+			s.heads = map[K]int32{}
+		}
+		for _, x := range in.Data.([]KV[K, R]) {
+			insertChained(&s.own.rows, &s.next, s.heads, x)
+		}
+		return
+	}
+	if !s.built {
+		s.pending = append(s.pending, in)
+		return
+	}
+	s.probe(in, emit)
+}
+
+func (s *joinState[K, L, R]) probe(in *plan.Batch, emit func(*plan.Batch)) {
+	rows, next, heads := s.rows()
+	xs := in.Data.([]KV[K, L])
+	out := make([]Joined[K, L, R], 0, len(xs))
+	for _, x := range xs {
+		h, ok := heads[x.Key]
+		if !ok {
+			if s.kind != Inner {
+				out = append(out, Joined[K, L, R]{Key: x.Key, Left: x.Value, HasLeft: true})
+			}
+			continue
+		}
+		for j := h; j >= 0; j = next[j] {
+			out = append(out, Joined[K, L, R]{Key: x.Key, Left: x.Value, Right: rows[j].Value, HasLeft: true, HasRight: true})
+			if s.kind == FullOuter {
+				s.matched[j] = true
+			}
+		}
+	}
+	if len(out) > 0 {
+		emit(&plan.Batch{Data: out})
+	}
+}
+
+func (s *joinState[K, L, R]) EndInput(i int, emit func(*plan.Batch)) {
+	if i != 1 {
+		return
+	}
+	s.built = true
+	pending := s.pending
+	s.pending = nil
+	for _, b := range pending {
+		s.probe(b, emit)
+	}
+}
+
+func (s *joinState[K, L, R]) Step(in *plan.Batch, emit func(*plan.Batch)) { s.StepInput(0, in, emit) }
+
+func (s *joinState[K, L, R]) Flush(emit func(*plan.Batch)) {
+	if s.kind != FullOuter {
+		return
+	}
+	rows, _, _ := s.rows()
+	var out []Joined[K, L, R]
+	for j, r := range rows {
+		if !s.matched[int32(j)] {
+			out = append(out, Joined[K, L, R]{Key: r.Key, Right: r.Value, HasRight: true})
+		}
+	}
+	if len(out) > 0 {
+		emit(&plan.Batch{Data: out})
+	}
+}
+
+func (s *joinState[K, L, R]) Lost() bool { return false }
+
+// Preferred asks for the build side first, so that probe records wait in
+// their channels, not in memory.
+func (s *joinState[K, L, R]) Preferred() int {
+	if s.built {
+		return -1
+	}
+	return 1
+}
