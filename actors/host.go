@@ -231,7 +231,7 @@ func (h *host) produce(c actor.Context) {
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.EndOfInput}) })
 		return
 	}
-	b, err := h.reader.Read(h.x.cfg.BatchRecords)
+	b, err := h.read()
 	if errors.Is(err, io.EOF) {
 		cerr := h.reader.Close()
 		h.reader = nil
@@ -250,6 +250,17 @@ func (h *host) produce(c actor.Context) {
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b}) })
 	}
 	c.Send(h.self, produceMsg{})
+}
+
+// read reads a batch, fencing a panic of the reader: its position is
+// unknown after one, so the job fails with the split named.
+func (h *host) read() (b *plan.Batch, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("reader panicked: %v", r)
+		}
+	}()
+	return h.reader.Read(h.x.cfg.BatchRecords)
 }
 
 // pump steps queued input while the outputs are not blocked.

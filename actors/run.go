@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +38,9 @@ type Execution struct {
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
 
-	result *Result
+	result    *Result
+	abortErrs []error
+	run       string
 }
 
 type sharedValue struct {
@@ -54,12 +58,12 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), system: system,
-		done: make(chan struct{}), shared: map[string]*sharedValue{}}
+		done: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID()}
 	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
 	for _, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
-			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism,
+			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run,
 				LocalInstances: v.Parallelism, Shared: x.sharedValue}
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)
@@ -75,6 +79,14 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		return nil, fmt.Errorf("job %q: starting: %w", phys.Job, err)
 	}
 	x.job = pid
+	// Cancelling ctx ends the job at once, whether or not Wait is running.
+	go func() {
+		select {
+		case <-ctx.Done():
+			x.fail(ctx.Err())
+		case <-x.done:
+		}
+	}()
 	return x, nil
 }
 
@@ -115,15 +127,8 @@ func (x *Execution) instances() int {
 // Wait waits for the job to end, commits or aborts its sinks, stops every
 // actor and returns the job's statistics.
 func (x *Execution) Wait() (*Result, error) {
-	var err error
-	select {
-	case <-x.done:
-		err = x.err
-	case <-x.ctx.Done():
-		x.fail(x.ctx.Err())
-		<-x.done
-		err = x.err
-	}
+	<-x.done // a cancelled ctx ends the job through the watcher in Start
+	err := x.err
 	// Stop every actor before touching the hosts from this goroutine.
 	_ = x.system.Root.StopFuture(x.job).Wait()
 	x.system.Shutdown()
@@ -135,12 +140,16 @@ func (x *Execution) Wait() (*Result, error) {
 	if err == nil {
 		err = x.commit()
 	}
+	if err == nil {
+		err = x.commitJob()
+	}
 	if err != nil {
 		x.abort()
 	}
 	x.closeReaders()
 	res := x.Snapshot()
 	if err != nil {
+		err = errors.Join(append([]error{err}, x.abortErrs...)...)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return res, fmt.Errorf("job %q: %w", x.phys.Job, err)
 		}
@@ -163,12 +172,36 @@ func (x *Execution) commit() error {
 	return nil
 }
 
+// commitJob runs each sink's job-level commit (a _SUCCESS marker) once all
+// its instances have committed.
+func (x *Execution) commitJob() error {
+	for _, v := range x.phys.Vertices {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.CommitJob != nil {
+			if err := tail.Sink.CommitJob(x.ctx, x.instanceOf(v, 0)); err != nil {
+				return fmt.Errorf("%s: committing the job's output: %w", tail, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (x *Execution) instanceOf(v *plan.Vertex, i int) plan.Instance {
+	for vi, w := range x.phys.Vertices {
+		if w == v {
+			return x.hosts[vi][i].op.Instance()
+		}
+	}
+	panic("actors: vertex not in plan")
+}
+
 func (x *Execution) abort() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			if h.writer != nil && !h.committed {
 				if err := h.writer.Abort(); err != nil {
-					x.cfg.Logger.Warn("aborting sink", "instance", h.op.Instance().String(), "err", err)
+					// The job has failed already; say what was left behind.
+					x.cfg.Logger.Error("aborting sink left output behind", "instance", h.op.Instance().String(), "err", err)
+					x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: aborting: %w", h.op.Instance(), err))
 				}
 			}
 		}
@@ -274,6 +307,13 @@ func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	}
 	root, self := j.x.system.Root, j.self
 	h.setTimer(restartTimer, j.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, restartMsg{pid: child}) }))
+}
+
+// runID returns a random identifier for one run of a job.
+func runID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // panicError turns a panic value into an error.

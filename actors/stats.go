@@ -8,9 +8,10 @@ import (
 
 // StageStats describes one logical stage.
 type StageStats struct {
-	Vertex int    // the physical vertex it runs in
-	Name   string // op and name, as in the plan
-	Loc    string
+	Vertex      int    // the physical vertex it runs in
+	Name        string // op and name, as in the plan
+	Loc         string
+	Parallelism int
 	// Records counts the records the stage emitted (a sink: wrote; a
 	// source: read).
 	Records int64
@@ -71,7 +72,7 @@ func (x *Execution) Snapshot() *Result {
 			if n.Kind == plan.KindSource {
 				total = v.Records()
 			}
-			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Records: recs[i], Total: total})
+			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Total: total})
 		}
 	}
 	return r

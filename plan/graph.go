@@ -53,7 +53,9 @@ func (k EdgeKind) String() string {
 // Instance identifies one running instance of an operator to the functions
 // that stages built.
 type Instance struct {
-	Job         string
+	Job string
+	// Run identifies this run of the job, unique across runs.
+	Run         string
 	Stage       string
 	Index       int
 	Parallelism int
@@ -115,6 +117,9 @@ type SinkWriter interface {
 // SinkSpec is a type-erased sink.
 type SinkSpec struct {
 	Open func(ctx context.Context, inst Instance) (SinkWriter, error)
+	// CommitJob, if set, runs once after every instance has committed
+	// (with instance 0's Instance): a job-level marker such as _SUCCESS.
+	CommitJob func(ctx context.Context, inst Instance) error
 }
 
 // State is one instance of a stateful node. Step must leave the state as it

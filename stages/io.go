@@ -27,7 +27,9 @@ type Source[T any] interface {
 // Reader reads the records of one split.
 type Reader[T any] interface {
 	// Read fills buf from the front and returns how many records it wrote;
-	// it returns io.EOF (possibly with n > 0) at the end of the split.
+	// it returns io.EOF (possibly with n > 0) at the end of the split. Any
+	// other error fails the job, records returned with it included; (0, nil)
+	// is an error too. A panic fails the job with the split named.
 	Read(buf []T) (n int, err error)
 	Close() error
 }
@@ -120,6 +122,12 @@ type Sink[T any] interface {
 	Open(ctx context.Context, inst Instance) (Writer[T], error)
 }
 
+// JobCommitter is a Sink with a job-level commit, run once after every
+// instance has committed: a _SUCCESS marker, a manifest.
+type JobCommitter interface {
+	CommitJob(ctx context.Context, inst Instance) error
+}
+
 // Write adds a sink stage.
 func Write[T any](s Stream[T], sink Sink[T], opts ...Option) {
 	loc := caller()
@@ -137,6 +145,9 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *p
 		}
 		return &batchWriter[T]{w: w, n: n}, nil
 	}}
+	if jc, ok := sink.(JobCommitter); ok {
+		n.Sink.CommitJob = jc.CommitJob
+	}
 	return n
 }
 

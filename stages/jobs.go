@@ -107,6 +107,15 @@ func (a Args) bad(k, v, want string, err error) {
 	}
 }
 
+// Fail reports that argument k's value is unusable, for checks a job makes
+// itself ("keys must be positive"); Build returns it with the others.
+func (a Args) Fail(k string, format string, args ...any) {
+	if a.p != nil {
+		v, _ := a.m[k]
+		a.p.errs = append(a.p.errs, fmt.Errorf("%w: argument %s=%q: %s", ErrBuild, k, v, fmt.Sprintf(format, args...)))
+	}
+}
+
 // String returns argument k.
 func (a Args) String(k, def string) string {
 	if v, ok := a.get(k); ok {

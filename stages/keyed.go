@@ -165,7 +165,9 @@ func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Comb
 		p.fail(loc, "aggregate: window %v is not supported yet; use window.Global()", w)
 	}
 	name := c.Name
-	if name == "" {
+	if o := applyOptions(opts); o.name != "" {
+		name = o.name
+	} else if name == "" {
 		name = "aggregate"
 	}
 	pre := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "combine", Out: plan.TypeOf[KV[K, A]](),

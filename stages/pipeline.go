@@ -49,6 +49,12 @@ func (p *Pipeline) Graph() *plan.Graph { return &p.g }
 // nil.
 func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
 
+// Errorf records a graph-building mistake found by a connector or a job
+// (a bad configuration), with the user's file and line.
+func (p *Pipeline) Errorf(format string, args ...any) {
+	p.fail(caller(), format, args...)
+}
+
 // ErrBuild is wrapped by every graph-building mistake.
 var ErrBuild = errors.New("stages: invalid pipeline")
 
@@ -137,15 +143,16 @@ func (p *Pipeline) addNode(loc string, n *plan.Node, opts []Option) *plan.Node {
 	return n
 }
 
-// caller returns the file:line of the first caller outside this package.
+// caller returns the file:line of the first caller outside this package and
+// the connectors, whose stage functions wrap ours: the user's line.
 func caller() string {
-	pcs := make([]uintptr, 16)
+	pcs := make([]uintptr, 32)
 	n := runtime.Callers(2, pcs)
 	frames := runtime.CallersFrames(pcs[:n])
 	for {
 		f, more := frames.Next()
-		dir := filepath.Base(filepath.Dir(f.File))
-		if dir != "stages" || strings.HasSuffix(f.File, "_test.go") {
+		ours := strings.HasPrefix(f.Function, modulePath+"/stages.") || strings.HasPrefix(f.Function, modulePath+"/connectors/")
+		if !ours || strings.HasSuffix(f.File, "_test.go") {
 			return fmt.Sprintf("%s:%d", shortPath(f.File), f.Line)
 		}
 		if !more {
@@ -153,6 +160,8 @@ func caller() string {
 		}
 	}
 }
+
+const modulePath = "github.com/sluice-data/sluice"
 
 func shortPath(file string) string {
 	parts := strings.Split(filepath.ToSlash(file), "/")
