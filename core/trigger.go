@@ -338,7 +338,7 @@ func (p *program) merge(dst, src []tstate) {
 
 // nextDeadline returns the earliest processing-time deadline after pt of
 // an unfinished node.
-func (p *program) nextDeadline(st []tstate, pt window.Time) (window.Time, bool) {
+func nextDeadline(st []tstate, pt window.Time) (window.Time, bool) {
 	best, ok := window.MaxTime, false
 	for i := range st {
 		s := &st[i]
