@@ -1,0 +1,312 @@
+package parquetio
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// record describes a record type T: its Parquet schema and its top-level
+// fields by column name.
+type record struct {
+	typ    reflect.Type
+	schema *parquet.Schema
+	fields map[string]int // top-level column name → struct field index
+}
+
+func recordOf[T any]() (rec *record, err error) {
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("%w: record type %v is not a struct", ErrConfig, t)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: record type %v has no Parquet schema: %v", ErrConfig, t, r)
+		}
+	}()
+	rec = &record{typ: t, schema: parquet.SchemaOf(new(T)), fields: map[string]int{}}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Name
+		if tag, ok := f.Tag.Lookup("parquet"); ok {
+			n, _, _ := strings.Cut(tag, ",")
+			if n == "-" {
+				continue
+			}
+			if n != "" {
+				name = n
+			}
+		}
+		rec.fields[name] = i
+	}
+	if len(rec.schema.Columns()) == 0 {
+		return nil, fmt.Errorf("%w: record type %v has no Parquet columns (no exported fields?)", ErrConfig, t)
+	}
+	return rec, nil
+}
+
+// fileFit is how one file's schema fits the record type.
+type fileFit struct {
+	// nonNull lists the file's column indexes, with their names, that are
+	// optional in the file but required in the record: a null there would
+	// be read as a zero value, so row groups with nulls are refused.
+	nonNull []nonNullColumn
+	// fills sets record fields that are partition keys of the file's path
+	// and not columns of the file.
+	fills []fill
+}
+
+type nonNullColumn struct {
+	index int
+	name  string
+}
+
+type fill struct {
+	field int
+	value reflect.Value
+}
+
+// fit checks the file schema fs against the record type. parquet-go would
+// read a missing column as zeros and convert some mismatched types
+// silently; both are errors here (DESIGN §7). parts are the file's
+// partition values.
+func (r *record) fit(fs *parquet.Schema, parts []partition) (*fileFit, error) {
+	ff := &fileFit{}
+	var problems []string
+	filled := map[string]bool{}
+	for _, p := range parts {
+		i, ok := r.fields[p.key]
+		if !ok || filled[p.key] {
+			continue
+		}
+		if _, inFile := fs.Lookup(p.key); inFile {
+			continue
+		}
+		if _, isLeaf := r.schema.Lookup(p.key); !isLeaf {
+			continue
+		}
+		v, err := parsePartitionValue(r.typ.Field(i).Type, p.value)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("field %s: partition value %s=%s: %v", r.typ.Field(i).Name, p.key, p.value, err))
+			continue
+		}
+		ff.fills = append(ff.fills, fill{field: i, value: v})
+		filled[p.key] = true
+	}
+	for _, path := range r.schema.Columns() {
+		name := strings.Join(path, ".")
+		want, _ := r.schema.Lookup(path...)
+		got, ok := fs.Lookup(path...)
+		if !ok {
+			if len(path) == 1 && filled[path[0]] {
+				continue
+			}
+			if want.MaxDefinitionLevel == 0 && want.MaxRepetitionLevel == 0 {
+				problems = append(problems, fmt.Sprintf("column %s (%s) is missing", name, typeName(want.Node.Type())))
+			}
+			continue
+		}
+		wt, gt := want.Node.Type(), got.Node.Type()
+		if wt.Kind() != gt.Kind() || (wt.Kind() == parquet.FixedLenByteArray && wt.Length() != gt.Length()) {
+			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name, typeName(gt), typeName(wt), r.typ))
+			continue
+		}
+		if wl, gl := wt.LogicalType(), gt.LogicalType(); wl != nil && gl != nil && wl.String() != gl.String() {
+			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name, typeName(gt), typeName(wt), r.typ))
+			continue
+		}
+		if want.MaxRepetitionLevel != got.MaxRepetitionLevel {
+			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name,
+				repetition(got.MaxRepetitionLevel), repetition(want.MaxRepetitionLevel), r.typ))
+			continue
+		}
+		if want.MaxDefinitionLevel < got.MaxDefinitionLevel {
+			ff.nonNull = append(ff.nonNull, nonNullColumn{index: got.ColumnIndex, name: name})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrSchema, strings.Join(problems, "; "))
+	}
+	return ff, nil
+}
+
+func repetition(level int) string {
+	if level > 0 {
+		return "repeated"
+	}
+	return "not repeated"
+}
+
+// checkNulls refuses a row group that holds nulls in a column that the
+// record type cannot represent as null.
+func (ff *fileFit) checkNulls(rg parquet.RowGroup) error {
+	chunks := rg.ColumnChunks()
+	for _, c := range ff.nonNull {
+		fc, ok := chunks[c.index].(*parquet.FileColumnChunk)
+		if !ok {
+			continue
+		}
+		if n := fc.NullCount(); n > 0 {
+			return fmt.Errorf("%w: column %s holds %d nulls but its field is not optional (make it a pointer or tag it optional)", ErrSchema, c.name, n)
+		}
+	}
+	return nil
+}
+
+// apply fills partition values into records.
+func (ff *fileFit) apply(recs reflect.Value) {
+	if len(ff.fills) == 0 {
+		return
+	}
+	for i := range recs.Len() {
+		rv := recs.Index(i)
+		for _, f := range ff.fills {
+			rv.Field(f.field).Set(f.value)
+		}
+	}
+}
+
+// ---- partition values ----
+
+// partition is one key=value segment of a Hive-style path.
+type partition struct{ key, value string }
+
+// parsePartitions returns the key=value segments of dirs, unescaped.
+func parsePartitions(dirs []string) []partition {
+	var out []partition
+	for _, d := range dirs {
+		k, v, ok := strings.Cut(d, "=")
+		if !ok || k == "" {
+			continue
+		}
+		out = append(out, partition{key: unescapePath(k), value: unescapePath(v)})
+	}
+	return out
+}
+
+func parsePartitionValue(t reflect.Type, raw string) (reflect.Value, error) {
+	if t.Kind() == reflect.Pointer {
+		if raw == defaultPartition {
+			return reflect.Zero(t), nil
+		}
+		v, err := parsePartitionValue(t.Elem(), raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		p := reflect.New(t.Elem())
+		p.Elem().Set(v)
+		return p, nil
+	}
+	v := reflect.New(t).Elem()
+	if raw == defaultPartition {
+		return v, nil
+	}
+	switch t.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, t.Bits())
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(raw, 10, t.Bits())
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		n, err := strconv.ParseFloat(raw, t.Bits())
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		v.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		v.SetBool(b)
+	default:
+		return reflect.Value{}, fmt.Errorf("cannot fill a %v from a path", t)
+	}
+	return v, nil
+}
+
+// partitionString formats a field value as a partition value.
+func partitionString(v reflect.Value) (string, bool) {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return defaultPartition, true
+		}
+		v = v.Elem()
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if v.String() == "" {
+			return defaultPartition, true
+		}
+		return escapePath(v.String()), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(v.Uint(), 10), true
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'g', -1, v.Type().Bits()), true
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool()), true
+	}
+	return "", false
+}
+
+func partitionable(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// escapePath escapes a partition value as Hive does (FileUtils.escapePathName):
+// characters that are unsafe in a path segment become %XX.
+func escapePath(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7F || strings.IndexByte("\"#%'*/:=?\\{[]^", c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func unescapePath(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,720 @@
+package parquetio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/sluice-data/sluice/stages"
+)
+
+const (
+	defaultTargetFileSize = 512 << 20
+	defaultRowGroupRows   = 128 << 10
+	defaultMaxOpenFiles   = 64
+	successName           = "_SUCCESS"
+	stagingPrefix         = ".sluice-staging"
+)
+
+// Write adds a sink stage that writes s as Parquet files under the
+// directory url, committed through the sink lifecycle: nothing appears
+// under url unless the whole job succeeds. See the package documentation
+// for the commit protocol.
+func Write[T any](s stages.Stream[T], url string, opts ...WriteOption) {
+	sink := Sink[T](url, opts...)
+	if err := sink.Err(); err != nil {
+		s.Pipeline().Errorf("%v", err)
+	}
+	stages.Write[T](s, sink, sink.cfg.stageOpts...)
+}
+
+// FileSink writes records of type T as Parquet files. It implements
+// stages.Sink[T].
+type FileSink[T any] struct {
+	url   string
+	cfg   writeConfig
+	rec   *record
+	parts []partitioner[T]
+	err   error
+}
+
+type partitioner[T any] struct {
+	name string
+	f    func(*T) string
+}
+
+// Sink returns a sink writing Parquet files of records of type T under the
+// directory url. A configuration error (a bad option, an unknown partition
+// column) is returned by Err and when the sink opens.
+func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
+	s := &FileSink[T]{url: url, cfg: writeConfig{
+		codec:          fastSnappy{},
+		targetFileSize: defaultTargetFileSize,
+		rowGroupRows:   defaultRowGroupRows,
+		maxOpenFiles:   defaultMaxOpenFiles,
+	}}
+	for _, o := range opts {
+		if o != nil {
+			o.applyWrite(&s.cfg)
+		}
+	}
+	errs := s.cfg.errs
+	rec, err := recordOf[T]()
+	s.rec = rec
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, col := range s.cfg.partCols {
+			i, ok := rec.fields[col]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%w: PartitionBy(%q): %v has no top-level column %q", ErrConfig, col, rec.typ, col))
+				continue
+			}
+			ft := rec.typ.Field(i).Type
+			if !partitionable(ft) {
+				errs = append(errs, fmt.Errorf("%w: PartitionBy(%q): a %v field cannot be a partition value (use PartitionByFunc)", ErrConfig, col, ft))
+				continue
+			}
+			s.parts = append(s.parts, partitioner[T]{name: col, f: func(x *T) string {
+				v, _ := partitionString(reflect.ValueOf(x).Elem().Field(i))
+				return v
+			}})
+		}
+	}
+	for _, pf := range s.cfg.partFuncs {
+		f, ok := pf.fn.(func(T) string)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: PartitionByFunc(%q): a func(%v) string cannot partition records of type %v", ErrConfig, pf.name, pf.typ, reflect.TypeFor[T]()))
+			continue
+		}
+		s.parts = append(s.parts, partitioner[T]{name: pf.name, f: func(x *T) string {
+			v := f(*x)
+			if v == "" {
+				return defaultPartition
+			}
+			return escapePath(v)
+		}})
+	}
+	seen := map[string]bool{}
+	for _, p := range s.parts {
+		if seen[p.name] {
+			errs = append(errs, fmt.Errorf("%w: partition %q is given twice", ErrConfig, p.name))
+		}
+		seen[p.name] = true
+	}
+	if s.cfg.mode < ErrorIfExists || s.cfg.mode > Append {
+		errs = append(errs, fmt.Errorf("%w: unknown mode %v", ErrConfig, s.cfg.mode))
+	}
+	if strings.ContainsAny(url, "*[") {
+		errs = append(errs, fmt.Errorf("%w: an output URL cannot be a glob", ErrConfig))
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.err = fmt.Errorf("parquetio: writing %s: %w", url, err)
+	}
+	return s
+}
+
+// Err reports a configuration error.
+func (s *FileSink[T]) Err() error { return s.err }
+
+func (s *FileSink[T]) stats() *Stats {
+	if s.cfg.stats != nil {
+		return s.cfg.stats
+	}
+	return &discard
+}
+
+// commitState is shared by the instances of one sink in one process, through
+// stages.Instance.Shared: the existence check at open, and the mode applied
+// at the first commit.
+type commitState struct {
+	mu      sync.Mutex
+	opened  bool
+	openErr error
+	began   bool
+}
+
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Open implements stages.Sink.
+func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	loc, err := parseLocation(ctx, s.url)
+	if err != nil {
+		return nil, fmt.Errorf("parquetio: writing %s: %w", s.url, err)
+	}
+	st, out := loc.st, loc.path
+	if dir, _ := parent(st, out); st.local() && out == dir {
+		return nil, fmt.Errorf("parquetio: writing %s: %w: the output cannot be the root directory", s.url, ErrConfig)
+	}
+	run := inst.Run
+	if run == "" {
+		run = newRunID() // outside the runtime: each instance is its own run
+	}
+	run = fileSafe(run)
+	stagingRoot := stagingRootOf(st, out)
+	state := &commitState{}
+	if inst.Shared != nil {
+		v, err := inst.Shared("parquetio.sink "+run+" "+inst.Stage+" "+s.url, func() (any, error) {
+			return &commitState{}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		state = v.(*commitState)
+	}
+	state.mu.Lock()
+	if !state.opened {
+		state.opened = true
+		if s.cfg.mode == ErrorIfExists {
+			state.openErr = s.checkAbsent(ctx, st, out, run, stagingRoot)
+		}
+	}
+	err = state.openErr
+	state.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	w := &writer[T]{
+		s: s, ctx: ctx, cleanup: context.WithoutCancel(ctx), inst: inst, st: st, out: out,
+		stagingRoot: stagingRoot,
+		runDir:      st.join(stagingRoot, run),
+		staging:     st.join(stagingRoot, run, fmt.Sprintf("%05d", inst.Index)),
+		run:         run, state: state, open: map[string]*partFile[T]{}, groups: map[string][]T{},
+		ext: codecExt(s.cfg.codec),
+	}
+	return w, nil
+}
+
+// checkAbsent fails if the output holds a file that is not of this run
+// (another process of the run may have committed already).
+func (s *FileSink[T]) checkAbsent(ctx context.Context, st store, out, run, skip string) error {
+	files, err := listAll(ctx, st, out, skip)
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: checking the output: %w", s.url, err)
+	}
+	for _, f := range files {
+		if !ofRun(f, run) {
+			return fmt.Errorf("parquetio: writing %s: %w: %s (use Overwrite or Append)", s.url, ErrExists, st.display(f))
+		}
+	}
+	return nil
+}
+
+// ofRun reports whether a path names a data file written by run.
+func ofRun(p, run string) bool {
+	_, name := path.Split(filepath.ToSlash(p))
+	return strings.HasPrefix(name, "part-") && strings.Contains(name, "-"+run+"-")
+}
+
+// listAll lists every file below dir, hidden ones included, except those
+// below skip.
+func listAll(ctx context.Context, st store, dir, skip string) ([]string, error) {
+	isFile, _, exists, err := st.stat(ctx, dir)
+	if err != nil || !exists {
+		return nil, err
+	}
+	if isFile {
+		return []string{dir}, nil
+	}
+	var out []string
+	var walk func(d string) error
+	walk = func(d string) error {
+		if skip != "" && d == skip {
+			return nil
+		}
+		files, dirs, err := st.list(ctx, d)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			out = append(out, st.join(d, f.name))
+		}
+		for _, sub := range dirs {
+			if err := walk(st.join(d, sub)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(dir)
+}
+
+// fileSafe makes a run ID usable in a file name.
+func fileSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func codecExt(c interface {
+	CompressionCodec() format.CompressionCodec
+}) string {
+	switch c.CompressionCodec() {
+	case format.Snappy:
+		return ".snappy"
+	case format.Zstd:
+		return ".zstd"
+	case format.Gzip:
+		return ".gz"
+	case format.Lz4Raw:
+		return ".lz4"
+	case format.Brotli:
+		return ".br"
+	}
+	return ""
+}
+
+// writer is one sink instance.
+type writer[T any] struct {
+	s       *FileSink[T]
+	ctx     context.Context
+	cleanup context.Context // ctx without its cancellation, for Abort
+	inst    stages.Instance
+	st      store
+	out     string
+
+	stagingRoot string // <parent>/.sluice-staging-<base>
+	runDir      string // stagingRoot/<run>
+	staging     string // runDir/<instance>
+	run         string
+	state       *commitState
+	ext         string
+
+	open      map[string]*partFile[T] // by partition directory
+	clock     uint64
+	seq       int
+	staged    []stagedFile
+	published []string
+	groups    map[string][]T
+	keys      []string
+	failed    error
+}
+
+type partFile[T any] struct {
+	dir  string
+	name string
+	fw   fileWriter
+	cw   *countingWriter
+	pw   *parquet.GenericWriter[T]
+	rows int64
+	used uint64
+}
+
+type stagedFile struct {
+	from, to string
+	rel      string // path below the output
+	rows     int64
+}
+
+type countingWriter struct {
+	w     fileWriter
+	n     int64
+	stats *Stats
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.stats.BytesWritten.Add(int64(n))
+	return n, err
+}
+
+// Write implements stages.Writer.
+func (w *writer[T]) Write(recs []T) (err error) {
+	if w.failed != nil {
+		return w.failed
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("parquetio: writing %s: parquet-go panicked: %v", w.s.url, p)
+		}
+		if err != nil {
+			w.failed = err
+		}
+	}()
+	if len(w.s.parts) == 0 {
+		return w.write("", recs)
+	}
+	for k, g := range w.groups {
+		w.groups[k] = g[:0]
+	}
+	w.keys = w.keys[:0]
+	var b strings.Builder
+	for i := range recs {
+		b.Reset()
+		for j, p := range w.s.parts {
+			if j > 0 {
+				b.WriteByte('/')
+			}
+			b.WriteString(escapePath(p.name))
+			b.WriteByte('=')
+			b.WriteString(p.f(&recs[i]))
+		}
+		k := b.String()
+		g, ok := w.groups[k]
+		if !ok || len(g) == 0 {
+			w.keys = append(w.keys, k)
+		}
+		w.groups[k] = append(g, recs[i])
+	}
+	slices.Sort(w.keys)
+	for _, k := range w.keys {
+		if err := w.write(k, w.groups[k]); err != nil {
+			return err
+		}
+		clear(w.groups[k]) // drop references to the records
+	}
+	if len(w.groups) > 4*w.s.cfg.maxOpenFiles {
+		clear(w.groups)
+	}
+	return nil
+}
+
+func (w *writer[T]) write(dir string, recs []T) error {
+	f, err := w.file(dir)
+	if err != nil {
+		return err
+	}
+	n, err := f.pw.Write(recs)
+	f.rows += int64(n)
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: %w", w.st.display(w.st.join(w.out, dir, f.name)), err)
+	}
+	if f.pw.Size() >= w.s.cfg.targetFileSize {
+		return w.closeFile(f)
+	}
+	return nil
+}
+
+// file returns the open file of a partition, opening one (and closing the
+// least recently written one past MaxOpenFiles) if needed.
+func (w *writer[T]) file(dir string) (*partFile[T], error) {
+	w.clock++
+	if f, ok := w.open[dir]; ok {
+		f.used = w.clock
+		return f, nil
+	}
+	if len(w.open) >= w.s.cfg.maxOpenFiles {
+		var lru *partFile[T]
+		for _, f := range w.open {
+			if lru == nil || f.used < lru.used {
+				lru = f
+			}
+		}
+		if err := w.closeFile(lru); err != nil {
+			return nil, err
+		}
+	}
+	name := fmt.Sprintf("part-%05d-%s-%04d%s.parquet", w.inst.Index, w.run, w.seq, w.ext)
+	w.seq++
+	staged := w.st.join(w.staging, dir, name)
+	fw, err := w.st.create(w.ctx, staged)
+	if err != nil {
+		return nil, fmt.Errorf("parquetio: creating %s: %w", w.st.display(staged), err)
+	}
+	cw := &countingWriter{w: fw, stats: w.s.stats()}
+	pw := parquet.NewGenericWriter[T](cw,
+		parquet.Compression(w.s.cfg.codec),
+		parquet.MaxRowsPerRowGroup(w.s.cfg.rowGroupRows),
+		parquet.CreatedBy("sluice", "", ""),
+	)
+	f := &partFile[T]{dir: dir, name: name, fw: fw, cw: cw, pw: pw, used: w.clock}
+	w.open[dir] = f
+	return f, nil
+}
+
+// closeFile finishes a file: footer, flush, fsync (local) or upload.
+func (w *writer[T]) closeFile(f *partFile[T]) error {
+	delete(w.open, f.dir)
+	staged := w.st.join(w.staging, f.dir, f.name)
+	err := f.pw.Close()
+	if err == nil {
+		err = f.fw.Close()
+	} else {
+		f.fw.Abort()
+	}
+	if err != nil {
+		return fmt.Errorf("parquetio: closing %s: %w", w.st.display(staged), err)
+	}
+	stats := w.s.stats()
+	stats.FilesWritten.Add(1)
+	stats.RowsWritten.Add(f.rows)
+	rel := f.name
+	if f.dir != "" {
+		rel = f.dir + "/" + f.name
+	}
+	w.staged = append(w.staged, stagedFile{from: staged, to: w.st.join(w.out, f.dir, f.name), rel: rel, rows: f.rows})
+	return nil
+}
+
+// Prepare implements stages.Writer: it closes every file, making it
+// durable in staging.
+func (w *writer[T]) Prepare() (err error) {
+	if w.failed != nil {
+		return w.failed
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("parquetio: writing %s: parquet-go panicked: %v", w.s.url, p)
+		}
+		if err != nil {
+			w.failed = err
+		}
+	}()
+	dirs := make([]string, 0, len(w.open))
+	for d := range w.open {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		if err := w.closeFile(w.open[d]); err != nil {
+			return err
+		}
+	}
+	if w.st.local() {
+		var sync []string
+		for _, f := range w.staged {
+			sync = appendDirs(sync, w.st, f.from, w.stagingRoot)
+		}
+		if err := w.st.syncDirs(sync); err != nil {
+			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
+		}
+	}
+	return nil
+}
+
+// appendDirs appends the directories from p's up to and including stop.
+func appendDirs(dirs []string, st store, p, stop string) []string {
+	for {
+		d, _ := parent(st, p)
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+		if d == stop || len(d) <= len(stop) || d == p {
+			return dirs
+		}
+		p = d
+	}
+}
+
+// Commit implements stages.Writer: it publishes this instance's files under
+// the output path. The first instance of the run to commit in this process
+// applies the mode first: Overwrite deletes what the output holds except
+// this run's files; ErrorIfExists checks again that it holds none but them.
+func (w *writer[T]) Commit() error {
+	if w.failed != nil {
+		return w.failed
+	}
+	ctx := w.ctx
+	w.state.mu.Lock()
+	if !w.state.began {
+		var err error
+		switch w.s.cfg.mode {
+		case ErrorIfExists:
+			err = w.s.checkAbsent(ctx, w.st, w.out, w.run, w.stagingRoot)
+		case Overwrite:
+			err = w.clearOutput(ctx)
+		}
+		if err != nil {
+			w.state.mu.Unlock()
+			return err
+		}
+		w.state.began = true
+	}
+	w.state.mu.Unlock()
+	var sync []string
+	for _, f := range w.staged {
+		if err := w.st.publish(ctx, f.from, f.to); err != nil {
+			return fmt.Errorf("parquetio: publishing %s as %s: %w", w.st.display(f.from), w.st.display(f.to), err)
+		}
+		w.published = append(w.published, f.to)
+		w.s.stats().FilesCommitted.Add(1)
+		if w.st.local() {
+			sync = appendDirs(sync, w.st, f.to, w.out)
+		}
+	}
+	if len(sync) > 0 {
+		outParent, _ := parent(w.st, w.out)
+		sync = append(sync, outParent)
+		if err := w.st.syncDirs(sync); err != nil {
+			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
+		}
+	}
+	w.removeStaging(ctx)
+	w.staged, w.published = nil, nil
+	return nil
+}
+
+// clearOutput deletes every file under the output path that this run did
+// not write, for Overwrite, and then the directories left empty.
+func (w *writer[T]) clearOutput(ctx context.Context) error {
+	files, err := listAll(ctx, w.st, w.out, w.stagingRoot)
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: listing the output to overwrite it: %w", w.s.url, err)
+	}
+	var dirs []string
+	for _, f := range files {
+		if ofRun(f, w.run) {
+			continue
+		}
+		if err := w.st.remove(ctx, f); err != nil {
+			return fmt.Errorf("parquetio: writing %s: deleting %s to overwrite it: %w", w.s.url, w.st.display(f), err)
+		}
+		if w.st.local() {
+			dirs = appendDirs(dirs, w.st, f, w.out)
+		}
+	}
+	removeEmptyDirs(dirs, w.out)
+	return nil
+}
+
+// removeEmptyDirs removes the directories in dirs that are empty, deepest
+// first, down to and including out.
+func removeEmptyDirs(dirs []string, out string) {
+	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range dirs {
+		if len(d) >= len(out) {
+			_ = os.Remove(d)
+		}
+	}
+}
+
+// stagingRootOf returns the staging directory of an output: a hidden
+// sibling.
+func stagingRootOf(st store, out string) string {
+	dir, base := parent(st, out)
+	root := stagingPrefix
+	if base != "" {
+		root += "-" + base
+	}
+	return st.join(dir, root)
+}
+
+// CommitJob implements stages.JobCommitter: once every instance has
+// committed, it writes the _SUCCESS marker, a JSON manifest of the run's
+// files under the output path. The marker is written in staging and then
+// renamed (or copied) into place, replacing an older one in one step.
+func (s *FileSink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
+	loc, err := parseLocation(ctx, s.url)
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: %w", s.url, err)
+	}
+	st, out := loc.st, loc.path
+	stagingRoot := stagingRootOf(st, out)
+	run := fileSafe(inst.Run)
+	all, err := listAll(ctx, st, out, stagingRoot)
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: listing the output: %w", s.url, err)
+	}
+	files := []string{}
+	for _, f := range all {
+		if ofRun(f, run) {
+			rel := strings.TrimPrefix(filepath.ToSlash(f), filepath.ToSlash(out))
+			files = append(files, strings.TrimPrefix(rel, "/"))
+		}
+	}
+	slices.Sort(files)
+	body, _ := json.MarshalIndent(struct {
+		Job   string   `json:"job"`
+		Run   string   `json:"run"`
+		Files []string `json:"files"`
+	}{inst.Job, inst.Run, files}, "", "  ")
+	runDir := st.join(stagingRoot, run)
+	from := st.join(runDir, successName)
+	to := st.join(out, successName)
+	fw, err := st.create(ctx, from)
+	if err == nil {
+		if _, err = fw.Write(append(body, '\n')); err == nil {
+			err = fw.Close()
+		} else {
+			fw.Abort()
+		}
+	}
+	if err == nil {
+		err = st.publish(ctx, from, to)
+	}
+	if err == nil && st.local() {
+		err = st.syncDirs([]string{out})
+	}
+	if st.local() {
+		_ = os.Remove(runDir)
+		_ = os.Remove(stagingRoot)
+	}
+	if err != nil {
+		return fmt.Errorf("parquetio: writing %s: %w", st.display(to), err)
+	}
+	return nil
+}
+
+// removeStaging deletes this instance's staging directory, and the run's
+// and the staging root when they are left empty.
+func (w *writer[T]) removeStaging(ctx context.Context) {
+	_ = w.st.removeAll(ctx, w.staging)
+	if w.st.local() {
+		_ = os.Remove(w.runDir)
+		_ = os.Remove(w.stagingRoot)
+	}
+}
+
+// Abort implements stages.Writer: it discards open and staged files, and
+// the files of a commit that failed halfway.
+func (w *writer[T]) Abort() error {
+	ctx := w.cleanup
+	var errs []error
+	for _, f := range w.open {
+		f.fw.Abort()
+	}
+	clear(w.open)
+	for _, f := range w.staged {
+		if err := w.st.remove(ctx, f.from); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", w.st.display(f.from), err))
+		}
+	}
+	w.staged = nil
+	for _, p := range w.published {
+		if err := w.st.remove(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", w.st.display(p), err))
+		}
+	}
+	if w.st.local() {
+		// Remove the directories a failed commit created, if left empty.
+		var dirs []string
+		for _, p := range w.published {
+			dirs = appendDirs(dirs, w.st, p, w.out)
+		}
+		removeEmptyDirs(dirs, w.out)
+	}
+	w.published = nil
+	if err := w.st.removeAll(ctx, w.staging); err != nil {
+		errs = append(errs, err)
+	}
+	w.removeStaging(ctx)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("parquetio: aborting %s: %w", w.s.url, err)
+	}
+	return nil
+}
