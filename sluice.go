@@ -51,7 +51,25 @@ func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical
 	if cfg.MaxParallelism == 0 {
 		cfg.MaxParallelism = 128
 	}
+	phys, err := plan.Build(p.Graph(), facts, cfg)
+	if err != nil {
+		return nil, err
+	}
+	facts.HotKeys, err = sampleSkew(ctx, p.Graph(), phys, facts, cfg, opts.runtime())
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", p.Name(), err)
+	}
+	if len(facts.HotKeys) == 0 {
+		return phys, nil
+	}
 	return plan.Build(p.Graph(), facts, cfg)
+}
+
+func (o Options) runtime() actors.Config {
+	if o.Runtime != nil {
+		return *o.Runtime
+	}
+	return actors.DefaultConfig()
 }
 
 // Start plans p and starts running it in this process.
@@ -60,11 +78,7 @@ func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execu
 	if err != nil {
 		return nil, err
 	}
-	cfg := actors.DefaultConfig()
-	if opts.Runtime != nil {
-		cfg = *opts.Runtime
-	}
-	return actors.Start(ctx, phys, cfg)
+	return actors.Start(ctx, phys, opts.runtime())
 }
 
 // Run runs p in this process until it completes, fails or ctx is cancelled.

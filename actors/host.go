@@ -84,8 +84,9 @@ type host struct {
 	// statistics, read by Snapshot from other goroutines
 	nodeRecords []atomic.Int64
 	recordsIn   atomic.Int64
-	busy        atomic.Int64 // ns
-	blocked     atomic.Int64 // ns
+	inputs      []atomic.Int64 // records per input
+	busy        atomic.Int64   // ns
+	blocked     atomic.Int64   // ns
 	restarts    atomic.Int64
 	peak        atomic.Int64 // most records in flight on one channel
 	checks      atomic.Int64
@@ -93,7 +94,7 @@ type host struct {
 }
 
 func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
-	return &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain))}
+	return &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In))}
 }
 
 // wire connects the host to its peers; pids is [vertex][instance].
@@ -338,6 +339,9 @@ func (h *host) run(c actor.Context, step func() error) {
 		h.nodeRecords[i].Store(h.op.NodeRecords[i])
 	}
 	h.recordsIn.Store(h.op.RecordsIn)
+	for i := range h.inputs {
+		h.inputs[i].Store(h.op.InputRecords[i])
+	}
 	if h.op.Buffered() && !h.linger {
 		h.linger = true
 		root, self := h.x.system.Root, h.self

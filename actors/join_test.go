@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -108,3 +110,103 @@ func TestBroadcastJoinThreshold(t *testing.T) {
 		t.Errorf("a 1000-row build side over a 1000-byte threshold was not shuffled:\n%s", phys)
 	}
 }
+
+// TestSkewedJoin joins at parallelism 8 a left side where one key holds 20%
+// of the rows: sampling finds the key, its rows are spread over at least 4
+// instances (max/median of left rows per instance at most 2), and the
+// output equals the join computed with Go maps.
+func TestSkewedJoin(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	orders := make([]order, 200_000)
+	for i := range orders {
+		u := r.Int64N(5000)
+		if r.IntN(5) == 0 {
+			u = 42 // the hot key: 20% of the rows
+		}
+		orders[i] = order{User: u, Amount: r.Int64N(100)}
+	}
+	var users []user
+	for id := range int64(5000) {
+		users = append(users, user{ID: id, Age: id % 90})
+	}
+	want := plainJoin(orders, users, stages.Inner)
+
+	for _, skew := range []bool{true, false} {
+		p := stages.NewPipeline("skew")
+		o := stages.KeyBy(stages.FromSlice(p, orders), func(o order) int64 { return o.User })
+		u := stages.KeyBy(stages.FromSlice(p, users), func(u user) int64 { return u.ID })
+		opts := []stages.Option{stages.Strategy(plan.JoinShuffle), stages.Parallelism(8)}
+		if !skew {
+			opts = append(opts, stages.NoSkew())
+		}
+		j := stages.Join(o, u, stages.Inner, opts...)
+		c := stages.Collect(stages.Map(j, joinedString))
+		hotAt := &perInstance{counts: map[int]int{}}
+		stages.Write(j, hotAt) // fuses with the join: counts where key 42 was joined
+		res, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Values()
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("skew=%v: %d rows, want %d", skew, len(got), len(want))
+		}
+		var join actors.VertexStats
+		for _, v := range res.Vertices {
+			if strings.HasPrefix(v.Name, "join") {
+				join = v
+			}
+		}
+		left := slices.Clone(join.InputRecords[0])
+		slices.Sort(left)
+		ratio := float64(left[len(left)-1]) / float64(left[len(left)/2])
+		t.Logf("skew=%v: left rows per instance %v, max/median %.2f, key 42 joined on instances %v; %s",
+			skew, join.InputRecords[0], ratio, hotAt.counts, join.Note)
+		if !skew {
+			if ratio <= 2 {
+				t.Errorf("without skew handling max/median is %.2f: the test data is not skewed", ratio)
+			}
+			continue
+		}
+		if !strings.Contains(join.Note, "key 42") {
+			t.Errorf("the plan does not name the hot key 42: %s", join.Note)
+		}
+		holding := len(hotAt.counts)
+		if ratio > 2 {
+			t.Errorf("max/median of left rows per instance is %.2f, want ≤ 2", ratio)
+		}
+		if holding < 4 {
+			t.Errorf("the hot key's rows reached %d instances, want at least 4", holding)
+		}
+	}
+}
+
+// perInstance is a sink that counts, per instance, the joined rows of key 42.
+type perInstance struct {
+	mu     sync.Mutex
+	counts map[int]int
+}
+
+func (p *perInstance) Open(_ context.Context, inst stages.Instance) (stages.Writer[stages.Joined[int64, order, user]], error) {
+	return &perInstanceWriter{p: p, i: inst.Index}, nil
+}
+
+type perInstanceWriter struct {
+	p *perInstance
+	i int
+}
+
+func (w *perInstanceWriter) Write(xs []stages.Joined[int64, order, user]) error {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	for _, x := range xs {
+		if x.Key == 42 {
+			w.p.counts[w.i]++
+		}
+	}
+	return nil
+}
+func (w *perInstanceWriter) Prepare() error { return nil }
+func (w *perInstanceWriter) Commit() error  { return nil }
+func (w *perInstanceWriter) Abort() error   { return nil }

@@ -26,6 +26,11 @@ type VertexStats struct {
 	Name        string
 	Parallelism int
 	RecordsIn   int64
+	// InputRecords holds the records each instance received on each
+	// input: [input][instance].
+	InputRecords [][]int64
+	// Note is the plan's note on the vertex (a join's strategy, skew).
+	Note string
 	// Busy is the time spent processing; Blocked the time an instance had
 	// output waiting for credit (for a source: the time it could not read).
 	Busy, Blocked time.Duration
@@ -50,7 +55,14 @@ type Result struct {
 func (x *Execution) Snapshot() *Result {
 	r := &Result{Job: x.phys.Job, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start)}
 	for vi, v := range x.phys.Vertices {
-		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism}
+		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
+			InputRecords: make([][]int64, len(v.In))}
+		for i := range vs.InputRecords {
+			vs.InputRecords[i] = make([]int64, v.Parallelism)
+			for j, h := range x.hosts[vi] {
+				vs.InputRecords[i][j] = h.inputs[i].Load()
+			}
+		}
 		recs := make([]int64, len(v.Chain))
 		for _, h := range x.hosts[vi] {
 			for i := range recs {

@@ -102,8 +102,10 @@ type Operator struct {
 	// NodeRecords counts the records each chain node has emitted (for a
 	// sink, written); NodeRecords[0] of a source counts records read.
 	NodeRecords []int64
-	// RecordsIn counts records received from input edges.
-	RecordsIn int64
+	// RecordsIn counts records received from input edges, InputRecords
+	// per input.
+	RecordsIn    int64
+	InputRecords []int64
 }
 
 // New returns instance inst of vertex v.
@@ -118,6 +120,7 @@ func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	for _, in := range v.In {
 		o.open += in.From.Parallelism
 		o.openIn = append(o.openIn, in.From.Parallelism)
+		o.InputRecords = append(o.InputRecords, 0)
 	}
 	if v.Head().Kind == plan.KindSource {
 		o.open = 1
@@ -150,7 +153,9 @@ func (o *Operator) Step(ev Event) error {
 			o.NodeRecords[0] += int64(n)
 			o.queue = append(o.queue, item{node: 1, batch: ev.Batch})
 		} else {
-			o.RecordsIn += int64(o.v.In[ev.Input].Type.Count(ev.Batch))
+			n := int64(o.v.In[ev.Input].Type.Count(ev.Batch))
+			o.RecordsIn += n
+			o.InputRecords[ev.Input] += n
 			o.queue = append(o.queue, item{node: 0, input: ev.Input, batch: ev.Batch})
 		}
 	case EndOfInput:

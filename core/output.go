@@ -12,6 +12,7 @@ type output struct {
 	bufs  []*plan.Batch // partly filled batch per channel
 	route []int32       // key group → channel, for hash edges
 	rr    int
+	salt  uint64 // round-robin counter for hot keys
 }
 
 func newOutput(e *plan.Edge, self int, cfg Config) *output {
@@ -48,7 +49,7 @@ func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
 		sends = o.addTo(edge, 0, b, sends)
 		return o.copyToAll(sends, k)
 	case plan.Hash:
-		o.e.Key.Partition(b, o.route, o.bufs)
+		o.e.Key.Partition(b, o.route, o.bufs, o.e.Hot, &o.salt)
 		for c, buf := range o.bufs {
 			if o.t.Count(buf) >= o.limit {
 				sends = o.cut(edge, c, sends, false)

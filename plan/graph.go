@@ -149,9 +149,45 @@ type InputState interface {
 // KeySpec partitions a stream by key.
 type KeySpec struct {
 	// Partition appends each record of in to outs[route[g]], where g is the
-	// record's key group (a hash of its key modulo len(route)); outs[c].Data
+	// record's key group (its key's hash modulo len(route)); outs[c].Data
 	// holds a []T and outs[c].Times, when in has times, the record times.
-	Partition func(in *Batch, route []int32, outs []*Batch)
+	// Records whose key hash is in hot go to hot's channels instead,
+	// round-robin by *salt (the sender's counter) unless replicated.
+	Partition func(in *Batch, route []int32, outs []*Batch, hot *Hot, salt *uint64)
+	// Hashes appends the key hash of each record of b to dst.
+	Hashes func(b *Batch, dst []uint64) []uint64
+	// Format renders record i's key, for the job summary.
+	Format func(b *Batch, i int) string
+}
+
+// Hot routes the hot keys of one edge, found by sampling before the job:
+// each hot key (by hash) is split over several channels.
+type Hot struct {
+	Channels map[uint64][]int32
+	// Replicate sends a hot key's records to all its channels (a join's
+	// build side); otherwise they go round-robin (the probe side).
+	Replicate bool
+}
+
+// HotKey is a key found to be skewed.
+type HotKey struct {
+	Hash  uint64
+	Key   string  // the key, formatted
+	Share float64 // its share of the sampled records
+	Ways  int     // instances it is split over
+}
+
+// SkewSpec configures a join's skew handling.
+type SkewSpec struct {
+	// Off disables sampling and splitting.
+	Off bool
+	// Factor and MinShare judge a partition skewed when its sampled share
+	// exceeds max(MinShare, Factor × median share), as Spark's adaptive
+	// execution does with sizes.
+	Factor   float64
+	MinShare float64
+	// Declared are keys the user named hot, by hash, with their ways.
+	Declared []HotKey
 }
 
 // JoinStrategy says how a join meets its inputs.
@@ -184,6 +220,7 @@ type JoinSpec struct {
 	Broadcastable bool
 	// EntryBytes estimates the in-memory bytes of one build-side entry.
 	EntryBytes int64
+	Skew       SkewSpec
 }
 
 // Input is one incoming edge of a node.

@@ -1,8 +1,11 @@
 package plan
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 )
 
@@ -32,6 +35,9 @@ func (c Config) Validate() error {
 // keyed by node ID.
 type Facts struct {
 	Splits map[int][]Split
+	// HotKeys are the skewed probe-side keys of shuffle joins, by join
+	// node ID, found by sampling; with their sample shares.
+	HotKeys map[int][]HotKey
 }
 
 // Vertex is one physical operator: a chain of fused nodes run by each of its
@@ -96,6 +102,8 @@ type Edge struct {
 	Kind  EdgeKind
 	Key   *KeySpec
 	Type  *Type
+	// Hot routes skewed keys of a hash edge, or is nil.
+	Hot *Hot
 }
 
 // Physical is an executable plan.
@@ -195,6 +203,15 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 				kind = Rebalance
 			}
 			e := &Edge{ID: len(p.Edges) + 1, From: from, To: v, Input: len(v.In), Kind: kind, Key: in.Key, Type: in.From.Out}
+			if n.Join != nil && kind == Hash {
+				hot := hotKeys(n, facts)
+				if len(hot) > 0 {
+					e.Hot = splitHot(hot, cfg.MaxParallelism, v.Parallelism, i == 1)
+					if i == 0 {
+						v.Note += "; skew: " + describeHot(hot)
+					}
+				}
+			}
 			v.In = append(v.In, e)
 			from.Out = append(from.Out, e)
 			p.Edges = append(p.Edges, e)
@@ -319,4 +336,101 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// hotKeys returns the join's hot keys: declared ones and sampled ones.
+func hotKeys(n *Node, facts Facts) []HotKey {
+	if n.Join.Skew.Off {
+		return nil
+	}
+	hot := append([]HotKey(nil), n.Join.Skew.Declared...)
+	for _, h := range facts.HotKeys[n.ID] {
+		if !slices.ContainsFunc(hot, func(d HotKey) bool { return d.Hash == h.Hash }) {
+			hot = append(hot, h)
+		}
+	}
+	return hot
+}
+
+// splitHot gives each hot key Ways consecutive channels from its home.
+func splitHot(hot []HotKey, maxPar, n int, replicate bool) *Hot {
+	route := Route(maxPar, n)
+	h := &Hot{Channels: map[uint64][]int32{}, Replicate: replicate}
+	for _, k := range hot {
+		home := route[k.Hash%uint64(maxPar)]
+		ways := min(max(k.Ways, 1), n)
+		chs := make([]int32, ways)
+		for i := range chs {
+			chs[i] = (home + int32(i)) % int32(n)
+		}
+		h.Channels[k.Hash] = chs
+	}
+	return h
+}
+
+func describeHot(hot []HotKey) string {
+	parts := make([]string, len(hot))
+	for i, k := range hot {
+		if k.Share > 0 {
+			parts[i] = fmt.Sprintf("key %s (%.1f%% of sample) split %d ways", k.Key, 100*k.Share, k.Ways)
+		} else {
+			parts[i] = fmt.Sprintf("key %s split %d ways", k.Key, k.Ways)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FindHot judges skew from a sample of a hash edge's keys (hash → count,
+// hash → key) going to n instances over maxPar key groups: an instance is
+// skewed when its share of the sample exceeds max(minShare, factor × the
+// median share); its heaviest keys are split until it is not, each into
+// pieces no larger than half the median instance's load.
+func FindHot(counts map[uint64]int64, keys map[uint64]string, maxPar, n int, factor, minShare float64) []HotKey {
+	var total int64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 || n < 2 {
+		return nil
+	}
+	route := Route(maxPar, n)
+	load := make([]int64, n)
+	byChannel := make([][]uint64, n)
+	for h, c := range counts {
+		ch := route[h%uint64(maxPar)]
+		load[ch] += c
+		byChannel[ch] = append(byChannel[ch], h)
+	}
+	sorted := slices.Clone(load)
+	slices.Sort(sorted)
+	median := float64(sorted[n/2])
+	if n%2 == 0 {
+		median = float64(sorted[n/2-1]+sorted[n/2]) / 2
+	}
+	limit := max(minShare*float64(total), factor*median)
+	piece := max(median/2, float64(total)/float64(4*n), 1)
+	var hot []HotKey
+	for ch := range n {
+		if float64(load[ch]) <= limit {
+			continue
+		}
+		hs := byChannel[ch]
+		slices.SortFunc(hs, func(a, b uint64) int {
+			if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+		rest := float64(load[ch])
+		for _, h := range hs {
+			if rest <= limit || float64(counts[h]) <= piece {
+				break
+			}
+			ways := min(n, int(math.Ceil(float64(counts[h])/piece)))
+			hot = append(hot, HotKey{Hash: h, Key: keys[h], Share: float64(counts[h]) / float64(total), Ways: ways})
+			rest -= float64(counts[h])
+		}
+	}
+	slices.SortFunc(hot, func(a, b HotKey) int { return strings.Compare(a.Key, b.Key) })
+	return hot
 }

@@ -50,6 +50,23 @@ func BroadcastThreshold(bytes int64) Option {
 	return optionFunc(func(o *stageOptions) { o.threshold = bytes })
 }
 
+// NoSkew turns off a join's skew handling: no sampling, no splitting.
+func NoSkew() Option { return optionFunc(func(o *stageOptions) { o.skewOff = true }) }
+
+// SkewFactor sets how a join judges skew from its sample: an instance is
+// skewed when its share exceeds max(minShare, factor × the median share).
+// The defaults are 2 and 0.05.
+func SkewFactor(factor, minShare float64) Option {
+	return optionFunc(func(o *stageOptions) { o.skewFactor, o.skewShare = factor, minShare })
+}
+
+// HotKeys declares keys of a join's left side that are hot: each is split
+// over ways instances, whatever the sample says. The keys must be of the
+// join's key type.
+func HotKeys(ways int, keys ...any) Option {
+	return optionFunc(func(o *stageOptions) { o.hotKeys, o.hotWays = append(o.hotKeys, keys...), ways })
+}
+
 // Records declares how many records a stage emits, for planning: a source
 // whose size is unknown, or a filter known to keep few records.
 func Records(n int64) Option { return optionFunc(func(o *stageOptions) { o.records = n }) }
@@ -77,6 +94,22 @@ func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind Join
 		EntryBytes: int64(unsafe.Sizeof(kv)) + 48}
 	if o.threshold > 0 {
 		spec.Threshold = o.threshold
+	}
+	spec.Skew = plan.SkewSpec{Off: o.skewOff, Factor: 2, MinShare: 0.05}
+	if o.skewFactor > 0 {
+		spec.Skew.Factor, spec.Skew.MinShare = o.skewFactor, o.skewShare
+	}
+	for _, k := range o.hotKeys {
+		key, ok := k.(K)
+		if !ok {
+			p.fail(loc, "join: hot key %v is a %T, not the join's key type %T", k, k, key)
+			continue
+		}
+		if o.hotWays < 2 {
+			p.fail(loc, "join: hot keys must be split at least 2 ways, not %d", o.hotWays)
+			break
+		}
+		spec.Skew.Declared = append(spec.Skew.Declared, plan.HotKey{Hash: left.hash(key), Key: fmt.Sprint(key), Ways: o.hotWays})
 	}
 	n := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "join", Out: plan.TypeOf[Joined[K, L, R]](), Join: spec,
 		Inputs: []plan.Input{

@@ -83,29 +83,50 @@ func fnv64(s string) uint64 {
 
 // kvKey partitions KV[K, V] records by key.
 func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
-	return &plan.KeySpec{Partition: func(in *plan.Batch, route []int32, outs []*plan.Batch) {
-		xs := in.Data.([]KV[K, V])
-		bufs := make([][]KV[K, V], len(outs))
-		for c, o := range outs {
-			bufs[c], _ = o.Data.([]KV[K, V])
-		}
-		groups := uint64(len(route))
-		if in.Times == nil {
-			for _, x := range xs {
-				c := route[hash(x.Key)%groups]
-				bufs[c] = append(bufs[c], x)
+	return &plan.KeySpec{
+		Partition: func(in *plan.Batch, route []int32, outs []*plan.Batch, hot *plan.Hot, salt *uint64) {
+			xs := in.Data.([]KV[K, V])
+			bufs := make([][]KV[K, V], len(outs))
+			for c, o := range outs {
+				bufs[c], _ = o.Data.([]KV[K, V])
 			}
-		} else {
+			groups := uint64(len(route))
 			for i, x := range xs {
-				c := route[hash(x.Key)%groups]
+				h := hash(x.Key)
+				c := route[h%groups]
+				if hot != nil {
+					if chs, ok := hot.Channels[h]; ok {
+						if hot.Replicate {
+							for _, c := range chs[1:] {
+								bufs[c] = append(bufs[c], x)
+								if in.Times != nil {
+									outs[c].Times = append(outs[c].Times, in.Times[i])
+								}
+							}
+							c = chs[0]
+						} else {
+							c = chs[*salt%uint64(len(chs))]
+							*salt++
+						}
+					}
+				}
 				bufs[c] = append(bufs[c], x)
-				outs[c].Times = append(outs[c].Times, in.Times[i])
+				if in.Times != nil {
+					outs[c].Times = append(outs[c].Times, in.Times[i])
+				}
 			}
-		}
-		for c, o := range outs {
-			o.Data = bufs[c]
-		}
-	}}
+			for c, o := range outs {
+				o.Data = bufs[c]
+			}
+		},
+		Hashes: func(b *plan.Batch, dst []uint64) []uint64 {
+			for _, x := range b.Data.([]KV[K, V]) {
+				dst = append(dst, hash(x.Key))
+			}
+			return dst
+		},
+		Format: func(b *plan.Batch, i int) string { return fmt.Sprint(b.Data.([]KV[K, V])[i].Key) },
+	}
 }
 
 // Combiner folds the records of a key into an accumulator A and turns it into

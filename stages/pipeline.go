@@ -91,6 +91,11 @@ type stageOptions struct {
 	strategy    plan.JoinStrategy
 	threshold   int64
 	records     int64
+	skewOff     bool
+	skewFactor  float64
+	skewShare   float64
+	hotKeys     []any
+	hotWays     int
 }
 
 func applyOptions(opts []Option) stageOptions {

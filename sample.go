@@ -1,0 +1,138 @@
+package sluice
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// SampleRecords is how many records of a shuffle join's left side are
+// sampled before the job starts, to find hot keys.
+const SampleRecords = 100_000
+
+// sampleSkew samples the left side of every shuffle join whose skew
+// handling is on and returns the hot keys found, by join node ID. A join
+// whose left side has a stateful stage upstream is not sampled: its keys
+// are only known once all its input has been read.
+func sampleSkew(ctx context.Context, g *plan.Graph, phys *plan.Physical, facts plan.Facts, cfg plan.Config, rt actors.Config) (map[int][]plan.HotKey, error) {
+	hot := map[int][]plan.HotKey{}
+	for _, v := range phys.Vertices {
+		n := v.Head()
+		if n.Join == nil || n.Join.Skew.Off || len(v.In) != 2 || v.In[0].Kind != plan.Hash {
+			continue
+		}
+		counts, keys, ok, err := sampleKeys(ctx, g, n.Inputs[0], facts, cfg, rt)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): sampling keys for skew: %w", n, n.Loc, err)
+		}
+		if ok {
+			hot[n.ID] = plan.FindHot(counts, keys, cfg.MaxParallelism, v.Parallelism, n.Join.Skew.Factor, n.Join.Skew.MinShare)
+		}
+	}
+	return hot, nil
+}
+
+// sampleKeys runs the stateless graph upstream of in on the first records of
+// each split and counts the key hashes that reach in.
+func sampleKeys(ctx context.Context, g *plan.Graph, in plan.Input, facts plan.Facts, cfg plan.Config, rt actors.Config) (map[uint64]int64, map[uint64]string, bool, error) {
+	// Copy the upstream nodes, sources limited to a prefix of each split.
+	copies := map[*plan.Node]*plan.Node{}
+	sub := &plan.Graph{Name: g.Name + "/skew-sample"}
+	var visit func(n *plan.Node) bool
+	visit = func(n *plan.Node) bool {
+		if _, ok := copies[n]; ok {
+			return true
+		}
+		if n.Kind == plan.KindStateful || n.Kind == plan.KindSink {
+			return false
+		}
+		c := *n
+		c.Inputs = nil
+		for _, i := range n.Inputs {
+			if !visit(i.From) {
+				return false
+			}
+			i.From = copies[i.From]
+			c.Inputs = append(c.Inputs, i)
+		}
+		if n.Kind == plan.KindSource {
+			per := int64(SampleRecords / max(1, len(facts.Splits[n.ID])))
+			c.Source = limitSource(n.Source, max(per, 1000), n.Out)
+		}
+		copies[n] = &c
+		sub.Nodes = append(sub.Nodes, &c)
+		return true
+	}
+	if !visit(in.From) {
+		return nil, nil, false, nil
+	}
+	var mu sync.Mutex
+	counts := map[uint64]int64{}
+	keys := map[uint64]string{}
+	sink := &plan.Node{ID: -1, Kind: plan.KindSink, Op: "sample", Name: "sample", Out: in.From.Out,
+		Inputs: []plan.Input{{From: copies[in.From], Edge: plan.Forward}},
+		Sink: &plan.SinkSpec{Open: func(context.Context, plan.Instance) (plan.SinkWriter, error) {
+			return sampleWriter(func(b *plan.Batch) {
+				hs := in.Key.Hashes(b, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				for i, h := range hs {
+					if counts[h]++; counts[h] == 1 {
+						keys[h] = in.Key.Format(b, i)
+					}
+				}
+			}), nil
+		}}}
+	sub.Nodes = append(sub.Nodes, sink)
+	phys, err := plan.Build(sub, facts, cfg)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	x, err := actors.Start(ctx, phys, rt)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if _, err := x.Wait(); err != nil {
+		return nil, nil, false, err
+	}
+	return counts, keys, true, nil
+}
+
+// limitSource reads at most limit records of each split.
+func limitSource(s *plan.SourceSpec, limit int64, t *plan.Type) *plan.SourceSpec {
+	return &plan.SourceSpec{Discover: s.Discover, Open: func(ctx context.Context, inst plan.Instance, sp plan.Split) (plan.Reader, error) {
+		r, err := s.Open(ctx, inst, sp)
+		if err != nil {
+			return nil, err
+		}
+		return &limitReader{r: r, left: limit, t: t}, nil
+	}}
+}
+
+type limitReader struct {
+	r    plan.Reader
+	left int64
+	t    *plan.Type
+}
+
+func (l *limitReader) Read(n int) (*plan.Batch, error) {
+	if l.left <= 0 {
+		return nil, io.EOF
+	}
+	b, err := l.r.Read(int(min(int64(n), l.left)))
+	l.left -= int64(l.t.Count(b))
+	return b, err
+}
+
+func (l *limitReader) Close() error { return l.r.Close() }
+
+type sampleWriter func(*plan.Batch)
+
+func (w sampleWriter) Write(b *plan.Batch) error { w(b); return nil }
+func (sampleWriter) Prepare() error              { return nil }
+func (sampleWriter) Commit() error               { return nil }
+func (sampleWriter) Abort() error                { return nil }
