@@ -53,18 +53,23 @@ func floorMod(a, m Time) Time {
 	return r
 }
 
-// alignedStart returns the latest start s <= t with s ≡ offset (mod
-// period), clamped to MinTime.
-func alignedStart(t Time, period, offset time.Duration) Time {
+// sinceStart returns how far t lies past the latest start s <= t with
+// s ≡ offset (mod period), a value in [0, period).
+func sinceStart(t Time, period, offset time.Duration) Time {
 	p := Time(period)
 	rem := floorMod(t, p) - floorMod(Time(offset), p)
 	if rem < 0 {
 		rem += p
 	}
-	if t < MinTime+rem {
+	return rem
+}
+
+// clampedSub returns t-d for d >= 0, clamped to MinTime.
+func clampedSub(t, d Time) Time {
+	if t < MinTime+d {
 		return MinTime
 	}
-	return t - rem
+	return t - d
 }
 
 // FixedWindows cuts time into back-to-back windows of Size, aligned so that
@@ -76,8 +81,8 @@ type FixedWindows struct {
 
 // Assign implements Fn.
 func (f FixedWindows) Assign(t Time, dst []Interval) []Interval {
-	start := alignedStart(t, f.Size, f.Offset)
-	return append(dst, Interval{Start: start, End: start.Add(f.Size)})
+	rem := sinceStart(t, f.Size, f.Offset)
+	return append(dst, Interval{Start: clampedSub(t, rem), End: t.Add(time.Duration(Time(f.Size) - rem))})
 }
 
 func (f FixedWindows) String() string {
@@ -109,12 +114,12 @@ type SlidingWindows struct {
 
 // Assign implements Fn. Windows are appended in order of their start.
 func (s SlidingWindows) Assign(t Time, dst []Interval) []Interval {
-	last := alignedStart(t, s.Period, s.Offset)
-	lo := t.Add(-s.Size) // windows must start after lo to contain t
+	// Windows start at t-rem, t-rem-period, ... while they still contain
+	// t: rem + k*period < size.
 	first := len(dst)
-	for start := last; start > lo; start -= Time(s.Period) {
-		dst = append(dst, Interval{Start: start, End: start.Add(s.Size)})
-		if start < MinTime+Time(s.Period) {
+	for rem := sinceStart(t, s.Period, s.Offset); rem < Time(s.Size); rem += Time(s.Period) {
+		dst = append(dst, Interval{Start: clampedSub(t, rem), End: t.Add(time.Duration(Time(s.Size) - rem))})
+		if t < MinTime+rem || rem > MaxTime-Time(s.Period) {
 			break
 		}
 	}
