@@ -621,3 +621,66 @@ func TestRebundlingInvariance(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobalWindowFiresAtEndOfInput(t *testing.T) {
+	r := newRun(t, window.Global())
+	r.input(5, 1).watermark(1_000).expect()
+	r.watermark(int64(window.MaxTime)).expect(fmt.Sprintf("[%d,%d) [5 1] ts=%d on-time 0/0 last",
+		window.MinTime, window.GlobalMaxTimestamp+1, window.GlobalMaxTimestamp))
+	if !r.st.Empty() {
+		t.Error("global window left after the end of input")
+	}
+}
+
+// ExampleWindowing runs one key through fixed windows with early firings
+// every two records and late firings for each late record.
+func ExampleWindowing() {
+	s := window.Fixed(10 * time.Second).
+		Trigger(window.AfterWatermark().Early(window.AfterCount(2)).Late(window.AfterCount(1))).
+		AllowedLateness(time.Minute).
+		Accumulating()
+	d, err := NewWindowing[string](s, Collect[string]())
+	if err != nil {
+		panic(err)
+	}
+	sec := func(n int64) window.Time { return window.Time(n) * window.Time(time.Second) }
+	var st KeyState[[]string]
+	var out Output[string, []string]
+	d.ProcessElements(&st, []Element[string]{{"a", sec(1)}, {"b", sec(2)}}, sec(0), 0, &out)
+	d.AdvanceWatermark(&st, sec(10), &out)
+	d.ProcessElements(&st, []Element[string]{{"c", sec(3)}}, sec(10), 0, &out)
+	d.AdvanceWatermark(&st, sec(70), &out)
+	d.ProcessElements(&st, []Element[string]{{"d", sec(4)}}, sec(70), 0, &out)
+	for _, p := range out.Panes {
+		fmt.Println(p.Info.Index, p.Info.Timing, p.Value, p.Info.IsLast)
+	}
+	fmt.Println("dropped as too late:", out.DroppedLate)
+	// Output:
+	// 0 early [a b] false
+	// 1 on-time [a b] false
+	// 2 late [a b c] false
+	// dropped as too late: 1
+}
+
+func BenchmarkWindowingFixed(b *testing.B) {
+	d, err := NewWindowing[int64](window.Fixed(time.Minute), sum())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const keys, batch = 1024, 256
+	states := make([]KeyState[int64], keys)
+	var out Output[int64, int64]
+	elems := make([]Element[int64], batch)
+	b.ReportAllocs()
+	t := window.Time(0)
+	for i := 0; b.Loop(); i++ {
+		for j := range elems {
+			t += window.Time(time.Millisecond)
+			elems[j] = Element[int64]{Value: 1, Time: t}
+		}
+		k := &states[i%keys]
+		d.ProcessElements(k, elems, t-window.Time(time.Second), 0, &out)
+		out.Reset()
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}

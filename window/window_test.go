@@ -2,6 +2,7 @@ package window
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -249,4 +250,19 @@ func TestFixedNearLimits(t *testing.T) {
 			}
 		}
 	}
+}
+
+func ExampleStrategy() {
+	s := Fixed(time.Minute).
+		Trigger(AfterWatermark().Early(AfterProcessingTime(10 * time.Second)).Late(AfterCount(1))).
+		AllowedLateness(time.Hour).
+		Accumulating()
+	fmt.Println(s)
+	fmt.Println(s.Validate())
+	fmt.Println(Session(0).AllowedLateness(-1).Validate())
+	// Output:
+	// fixed(1m0s) trigger=AfterWatermark(early=AfterProcessingTime(10s), late=AfterCount(1)) accumulating lateness=1h0m0s
+	// <nil>
+	// window: sessions with gap 0s: gap must be positive
+	// window: allowed lateness -1ns must not be negative
 }
