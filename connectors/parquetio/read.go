@@ -83,7 +83,7 @@ func Source[T any](url string, opts ...ReadOption) *FileSource[T] {
 	s.rec, err = recordOf[T]()
 	s.err = errors.Join(append(s.cfg.errs, err)...)
 	if s.err != nil {
-		s.err = fmt.Errorf("parquetio: reading %s: %w", url, s.err)
+		s.err = fmt.Errorf("reading %s: %w", url, s.err)
 	}
 	return s
 }
@@ -121,11 +121,11 @@ func (s *FileSource[T]) Splits(ctx context.Context) ([]stages.Split, error) {
 	}
 	loc, err := s.location(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("parquetio: reading %s: %w", s.url, err)
+		return nil, fmt.Errorf("reading %s: %w", s.url, err)
 	}
 	files, err := s.list(ctx, loc)
 	if err != nil {
-		return nil, fmt.Errorf("parquetio: reading %s: %w", s.url, err)
+		return nil, err
 	}
 	// Read the footers, several at a time (object stores have latency).
 	per := make([][]stages.Split, len(files))
@@ -169,10 +169,10 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 	if pattern == nil {
 		isFile, size, exists, err := st.stat(ctx, root)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("parquetio: %s: %w", st.display(root), err)
 		}
 		if !exists {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, st.display(root))
+			return nil, fmt.Errorf("%s: %w", st.display(root), ErrNotFound)
 		}
 		if isFile {
 			s.stats().FilesListed.Add(1)
@@ -184,7 +184,7 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 	walk = func(dir string, rel []string) error {
 		files, dirs, err := st.list(ctx, dir)
 		if err != nil {
-			return fmt.Errorf("listing %s: %w", st.display(dir), err)
+			return fmt.Errorf("parquetio: listing %s: %w", st.display(dir), err)
 		}
 		depth := len(rel)
 		slices.Sort(dirs)
@@ -194,7 +194,7 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 			}
 			keep, err := s.keepPartition(d)
 			if err != nil {
-				return fmt.Errorf("%s: %w", st.display(st.join(dir, d)), err)
+				return fmt.Errorf("%s: %w", st.display(st.join(dir, d)), err) // err has the sentinel
 			}
 			if !keep {
 				s.stats().PartitionsPruned.Add(1)
@@ -219,14 +219,14 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 		if _, _, exists, err := st.stat(ctx, root); err != nil {
 			return nil, err
 		} else if !exists {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, st.display(root))
+			return nil, fmt.Errorf("%s: %w", st.display(root), ErrNotFound)
 		}
 	}
 	if err := walk(root, nil); err != nil {
 		return nil, err
 	}
 	if pattern != nil && len(out) == 0 {
-		return nil, fmt.Errorf("%w: no file matches %s", ErrNotFound, s.url)
+		return nil, fmt.Errorf("%s: %w: no file matches", s.url, ErrNotFound)
 	}
 	return out, nil
 }
@@ -316,11 +316,11 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 	}
 	f, err := openFile(r, df.size, !st.local())
 	if err != nil {
-		return nil, fmt.Errorf("parquetio: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	fs := f.Schema()
 	if meta.fit, err = s.rec.fit(fs, df.parts); err != nil {
-		return nil, fmt.Errorf("parquetio: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	partKeys := map[string]bool{}
 	for _, p := range df.parts {
@@ -333,11 +333,11 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 			if len(fl.path) == 1 && partKeys[fl.path[0]] {
 				continue // decided by partition pruning
 			}
-			return nil, fmt.Errorf("%w: parquetio: %s: filter %s: no such column or partition key", ErrConfig, name, fl)
+			return nil, fmt.Errorf("%s: %w: filter %s: no such column or partition key", name, ErrConfig, fl)
 		}
 		bf, err := fl.bind(leaf)
 		if err != nil {
-			return nil, fmt.Errorf("%w: parquetio: %s: %v", ErrConfig, name, err)
+			return nil, fmt.Errorf("%s: %w: %v", name, ErrConfig, err)
 		}
 		meta.bound = append(meta.bound, bf)
 		filterPaths = append(filterPaths, fl.path)
@@ -368,7 +368,7 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 		}
 		desc := fmt.Sprintf("%s row group %d", name, i)
 		if err := meta.fit.checkNulls(rg); err != nil {
-			return nil, fmt.Errorf("parquetio: %s: %w", desc, err)
+			return nil, fmt.Errorf("%s: %w", desc, err)
 		}
 		v := all
 		for _, bf := range meta.bound {
@@ -535,7 +535,7 @@ func (s *FileSource[T]) Open(ctx context.Context, _ stages.Instance, sp stages.S
 	rd := &reader[T]{src: s, desc: sp.Desc, r: r, d: d}
 	if err := rd.open(!loc.st.local()); err != nil {
 		_ = r.Close()
-		return nil, fmt.Errorf("parquetio: %s: %w", sp.Desc, err)
+		return nil, fmt.Errorf("%s: %w", sp.Desc, err)
 	}
 	return rd, nil
 }
@@ -614,7 +614,7 @@ func (rd *reader[T]) open(blob bool) (err error) {
 func (rd *reader[T]) Read(buf []T) (n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("parquetio: %s: %w: parquet-go panicked near row %d: %v", rd.desc, ErrCorrupt, rd.pos, p)
+			err = fmt.Errorf("%s: %w: parquet-go panicked near row %d: %v", rd.desc, ErrCorrupt, rd.pos, p)
 		}
 	}()
 	stats := rd.src.stats()
@@ -625,17 +625,17 @@ func (rd *reader[T]) Read(buf []T) (n int, err error) {
 		rr := &rd.ranges[0]
 		if rd.pos != rr.start {
 			if err := rd.seek(rr.start); err != nil {
-				return n, fmt.Errorf("parquetio: %s: seeking to row %d: %w", rd.desc, rr.start, err)
+				return n, fmt.Errorf("%s: %w: seeking to row %d: %v", rd.desc, ErrCorrupt, rr.start, err)
 			}
 		}
 		want := int(min(int64(len(buf)-n), rr.end-rr.start))
 		out := buf[n : n+want]
 		k, rerr := rd.rows.Read(out)
 		if rerr != nil && rerr != io.EOF {
-			return n, fmt.Errorf("parquetio: %s: reading row %d: %w: %v", rd.desc, rd.pos, ErrCorrupt, rerr)
+			return n, fmt.Errorf("%s: %w: reading row %d: %v", rd.desc, ErrCorrupt, rd.pos, rerr)
 		}
 		if k < want && (rerr == io.EOF || k == 0) {
-			return n, fmt.Errorf("parquetio: %s: %w: row group ended at row %d of %d", rd.desc, ErrCorrupt, rd.pos+int64(k), rd.n)
+			return n, fmt.Errorf("%s: %w: row group ended at row %d of %d", rd.desc, ErrCorrupt, rd.pos+int64(k), rd.n)
 		}
 		stats.RowsRead.Add(int64(k))
 		kept := out[:k]
@@ -688,7 +688,7 @@ func (rd *reader[T]) filter(recs []T) ([]T, error) {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("parquetio: %s: %w: reading filter columns at row %d: %v", rd.desc, ErrCorrupt, rd.pos+int64(got), err)
+			return nil, fmt.Errorf("%s: %w: reading filter columns at row %d: %v", rd.desc, ErrCorrupt, rd.pos+int64(got), err)
 		}
 	}
 	kept := recs[:0]

@@ -84,7 +84,7 @@ func parseLocation(ctx context.Context, raw string) (*location, error) {
 	if i <= 0 || strings.ContainsAny(raw[:i], "/\\") {
 		p, err := filepath.Abs(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, raw, err)
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		return &location{raw: raw, st: localStore{}, path: filepath.Clean(p)}, nil
 	}
@@ -100,7 +100,7 @@ func parseLocation(ctx context.Context, raw string) (*location, error) {
 	key = strings.Trim(key, "/")
 	b, err := openBucket(ctx, scheme, host, query)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: opening bucket: %v", ErrConfig, raw, err)
+		return nil, fmt.Errorf("%w: opening bucket: %v", ErrConfig, err)
 	}
 	prefix := scheme + "://" + host + "/"
 	return &location{raw: raw, st: &blobStore{b: b, prefix: prefix}, path: key, isURL: true}, nil

@@ -122,7 +122,7 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 		errs = append(errs, fmt.Errorf("%w: an output URL cannot be a glob", ErrConfig))
 	}
 	if err := errors.Join(errs...); err != nil {
-		s.err = fmt.Errorf("parquetio: writing %s: %w", url, err)
+		s.err = fmt.Errorf("writing %s: %w", url, err)
 	}
 	return s
 }
@@ -160,11 +160,11 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 	}
 	loc, err := parseLocation(ctx, s.url)
 	if err != nil {
-		return nil, fmt.Errorf("parquetio: writing %s: %w", s.url, err)
+		return nil, fmt.Errorf("writing %s: %w", s.url, err)
 	}
 	st, out := loc.st, loc.path
 	if dir, _ := parent(st, out); st.local() && out == dir {
-		return nil, fmt.Errorf("parquetio: writing %s: %w: the output cannot be the root directory", s.url, ErrConfig)
+		return nil, fmt.Errorf("writing %s: %w: the output cannot be the root directory", s.url, ErrConfig)
 	}
 	run := inst.Run
 	if run == "" {
@@ -214,7 +214,7 @@ func (s *FileSink[T]) checkAbsent(ctx context.Context, st store, out, run, skip 
 	}
 	for _, f := range files {
 		if !ofRun(f, run) {
-			return fmt.Errorf("parquetio: writing %s: %w: %s (use Overwrite or Append)", s.url, ErrExists, st.display(f))
+			return fmt.Errorf("writing %s: %w: %s (use Overwrite or Append)", s.url, ErrExists, st.display(f))
 		}
 	}
 	return nil
@@ -621,7 +621,7 @@ func stagingRootOf(st store, out string) string {
 func (s *FileSink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
 	loc, err := parseLocation(ctx, s.url)
 	if err != nil {
-		return fmt.Errorf("parquetio: writing %s: %w", s.url, err)
+		return fmt.Errorf("writing %s: %w", s.url, err)
 	}
 	st, out := loc.st, loc.path
 	stagingRoot := stagingRootOf(st, out)
