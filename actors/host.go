@@ -83,6 +83,7 @@ type host struct {
 
 	// statistics, read by Snapshot from other goroutines
 	nodeRecords []atomic.Int64
+	sideRecords [][]atomic.Int64
 	recordsIn   atomic.Int64
 	inputs      []atomic.Int64 // records per input
 	busy        atomic.Int64   // ns
@@ -94,7 +95,12 @@ type host struct {
 }
 
 func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
-	return &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In))}
+	h := &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
+		sideRecords: make([][]atomic.Int64, len(v.Chain))}
+	for i, n := range v.Chain {
+		h.sideRecords[i] = make([]atomic.Int64, len(n.Side))
+	}
+	return h
 }
 
 // wire connects the host to its peers; pids is [vertex][instance].
@@ -211,6 +217,7 @@ func (h *host) start(c actor.Context) {
 	if h.v.Head().Kind == plan.KindSource {
 		c.Send(h.self, produceMsg{})
 	}
+	h.pump(c)
 }
 
 // produce reads one batch from the source, or ends its input.
@@ -274,7 +281,9 @@ func (h *host) pump(c actor.Context) {
 		}
 		return
 	}
-	for len(h.inq) > 0 && !h.blockedNow() && !h.op.Pending() {
+	// Ends of input need no credit, so they can arrive before the start
+	// message that opens the sink: hold everything until started.
+	for h.started && len(h.inq) > 0 && !h.blockedNow() && !h.op.Pending() {
 		// Take the oldest message of the input the operator prefers (a
 		// join's build side), else the oldest; order within an input stays.
 		k := 0
@@ -337,6 +346,9 @@ func (h *host) run(c actor.Context, step func() error) {
 	}
 	for i := range h.nodeRecords {
 		h.nodeRecords[i].Store(h.op.NodeRecords[i])
+		for p := range h.sideRecords[i] {
+			h.sideRecords[i][p].Store(h.op.SideRecords[i][p])
+		}
 	}
 	h.recordsIn.Store(h.op.RecordsIn)
 	for i := range h.inputs {

@@ -15,6 +15,9 @@ type StageStats struct {
 	// Records counts the records the stage emitted (a sink: wrote; a
 	// source: read).
 	Records int64
+	// Side counts the records sent to each side output (dead letters, late
+	// records).
+	Side []int64
 	// Total is what a source will read in all, or -1 when unknown (or the
 	// stage is not a source).
 	Total int64
@@ -64,9 +67,16 @@ func (x *Execution) Snapshot() *Result {
 			}
 		}
 		recs := make([]int64, len(v.Chain))
+		side := make([][]int64, len(v.Chain))
+		for i, n := range v.Chain {
+			side[i] = make([]int64, len(n.Side))
+		}
 		for _, h := range x.hosts[vi] {
 			for i := range recs {
 				recs[i] += h.nodeRecords[i].Load()
+				for p := range side[i] {
+					side[i][p] += h.sideRecords[i][p].Load()
+				}
 			}
 			vs.RecordsIn += h.recordsIn.Load()
 			vs.Busy += time.Duration(h.busy.Load())
@@ -84,7 +94,7 @@ func (x *Execution) Snapshot() *Result {
 			if n.Kind == plan.KindSource {
 				total = v.Records()
 			}
-			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Total: total})
+			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Side: side[i], Total: total})
 		}
 	}
 	return r

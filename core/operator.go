@@ -102,6 +102,8 @@ type Operator struct {
 	// NodeRecords counts the records each chain node has emitted (for a
 	// sink, written); NodeRecords[0] of a source counts records read.
 	NodeRecords []int64
+	// SideRecords counts what each chain node sent to each side output.
+	SideRecords [][]int64
 	// RecordsIn counts records received from input edges, InputRecords
 	// per input.
 	RecordsIn    int64
@@ -111,8 +113,9 @@ type Operator struct {
 // New returns instance inst of vertex v.
 func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	o := &Operator{v: v, inst: inst, cfg: cfg, states: make([]plan.State, len(v.Chain)),
-		NodeRecords: make([]int64, len(v.Chain)), sink: v.IsSink()}
+		NodeRecords: make([]int64, len(v.Chain)), SideRecords: make([][]int64, len(v.Chain)), sink: v.IsSink()}
 	for i, n := range v.Chain {
+		o.SideRecords[i] = make([]int64, len(n.Side))
 		if n.Kind == plan.KindStateful {
 			o.states[i] = n.NewState(inst)
 		}
@@ -208,7 +211,19 @@ func (o *Operator) Resume() error {
 		n := o.v.Chain[it.node]
 		switch n.Kind {
 		case plan.KindTransform:
-			out := n.Transform(it.batch)
+			var out *plan.Batch
+			if n.Tee != nil {
+				var side []*plan.Batch
+				out, side = n.Tee(it.batch)
+				for p, b := range side {
+					if k := n.Side[p].Count(b); k > 0 {
+						o.SideRecords[it.node][p] += int64(k)
+						o.route(it.node, p+1, b)
+					}
+				}
+			} else {
+				out = n.Transform(it.batch)
+			}
 			o.queue[0] = item{node: it.node + 1, batch: out}
 			o.NodeRecords[it.node] += int64(n.Out.Count(out))
 		case plan.KindStateful:
@@ -264,9 +279,15 @@ func (o *Operator) nextStateful(from int) int {
 	return len(o.v.Chain)
 }
 
-func (o *Operator) emit(b *plan.Batch) {
+// emit sends the chain's output down the vertex's main output edges.
+func (o *Operator) emit(b *plan.Batch) { o.route(len(o.v.Chain)-1, 0, b) }
+
+// route sends b down the edges that carry output port of chain node node.
+func (o *Operator) route(node, port int, b *plan.Batch) {
 	for i, out := range o.outs {
-		o.ready.Sends = out.add(i, b, o.ready.Sends)
+		if out.e.FromNode == node && out.e.Port == port {
+			o.ready.Sends = out.add(i, b, o.ready.Sends)
+		}
 	}
 }
 

@@ -62,6 +62,9 @@ func source(p *stages.Pipeline, opts ...stages.Option) stages.Stream[int64] {
 	return stages.Read[int64](p, testSource[int64]{splits: 4}, opts...)
 }
 
+// scriptTrap is the trap of the "trapped" fixture, armed by the arm command.
+var scriptTrap = &trap[int64]{}
+
 // identityHash puts key k in key group k mod max-parallelism, so that the
 // scripts' routing can be read off the keys.
 func identityHash(k int64) uint64 { return uint64(k) }
@@ -95,6 +98,11 @@ var fixtures = map[string]func(p *stages.Pipeline){
 	"aggregate": func(p *stages.Pipeline) {
 		k := stages.KeyBy(source(p), func(x int64) int64 { return x % 4 }, stages.HashWith(identityHash))
 		stages.Collect(stages.Aggregate(k, window.Global(), stages.Sum(ident), stages.Parallelism(2)))
+	},
+	// The map panics once on the record that `arm at=N` chose.
+	"trapped": func(p *stages.Pipeline) {
+		m := stages.Map(source(p), func(x int64) int64 { scriptTrap.check(x); return x })
+		stages.Collect(stages.Map(stages.Rebalance(m), ident, stages.Parallelism(3)))
 	},
 	// Two sources of different parallelism into one union.
 	"union": func(p *stages.Pipeline) {
@@ -383,6 +391,11 @@ func (e *scriptEnv) run(line string) string {
 		out = "ok"
 	case "counters":
 		out = e.counters()
+	case "arm":
+		at, err1 := intArg(kv, "at", 0)
+		err = err1
+		*scriptTrap = trap[int64]{at: int64(at), armed: true}
+		out = "ok"
 	default:
 		err = fmt.Errorf("unknown command %q", words[0])
 	}

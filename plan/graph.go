@@ -226,6 +226,9 @@ type JoinSpec struct {
 // Input is one incoming edge of a node.
 type Input struct {
 	From *Node
+	// Port is the output of From that is read: 0 its main output, p > 0
+	// its side output p (From.Side[p-1]).
+	Port int
 	Edge EdgeKind
 	Key  *KeySpec // for Hash
 }
@@ -251,10 +254,17 @@ type Node struct {
 	Records int64
 	Join    *JoinSpec
 
+	// Side holds the record types of the node's side outputs (ports 1..).
+	// Every side output must be read: records are never dropped silently.
+	Side []*Type
+
 	Source    *SourceSpec
 	Transform func(in *Batch) *Batch
-	NewState  func(inst Instance) State
-	Sink      *SinkSpec
+	// Tee is a transform with side outputs: side[p-1] holds port p's
+	// records (nil when none). A node has Transform or Tee.
+	Tee      func(in *Batch) (main *Batch, side []*Batch)
+	NewState func(inst Instance) State
+	Sink     *SinkSpec
 }
 
 func (n *Node) String() string {

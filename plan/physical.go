@@ -99,9 +99,13 @@ type Edge struct {
 	From  *Vertex
 	To    *Vertex
 	Input int // index into To.In
-	Kind  EdgeKind
-	Key   *KeySpec
-	Type  *Type
+	// FromNode is the index in From.Chain of the node whose output Port
+	// the edge carries.
+	FromNode int
+	Port     int
+	Kind     EdgeKind
+	Key      *KeySpec
+	Type     *Type
 	// Hot routes skewed keys of a hash edge, or is nil.
 	Hot *Hot
 }
@@ -122,7 +126,8 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 		return nil, err
 	}
 	var errs []error
-	consumers := map[*Node]int{}
+	consumers := map[*Node]int{}  // readers of a node's main output
+	sideUsed := map[[2]any]bool{} // side outputs read, by (node, port)
 	par := map[*Node]int{}
 	edges := map[*Node][]EdgeKind{} // effective input edge kinds
 	notes := map[*Node]string{}
@@ -130,7 +135,11 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 	for _, n := range g.Nodes {
 		kinds := make([]EdgeKind, len(n.Inputs))
 		for i, in := range n.Inputs {
-			consumers[in.From]++
+			if in.Port == 0 {
+				consumers[in.From]++
+			} else {
+				sideUsed[[2]any{in.From, in.Port}] = true
+			}
 			kinds[i] = in.Edge
 		}
 		if n.Join != nil && len(n.Inputs) == 2 {
@@ -167,7 +176,15 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 		if n.Kind != KindSink && consumers[n] == 0 {
 			errs = append(errs, fmt.Errorf("%w: %s: the output of %s is never used (add a sink)", ErrInvalid, n.Loc, n))
 		}
+		for p := range n.Side {
+			if !sideUsed[[2]any{n, p + 1}] {
+				errs = append(errs, fmt.Errorf("%w: %s: side output %d (%s) of %s is never read: its records would be lost", ErrInvalid, n.Loc, p+1, n.Side[p].Name, n))
+			}
+		}
 		for _, in := range n.Inputs {
+			if in.Port < 0 || in.Port > len(in.From.Side) {
+				errs = append(errs, fmt.Errorf("%w: %s: %s reads output %d of %s, which has %d side outputs", ErrInvalid, n.Loc, n, in.Port, in.From, len(in.From.Side)))
+			}
 			if in.Edge == Hash && in.Key == nil {
 				errs = append(errs, fmt.Errorf("%w: %s: hash input of %s has no key", ErrInvalid, n.Loc, n))
 			}
@@ -183,7 +200,7 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 		if len(n.Inputs) == 1 {
 			in := n.Inputs[0]
 			from := vertexOf[in.From]
-			if edges[n][0] == Forward && par[in.From] == par[n] && consumers[in.From] == 1 &&
+			if edges[n][0] == Forward && in.Port == 0 && par[in.From] == par[n] && consumers[in.From] == 1 &&
 				in.From.Kind != KindSink && from.Tail() == in.From {
 				from.Chain = append(from.Chain, n)
 				vertexOf[n] = from
@@ -202,7 +219,12 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 			if kind == Forward && from.Parallelism != v.Parallelism {
 				kind = Rebalance
 			}
-			e := &Edge{ID: len(p.Edges) + 1, From: from, To: v, Input: len(v.In), Kind: kind, Key: in.Key, Type: in.From.Out}
+			typ := in.From.Out
+			if in.Port > 0 {
+				typ = in.From.Side[in.Port-1]
+			}
+			e := &Edge{ID: len(p.Edges) + 1, From: from, To: v, Input: len(v.In), Kind: kind, Key: in.Key, Type: typ,
+				FromNode: slices.Index(from.Chain, in.From), Port: in.Port}
 			if n.Join != nil && kind == Hash {
 				hot := hotKeys(n, facts)
 				if len(hot) > 0 {
@@ -238,6 +260,10 @@ func (p *Physical) String() string {
 		}
 		b.WriteByte('\n')
 		for _, e := range v.Out {
+			if e.Port > 0 {
+				fmt.Fprintf(&b, "  %s side %d → %s → v%d\n", v.Chain[e.FromNode], e.Port, e.Kind, e.To.ID)
+				continue
+			}
 			fmt.Fprintf(&b, "  → %s → v%d\n", e.Kind, e.To.ID)
 		}
 	}

@@ -69,10 +69,13 @@ type Stream[T any] struct {
 	// edge is how the next stage receives the records: Forward unless
 	// Broadcast or Rebalance said otherwise.
 	edge plan.EdgeKind
+	// port is the node's output that s is: 0 its main output, p > 0 a side
+	// output.
+	port int
 }
 
 // input is the plan input through which a stage consumes s.
-func (s Stream[T]) input() plan.Input { return plan.Input{From: s.node, Edge: s.edge} }
+func (s Stream[T]) input() plan.Input { return plan.Input{From: s.node, Port: s.port, Edge: s.edge} }
 
 // Pipeline returns the pipeline that s belongs to.
 func (s Stream[T]) Pipeline() *Pipeline { return s.p }

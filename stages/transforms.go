@@ -1,6 +1,10 @@
 package stages
 
-import "github.com/sluice-data/sluice/plan"
+import (
+	"fmt"
+
+	"github.com/sluice-data/sluice/plan"
+)
 
 // transform adds a stateless node over one input.
 func transform[T, U any](s Stream[T], loc, op string, opts []Option,
@@ -80,6 +84,77 @@ func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...Option) S
 			return &plan.Batch{Data: out, Times: times}
 		}
 	})
+}
+
+// FlatMapSide is FlatMap with a side output: f emits results with out and
+// records for the side stream (dead letters, rejects) with side. The side
+// stream must be read by some stage: records are never dropped silently.
+func FlatMapSide[T, U, D any](s Stream[T], f func(x T, out func(U), side func(D)), opts ...Option) (Stream[U], Stream[D]) {
+	loc := caller()
+	check(loc, "flatmap", s, f == nil)
+	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: "flatmap", Out: plan.TypeOf[U](),
+		Side: []*plan.Type{plan.TypeOf[D]()}, Inputs: []plan.Input{s.input()}}, opts)
+	n.Tee = func(in *plan.Batch) (*plan.Batch, []*plan.Batch) {
+		xs := in.Data.([]T)
+		out := make([]U, 0, len(xs))
+		var side []D
+		var times, sideTimes []int64
+		i := -1
+		emit := func(u U) {
+			out = append(out, u)
+			if in.Times != nil {
+				times = append(times, in.Times[i])
+			}
+		}
+		reject := func(d D) {
+			side = append(side, d)
+			if in.Times != nil {
+				sideTimes = append(sideTimes, in.Times[i])
+			}
+		}
+		defer func() { repanic(recover(), n, xs, i) }()
+		for i = range xs {
+			f(xs[i], emit, reject)
+		}
+		return &plan.Batch{Data: out, Times: times}, []*plan.Batch{{Data: side, Times: sideTimes}}
+	}
+	return Stream[U]{p: s.p, node: n}, Stream[D]{p: s.p, node: n, port: 1}
+}
+
+// DeadLetter is a record that a stage could not process, with why.
+type DeadLetter struct {
+	Stage  string // the stage that rejected it
+	Where  string // where the record came from (file:line), if known
+	Record string // the record, formatted
+	Err    string
+}
+
+// TryMap applies f to every record; records for which f fails go to the
+// returned dead-letter stream, which must be read (written somewhere, or
+// counted): nothing is dropped silently.
+func TryMap[T, U any](s Stream[T], f func(T) (U, error), opts ...Option) (Stream[U], Stream[DeadLetter]) {
+	loc := caller()
+	check(loc, "trymap", s, f == nil)
+	var stage string
+	main, dead := FlatMapSide(s, func(x T, out func(U), side func(DeadLetter)) {
+		u, err := f(x)
+		if err != nil {
+			side(DeadLetter{Stage: stage, Record: formatRecord(x), Err: err.Error()})
+			return
+		}
+		out(u)
+	}, append([]Option{Name("trymap")}, opts...)...)
+	main.node.Op, main.node.Loc = "trymap", loc
+	stage = main.node.String()
+	return main, dead
+}
+
+func formatRecord(x any) string {
+	s := fmt.Sprintf("%+v", x)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 // MapBatches applies f to whole batches of records, for work that is cheaper
