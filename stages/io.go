@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -28,11 +29,18 @@ type Source[T any] interface {
 type Reader[T any] interface {
 	// Read fills buf from the front and returns how many records it wrote;
 	// it returns io.EOF (possibly with n > 0) at the end of the split. Any
-	// other error fails the job, records returned with it included; (0, nil)
-	// is an error too. A panic fails the job with the split named.
+	// other error fails the job, records returned with it included, except
+	// ErrNoData (see there); (0, nil) is an error too. A panic fails the job
+	// with the split named.
 	Read(buf []T) (n int, err error)
 	Close() error
 }
+
+// ErrNoData is returned by a Reader of an unbounded source (a broker) that
+// has no records right now: the runtime asks again after a short wait (the
+// linger) and, when a source instance stays quiet past its idle timeout,
+// marks it idle so that its silence does not hold back the watermark.
+var ErrNoData = errors.New("stages: no data yet")
 
 // Read adds a source stage.
 func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
