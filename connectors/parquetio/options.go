@@ -180,6 +180,18 @@ func Uncompressed() WriteOption {
 	return writeFunc(func(c *writeConfig) { c.codec = &parquet.Uncompressed })
 }
 
+// Compression compresses pages with any parquet-go codec (gzip, lz4, brotli,
+// parquet-go's own Snappy and Zstd codecs at other levels).
+func Compression(codec compress.Codec) WriteOption {
+	return writeFunc(func(c *writeConfig) {
+		if codec == nil {
+			c.errs = append(c.errs, fmt.Errorf("%w: Compression(nil)", ErrConfig))
+			return
+		}
+		c.codec = codec
+	})
+}
+
 // TargetFileSize starts a new file once the current one has grown to about
 // bytes (checked after each batch, so files overshoot by up to a batch).
 // The default is 512 MiB.
