@@ -30,6 +30,21 @@ type Config struct {
 	MaxParallelism int
 }
 
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchRecords < 1 {
+		errs = append(errs, fmt.Errorf("core: BatchRecords %d must be at least 1", c.BatchRecords))
+	}
+	if c.BatchBytes < 1 {
+		errs = append(errs, fmt.Errorf("core: BatchBytes %d must be at least 1", c.BatchBytes))
+	}
+	if c.MaxParallelism < 1 {
+		errs = append(errs, fmt.Errorf("core: MaxParallelism %d must be at least 1", c.MaxParallelism))
+	}
+	return errors.Join(errs...)
+}
+
 // EventKind tells events apart.
 type EventKind int
 
@@ -93,8 +108,9 @@ type Operator struct {
 	outs   []*output
 	sink   bool
 
-	open     int   // input channels not yet ended
-	openIn   []int // per input
+	open     int      // input channels not yet ended
+	openIn   []int    // per input
+	ended    [][]bool // [input][channel]
 	queue    []item
 	ready    Ready
 	finished bool
@@ -123,6 +139,7 @@ func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	for _, in := range v.In {
 		o.open += in.From.Parallelism
 		o.openIn = append(o.openIn, in.From.Parallelism)
+		o.ended = append(o.ended, make([]bool, in.From.Parallelism))
 		o.InputRecords = append(o.InputRecords, 0)
 	}
 	if v.Head().Kind == plan.KindSource {
@@ -162,6 +179,15 @@ func (o *Operator) Step(ev Event) error {
 			o.queue = append(o.queue, item{node: 0, input: ev.Input, batch: ev.Batch})
 		}
 	case EndOfInput:
+		if len(o.ended) > 0 {
+			if ev.Input < 0 || ev.Input >= len(o.ended) || ev.Channel < 0 || ev.Channel >= len(o.ended[ev.Input]) {
+				return fmt.Errorf("core: %s: end of input on unknown input %d channel %d", o.inst, ev.Input, ev.Channel)
+			}
+			if o.ended[ev.Input][ev.Channel] {
+				return fmt.Errorf("core: %s: input %d channel %d ended twice", o.inst, ev.Input, ev.Channel)
+			}
+			o.ended[ev.Input][ev.Channel] = true
+		}
 		o.open--
 		if o.open < 0 {
 			return fmt.Errorf("core: %s: more ends of input than input channels", o.inst)
@@ -204,8 +230,8 @@ func (o *Operator) Resume() error {
 			continue
 		}
 		if it.node >= len(o.v.Chain) {
+			o.emit(it.batch) // routing may call a user hash function: pop after
 			o.queue = o.queue[1:]
-			o.emit(it.batch)
 			continue
 		}
 		n := o.v.Chain[it.node]
@@ -217,8 +243,8 @@ func (o *Operator) Resume() error {
 				out, side = n.Tee(it.batch)
 				for p, b := range side {
 					if k := n.Side[p].Count(b); k > 0 {
-						o.SideRecords[it.node][p] += int64(k)
 						o.route(it.node, p+1, b)
+						o.SideRecords[it.node][p] += int64(k)
 					}
 				}
 			} else {
@@ -283,7 +309,26 @@ func (o *Operator) nextStateful(from int) int {
 func (o *Operator) emit(b *plan.Batch) { o.route(len(o.v.Chain)-1, 0, b) }
 
 // route sends b down the edges that carry output port of chain node node.
+// Routing can call user code (a hash function); if it panics, the outputs
+// are put back as they were, so that the retry routes b once.
 func (o *Operator) route(node, port int, b *plan.Batch) {
+	sends := len(o.ready.Sends)
+	var saved []outputState
+	for _, out := range o.outs {
+		if out.e.FromNode == node && out.e.Port == port {
+			saved = append(saved, out.save())
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			for _, st := range saved {
+				st.restore()
+			}
+			clear(o.ready.Sends[sends:])
+			o.ready.Sends = o.ready.Sends[:sends]
+			panic(r)
+		}
+	}()
 	for i, out := range o.outs {
 		if out.e.FromNode == node && out.e.Port == port {
 			o.ready.Sends = out.add(i, b, o.ready.Sends)

@@ -21,7 +21,9 @@ func newOutput(e *plan.Edge, self int, cfg Config) *output {
 	if sz := int64(e.Type.Size); sz > 0 && cfg.BatchBytes/sz < int64(limit) {
 		limit = max(1, int(cfg.BatchBytes/sz))
 	}
-	o := &output{e: e, t: e.Type, self: self, limit: limit, bufs: make([]*plan.Batch, n)}
+	// Round-robin starts at the sender's own index, so that many senders
+	// with little data do not all start on channel 0.
+	o := &output{e: e, t: e.Type, self: self, limit: limit, bufs: make([]*plan.Batch, n), rr: self}
 	for i := range o.bufs {
 		o.bufs[i] = &plan.Batch{}
 	}
@@ -163,4 +165,38 @@ func (o *output) buffered() bool {
 		}
 	}
 	return false
+}
+
+// outputState is what add changes in an output, saved to undo it.
+type outputState struct {
+	o     *output
+	rr    int
+	salt  uint64
+	bufs  []*plan.Batch
+	lens  []int
+	times []int
+}
+
+func (o *output) save() outputState {
+	st := outputState{o: o, rr: o.rr, salt: o.salt, bufs: append([]*plan.Batch(nil), o.bufs...),
+		lens: make([]int, len(o.bufs)), times: make([]int, len(o.bufs))}
+	for c, b := range o.bufs {
+		st.lens[c] = o.t.Count(b)
+		st.times[c] = len(b.Times)
+	}
+	return st
+}
+
+func (st outputState) restore() {
+	o := st.o
+	o.rr, o.salt = st.rr, st.salt
+	for c, b := range st.bufs {
+		if b.Data != nil {
+			b.Data = o.t.Slice(b.Data, 0, st.lens[c])
+		}
+		if b.Times != nil {
+			b.Times = b.Times[:st.times[c]]
+		}
+		o.bufs[c] = b
+	}
 }

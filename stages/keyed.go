@@ -91,6 +91,13 @@ func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
 				bufs[c], _ = o.Data.([]KV[K, V])
 			}
 			groups := uint64(len(route))
+			// Keep each channel's times as long as its records: pad with
+			// zeros where timed and untimed batches meet.
+			for c, o := range outs {
+				if in.Times != nil && len(o.Times) < len(bufs[c]) {
+					o.Times = append(o.Times, make([]int64, len(bufs[c])-len(o.Times))...)
+				}
+			}
 			for i, x := range xs {
 				h := hash(x.Key)
 				c := route[h%groups]
@@ -117,6 +124,9 @@ func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
 			}
 			for c, o := range outs {
 				o.Data = bufs[c]
+				if in.Times == nil && o.Times != nil && len(o.Times) < len(bufs[c]) {
+					o.Times = append(o.Times, make([]int64, len(bufs[c])-len(o.Times))...)
+				}
 			}
 		},
 		Hashes: func(b *plan.Batch, dst []uint64) []uint64 {

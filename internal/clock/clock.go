@@ -103,7 +103,11 @@ func (m *Manual) Advance(d time.Duration) {
 		t.f()
 		m.mu.Lock()
 	}
-	m.now = end
+	// A callback or another goroutine may have advanced further meanwhile:
+	// time never goes back.
+	if end.After(m.now) {
+		m.now = end
+	}
 	m.mu.Unlock()
 }
 
