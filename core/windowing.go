@@ -22,45 +22,19 @@ type Element[V any] struct {
 	Time  window.Time
 }
 
-// Timing says when a pane fired relative to the watermark.
-type Timing uint8
-
-const (
-	// Early panes fire before the watermark passes the end of the window.
-	Early Timing = iota
-	// OnTime is the pane fired when the watermark passes the end of the
-	// window; a window has at most one.
-	OnTime
-	// Late panes fire after the watermark has passed the end of the window.
-	Late
+// Timing and PaneInfo live in package window, for the user API; these
+// names keep the driver's code short.
+type (
+	Timing   = window.Timing
+	PaneInfo = window.PaneInfo
 )
 
-func (t Timing) String() string {
-	switch t {
-	case Early:
-		return "early"
-	case OnTime:
-		return "on-time"
-	case Late:
-		return "late"
-	}
-	return fmt.Sprintf("Timing(%d)", int(t))
-}
-
-// PaneInfo describes a pane, as Beam's PaneInfo.
-type PaneInfo struct {
-	// Index counts the panes of the window before this one. A window made
-	// by merging starts again at 0.
-	Index int64
-	// NonSpeculativeIndex counts the ON_TIME and LATE panes of the window
-	// before this one; it is -1 for early panes.
-	NonSpeculativeIndex int64
-	Timing              Timing
-	IsFirst             bool
-	// IsLast is set on the window's last pane: its trigger has finished or
-	// the window is being garbage collected.
-	IsLast bool
-}
+// The timings of a pane.
+const (
+	Early  = window.Early
+	OnTime = window.OnTime
+	Late   = window.Late
+)
 
 // Pane is one firing of one window.
 type Pane[A any] struct {

@@ -3,6 +3,7 @@ package window
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -104,4 +105,44 @@ func (w Interval) String() string {
 		return "[global)"
 	}
 	return fmt.Sprintf("[%s, %s)", w.Start, w.End)
+}
+
+// Timing says when a pane fired relative to the watermark.
+type Timing uint8
+
+const (
+	// Early panes fire before the watermark passes the end of the window.
+	Early Timing = iota
+	// OnTime is the pane fired when the watermark passes the end of the
+	// window; a window has at most one.
+	OnTime
+	// Late panes fire after the watermark has passed the end of the window.
+	Late
+)
+
+func (t Timing) String() string {
+	switch t {
+	case Early:
+		return "early"
+	case OnTime:
+		return "on-time"
+	case Late:
+		return "late"
+	}
+	return "Timing(" + strconv.Itoa(int(t)) + ")"
+}
+
+// PaneInfo describes a pane, as Beam's PaneInfo.
+type PaneInfo struct {
+	// Index counts the panes of the window before this one. A window made
+	// by merging starts again at 0.
+	Index int64
+	// NonSpeculativeIndex counts the ON_TIME and LATE panes of the window
+	// before this one; it is -1 for early panes.
+	NonSpeculativeIndex int64
+	Timing              Timing
+	IsFirst             bool
+	// IsLast is set on the window's last pane: its trigger has finished or
+	// the window is being garbage collected.
+	IsLast bool
 }
