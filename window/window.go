@@ -13,8 +13,13 @@
 //		Accumulating()
 //
 // Every builder returns a new value; none changes its receiver. Mistakes are
-// collected and reported together by Validate. The state machine that runs a
-// strategy is in package core.
+// collected and reported together by Validate.
+//
+// The package also holds the pure state machine that runs a strategy over
+// one key's windows (Windowing, KeyState: Beam's ReduceFnRunner). It lives
+// here rather than in core because it is generic in the user's record and
+// accumulator types, and the typed API (stages) may import window but not
+// core; core hosts it through the type-erased specs stages builds.
 package window
 
 import (

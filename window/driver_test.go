@@ -1,4 +1,4 @@
-package core
+package window
 
 import (
 	"fmt"
@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-data/sluice/window"
 )
 
 // driverRun drives one key with []int64 panes; times are plain nanoseconds.
@@ -18,17 +16,17 @@ type driverRun struct {
 	d   *Windowing[int64, []int64]
 	st  KeyState[[]int64]
 	out Output[int64, []int64]
-	wm  window.Time
-	pt  window.Time
+	wm  Time
+	pt  Time
 }
 
-func newRun(t *testing.T, s window.Strategy) *driverRun {
+func newRun(t *testing.T, s Strategy) *driverRun {
 	t.Helper()
 	d, err := NewWindowing[int64](s, Collect[int64]())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &driverRun{t: t, d: d, wm: window.MinTime}
+	r := &driverRun{t: t, d: d, wm: MinTime}
 	r.out.KeepDropped = true
 	return r
 }
@@ -36,20 +34,20 @@ func newRun(t *testing.T, s window.Strategy) *driverRun {
 func (r *driverRun) input(ts ...int64) *driverRun {
 	elems := make([]Element[int64], len(ts))
 	for i, v := range ts {
-		elems[i] = Element[int64]{Value: v, Time: window.Time(v)}
+		elems[i] = Element[int64]{Value: v, Time: Time(v)}
 	}
 	r.d.ProcessElements(&r.st, elems, r.wm, r.pt, &r.out)
 	return r
 }
 
 func (r *driverRun) watermark(wm int64) *driverRun {
-	r.wm = window.Time(wm)
+	r.wm = Time(wm)
 	r.d.AdvanceWatermark(&r.st, r.wm, &r.out)
 	return r
 }
 
 func (r *driverRun) clock(pt int64) *driverRun {
-	r.pt = window.Time(pt)
+	r.pt = Time(pt)
 	r.d.AdvanceProcessingTime(&r.st, r.pt, &r.out)
 	return r
 }
@@ -81,13 +79,13 @@ func paneString(p Pane[[]int64]) string {
 func TestGarbageCollectionFiresPendingRecords(t *testing.T) {
 	// AfterCount(5) never fires; the window's end (lateness 0) collects it
 	// and its records come out in an ON_TIME last pane.
-	r := newRun(t, window.Fixed(10).Trigger(window.AfterCount(5)))
+	r := newRun(t, Fixed(10).Trigger(AfterCount(5)))
 	r.input(1, 2, 3).expect().watermark(10).expect("[0,10) [1 2 3] ts=9 on-time 0/0 last")
 	if !r.st.Empty() {
 		t.Error("window not collected")
 	}
 	// With lateness the last pane comes at end+lateness and is LATE.
-	r = newRun(t, window.Fixed(10).Trigger(window.Never()).AllowedLateness(5))
+	r = newRun(t, Fixed(10).Trigger(Never()).AllowedLateness(5))
 	r.input(1, 2).watermark(12).expect()
 	if at, ok := r.st.NextEventTime(); !ok || at != 15 {
 		t.Errorf("NextEventTime = %d %v, want 15", at, ok)
@@ -99,18 +97,18 @@ func TestGarbageCollectionFiresPendingRecords(t *testing.T) {
 }
 
 func TestDefaultTriggerLastPaneAtZeroLateness(t *testing.T) {
-	r := newRun(t, window.Fixed(10))
+	r := newRun(t, Fixed(10))
 	r.input(1, 12).watermark(10).expect("[0,10) [1] ts=9 on-time 0/0 last")
 	r.watermark(100).expect("[10,20) [12] ts=19 on-time 0/0 last")
 	r.input(5)
 	if r.out.DroppedLate != 1 || len(r.out.Dropped) != 1 || r.out.Dropped[0].Reason != TooLate ||
-		r.out.Dropped[0].Window != (window.Interval{Start: 0, End: 10}) {
+		r.out.Dropped[0].Window != (Interval{Start: 0, End: 10}) {
 		t.Errorf("drops: %d %+v", r.out.DroppedLate, r.out.Dropped)
 	}
 }
 
 func TestLatePanesAccumulate(t *testing.T) {
-	r := newRun(t, window.Fixed(10).AllowedLateness(10).Accumulating())
+	r := newRun(t, Fixed(10).AllowedLateness(10).Accumulating())
 	r.input(1).watermark(10).expect("[0,10) [1] ts=9 on-time 0/0")
 	r.input(2).expect("[0,10) [1 2] ts=9 late 1/1")
 	r.watermark(15).expect()
@@ -123,33 +121,33 @@ func TestLatePanesAccumulate(t *testing.T) {
 }
 
 func TestProcessingTimeTriggers(t *testing.T) {
-	r := newRun(t, window.Global().Trigger(window.Repeatedly(window.AfterProcessingTime(5))))
+	r := newRun(t, Global().Trigger(Repeatedly(AfterProcessingTime(5))))
 	r.input(1).clock(3).input(2).expect()
 	if at, ok := r.st.NextProcessingTime(); !ok || at != 5 {
 		t.Errorf("NextProcessingTime = %d %v, want 5", at, ok)
 	}
-	r.clock(5).expect(fmt.Sprintf("[%d,%d) [1 2] ts=%d early 0/-1", window.MinTime, window.GlobalMaxTimestamp+1, window.GlobalMaxTimestamp))
+	r.clock(5).expect(fmt.Sprintf("[%d,%d) [1 2] ts=%d early 0/-1", MinTime, GlobalMaxTimestamp+1, GlobalMaxTimestamp))
 	r.clock(7).input(3).clock(11).expect()
-	r.clock(12).expect(fmt.Sprintf("[%d,%d) [3] ts=%d early 1/-1", window.MinTime, window.GlobalMaxTimestamp+1, window.GlobalMaxTimestamp))
+	r.clock(12).expect(fmt.Sprintf("[%d,%d) [3] ts=%d early 1/-1", MinTime, GlobalMaxTimestamp+1, GlobalMaxTimestamp))
 	// No watermark part and nothing pending: the end of input is silent.
-	r.watermark(int64(window.MaxTime)).expect()
+	r.watermark(int64(MaxTime)).expect()
 	if !r.st.Empty() {
 		t.Error("global window not collected at the end of input")
 	}
 
 	// Aligned deadlines round up; a zero delay fires with the record.
-	r = newRun(t, window.Fixed(100).Trigger(window.Repeatedly(window.AfterProcessingTime(1).AlignedTo(10, 2))))
+	r = newRun(t, Fixed(100).Trigger(Repeatedly(AfterProcessingTime(1).AlignedTo(10, 2))))
 	r.clock(3).input(1)
 	if at, _ := r.st.NextProcessingTime(); at != 12 {
 		t.Errorf("aligned deadline %d, want 12", at)
 	}
 	r.clock(12).expect("[0,100) [1] ts=99 early 0/-1")
-	r = newRun(t, window.Fixed(100).Trigger(window.AfterProcessingTime(0)))
+	r = newRun(t, Fixed(100).Trigger(AfterProcessingTime(0)))
 	r.clock(3).input(1).expect("[0,100) [1] ts=99 early 0/-1 last")
 }
 
 func TestCompositeTriggers(t *testing.T) {
-	r := newRun(t, window.Fixed(100).Trigger(window.AfterEach(window.AfterCount(2), window.AfterCount(1))))
+	r := newRun(t, Fixed(100).Trigger(AfterEach(AfterCount(2), AfterCount(1))))
 	r.input(1).expect().input(2).expect("[0,100) [1 2] ts=99 early 0/-1")
 	r.input(3).expect("[0,100) [3] ts=99 early 1/-1 last")
 	r.input(4)
@@ -164,24 +162,24 @@ func TestCompositeTriggers(t *testing.T) {
 		t.Error("tombstone not collected")
 	}
 
-	r = newRun(t, window.Fixed(100).Trigger(window.AfterAll(window.AfterCount(2), window.AfterProcessingTime(5))))
+	r = newRun(t, Fixed(100).Trigger(AfterAll(AfterCount(2), AfterProcessingTime(5))))
 	r.input(1).clock(1).input(2).expect().clock(5).expect("[0,100) [1 2] ts=99 early 0/-1 last")
 
-	r = newRun(t, window.Fixed(100).Trigger(window.OrFinally(window.Repeatedly(window.AfterCount(1)), window.AfterCount(3))))
+	r = newRun(t, Fixed(100).Trigger(OrFinally(Repeatedly(AfterCount(1)), AfterCount(3))))
 	r.input(1).input(2).input(3).input(4).expect(
 		"[0,100) [1] ts=99 early 0/-1", "[0,100) [2] ts=99 early 1/-1", "[0,100) [3] ts=99 early 2/-1 last")
 
-	r = newRun(t, window.Fixed(100).Trigger(window.Repeatedly(window.AfterAny(window.AfterCount(3), window.AfterProcessingTime(10)))))
+	r = newRun(t, Fixed(100).Trigger(Repeatedly(AfterAny(AfterCount(3), AfterProcessingTime(10)))))
 	r.input(1, 2).clock(10).expect("[0,100) [1 2] ts=99 early 0/-1")
 	r.input(3, 4, 5).expect("[0,100) [3 4 5] ts=99 early 1/-1")
 
-	r = newRun(t, window.Fixed(10).Trigger(window.AfterWatermark().Early(window.AfterCount(1)).Late(window.AfterCount(2))).AllowedLateness(100))
+	r = newRun(t, Fixed(10).Trigger(AfterWatermark().Early(AfterCount(1)).Late(AfterCount(2))).AllowedLateness(100))
 	r.input(1).expect("[0,10) [1] ts=9 early 0/-1").watermark(10).expect("[0,10) [] ts=9 on-time 1/0")
 	r.input(2).expect().input(3).expect("[0,10) [2 3] ts=9 late 2/1")
 }
 
 func TestWatermarkHolds(t *testing.T) {
-	r := newRun(t, window.Fixed(10).OutputAt(window.Earliest))
+	r := newRun(t, Fixed(10).OutputAt(Earliest))
 	r.watermark(2).input(7, 3, 1)
 	if h, ok := r.st.Hold(); !ok || h != 3 {
 		t.Errorf("hold %d %v, want 3 (1 is behind the watermark)", h, ok)
@@ -191,7 +189,7 @@ func TestWatermarkHolds(t *testing.T) {
 		t.Error("hold left after the window fired")
 	}
 
-	r = newRun(t, window.Fixed(10).OutputAt(window.Latest).Trigger(window.AfterWatermark().Early(window.AfterCount(1))))
+	r = newRun(t, Fixed(10).OutputAt(Latest).Trigger(AfterWatermark().Early(AfterCount(1))))
 	r.input(4).expect("[0,10) [4] ts=4 early 0/-1").input(6).expect("[0,10) [6] ts=6 early 1/-1")
 	if h, _ := r.st.Hold(); h != 6 {
 		t.Errorf("early panes keep the hold for the ON_TIME pane: %d", h)
@@ -200,13 +198,13 @@ func TestWatermarkHolds(t *testing.T) {
 }
 
 func TestSlidingWindows(t *testing.T) {
-	r := newRun(t, window.Sliding(10, 5))
+	r := newRun(t, Sliding(10, 5))
 	r.input(7).watermark(10).expect("[0,10) [7] ts=9 on-time 0/0 last")
 	r.watermark(15).expect("[5,15) [7] ts=14 on-time 0/0 last")
 }
 
 func TestMergeIntoClosedSession(t *testing.T) {
-	r := newRun(t, window.Session(10).Trigger(window.AfterCount(2)))
+	r := newRun(t, Session(10).Trigger(AfterCount(2)))
 	r.input(1, 2).expect("[1,12) [1 2] ts=11 early 0/-1 last")
 	r.input(13).expect()
 	// 11 bridges the closed [1,12) and the open [13,23): the merged window
@@ -215,13 +213,13 @@ func TestMergeIntoClosedSession(t *testing.T) {
 	if r.out.DroppedClosed != 2 {
 		t.Errorf("DroppedClosed = %d, want 2", r.out.DroppedClosed)
 	}
-	if ws := r.st.Windows(nil); len(ws) != 1 || ws[0].Window != (window.Interval{Start: 1, End: 23}) || !ws[0].Closed {
+	if ws := r.st.Windows(nil); len(ws) != 1 || ws[0].Window != (Interval{Start: 1, End: 23}) || !ws[0].Closed {
 		t.Errorf("windows %+v", ws)
 	}
 }
 
 func TestSessionsMergeState(t *testing.T) {
-	r := newRun(t, window.Session(10).Trigger(window.AfterWatermark().Early(window.AfterCount(3))).Accumulating().OutputAt(window.Earliest))
+	r := newRun(t, Session(10).Trigger(AfterWatermark().Early(AfterCount(3))).Accumulating().OutputAt(Earliest))
 	r.input(5).input(20).expect()
 	if got := len(r.st.Windows(nil)); got != 2 {
 		t.Fatalf("%d windows", got)
@@ -231,7 +229,7 @@ func TestSessionsMergeState(t *testing.T) {
 }
 
 func TestNewWindowingErrors(t *testing.T) {
-	_, err := NewWindowing[int64](window.Fixed(-1).AllowedLateness(-1), Combine[int64, int64]{})
+	_, err := NewWindowing[int64](Fixed(-1).AllowedLateness(-1), Combine[int64, int64]{})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -257,25 +255,25 @@ func sum() Combine[int64, int64] {
 
 // randomTrigger returns a random trigger; once says it must be able to
 // finish (for AfterEach's leading subtriggers and OrFinally's until).
-func randomTrigger(r *rand.Rand, depth int, once bool) window.Trigger {
-	leaf := func() window.Trigger {
+func randomTrigger(r *rand.Rand, depth int, once bool) Trigger {
+	leaf := func() Trigger {
 		switch r.IntN(3) {
 		case 0:
-			return window.AfterCount(1 + r.IntN(4))
+			return AfterCount(1 + r.IntN(4))
 		case 1:
-			t := window.AfterProcessingTime(time.Duration(r.IntN(20)))
+			t := AfterProcessingTime(time.Duration(r.IntN(20)))
 			if r.IntN(3) == 0 {
 				t = t.AlignedTo(time.Duration(5+r.IntN(10)), 0)
 			}
 			return t
 		}
-		return window.AfterWatermark()
+		return AfterWatermark()
 	}
 	if depth <= 0 {
 		return leaf()
 	}
-	sub := func() window.Trigger { return randomTrigger(r, depth-1, false) }
-	subOnce := func() window.Trigger { return randomTrigger(r, depth-1, true) }
+	sub := func() Trigger { return randomTrigger(r, depth-1, false) }
+	subOnce := func() Trigger { return randomTrigger(r, depth-1, true) }
 	k := r.IntN(9)
 	if once {
 		k = r.IntN(4)
@@ -284,13 +282,13 @@ func randomTrigger(r *rand.Rand, depth int, once bool) window.Trigger {
 	case 0:
 		return leaf()
 	case 1:
-		return window.AfterAny(subOnce(), subOnce())
+		return AfterAny(subOnce(), subOnce())
 	case 2:
-		return window.AfterAll(subOnce(), subOnce())
+		return AfterAll(subOnce(), subOnce())
 	case 3:
-		return window.AfterEach(subOnce(), subOnce())
+		return AfterEach(subOnce(), subOnce())
 	case 4:
-		w := window.AfterWatermark()
+		w := AfterWatermark()
 		if r.IntN(2) == 0 {
 			w = w.Early(sub())
 		}
@@ -299,56 +297,56 @@ func randomTrigger(r *rand.Rand, depth int, once bool) window.Trigger {
 		}
 		return w
 	case 5:
-		return window.Repeatedly(sub())
+		return Repeatedly(sub())
 	case 6:
-		return window.OrFinally(sub(), subOnce())
+		return OrFinally(sub(), subOnce())
 	case 7:
-		return window.Default()
+		return Default()
 	}
-	return window.Never()
+	return Never()
 }
 
-func randomFn(r *rand.Rand) window.Fn {
+func randomFn(r *rand.Rand) Fn {
 	switch r.IntN(4) {
 	case 0:
 		size := time.Duration(5 + r.IntN(40))
-		return window.FixedWindows{Size: size, Offset: time.Duration(r.Int64N(int64(size)))}
+		return FixedWindows{Size: size, Offset: time.Duration(r.Int64N(int64(size)))}
 	case 1:
 		period := time.Duration(3 + r.IntN(20))
-		return window.SlidingWindows{Size: period * time.Duration(1+r.IntN(4)), Period: period}
+		return SlidingWindows{Size: period * time.Duration(1+r.IntN(4)), Period: period}
 	case 2:
-		return window.SlidingWindows{Size: time.Duration(3 + r.IntN(10)), Period: time.Duration(10 + r.IntN(10))}
+		return SlidingWindows{Size: time.Duration(3 + r.IntN(10)), Period: time.Duration(10 + r.IntN(10))}
 	}
-	return window.GlobalWindows{}
+	return GlobalWindows{}
 }
 
 type event struct {
 	kind  int // 0 records, 1 watermark, 2 processing time
 	elems []Element[int64]
-	t     window.Time
+	t     Time
 }
 
 func randomEvents(r *rand.Rand) []event {
 	var evs []event
-	wm, pt := window.Time(0), window.Time(0)
+	wm, pt := Time(0), Time(0)
 	for range 20 + r.IntN(60) {
 		switch r.IntN(4) {
 		case 0:
-			wm += window.Time(r.IntN(25))
+			wm += Time(r.IntN(25))
 			evs = append(evs, event{kind: 1, t: wm})
 		case 1:
-			pt += window.Time(r.IntN(15))
+			pt += Time(r.IntN(15))
 			evs = append(evs, event{kind: 2, t: pt})
 		default:
 			n := 1 + r.IntN(5)
 			elems := make([]Element[int64], n)
 			for i := range elems {
-				elems[i] = Element[int64]{Value: 1 + r.Int64N(1000), Time: wm - 30 + window.Time(r.IntN(90))}
+				elems[i] = Element[int64]{Value: 1 + r.Int64N(1000), Time: wm - 30 + Time(r.IntN(90))}
 			}
 			evs = append(evs, event{kind: 0, elems: elems})
 		}
 	}
-	return append(evs, event{kind: 1, t: window.MaxTime})
+	return append(evs, event{kind: 1, t: MaxTime})
 }
 
 // drive runs events through d for one key and returns the panes and the
@@ -356,7 +354,7 @@ func randomEvents(r *rand.Rand) []event {
 func drive[A any](d *Windowing[int64, A], evs []event) ([]Pane[A], *Output[int64, A], *KeyState[A]) {
 	var st KeyState[A]
 	out := &Output[int64, A]{KeepDropped: true}
-	wm, pt := window.MinTime, window.Time(0)
+	wm, pt := MinTime, Time(0)
 	for _, ev := range evs {
 		switch ev.kind {
 		case 0:
@@ -373,7 +371,7 @@ func drive[A any](d *Windowing[int64, A], evs []event) ([]Pane[A], *Output[int64
 }
 
 // checkPaneSequence checks the pane metadata of one window's panes.
-func checkPaneSequence[A any](t *testing.T, w window.Interval, ps []Pane[A]) {
+func checkPaneSequence[A any](t *testing.T, w Interval, ps []Pane[A]) {
 	t.Helper()
 	nonspec := int64(0)
 	lastTiming := Early
@@ -405,11 +403,11 @@ func checkPaneSequence[A any](t *testing.T, w window.Interval, ps []Pane[A]) {
 func TestWindowingMatchesBatch(t *testing.T) {
 	for seed := range uint64(400) {
 		r := rand.New(rand.NewPCG(seed, 7))
-		var s window.Strategy
+		var s Strategy
 		for {
-			s = window.Into(randomFn(r)).Trigger(randomTrigger(r, 3, false)).
+			s = Into(randomFn(r)).Trigger(randomTrigger(r, 3, false)).
 				AllowedLateness(time.Duration(r.IntN(3) * r.IntN(40))).
-				OutputAt(window.TimestampCombiner(r.IntN(4)))
+				OutputAt(TimestampCombiner(r.IntN(4)))
 			if r.IntN(2) == 0 {
 				s = s.Accumulating()
 			}
@@ -432,7 +430,7 @@ func TestWindowingMatchesBatch(t *testing.T) {
 		}
 
 		// Batch: every record's sum in each of its windows, less the drops.
-		want := map[window.Interval]int64{}
+		want := map[Interval]int64{}
 		for _, ev := range evs {
 			for _, e := range ev.elems {
 				for _, w := range s.Spec().Fn.Assign(e.Time, nil) {
@@ -453,8 +451,8 @@ func TestWindowingMatchesBatch(t *testing.T) {
 			fail("counters %d/%d, listed %d/%d", out.DroppedLate, out.DroppedClosed, late, closed)
 		}
 
-		byWindow := map[window.Interval][]Pane[int64]{}
-		var order []window.Interval
+		byWindow := map[Interval][]Pane[int64]{}
+		var order []Interval
 		for _, p := range panes {
 			if _, ok := byWindow[p.Window]; !ok {
 				order = append(order, p.Window)
@@ -465,7 +463,7 @@ func TestWindowingMatchesBatch(t *testing.T) {
 			ps := byWindow[w]
 			checkPaneSequence(t, w, ps)
 			got := int64(0)
-			if s.Spec().Mode == window.Accumulating {
+			if s.Spec().Mode == Accumulating {
 				got = ps[len(ps)-1].Value
 			} else {
 				for _, p := range ps {
@@ -477,8 +475,8 @@ func TestWindowingMatchesBatch(t *testing.T) {
 			}
 			for _, p := range ps {
 				c := s.Spec().TimestampCombiner
-				if c == window.EndOfWindow && p.Timestamp != w.MaxTimestamp() ||
-					c != window.EndOfWindow && (p.Timestamp < w.Start || p.Timestamp > w.MaxTimestamp()) {
+				if c == EndOfWindow && p.Timestamp != w.MaxTimestamp() ||
+					c != EndOfWindow && (p.Timestamp < w.Start || p.Timestamp > w.MaxTimestamp()) {
 					fail("window %v: pane timestamp %d", w, p.Timestamp)
 				}
 			}
@@ -504,19 +502,19 @@ func TestWindowingMatchesBatch(t *testing.T) {
 func TestSessionsMatchBatch(t *testing.T) {
 	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 11))
-		var trig window.Trigger
+		var trig Trigger
 		switch r.IntN(4) {
 		case 0:
-			trig = window.Default()
+			trig = Default()
 		case 1:
-			trig = window.Repeatedly(randomTrigger(r, 2, false))
+			trig = Repeatedly(randomTrigger(r, 2, false))
 		case 2:
-			trig = window.AfterWatermark().Early(randomTrigger(r, 1, false)).Late(randomTrigger(r, 1, false))
+			trig = AfterWatermark().Early(randomTrigger(r, 1, false)).Late(randomTrigger(r, 1, false))
 		default:
-			trig = window.Never()
+			trig = Never()
 		}
 		gap := time.Duration(3 + r.IntN(15))
-		s := window.Session(gap).Trigger(trig).AllowedLateness(time.Duration(window.MaxTime / 2))
+		s := Session(gap).Trigger(trig).AllowedLateness(time.Duration(MaxTime / 2))
 		if r.IntN(2) == 0 {
 			s = s.Accumulating()
 		}
@@ -538,9 +536,9 @@ func TestSessionsMatchBatch(t *testing.T) {
 			recs = append(recs, ev.elems...)
 		}
 		slices.SortFunc(recs, func(a, b Element[int64]) int { return cmpTime(a.Time, b.Time) })
-		want := map[window.Interval]int64{}
+		want := map[Interval]int64{}
 		for i := 0; i < len(recs); {
-			w := window.Interval{Start: recs[i].Time, End: recs[i].Time.Add(gap)}
+			w := Interval{Start: recs[i].Time, End: recs[i].Time.Add(gap)}
 			total := recs[i].Value
 			j := i + 1
 			for ; j < len(recs) && recs[j].Time < w.End; j++ {
@@ -552,9 +550,9 @@ func TestSessionsMatchBatch(t *testing.T) {
 		}
 		// Windows only grow by merging, so every pane's window lies in one
 		// final session.
-		got := map[window.Interval]int64{}
+		got := map[Interval]int64{}
 		for _, p := range panes {
-			if s.Spec().Mode == window.Accumulating {
+			if s.Spec().Mode == Accumulating {
 				if _, final := want[p.Window]; final {
 					got[p.Window] = p.Value
 				}
@@ -579,7 +577,7 @@ func TestSessionsMatchBatch(t *testing.T) {
 func TestRebundlingInvariance(t *testing.T) {
 	for seed := range uint64(100) {
 		r := rand.New(rand.NewPCG(seed, 3))
-		s := window.Into(randomFn(r)).Accumulating().AllowedLateness(time.Duration(r.IntN(30)))
+		s := Into(randomFn(r)).Accumulating().AllowedLateness(time.Duration(r.IntN(30)))
 		d, err := NewWindowing[int64](s, sum())
 		if err != nil {
 			t.Fatal(err)
@@ -602,7 +600,7 @@ func TestRebundlingInvariance(t *testing.T) {
 		// Each late bundle fires its own pane, so only the ON_TIME panes and
 		// each window's final value are the same under any bundling.
 		key := func(ps []Pane[int64]) []string {
-			last := map[window.Interval]int64{}
+			last := map[Interval]int64{}
 			var out []string
 			for _, p := range ps {
 				if p.Info.Timing == OnTime {
@@ -623,10 +621,10 @@ func TestRebundlingInvariance(t *testing.T) {
 }
 
 func TestGlobalWindowFiresAtEndOfInput(t *testing.T) {
-	r := newRun(t, window.Global())
+	r := newRun(t, Global())
 	r.input(5, 1).watermark(1_000).expect()
-	r.watermark(int64(window.MaxTime)).expect(fmt.Sprintf("[%d,%d) [5 1] ts=%d on-time 0/0 last",
-		window.MinTime, window.GlobalMaxTimestamp+1, window.GlobalMaxTimestamp))
+	r.watermark(int64(MaxTime)).expect(fmt.Sprintf("[%d,%d) [5 1] ts=%d on-time 0/0 last",
+		MinTime, GlobalMaxTimestamp+1, GlobalMaxTimestamp))
 	if !r.st.Empty() {
 		t.Error("global window left after the end of input")
 	}
@@ -635,15 +633,15 @@ func TestGlobalWindowFiresAtEndOfInput(t *testing.T) {
 // ExampleWindowing runs one key through fixed windows with early firings
 // every two records and late firings for each late record.
 func ExampleWindowing() {
-	s := window.Fixed(10 * time.Second).
-		Trigger(window.AfterWatermark().Early(window.AfterCount(2)).Late(window.AfterCount(1))).
+	s := Fixed(10 * time.Second).
+		Trigger(AfterWatermark().Early(AfterCount(2)).Late(AfterCount(1))).
 		AllowedLateness(time.Minute).
 		Accumulating()
 	d, err := NewWindowing[string](s, Collect[string]())
 	if err != nil {
 		panic(err)
 	}
-	sec := func(n int64) window.Time { return window.Time(n) * window.Time(time.Second) }
+	sec := func(n int64) Time { return Time(n) * Time(time.Second) }
 	var st KeyState[[]string]
 	var out Output[string, []string]
 	d.ProcessElements(&st, []Element[string]{{"a", sec(1)}, {"b", sec(2)}}, sec(0), 0, &out)
@@ -663,7 +661,7 @@ func ExampleWindowing() {
 }
 
 func BenchmarkWindowingFixed(b *testing.B) {
-	d, err := NewWindowing[int64](window.Fixed(time.Minute), sum())
+	d, err := NewWindowing[int64](Fixed(time.Minute), sum())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -672,14 +670,14 @@ func BenchmarkWindowingFixed(b *testing.B) {
 	var out Output[int64, int64]
 	elems := make([]Element[int64], batch)
 	b.ReportAllocs()
-	t := window.Time(0)
+	t := Time(0)
 	for i := 0; b.Loop(); i++ {
 		for j := range elems {
-			t += window.Time(time.Millisecond)
+			t += Time(time.Millisecond)
 			elems[j] = Element[int64]{Value: 1, Time: t}
 		}
 		k := &states[i%keys]
-		d.ProcessElements(k, elems, t-window.Time(time.Second), 0, &out)
+		d.ProcessElements(k, elems, t-Time(time.Second), 0, &out)
 		out.Reset()
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")

@@ -1,12 +1,10 @@
-package core
+package window
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/sluice-data/sluice/window"
 )
 
 // This file is the trigger driver: Beam's windowing model (assignment,
@@ -19,33 +17,19 @@ import (
 // Element is one record for the trigger driver: a value and its event time.
 type Element[V any] struct {
 	Value V
-	Time  window.Time
+	Time  Time
 }
-
-// Timing and PaneInfo live in package window, for the user API; these
-// names keep the driver's code short.
-type (
-	Timing   = window.Timing
-	PaneInfo = window.PaneInfo
-)
-
-// The timings of a pane.
-const (
-	Early  = window.Early
-	OnTime = window.OnTime
-	Late   = window.Late
-)
 
 // Pane is one firing of one window.
 type Pane[A any] struct {
-	Window window.Interval
+	Window Interval
 	// Value is the window's accumulator: in discarding mode over the
 	// records since the previous pane, in accumulating mode over all of
 	// them.
 	Value A
 	// Timestamp is the pane's output time, chosen by the timestamp
 	// combiner.
-	Timestamp window.Time
+	Timestamp Time
 	Info      PaneInfo
 }
 
@@ -72,7 +56,7 @@ func (r DropReason) String() string {
 
 // Drop is one record dropped from one window.
 type Drop[V any] struct {
-	Window  window.Interval
+	Window  Interval
 	Element Element[V]
 	Reason  DropReason
 }
@@ -117,10 +101,10 @@ type Output[V, A any] struct {
 	DroppedLate, DroppedClosed int64
 
 	// Scratch, kept to save allocations.
-	wins   []window.Interval
+	wins   []Interval
 	items  []assigned
-	all    []window.Interval
-	merges []window.Merge
+	all    []Interval
+	merges []Merge
 	timers []timer
 }
 
@@ -132,7 +116,7 @@ func (o *Output[V, A]) Reset() {
 	o.Dropped = o.Dropped[:0]
 }
 
-func (o *Output[V, A]) drop(w window.Interval, e Element[V], r DropReason) {
+func (o *Output[V, A]) drop(w Interval, e Element[V], r DropReason) {
 	if r == TooLate {
 		o.DroppedLate++
 	} else {
@@ -144,14 +128,14 @@ func (o *Output[V, A]) drop(w window.Interval, e Element[V], r DropReason) {
 }
 
 type assigned struct {
-	w window.Interval
+	w Interval
 	e int32 // index into the elements
 }
 
 type timer struct {
-	t    window.Time
+	t    Time
 	gc   bool // garbage collection; else end of window
-	win  window.Interval
+	win  Interval
 	slot int // index into the key's windows
 }
 
@@ -159,19 +143,19 @@ type timer struct {
 // validated strategy compiled for a Combine. It is safe for concurrent use;
 // the per-key state is in KeyState.
 type Windowing[V, A any] struct {
-	strategy     window.Strategy
-	fn           window.Fn
-	merging      window.MergingFn
-	outFn        window.OutputTimeFn
+	strategy     Strategy
+	fn           Fn
+	merging      MergingFn
+	outFn        OutputTimeFn
 	prog         *program
 	c            Combine[V, A]
 	lateness     time.Duration
-	combiner     window.TimestampCombiner
+	combiner     TimestampCombiner
 	accumulating bool
 }
 
 // NewWindowing validates w and compiles it for c.
-func NewWindowing[V, A any](w window.Window, c Combine[V, A]) (*Windowing[V, A], error) {
+func NewWindowing[V, A any](w Window, c Combine[V, A]) (*Windowing[V, A], error) {
 	if w == nil {
 		return nil, errors.New("core: no windowing strategy")
 	}
@@ -192,32 +176,32 @@ func NewWindowing[V, A any](w window.Window, c Combine[V, A]) (*Windowing[V, A],
 		return nil, err
 	}
 	d := &Windowing[V, A]{strategy: s, fn: spec.Fn, prog: prog, c: c, lateness: spec.AllowedLateness,
-		combiner: spec.TimestampCombiner, accumulating: spec.Mode == window.Accumulating}
-	d.merging, _ = spec.Fn.(window.MergingFn)
-	d.outFn, _ = spec.Fn.(window.OutputTimeFn)
+		combiner: spec.TimestampCombiner, accumulating: spec.Mode == Accumulating}
+	d.merging, _ = spec.Fn.(MergingFn)
+	d.outFn, _ = spec.Fn.(OutputTimeFn)
 	return d, nil
 }
 
 // Strategy returns the strategy d runs.
-func (d *Windowing[V, A]) Strategy() window.Strategy { return d.strategy }
+func (d *Windowing[V, A]) Strategy() Strategy { return d.strategy }
 
 // KeyState is one key's windows. The zero value is empty and ready to use.
 type KeyState[A any] struct {
 	wins []winState[A] // sorted by window
-	wm   window.Time   // input watermark seen last
-	pt   window.Time   // processing time seen last
+	wm   Time          // input watermark seen last
+	pt   Time          // processing time seen last
 	init bool
 }
 
 // winState is one window of one key.
 type winState[A any] struct {
-	w   window.Interval
-	gc  window.Time // garbage collection once the watermark reaches it
+	w   Interval
+	gc  Time // garbage collection once the watermark reaches it
 	acc A
 	// pending counts records added since the last pane.
 	pending        int64
 	index, nonspec int64
-	hold           window.Time
+	hold           Time
 	hasHold        bool
 	eowDone        bool // the watermark has reached w.End
 	finished       bool // the trigger has finished: a tombstone until gc
@@ -227,12 +211,12 @@ type winState[A any] struct {
 
 func (st *KeyState[A]) start() {
 	if !st.init {
-		st.wm, st.pt, st.init = window.MinTime, window.MinTime, true
+		st.wm, st.pt, st.init = MinTime, MinTime, true
 	}
 }
 
 // find returns the slot of w, or where it would go.
-func (st *KeyState[A]) find(w window.Interval) (int, bool) {
+func (st *KeyState[A]) find(w Interval) (int, bool) {
 	lo, hi := 0, len(st.wins)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -253,15 +237,15 @@ func (st *KeyState[A]) compact() {
 func (st *KeyState[A]) Empty() bool { return len(st.wins) == 0 }
 
 // Watermark returns the input watermark the state has seen last.
-func (st *KeyState[A]) Watermark() window.Time {
+func (st *KeyState[A]) Watermark() Time {
 	st.start()
 	return st.wm
 }
 
 // NextEventTime returns the watermark at which the key next has work (a
 // window's end or garbage collection), if any.
-func (st *KeyState[A]) NextEventTime() (window.Time, bool) {
-	best, ok := window.MaxTime, false
+func (st *KeyState[A]) NextEventTime() (Time, bool) {
+	best, ok := MaxTime, false
 	for i := range st.wins {
 		ws := &st.wins[i]
 		if !ws.eowDone && !ws.finished && ws.w.End <= best {
@@ -276,9 +260,9 @@ func (st *KeyState[A]) NextEventTime() (window.Time, bool) {
 
 // NextProcessingTime returns the processing time at which a trigger of the
 // key next wants to be asked, if any.
-func (st *KeyState[A]) NextProcessingTime() (window.Time, bool) {
+func (st *KeyState[A]) NextProcessingTime() (Time, bool) {
 	st.start()
-	best, ok := window.MaxTime, false
+	best, ok := MaxTime, false
 	for i := range st.wins {
 		if ws := &st.wins[i]; !ws.finished {
 			if t, has := nextDeadline(ws.trig, st.pt); has && t <= best {
@@ -292,8 +276,8 @@ func (st *KeyState[A]) NextProcessingTime() (window.Time, bool) {
 // Hold returns the key's watermark hold: the earliest output time of a pane
 // still to come. An operator's output watermark is the minimum of its input
 // watermark and its keys' holds.
-func (st *KeyState[A]) Hold() (window.Time, bool) {
-	best, ok := window.MaxTime, false
+func (st *KeyState[A]) Hold() (Time, bool) {
+	best, ok := MaxTime, false
 	for i := range st.wins {
 		if ws := &st.wins[i]; ws.hasHold && !ws.finished && ws.hold <= best {
 			best, ok = ws.hold, true
@@ -304,7 +288,7 @@ func (st *KeyState[A]) Hold() (window.Time, bool) {
 
 // WindowInfo describes one window a key holds.
 type WindowInfo struct {
-	Window window.Interval
+	Window Interval
 	// Closed is set when the trigger has finished: the window is kept as a
 	// tombstone until it is garbage collected, to drop its late records.
 	Closed bool
@@ -323,9 +307,9 @@ func (st *KeyState[A]) Windows(dst []WindowInfo) []WindowInfo {
 	return dst
 }
 
-func (d *Windowing[V, A]) gcTime(w window.Interval) window.Time { return w.End.Add(d.lateness) }
+func (d *Windowing[V, A]) gcTime(w Interval) Time { return w.End.Add(d.lateness) }
 
-func (d *Windowing[V, A]) newWindow(w window.Interval, wm window.Time) winState[A] {
+func (d *Windowing[V, A]) newWindow(w Interval, wm Time) winState[A] {
 	return winState[A]{w: w, gc: d.gcTime(w), acc: d.c.Zero(), eowDone: wm >= w.End,
 		trig: make([]tstate, len(d.prog.nodes))}
 }
@@ -336,7 +320,7 @@ func (d *Windowing[V, A]) newWindow(w window.Interval, wm window.Time) winState[
 // it assigns each record to its windows, dropping those whose window has
 // expired, merges windows (sessions), adds the records to their windows and
 // fires each window whose trigger is then ready. Panes and drops go to out.
-func (d *Windowing[V, A]) ProcessElements(st *KeyState[A], elems []Element[V], wm, pt window.Time, out *Output[V, A]) {
+func (d *Windowing[V, A]) ProcessElements(st *KeyState[A], elems []Element[V], wm, pt Time, out *Output[V, A]) {
 	d.AdvanceWatermark(st, wm, out)
 	d.AdvanceProcessingTime(st, pt, out)
 	wm = st.wm
@@ -394,12 +378,12 @@ func (d *Windowing[V, A]) addToWindow(st *KeyState[A], items []assigned, elems [
 
 // addHold adds a record at t to the window's watermark hold, unless its
 // output time is already behind the input watermark.
-func (d *Windowing[V, A]) addHold(ws *winState[A], t, wm window.Time) {
+func (d *Windowing[V, A]) addHold(ws *winState[A], t, wm Time) {
 	o := t
 	switch d.combiner {
-	case window.EndOfWindow:
+	case EndOfWindow:
 		o = ws.w.MaxTimestamp()
-	case window.EarliestTransformed:
+	case EarliestTransformed:
 		if d.outFn != nil {
 			o = d.outFn.OutputTime(ws.w, t)
 		}
@@ -410,11 +394,11 @@ func (d *Windowing[V, A]) addHold(ws *winState[A], t, wm window.Time) {
 	d.combineHold(ws, o)
 }
 
-func (d *Windowing[V, A]) combineHold(ws *winState[A], o window.Time) {
+func (d *Windowing[V, A]) combineHold(ws *winState[A], o Time) {
 	switch {
 	case !ws.hasHold:
 		ws.hold, ws.hasHold = o, true
-	case d.combiner == window.Latest || d.combiner == window.EndOfWindow:
+	case d.combiner == Latest || d.combiner == EndOfWindow:
 		ws.hold = max(ws.hold, o)
 	default:
 		ws.hold = min(ws.hold, o)
@@ -439,7 +423,7 @@ func (d *Windowing[V, A]) mergeWindows(st *KeyState[A], items []assigned, out *O
 	if !fresh {
 		return
 	}
-	slices.SortFunc(all, window.Interval.Compare)
+	slices.SortFunc(all, Interval.Compare)
 	all = slices.Compact(all)
 	merges := d.merging.Merge(all, out.merges[:0])
 	var results []winState[A]
@@ -536,7 +520,7 @@ func (d *Windowing[V, A]) emit(st *KeyState[A], ws *winState[A], eow, last bool,
 		ws.nonspec++
 	}
 	ts := ws.w.MaxTimestamp()
-	if d.combiner != window.EndOfWindow && ws.hasHold {
+	if d.combiner != EndOfWindow && ws.hasHold {
 		ts = ws.hold
 	}
 	v := ws.acc
@@ -560,7 +544,7 @@ func (d *Windowing[V, A]) emit(st *KeyState[A], ws *winState[A], eow, last bool,
 // end the trigger is asked (and an ON_TIME pane may fire); once the
 // watermark reaches a window's end plus the allowed lateness the window is
 // garbage collected, firing a last pane if records are pending.
-func (d *Windowing[V, A]) AdvanceWatermark(st *KeyState[A], wm window.Time, out *Output[V, A]) {
+func (d *Windowing[V, A]) AdvanceWatermark(st *KeyState[A], wm Time, out *Output[V, A]) {
 	st.start()
 	if wm <= st.wm {
 		return
@@ -618,7 +602,7 @@ func (d *Windowing[V, A]) AdvanceWatermark(st *KeyState[A], wm window.Time, out 
 // AdvanceProcessingTime moves the key's processing time to pt (it never
 // goes back) and asks the trigger of every window whose processing-time
 // deadline has come.
-func (d *Windowing[V, A]) AdvanceProcessingTime(st *KeyState[A], pt window.Time, out *Output[V, A]) {
+func (d *Windowing[V, A]) AdvanceProcessingTime(st *KeyState[A], pt Time, out *Output[V, A]) {
 	st.start()
 	if pt <= st.pt {
 		return
@@ -650,7 +634,7 @@ func (d *Windowing[V, A]) AdvanceProcessingTime(st *KeyState[A], pt window.Time,
 	out.timers = due[:0]
 }
 
-func cmpTime(a, b window.Time) int {
+func cmpTime(a, b Time) int {
 	switch {
 	case a < b:
 		return -1

@@ -1,4 +1,4 @@
-package core
+package window
 
 import (
 	"errors"
@@ -16,8 +16,6 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/sluice-data/sluice/window"
 )
 
 // This file runs Apache Beam's trigger transcripts
@@ -440,9 +438,9 @@ func secondsArgs(args map[string]any, names ...string) ([]time.Duration, error) 
 
 // customTimestampingFixed is Beam's CustomTimestampingFixedWindowsWindowFn:
 // fixed windows whose transformed output time is t + 100.
-type customTimestampingFixed struct{ window.FixedWindows }
+type customTimestampingFixed struct{ FixedWindows }
 
-func (c customTimestampingFixed) OutputTime(_ window.Interval, t window.Time) window.Time {
+func (c customTimestampingFixed) OutputTime(_ Interval, t Time) Time {
 	return t.Add(100 * time.Second)
 }
 
@@ -455,7 +453,7 @@ var windowFnNames = map[string]pyFunc{
 		if _, err := bind(pos, kw); err != nil {
 			return nil, err
 		}
-		return window.GlobalWindows{}, nil
+		return GlobalWindows{}, nil
 	},
 	"FixedWindows": func(pos []any, kw map[string]any) (any, error) {
 		a, err := bind(pos, kw, "size", "offset?")
@@ -466,7 +464,7 @@ var windowFnNames = map[string]pyFunc{
 		if err != nil {
 			return nil, err
 		}
-		return window.FixedWindows{Size: d[0], Offset: d[1]}, nil
+		return FixedWindows{Size: d[0], Offset: d[1]}, nil
 	},
 	"SlidingWindows": func(pos []any, kw map[string]any) (any, error) {
 		a, err := bind(pos, kw, "size", "period", "offset?")
@@ -477,7 +475,7 @@ var windowFnNames = map[string]pyFunc{
 		if err != nil {
 			return nil, err
 		}
-		return window.SlidingWindows{Size: d[0], Period: d[1], Offset: d[2]}, nil
+		return SlidingWindows{Size: d[0], Period: d[1], Offset: d[2]}, nil
 	},
 	"Sessions": func(pos []any, kw map[string]any) (any, error) {
 		a, err := bind(pos, kw, "gap_size")
@@ -488,7 +486,7 @@ var windowFnNames = map[string]pyFunc{
 		if err != nil {
 			return nil, err
 		}
-		return window.Sessions{Gap: d[0]}, nil
+		return Sessions{Gap: d[0]}, nil
 	},
 	"CustomTimestampingFixedWindowsWindowFn": func(pos []any, kw map[string]any) (any, error) {
 		a, err := bind(pos, kw, "size")
@@ -499,23 +497,23 @@ var windowFnNames = map[string]pyFunc{
 		if err != nil {
 			return nil, err
 		}
-		return customTimestampingFixed{window.FixedWindows{Size: d[0]}}, nil
+		return customTimestampingFixed{FixedWindows{Size: d[0]}}, nil
 	},
 }
 
-func triggerArg(v any) (window.Trigger, error) {
-	t, ok := v.(window.Trigger)
+func triggerArg(v any) (Trigger, error) {
+	t, ok := v.(Trigger)
 	if !ok {
 		return nil, fmt.Errorf("%v (%T) is not a trigger", v, v)
 	}
 	return t, nil
 }
 
-func triggerArgs(pos []any, kw map[string]any) ([]window.Trigger, error) {
+func triggerArgs(pos []any, kw map[string]any) ([]Trigger, error) {
 	if len(kw) > 0 {
 		return nil, errors.New("keyword arguments are not allowed")
 	}
-	out := make([]window.Trigger, len(pos))
+	out := make([]Trigger, len(pos))
 	for i, v := range pos {
 		t, err := triggerArg(v)
 		if err != nil {
@@ -533,20 +531,20 @@ func init() {
 		if _, err := bind(pos, kw); err != nil {
 			return nil, err
 		}
-		return window.Default(), nil
+		return Default(), nil
 	}
 	never := func(pos []any, kw map[string]any) (any, error) {
 		if _, err := bind(pos, kw); err != nil {
 			return nil, err
 		}
-		return window.Never(), nil
+		return Never(), nil
 	}
 	watermark := func(pos []any, kw map[string]any) (any, error) {
 		a, err := bind(pos, kw, "early?", "late?")
 		if err != nil {
 			return nil, err
 		}
-		t := window.AfterWatermark()
+		t := AfterWatermark()
 		if v, ok := a["early"]; ok {
 			e, err := triggerArg(v)
 			if err != nil {
@@ -579,7 +577,7 @@ func init() {
 			if !ok {
 				return nil, fmt.Errorf("count %v is not an integer", a["count"])
 			}
-			return window.AfterCount(int(n)), nil
+			return AfterCount(int(n)), nil
 		},
 		"AfterProcessingTime": func(pos []any, kw map[string]any) (any, error) {
 			a, err := bind(pos, kw, "delay?")
@@ -590,7 +588,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return window.AfterProcessingTime(d[0]), nil
+			return AfterProcessingTime(d[0]), nil
 		},
 		"Repeatedly": func(pos []any, kw map[string]any) (any, error) {
 			a, err := bind(pos, kw, "underlying")
@@ -601,19 +599,19 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return window.Repeatedly(t), nil
+			return Repeatedly(t), nil
 		},
 		"AfterAny": func(pos []any, kw map[string]any) (any, error) {
 			ts, err := triggerArgs(pos, kw)
-			return window.AfterAny(ts...), err
+			return AfterAny(ts...), err
 		},
 		"AfterAll": func(pos []any, kw map[string]any) (any, error) {
 			ts, err := triggerArgs(pos, kw)
-			return window.AfterAll(ts...), err
+			return AfterAll(ts...), err
 		},
 		"AfterEach": func(pos []any, kw map[string]any) (any, error) {
 			ts, err := triggerArgs(pos, kw)
-			return window.AfterEach(ts...), err
+			return AfterEach(ts...), err
 		},
 		"OrFinally": func(pos []any, kw map[string]any) (any, error) {
 			ts, err := triggerArgs(pos, kw)
@@ -623,58 +621,58 @@ func init() {
 			if len(ts) != 2 {
 				return nil, fmt.Errorf("want 2 triggers, got %d", len(ts))
 			}
-			return window.OrFinally(ts[0], ts[1]), nil
+			return OrFinally(ts[0], ts[1]), nil
 		},
 	}
 }
 
 // strategy builds the transcript's windowing strategy.
-func (tr *transcript) strategy() (window.Strategy, error) {
+func (tr *transcript) strategy() (Strategy, error) {
 	fnv, err := parsePy(tr.windowFn, windowFnNames)
 	if err != nil {
-		return window.Strategy{}, err
+		return Strategy{}, err
 	}
-	fn, ok := fnv.(window.Fn)
+	fn, ok := fnv.(Fn)
 	if !ok {
-		return window.Strategy{}, fmt.Errorf("window_fn %q is a %T, not a window function", tr.windowFn, fnv)
+		return Strategy{}, fmt.Errorf("window_fn %q is a %T, not a window function", tr.windowFn, fnv)
 	}
 	tv, err := parsePy(tr.triggerFn, triggerNames)
 	if err != nil {
-		return window.Strategy{}, err
+		return Strategy{}, err
 	}
-	trig, ok := tv.(window.Trigger)
+	trig, ok := tv.(Trigger)
 	if !ok {
-		return window.Strategy{}, fmt.Errorf("trigger_fn %q is a %T, not a trigger", tr.triggerFn, tv)
+		return Strategy{}, fmt.Errorf("trigger_fn %q is a %T, not a trigger", tr.triggerFn, tv)
 	}
-	s := window.Into(fn).Trigger(trig).AllowedLateness(tr.lateness)
+	s := Into(fn).Trigger(trig).AllowedLateness(tr.lateness)
 	switch tr.mode {
 	case "accumulating":
 		s = s.Accumulating()
 	case "discarding":
 		s = s.Discarding()
 	default:
-		return window.Strategy{}, fmt.Errorf("unknown accumulation_mode %q", tr.mode)
+		return Strategy{}, fmt.Errorf("unknown accumulation_mode %q", tr.mode)
 	}
 	switch tr.combiner {
 	case "OUTPUT_AT_EOW":
-		s = s.OutputAt(window.EndOfWindow)
+		s = s.OutputAt(EndOfWindow)
 	case "OUTPUT_AT_EARLIEST":
-		s = s.OutputAt(window.Earliest)
+		s = s.OutputAt(Earliest)
 	case "OUTPUT_AT_LATEST":
-		s = s.OutputAt(window.Latest)
+		s = s.OutputAt(Latest)
 	case "OUTPUT_AT_EARLIEST_TRANSFORMED":
-		s = s.OutputAt(window.EarliestTransformed)
+		s = s.OutputAt(EarliestTransformed)
 	default:
-		return window.Strategy{}, fmt.Errorf("unknown timestamp_combiner %q", tr.combiner)
+		return Strategy{}, fmt.Errorf("unknown timestamp_combiner %q", tr.combiner)
 	}
 	return s, s.Validate()
 }
 
 // orderAgnostic reports whether Beam replays the inputs in other orders and
 // bundlings for this transcript: the default trigger in accumulating mode.
-func (tr *transcript) orderAgnostic(s window.Strategy) bool {
-	_, def := s.Spec().Trigger.(window.DefaultTrigger)
-	return def && s.Spec().Mode == window.Accumulating
+func (tr *transcript) orderAgnostic(s Strategy) bool {
+	_, def := s.Spec().Trigger.(DefaultTrigger)
+	return def && s.Spec().Mode == Accumulating
 }
 
 // rebundlings are Beam's six replays of an input action, as bundles.
@@ -712,20 +710,20 @@ func chunks(vs []int64, n int) [][]int64 {
 	return out
 }
 
-const unit = window.Time(time.Second)
+const unit = Time(time.Second)
 
 // run executes the transcript as TriggerDriverTranscriptTest does, with each
 // input action cut into bundles by rebundle. It returns the checker's
 // failure ("Unmatched output ..." / "Unexpected output ..."), or nil.
 // Mismatches of the informational state assertions go to notes.
-func (tr *transcript) run(s window.Strategy, rebundle func([]int64) [][]int64, notes *[]string) error {
+func (tr *transcript) run(s Strategy, rebundle func([]int64) [][]int64, notes *[]string) error {
 	d, err := NewWindowing[int64](s, Collect[int64]())
 	if err != nil {
 		return err
 	}
 	var st KeyState[[]int64]
 	var out Output[int64, []int64]
-	wm, pt := window.MinTime, window.Time(0)
+	wm, pt := MinTime, Time(0)
 	var produced []map[string]any
 	take := func() {
 		for _, p := range out.Panes {
@@ -742,12 +740,12 @@ func (tr *transcript) run(s window.Strategy, rebundle func([]int64) [][]int64, n
 			for _, bundle := range rebundle(a.values) {
 				elems := make([]Element[int64], len(bundle))
 				for i, v := range bundle {
-					elems[i] = Element[int64]{Value: v, Time: window.Time(v) * unit}
+					elems[i] = Element[int64]{Value: v, Time: Time(v) * unit}
 				}
 				d.ProcessElements(&st, elems, wm, pt, &out)
 			}
 		case "watermark":
-			wm = window.Time(a.n) * unit
+			wm = Time(a.n) * unit
 			d.AdvanceWatermark(&st, wm, &out)
 		case "clock":
 			pt = pt.Add(time.Duration(a.n) * time.Second)
@@ -772,7 +770,7 @@ func (tr *transcript) run(s window.Strategy, rebundle func([]int64) [][]int64, n
 }
 
 // floorUnits is Python's int(Timestamp): floor division to whole seconds.
-func floorUnits(t window.Time) int64 {
+func floorUnits(t Time) int64 {
 	q := int64(t / unit)
 	if t%unit < 0 {
 		q--

@@ -1,13 +1,11 @@
-package core
+package window
 
 import (
 	"fmt"
 	"time"
-
-	"github.com/sluice-data/sluice/window"
 )
 
-// This file runs window.Trigger values as state machines. A trigger tree is
+// This file runs Trigger values as state machines. A trigger tree is
 // compiled once into a flat program of nodes; every window keeps one small
 // tstate per node. The semantics are Beam's (see the window package): a
 // trigger's readiness (shouldFire) is a function of its state, the window,
@@ -47,8 +45,8 @@ const (
 
 // tstate is one node's state in one window.
 type tstate struct {
-	count    int64       // tCount: records in the pane
-	deadline window.Time // tProcTime: when to fire, if fDeadline
+	count    int64 // tCount: records in the pane
+	deadline Time  // tProcTime: when to fire, if fDeadline
 	flags    uint8
 }
 
@@ -61,7 +59,7 @@ type program struct {
 	onTime bool
 }
 
-func compileTrigger(t window.Trigger) (*program, error) {
+func compileTrigger(t Trigger) (*program, error) {
 	p := &program{}
 	if _, err := p.add(t); err != nil {
 		return nil, err
@@ -70,45 +68,45 @@ func compileTrigger(t window.Trigger) (*program, error) {
 	return p, nil
 }
 
-func (p *program) add(t window.Trigger) (int32, error) {
+func (p *program) add(t Trigger) (int32, error) {
 	i := int32(len(p.nodes))
 	p.nodes = append(p.nodes, tnode{early: -1, late: -1})
 	n := tnode{early: -1, late: -1}
-	var subs []window.Trigger
+	var subs []Trigger
 	switch t := t.(type) {
-	case window.DefaultTrigger:
+	case DefaultTrigger:
 		n.kind = tDefault
-	case window.NeverTrigger:
+	case NeverTrigger:
 		n.kind = tNever
-	case window.AfterWatermarkTrigger:
+	case AfterWatermarkTrigger:
 		n.kind = tWatermark
 		for _, x := range []struct {
-			t   window.Trigger
+			t   Trigger
 			dst *int32
 		}{{t.EarlyFirings(), &n.early}, {t.LateFirings(), &n.late}} {
 			if x.t == nil {
 				continue
 			}
-			j, err := p.add(window.Repeatedly(x.t))
+			j, err := p.add(Repeatedly(x.t))
 			if err != nil {
 				return 0, err
 			}
 			*x.dst = j
 		}
-	case window.AfterCountTrigger:
+	case AfterCountTrigger:
 		n.kind, n.n = tCount, t.Count()
-	case window.AfterProcessingTimeTrigger:
+	case AfterProcessingTimeTrigger:
 		n.kind, n.delay = tProcTime, t.Delay()
 		n.period, n.offset = t.Alignment()
-	case window.RepeatedlyTrigger:
-		n.kind, subs = tRepeat, []window.Trigger{t.Subtrigger()}
-	case window.AfterEachTrigger:
+	case RepeatedlyTrigger:
+		n.kind, subs = tRepeat, []Trigger{t.Subtrigger()}
+	case AfterEachTrigger:
 		n.kind, subs = tEach, t.Subtriggers()
-	case window.AfterAnyTrigger:
+	case AfterAnyTrigger:
 		n.kind, subs = tAny, t.Subtriggers()
-	case window.OrFinallyTrigger:
-		n.kind, subs = tAny, []window.Trigger{t.Main(), t.Until()}
-	case window.AfterAllTrigger:
+	case OrFinallyTrigger:
+		n.kind, subs = tAny, []Trigger{t.Main(), t.Until()}
+	case AfterAllTrigger:
 		n.kind, subs = tAll, t.Subtriggers()
 	default:
 		return 0, fmt.Errorf("core: unsupported trigger %v (%T)", t, t)
@@ -124,25 +122,25 @@ func (p *program) add(t window.Trigger) (int32, error) {
 	return i, nil
 }
 
-func hasOnTimePane(t window.Trigger) bool {
+func hasOnTimePane(t Trigger) bool {
 	switch t := t.(type) {
-	case window.DefaultTrigger, window.AfterWatermarkTrigger:
+	case DefaultTrigger, AfterWatermarkTrigger:
 		return true
-	case window.RepeatedlyTrigger:
+	case RepeatedlyTrigger:
 		return hasOnTimePane(t.Subtrigger())
-	case window.AfterEachTrigger:
+	case AfterEachTrigger:
 		return anyOnTime(t.Subtriggers())
-	case window.AfterAnyTrigger:
+	case AfterAnyTrigger:
 		return anyOnTime(t.Subtriggers())
-	case window.AfterAllTrigger:
+	case AfterAllTrigger:
 		return anyOnTime(t.Subtriggers())
-	case window.OrFinallyTrigger:
-		return anyOnTime([]window.Trigger{t.Main(), t.Until()})
+	case OrFinallyTrigger:
+		return anyOnTime([]Trigger{t.Main(), t.Until()})
 	}
 	return false
 }
 
-func anyOnTime(ts []window.Trigger) bool {
+func anyOnTime(ts []Trigger) bool {
 	for _, t := range ts {
 		if hasOnTimePane(t) {
 			return true
@@ -153,8 +151,8 @@ func anyOnTime(ts []window.Trigger) bool {
 
 // tctx is what a trigger sees of its window and the clocks.
 type tctx struct {
-	win    window.Interval
-	wm, pt window.Time
+	win    Interval
+	wm, pt Time
 	st     []tstate
 }
 
@@ -338,8 +336,8 @@ func (p *program) merge(dst, src []tstate) {
 
 // nextDeadline returns the earliest processing-time deadline after pt of
 // an unfinished node.
-func nextDeadline(st []tstate, pt window.Time) (window.Time, bool) {
-	best, ok := window.MaxTime, false
+func nextDeadline(st []tstate, pt Time) (Time, bool) {
+	best, ok := MaxTime, false
 	for i := range st {
 		s := &st[i]
 		if s.flags&(fDeadline|fFinished) == fDeadline && s.deadline > pt && s.deadline <= best {
@@ -349,21 +347,13 @@ func nextDeadline(st []tstate, pt window.Time) (window.Time, bool) {
 	return best, ok
 }
 
-func floorMod(a, m window.Time) window.Time {
-	r := a % m
-	if r < 0 {
-		r += m
-	}
-	return r
-}
-
 // alignUp rounds t up to the next time offset past a multiple of period.
-func alignUp(t window.Time, period, offset time.Duration) window.Time {
+func alignUp(t Time, period, offset time.Duration) Time {
 	if period <= 0 {
 		return t
 	}
-	p := window.Time(period)
-	rem := floorMod(t, p) - floorMod(window.Time(offset), p)
+	p := Time(period)
+	rem := floorMod(t, p) - floorMod(Time(offset), p)
 	if rem < 0 {
 		rem += p
 	}
