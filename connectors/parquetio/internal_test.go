@@ -237,7 +237,9 @@ func TestBlobReaderCoalescesReads(t *testing.T) {
 		t.Fatalf("footer: %d GETs", st.Requests.Load())
 	}
 
+	_ = br.Close()
 	read := func(br *blobReader) (reads int64) {
+		defer br.Close()
 		cr := &countingReaderAt{r: br}
 		f2, err := parquet.OpenFile(cr, attrs.Size, parquet.SkipMagicBytes(true), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -457,7 +458,8 @@ func TestHiddenFilesAndGlobs(t *testing.T) {
 }
 
 func TestMemRoundTrip(t *testing.T) {
-	url := "mem://" + strings.ToLower(t.Name()) + "/lake/events"
+	bucket := fmt.Sprintf("%s-%d", strings.ToLower(t.Name()), time.Now().UnixNano())
+	url := "mem://" + bucket + "/lake/events"
 	in := events(20_000)
 	write(t, in, url, parquetio.PartitionBy("year"), parquetio.RowGroupRows(2000))
 	var st parquetio.Stats
@@ -465,7 +467,7 @@ func TestMemRoundTrip(t *testing.T) {
 	got := read[Event](t, url, parquetio.Where("year", "=", 2024), parquetio.Where("id", "<", 5000), parquetio.WithStats(&st), o.hook())
 	equalEvents(t, got, keep(in, func(e Event) bool { return e.Year == 2024 && e.ID < 5000 }))
 	for _, f := range o.list() {
-		if !strings.HasPrefix(f, "mem://"+strings.ToLower(t.Name())+"/lake/events/year=2024/") {
+		if !strings.HasPrefix(f, "mem://"+bucket+"/lake/events/year=2024/") {
 			t.Errorf("opened %s", f)
 		}
 	}
