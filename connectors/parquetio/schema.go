@@ -3,8 +3,10 @@ package parquetio
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -49,6 +51,44 @@ func recordOf[T any]() (rec *record, err error) {
 		return nil, fmt.Errorf("%w: record type %v has no Parquet columns (no exported fields?)", ErrConfig, t)
 	}
 	return rec, nil
+}
+
+// brokenDateFields names the time.Time fields of t tagged date: parquet-go
+// v0.32 writes them as nanoseconds truncated to 32 bits instead of days
+// (an int32 field tagged date is written right), so the sink refuses them.
+func brokenDateFields(t reflect.Type, prefix string, seen map[reflect.Type]bool) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	timeType := reflect.TypeFor[time.Time]()
+	if t.Kind() != reflect.Struct || t == timeType || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("parquet")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft == timeType && slices.Contains(strings.Split(opts, ","), "date") {
+			out = append(out, prefix+name)
+		}
+		out = append(out, brokenDateFields(f.Type, prefix+name+".", seen)...)
+	}
+	return out
 }
 
 // fileFit is how one file's schema fits the record type.

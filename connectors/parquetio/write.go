@@ -77,6 +77,9 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
+		if bad := brokenDateFields(rec.typ, "", map[reflect.Type]bool{}); len(bad) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %v: time.Time fields tagged date (%s) would be written wrong by parquet-go v0.32 (nanoseconds cut to 32 bits, not days): use an int32 field tagged date, or a timestamp", ErrConfig, rec.typ, strings.Join(bad, ", ")))
+		}
 		for _, col := range s.cfg.partCols {
 			i, ok := rec.fields[col]
 			if !ok {
