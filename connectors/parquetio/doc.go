@@ -64,22 +64,26 @@
 //	<parent>/.sluice-staging-<output name>/<run>/<instance>/<partitions>/part-….parquet
 //
 // (for an output at a bucket's root, .sluice-staging/ at the root). The
-// run is a random ID shared by the job's instances in one process. Files
-// roll over at TargetFileSize and are named
+// run is the runtime's run ID (stages.Instance.Run), shared by every
+// instance of the job. Files roll over at TargetFileSize and are named
 // part-<instance>-<run>-<seq>.<codec>.parquet, so that Append never
-// collides with earlier runs. Then, following the sink lifecycle:
+// collides with earlier runs and a run's own files are known by name. Then,
+// following the sink lifecycle:
 //
 //   - Prepare closes every file (footer, flush, fsync on local disks; the
 //     upload completes on object stores) and fsyncs the staging
 //     directories;
 //   - Commit, called on every instance once all have prepared, publishes
 //     the instance's files: a rename on local disks (then an fsync of each
-//     directory that changed), a copy and a delete on object stores. The
-//     first instance to commit applies the mode first (Overwrite deletes
-//     what the output holds; ErrorIfExists checks again that it is empty).
-//     The last instance to commit writes _SUCCESS, a JSON manifest of the
-//     job's files and rows, written in staging and then renamed (or
-//     copied) into place;
+//     directory that changed), a server-side copy and a delete on object
+//     stores. The first instance to commit in a process applies the mode
+//     first: Overwrite deletes every file under the output that is not of
+//     this run (so several processes of one run can each do it safely);
+//     ErrorIfExists checks again that there is none;
+//   - CommitJob (stages.JobCommitter), which the runtime calls once after
+//     every instance has committed, writes _SUCCESS: a JSON manifest of the
+//     run's files, found by listing the output, written in staging and then
+//     renamed (or copied) into place;
 //   - Abort deletes the instance's open and staged files, and any it
 //     published in a commit that failed halfway.
 //
@@ -88,17 +92,13 @@
 // A process that dies leaves its staging directory behind, hidden from
 // readers; it can be deleted.
 //
-// What a job-level commit hook would add: Commit is per instance, so the
-// job's output becomes visible instance by instance, a failure while
-// committing instance k leaves instances before k published, and the
-// "last instance" that writes _SUCCESS is known only by counting the
-// instances that share a process (stages.Instance.Shared). In a job spread
-// over several processes no process sees every commit, so no _SUCCESS is
-// written, each process gets its own run ID, and Overwrite would clear the
-// output once per process. Without Shared (a sink used outside the
-// runtime) instance 0 writes _SUCCESS after its own files. A hook that runs
-// once after every instance has committed (and a job run ID in
-// stages.Instance) would make _SUCCESS, Overwrite and the run ID exact.
+// What the per-instance Commit cannot give: the files become visible
+// instance by instance, so a reader that lists the output during the commit
+// (or after a failure between two instances' commits) can see part of the
+// run; _SUCCESS is the mark of a complete one. A file system rename or an
+// object store copy per file is the most that is atomic here. On object
+// stores a copy is limited to 5 GiB by S3, far above the default
+// TargetFileSize of 512 MiB.
 //
 // PartitionBy keeps the partition columns in the data files too (unlike
 // Spark), so every file stands alone; readers fill record fields from the

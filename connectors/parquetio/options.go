@@ -245,6 +245,7 @@ const (
 
 func (m Mode) applyWrite(c *writeConfig) { c.mode = m }
 
+// String names the mode.
 func (m Mode) String() string {
 	switch m {
 	case ErrorIfExists:
