@@ -21,6 +21,7 @@ type (
 	startMsg   struct{}
 	produceMsg struct{}
 	tickMsg    struct{}
+	timerMsg   struct{}
 	// dataMsg carries a batch, or the end of input, on one channel; backlog
 	// is the sender's count of batches waiting for credit on that channel.
 	dataMsg struct {
@@ -29,6 +30,9 @@ type (
 		records        int
 		bytes          int64
 		end            bool
+		watermark      bool
+		idle           bool
+		time           int64
 		backlog        int
 	}
 	// creditMsg returns credit on one channel of one of the sender's edges.
@@ -75,11 +79,14 @@ type host struct {
 	committed bool
 
 	timerMu sync.Mutex
-	timers  [2]clock.Timer // lingerTimer, restartTimer
+	timers  [timers]clock.Timer
+	timerAt int64 // when the eventTimer fires
 	linger  bool
 
-	blockedAt time.Time
-	reported  bool
+	blockedAt  time.Time
+	reported   bool
+	quietSince time.Time // an unbounded source's first read without data
+	idle       bool      // idleness sent
 
 	// statistics, read by Snapshot from other goroutines
 	nodeRecords []atomic.Int64
@@ -148,6 +155,9 @@ func (h *host) index(v *plan.Vertex) int {
 const (
 	lingerTimer = iota
 	restartTimer
+	pollTimer  // an unbounded source's next read
+	eventTimer // the operator's next processing-time timer
+	timers
 )
 
 func (h *host) setTimer(which int, t clock.Timer) {
@@ -160,8 +170,9 @@ func (h *host) setTimer(which int, t clock.Timer) {
 }
 
 func (h *host) stopTimers() {
-	h.setTimer(lingerTimer, nil)
-	h.setTimer(restartTimer, nil)
+	for i := range timers {
+		h.setTimer(i, nil)
+	}
 }
 
 // instanceActor is the actor of one instance; a restart replaces it, not its host.
@@ -190,11 +201,15 @@ func (a *instanceActor) Receive(c actor.Context) {
 		ch.ledger.Grant(m.grant)
 		h.drain(c, ch)
 		h.pump(c)
+	case timerMsg:
+		h.setTimer(eventTimer, nil)
+		now := h.x.cfg.Clock.Now().UnixNano()
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Timer, Time: now}) })
 	case tickMsg:
 		h.linger = false
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Tick}) })
 	case *actor.Stopping:
-		h.setTimer(lingerTimer, nil)
+		h.stopTimers()
 	}
 }
 
@@ -250,14 +265,46 @@ func (h *host) produce(c actor.Context) {
 		}
 		err = nil
 	}
+	noData := errors.Is(err, plan.ErrNoData)
+	if noData {
+		err = nil
+	}
 	if err != nil {
 		h.x.fail(fmt.Errorf("%s: reading split %s: %w", inst, h.splits[h.split].Desc, err))
 		return
 	}
 	if b != nil {
-		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b}) })
+		h.quietSince, h.idle = time.Time{}, false
+		now := h.x.cfg.Clock.Now().UnixNano()
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b, Time: now}) })
 	}
-	c.Send(h.self, produceMsg{})
+	if !noData {
+		c.Send(h.self, produceMsg{})
+		return
+	}
+	// An unbounded source with nothing now: ask again after the linger, and
+	// past the idle timeout tell downstream not to wait for it.
+	now := h.x.cfg.Clock.Now()
+	if h.quietSince.IsZero() {
+		h.quietSince = now
+	}
+	if idle := h.idleTimeout(); idle > 0 && !h.idle && now.Sub(h.quietSince) >= idle {
+		h.idle = true
+		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Idle}) })
+	}
+	root, self := h.x.system.Root, h.self
+	h.setTimer(pollTimer, h.x.cfg.Clock.AfterFunc(h.x.cfg.Linger, func() { root.Send(self, produceMsg{}) }))
+}
+
+// idleTimeout is the source's idle timeout, from the node that assigns its
+// event times.
+func (h *host) idleTimeout() time.Duration {
+	for _, n := range h.v.Chain {
+		if n.Watermarks != nil {
+			return time.Duration(n.Watermarks.Idle)
+		}
+	}
+	return 0
 }
 
 // read reads a batch, fencing a panic of the reader: its position is
@@ -297,10 +344,16 @@ func (h *host) pump(c actor.Context) {
 		}
 		m := h.inq[k]
 		h.inq = append(h.inq[:k], h.inq[k+1:]...)
-		ev := core.Event{Kind: core.Data, Input: m.input, Channel: m.channel, Batch: m.batch}
-		if m.end {
+		ev := core.Event{Kind: core.Data, Input: m.input, Channel: m.channel, Batch: m.batch, Time: m.time}
+		switch {
+		case m.end:
 			ev.Kind = core.EndOfInput
-		} else {
+		case m.watermark:
+			ev.Kind = core.Watermark
+		case m.idle:
+			ev.Kind = core.Idle
+		default:
+			ev.Time = h.x.cfg.Clock.Now().UnixNano()
 			// The operator holds the batch from here on: its buffer is free.
 			h.ins[m.input][m.channel].receiver.Consumed(m.records, m.bytes)
 		}
@@ -354,6 +407,12 @@ func (h *host) run(c actor.Context, step func() error) {
 	for i := range h.inputs {
 		h.inputs[i].Store(h.op.InputRecords[i])
 	}
+	if at, ok := h.op.NextTimer(); ok && (h.timers[eventTimer] == nil || at < h.timerAt) {
+		h.timerAt = at
+		root, self := h.x.system.Root, h.self
+		d := time.Duration(at - clk.Now().UnixNano())
+		h.setTimer(eventTimer, clk.AfterFunc(max(d, 0), func() { root.Send(self, timerMsg{}) }))
+	}
 	if h.op.Buffered() && !h.linger {
 		h.linger = true
 		root, self := h.x.system.Root, h.self
@@ -368,7 +427,7 @@ func (h *host) drain(c actor.Context, ch *channelOut) {
 	wasBlocked := !h.blockedAt.IsZero()
 	for len(ch.backlog) > 0 {
 		s := ch.backlog[0]
-		if !s.End {
+		if s.Batch != nil { // control events need no credit
 			if !ch.ledger.CanSend(s.Bytes) {
 				break
 			}
@@ -381,7 +440,8 @@ func (h *host) drain(c actor.Context, ch *channelOut) {
 		ch.backlog[0] = core.Send{}
 		ch.backlog = ch.backlog[1:]
 		c.Send(ch.pid, dataMsg{input: ch.input, channel: h.op.Instance().Index, batch: s.Batch,
-			records: s.Records, bytes: s.Bytes, end: s.End, backlog: len(ch.backlog)})
+			records: s.Records, bytes: s.Bytes, end: s.End, watermark: s.Watermark, idle: s.Idle, time: s.Time,
+			backlog: len(ch.backlog)})
 	}
 	ch.ledger.SetBacklog(len(ch.backlog))
 	blocked := h.blockedNow()

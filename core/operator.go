@@ -56,6 +56,14 @@ const (
 	EndOfInput
 	// Tick asks for partly filled output batches to be sent (the linger).
 	Tick
+	// Watermark carries an input channel's watermark in Time.
+	Watermark
+	// Idle says an input channel (or, for a source, the reader) has no data
+	// for now: it no longer holds back the watermark.
+	Idle
+	// Timer says processing time has reached Time: due processing-time
+	// timers fire.
+	Timer
 )
 
 // Event is one input to Step.
@@ -64,17 +72,24 @@ type Event struct {
 	Input   int // index into the vertex's inputs; ignored for sources
 	Channel int // sending instance
 	Batch   *plan.Batch
+	// Time is the watermark of a Watermark event and the processing time
+	// (unix ns) of Data and Timer events.
+	Time int64
 }
 
 // Send is one item for the runtime to deliver to a channel of an output edge:
-// a batch, or the end-of-input marker.
+// a batch (which needs credit), or a control event that travels in order
+// behind the data without credit: a watermark, idleness, the end of input.
 type Send struct {
-	Edge    int // index into the vertex's Out
-	Channel int // receiving instance
-	Batch   *plan.Batch
-	Records int
-	Bytes   int64
-	End     bool
+	Edge      int // index into the vertex's Out
+	Channel   int // receiving instance
+	Batch     *plan.Batch
+	Records   int
+	Bytes     int64
+	End       bool
+	Watermark bool // Time is the sender's watermark
+	Idle      bool
+	Time      int64
 }
 
 // Ready is what the operator has for the runtime after a Step.
@@ -97,6 +112,10 @@ type item struct {
 	batch *plan.Batch
 	flush bool // flush the stateful node at index node
 	ended bool // input has ended (for an InputState head)
+	wm    bool // a watermark (time) reaching node
+	timer bool // processing time (time) reaching node
+	idle  bool // the input went idle
+	time  int64
 }
 
 // Operator is one instance of a vertex.
@@ -124,12 +143,18 @@ type Operator struct {
 	// per input.
 	RecordsIn    int64
 	InputRecords []int64
+	// DroppedLate and DroppedClosed count, per chain node, the records a
+	// windowed node dropped as too late and for closed windows.
+	DroppedLate, DroppedClosed []int64
+
+	time timeState
 }
 
 // New returns instance inst of vertex v.
 func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	o := &Operator{v: v, inst: inst, cfg: cfg, states: make([]plan.State, len(v.Chain)),
-		NodeRecords: make([]int64, len(v.Chain)), SideRecords: make([][]int64, len(v.Chain)), sink: v.IsSink()}
+		NodeRecords: make([]int64, len(v.Chain)), SideRecords: make([][]int64, len(v.Chain)), sink: v.IsSink(),
+		DroppedLate: make([]int64, len(v.Chain)), DroppedClosed: make([]int64, len(v.Chain))}
 	for i, n := range v.Chain {
 		o.SideRecords[i] = make([]int64, len(n.Side))
 		if n.Kind == plan.KindStateful {
@@ -148,6 +173,7 @@ func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	for _, e := range v.Out {
 		o.outs = append(o.outs, newOutput(e, inst.Index, cfg))
 	}
+	o.time.init(v)
 	return o
 }
 
@@ -168,6 +194,10 @@ func (o *Operator) Step(ev Event) error {
 	}
 	switch ev.Kind {
 	case Data:
+		o.time.pt = max(o.time.pt, ev.Time)
+		if o.v.Head().Kind != plan.KindSource {
+			o.activate(ev.Input, ev.Channel)
+		}
 		if o.v.Head().Kind == plan.KindSource {
 			n := o.v.Head().Out.Count(ev.Batch)
 			o.NodeRecords[0] += int64(n)
@@ -187,6 +217,9 @@ func (o *Operator) Step(ev Event) error {
 				return fmt.Errorf("core: %s: input %d channel %d ended twice", o.inst, ev.Input, ev.Channel)
 			}
 			o.ended[ev.Input][ev.Channel] = true
+			o.time.chWM[ev.Input][ev.Channel] = maxTime
+			o.time.chIdle[ev.Input][ev.Channel] = false
+			o.advanceInput()
 		}
 		o.open--
 		if o.open < 0 {
@@ -207,6 +240,30 @@ func (o *Operator) Step(ev Event) error {
 			o.ready.Sends = out.flush(i, o.ready.Sends)
 		}
 		return nil
+	case Watermark:
+		if err := o.checkChannel(ev); err != nil {
+			return err
+		}
+		o.time.chIdle[ev.Input][ev.Channel] = false
+		o.time.chWM[ev.Input][ev.Channel] = max(o.time.chWM[ev.Input][ev.Channel], ev.Time)
+		o.advanceInput()
+	case Idle:
+		if o.v.Head().Kind == plan.KindSource {
+			o.queue = append(o.queue, item{node: 1, idle: true})
+			break
+		}
+		if err := o.checkChannel(ev); err != nil {
+			return err
+		}
+		o.time.chIdle[ev.Input][ev.Channel] = true
+		o.advanceInput()
+	case Timer:
+		o.time.pt = max(o.time.pt, ev.Time)
+		for k, st := range o.states {
+			if _, ok := st.(plan.TimeState); ok {
+				o.queue = append(o.queue, item{node: k, timer: true, time: o.time.pt})
+			}
+		}
 	}
 	return o.Resume()
 }
@@ -216,6 +273,12 @@ func (o *Operator) Step(ev Event) error {
 func (o *Operator) Resume() error {
 	for len(o.queue) > 0 {
 		it := o.queue[0]
+		if it.wm || it.timer || it.idle {
+			if err := o.control(it); err != nil {
+				return err
+			}
+			continue
+		}
 		if it.flush {
 			if it.node >= len(o.v.Chain) {
 				o.queue = o.queue[1:]
@@ -252,6 +315,13 @@ func (o *Operator) Resume() error {
 			}
 			o.queue[0] = item{node: it.node + 1, batch: out}
 			o.NodeRecords[it.node] += int64(n.Out.Count(out))
+			if n.Watermarks != nil {
+				// The watermark follows each batch, as a bundle's does in
+				// Beam: deterministic for a given input order.
+				if o.time.observe(it.node, out.Times, n.Watermarks.MaxDelay) {
+					o.queue = append(o.queue[:1], append([]item{{node: it.node + 1, wm: true, time: o.time.genWM[it.node]}}, o.queue[1:]...)...)
+				}
+			}
 		case plan.KindStateful:
 			st := o.states[it.node]
 			if st.Lost() {
@@ -265,6 +335,9 @@ func (o *Operator) Resume() error {
 				} else {
 					ist.StepInput(it.input, it.batch, emit)
 				}
+			} else if tst, ok := st.(plan.TimeState); ok {
+				tst.StepTime(it.batch, o.time.nodeWM[it.node], o.time.pt, emit)
+				o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
 			} else {
 				st.Step(it.batch, emit)
 			}
@@ -289,6 +362,12 @@ func (o *Operator) pushFront(node int, emitted []*plan.Batch, extra ...item) {
 	}
 	front := make([]item, 0, len(emitted)+len(extra)+len(o.queue))
 	for _, b := range emitted {
+		if b.Port > 0 { // a side output of a stateful node
+			n := o.v.Chain[node]
+			o.route(node, b.Port, b)
+			o.SideRecords[node][b.Port-1] += int64(n.Side[b.Port-1].Count(b))
+			continue
+		}
 		o.NodeRecords[node] += int64(o.v.Chain[node].Out.Count(b))
 		front = append(front, item{node: node + 1, batch: b})
 	}

@@ -45,6 +45,9 @@ type Batch struct {
 	// Times holds the event time of each record in unix nanoseconds, or is nil
 	// when the records carry no event time.
 	Times []int64
+	// Port is set by a stateful node on a batch it emits to its side output
+	// Port (late records) rather than to its main output.
+	Port int
 }
 
 // Type is the type-erased view of a record type T, built by stages.

@@ -59,6 +59,8 @@ type Instance struct {
 	Stage       string
 	Index       int
 	Parallelism int
+	// MaxParallelism is the job's number of key groups.
+	MaxParallelism int
 	// LocalInstances is the number of the operator's instances in this
 	// process.
 	LocalInstances int
@@ -86,6 +88,11 @@ type Split struct {
 	// Data is the source's own description of the split.
 	Data any
 }
+
+// ErrNoData is returned by a Reader of an unbounded source that has no
+// records right now: the runtime asks again after its linger, and marks the
+// source idle when it stays quiet past its idle timeout.
+var ErrNoData = errors.New("no data yet")
 
 // Reader reads one split.
 type Reader interface {
@@ -144,6 +151,37 @@ type InputState interface {
 	// Preferred returns the input the state wants read first while it has
 	// data (a join's build side), or -1.
 	Preferred() int
+}
+
+// TimeState is a State driven by event time and processing time: a
+// windowed aggregation. Times are unix nanoseconds.
+type TimeState interface {
+	State
+	// StepTime processes a batch that arrived at input watermark wm and
+	// processing time pt.
+	StepTime(in *Batch, wm, pt int64, emit func(*Batch))
+	// Advance moves the input watermark to wm, firing what falls due, and
+	// returns the output watermark: wm held back by the output times of
+	// panes still to come.
+	Advance(wm int64, emit func(*Batch)) int64
+	// NextTimer returns the earliest processing time at which the state has
+	// work, if any.
+	NextTimer() (int64, bool)
+	// Fire runs the processing-time timers due at pt.
+	Fire(pt int64, emit func(*Batch))
+	// Dropped returns the records dropped so far: too late (behind the
+	// allowed lateness) and for windows whose trigger had finished.
+	Dropped() (late, closed int64)
+}
+
+// WatermarkSpec is set on the node that assigns event times. Its watermark
+// is the greatest event time it has seen minus MaxDelay (bounded
+// out-of-orderness), emitted with each linger tick.
+type WatermarkSpec struct {
+	MaxDelay int64 // ns
+	// Idle is how long a source instance may go without data before it is
+	// marked idle, so that it does not hold back the watermark; 0 never.
+	Idle int64 // ns
 }
 
 // KeySpec partitions a stream by key.
@@ -253,6 +291,9 @@ type Node struct {
 	// (a join's broadcast decision); 0 leaves it to estimation.
 	Records int64
 	Join    *JoinSpec
+	// Watermarks marks the node that assigns event times and generates
+	// watermarks.
+	Watermarks *WatermarkSpec
 
 	// Side holds the record types of the node's side outputs (ports 1..).
 	// Every side output must be read: records are never dropped silently.

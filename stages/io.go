@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -40,7 +39,7 @@ type Reader[T any] interface {
 // has no records right now: the runtime asks again after a short wait (the
 // linger) and, when a source instance stays quiet past its idle timeout,
 // marks it idle so that its silence does not hold back the watermark.
-var ErrNoData = errors.New("stages: no data yet")
+var ErrNoData = plan.ErrNoData
 
 // Read adds a source stage.
 func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {

@@ -143,7 +143,10 @@ func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
 // a result O. Merge must be associative and commutative: records are
 // combined before the shuffle, per instance, in no fixed order.
 type Combiner[T, A, O any] struct {
-	Name   string
+	Name string
+	// Zero is the empty accumulator, for windows that fire with no records
+	// (an on-time pane in discarding mode); nil means A's zero value.
+	Zero   func() A
 	Lift   func(T) A    // the accumulator of one record
 	Merge  func(A, A) A // two accumulators into one
 	Output func(A) O    // the result of an accumulator
@@ -193,7 +196,7 @@ func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Comb
 	p := k.s.p
 	check(loc, "aggregate", k.s, c.Lift == nil || c.Merge == nil || c.Output == nil || k.key == nil)
 	if w == nil || !w.IsGlobal() {
-		p.fail(loc, "aggregate: window %v is not supported yet; use window.Global()", w)
+		p.fail(loc, "aggregate: window %v: Aggregate is for the global window; use WindowAggregate for event-time windows", w)
 	}
 	name := c.Name
 	if o := applyOptions(opts); o.name != "" {

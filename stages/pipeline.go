@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/sluice-data/sluice/plan"
 )
@@ -99,6 +100,8 @@ type stageOptions struct {
 	skewShare   float64
 	hotKeys     []any
 	hotWays     int
+	maxDelay    time.Duration
+	idle        time.Duration
 }
 
 func applyOptions(opts []Option) stageOptions {

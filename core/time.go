@@ -1,0 +1,200 @@
+package core
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Event time in an operator. Each input channel has a watermark; the
+// operator's input watermark is the least over the channels that are not
+// idle (an ended channel counts as +∞) and never goes back. It travels down
+// the chain as an item behind the data before it: stateless nodes pass it,
+// windowed nodes (plan.TimeState) fire what falls due and pass their output
+// watermark, other stateful nodes hold it (they emit at end of input), and
+// at the end of the chain it goes out on every channel of every edge, after
+// the partly filled batches those channels hold. A node that assigns event
+// times (plan.WatermarkSpec) generates its own watermark from the greatest
+// time it has seen, after each batch: deterministic for a given input order.
+
+const (
+	minTime = math.MinInt64
+	maxTime = math.MaxInt64
+)
+
+type timeState struct {
+	chWM    [][]int64 // [input][channel]
+	chIdle  [][]bool
+	inWM    int64   // the operator's input watermark
+	nodeWM  []int64 // the watermark each chain node has seen
+	outWM   int64   // last watermark sent downstream
+	idleOut bool    // idleness sent downstream and not yet undone
+	pt      int64   // processing time, from events
+
+	genMax []int64 // per generating node: greatest event time seen
+	genWM  []int64 // per generating node: its watermark
+}
+
+func (t *timeState) init(v *plan.Vertex) {
+	t.inWM, t.outWM = minTime, minTime
+	t.nodeWM = make([]int64, len(v.Chain))
+	t.genMax = make([]int64, len(v.Chain))
+	t.genWM = make([]int64, len(v.Chain))
+	for i := range v.Chain {
+		t.nodeWM[i], t.genMax[i], t.genWM[i] = minTime, minTime, minTime
+	}
+	for _, e := range v.In {
+		wm := make([]int64, e.From.Parallelism)
+		for c := range wm {
+			wm[c] = minTime
+		}
+		t.chWM = append(t.chWM, wm)
+		t.chIdle = append(t.chIdle, make([]bool, e.From.Parallelism))
+	}
+}
+
+// observe notes the event times a generating node emitted and reports
+// whether its watermark moved.
+func (t *timeState) observe(node int, times []int64, maxDelay int64) bool {
+	m := t.genMax[node]
+	for _, x := range times {
+		m = max(m, x)
+	}
+	t.genMax[node] = m
+	if m != minTime && m-maxDelay > t.genWM[node] {
+		t.genWM[node] = m - maxDelay
+		return true
+	}
+	return false
+}
+
+func (o *Operator) checkChannel(ev Event) error {
+	if ev.Input < 0 || ev.Input >= len(o.time.chWM) || ev.Channel < 0 || ev.Channel >= len(o.time.chWM[ev.Input]) {
+		return fmt.Errorf("core: %s: event on unknown input %d channel %d", o.inst, ev.Input, ev.Channel)
+	}
+	return nil
+}
+
+// activate marks a channel that sent data as no longer idle.
+func (o *Operator) activate(input, channel int) {
+	if input < len(o.time.chIdle) && channel < len(o.time.chIdle[input]) && o.time.chIdle[input][channel] {
+		o.time.chIdle[input][channel] = false
+		o.advanceInput()
+	}
+}
+
+// advanceInput recomputes the input watermark and queues it when it moved;
+// when every open channel is idle, it queues idleness instead.
+func (o *Operator) advanceInput() {
+	t := &o.time
+	m, active, open := int64(maxTime), false, false
+	for i := range t.chWM {
+		for c, wm := range t.chWM[i] {
+			if wm == maxTime {
+				continue
+			}
+			open = true
+			if t.chIdle[i][c] {
+				continue
+			}
+			active = true
+			m = min(m, wm)
+		}
+	}
+	if open && !active {
+		if !t.idleOut {
+			o.queue = append(o.queue, item{node: 0, idle: true})
+		}
+		return
+	}
+	if m > t.inWM {
+		t.inWM = m
+		o.queue = append(o.queue, item{node: 0, wm: true, time: m})
+	}
+}
+
+// control moves a watermark, a timer or idleness at the head of the queue
+// one node on.
+func (o *Operator) control(it item) error {
+	t := &o.time
+	if it.node >= len(o.v.Chain) {
+		o.queue = o.queue[1:]
+		switch {
+		case it.wm && it.time > t.outWM:
+			t.outWM, t.idleOut = it.time, false
+			o.broadcast(Send{Watermark: true, Time: it.time})
+		case it.idle && !t.idleOut:
+			t.idleOut = true
+			o.broadcast(Send{Idle: true})
+		}
+		return nil
+	}
+	n := o.v.Chain[it.node]
+	st := o.states[it.node]
+	tst, timed := st.(plan.TimeState)
+	switch {
+	case it.timer:
+		if !timed {
+			o.queue = o.queue[1:]
+			return nil
+		}
+		var emitted []*plan.Batch
+		tst.Fire(it.time, func(b *plan.Batch) { emitted = append(emitted, b) })
+		o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
+		o.queue = o.queue[1:]
+		o.pushFront(it.node, emitted)
+	case it.idle:
+		if n.Kind == plan.KindSink {
+			o.queue = o.queue[1:]
+			return nil
+		}
+		o.queue[0].node++
+	case timed: // a watermark reaching a windowed node
+		t.nodeWM[it.node] = max(t.nodeWM[it.node], it.time)
+		var emitted []*plan.Batch
+		out := tst.Advance(it.time, func(b *plan.Batch) { emitted = append(emitted, b) })
+		o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
+		o.queue = o.queue[1:]
+		o.pushFront(it.node, emitted, item{node: it.node + 1, wm: true, time: out})
+	case n.Kind == plan.KindStateful || n.Kind == plan.KindSink:
+		// Other state emits at the end of input: it holds the watermark.
+		o.queue = o.queue[1:]
+	case n.Watermarks != nil && it.time != maxTime:
+		// A node that assigns times makes its own watermark.
+		o.queue = o.queue[1:]
+	default:
+		t.nodeWM[it.node] = max(t.nodeWM[it.node], it.time)
+		o.queue[0].node++
+	}
+	return nil
+}
+
+// broadcast sends a control event on every channel of every output edge,
+// behind the data those channels hold.
+func (o *Operator) broadcast(s Send) {
+	for i, out := range o.outs {
+		o.ready.Sends = out.flush(i, o.ready.Sends)
+		for c := range out.bufs {
+			s.Edge, s.Channel = i, c
+			o.ready.Sends = append(o.ready.Sends, s)
+		}
+	}
+}
+
+// Watermark returns the last watermark the operator sent downstream.
+func (o *Operator) Watermark() int64 { return o.time.outWM }
+
+// NextTimer returns the earliest processing time at which a windowed node
+// has work.
+func (o *Operator) NextTimer() (int64, bool) {
+	best, ok := int64(maxTime), false
+	for _, st := range o.states {
+		if tst, timed := st.(plan.TimeState); timed {
+			if t, has := tst.NextTimer(); has && t < best {
+				best, ok = t, true
+			}
+		}
+	}
+	return best, ok
+}

@@ -1,0 +1,343 @@
+package stages
+
+import (
+	"container/heap"
+	"fmt"
+	"time"
+
+	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/window"
+)
+
+// MaxDelay sets how far out of order event times may arrive at EventTime:
+// the watermark trails the greatest time seen by this much (Flink's bounded
+// out-of-orderness).
+func MaxDelay(d time.Duration) Option { return optionFunc(func(o *stageOptions) { o.maxDelay = d }) }
+
+// IdleAfter marks a source instance idle when it has had no data for d, so
+// that a quiet partition does not hold back every window downstream. A
+// record from it makes it active again (records behind the watermark by
+// then are late).
+func IdleAfter(d time.Duration) Option { return optionFunc(func(o *stageOptions) { o.idle = d }) }
+
+// EventTime gives s's records the event times ts returns and starts
+// watermarks: each instance's watermark is the greatest time it has seen
+// minus MaxDelay, sent downstream with every linger tick; downstream
+// stages take the least watermark over their inputs. Put it right after
+// the source, where it fuses with it: one watermark per source instance.
+func EventTime[T any](s Stream[T], ts func(T) time.Time, opts ...Option) Stream[T] {
+	loc := caller()
+	check(loc, "eventtime", s, ts == nil)
+	o := applyOptions(opts)
+	if o.maxDelay < 0 || o.idle < 0 {
+		s.p.fail(loc, "eventtime: MaxDelay %v and IdleAfter %v must not be negative", o.maxDelay, o.idle)
+	}
+	out := transform[T, T](s, loc, "eventtime", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+		return func(in *plan.Batch) *plan.Batch {
+			xs := in.Data.([]T)
+			times := make([]int64, len(xs))
+			i := -1
+			defer func() { repanic(recover(), n, xs, i) }()
+			for i = range xs {
+				times[i] = ts(xs[i]).UnixNano()
+			}
+			return &plan.Batch{Data: xs, Times: times}
+		}
+	})
+	out.node.Watermarks = &plan.WatermarkSpec{MaxDelay: int64(o.maxDelay), Idle: int64(o.idle)}
+	return out
+}
+
+// hasEventTime reports whether n or a node upstream of it assigns event times.
+func hasEventTime(n *plan.Node) bool {
+	if n.Watermarks != nil {
+		return true
+	}
+	for _, in := range n.Inputs {
+		if hasEventTime(in.From) {
+			return true
+		}
+	}
+	return false
+}
+
+// Late is a record that a windowed aggregation dropped, for a side output.
+type Late[K comparable, T any] struct {
+	Key    K
+	Value  T
+	Time   window.Time     // its event time
+	Window window.Interval // the window it was dropped from
+	// Closed is set when the window's trigger had finished; otherwise the
+	// record came after the window's allowed lateness.
+	Closed bool
+}
+
+// WindowAggregate combines the records of each key in each window of w and
+// emits a pane each time w's trigger fires. Records need event times
+// (EventTime upstream). Records later than the allowed lateness, or for
+// windows whose trigger has finished, are counted per stage (see the job
+// summary); WindowAggregateLate also routes them to a side output.
+func WindowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) Stream[Windowed[K, O]] {
+	out, _ := windowAggregate(k, w, c, false, caller(), opts)
+	return out
+}
+
+// WindowAggregateLate is WindowAggregate with the dropped records as a side
+// output, which must be read.
+func WindowAggregateLate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
+	return windowAggregate(k, w, c, true, caller(), opts)
+}
+
+func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], late bool, loc string, opts []Option) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
+	p := k.s.p
+	check(loc, "window", k.s, c.Lift == nil || c.Merge == nil || c.Output == nil || k.key == nil)
+	if w == nil {
+		p.fail(loc, "window: nil window")
+		w = window.Global()
+	}
+	strategy := w.Strategy()
+	if err := strategy.Validate(); err != nil {
+		p.fail(loc, "window %v: %v", w, err)
+	}
+	if !w.IsGlobal() && !hasEventTime(k.s.node) {
+		p.fail(loc, "window %v: the records have no event time: add stages.EventTime after the source", w)
+	}
+	zero := c.Zero
+	if zero == nil {
+		zero = func() A { var a A; return a }
+	}
+	comb := window.Combine[T, A]{
+		Zero:  zero,
+		Add:   func(acc A, v T) A { return c.Merge(acc, c.Lift(v)) },
+		Merge: c.Merge,
+	}
+	drv, err := window.NewWindowing(strategy, comb)
+	if err != nil {
+		p.fail(loc, "window %v: %v", w, err)
+	}
+	keyedIn := keyed(k, loc)
+	node := &plan.Node{Kind: plan.KindStateful, Op: "window", Out: plan.TypeOf[Windowed[K, O]](),
+		Inputs: []plan.Input{{From: keyedIn.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}
+	if late {
+		node.Side = []*plan.Type{plan.TypeOf[Late[K, T]]()}
+	}
+	n := p.addNode(loc, node, append([]Option{Name(fmt.Sprintf("%s %s", c.Name, w))}, opts...))
+	n.NewState = func(inst plan.Instance) plan.State {
+		return &windowState[K, T, A, O]{n: n, d: drv, c: c, hash: k.hash, late: late,
+			groups: make([]map[K]*keyEntry[K, A], max(1, inst.MaxParallelism)), out: window.Output[T, A]{KeepDropped: late}}
+	}
+	if late {
+		return Stream[Windowed[K, O]]{p: p, node: n}, Stream[Late[K, T]]{p: p, node: n, port: 1}
+	}
+	return Stream[Windowed[K, O]]{p: p, node: n}, Stream[Late[K, T]]{}
+}
+
+// keyEntry is one key's windows and the timers it has queued.
+type keyEntry[K comparable, A any] struct {
+	key     K
+	st      window.KeyState[A]
+	event   int64 // the event-time timer queued for it, or minTime
+	proc    int64 // the processing-time timer queued for it
+	hold    int64 // its watermark hold queued, or maxTime
+	hasHold bool
+}
+
+const (
+	minTime = -1 << 63
+	maxTime = 1<<63 - 1
+)
+
+// windowState runs the trigger driver over one instance's keys, kept by key
+// group so that they can be checkpointed and redistributed by group. Timers
+// and holds are found through heaps whose stale entries are skipped.
+type windowState[K comparable, T, A, O any] struct {
+	n      *plan.Node
+	d      *window.Windowing[T, A]
+	c      Combiner[T, A, O]
+	hash   func(K) uint64
+	late   bool
+	groups []map[K]*keyEntry[K, A]
+	events timerHeap[K, A] // by event time
+	procs  timerHeap[K, A] // by processing time
+	holds  timerHeap[K, A]
+	wm     int64
+	out    window.Output[T, A]
+	keys   []K // the key of each pane in out.Panes
+	lateK  []K // the key of each record in out.Dropped
+	elem   [1]window.Element[T]
+}
+
+// keyed records which key the panes and drops the driver just made are of.
+func (s *windowState[K, T, A, O]) keyed(k K) {
+	for len(s.keys) < len(s.out.Panes) {
+		s.keys = append(s.keys, k)
+	}
+	for len(s.lateK) < len(s.out.Dropped) {
+		s.lateK = append(s.lateK, k)
+	}
+}
+
+func (s *windowState[K, T, A, O]) entry(k K) *keyEntry[K, A] {
+	g := s.hash(k) % uint64(len(s.groups))
+	m := s.groups[g]
+	if m == nil {
+		m = map[K]*keyEntry[K, A]{}
+		s.groups[g] = m
+	}
+	e := m[k]
+	if e == nil {
+		e = &keyEntry[K, A]{key: k, event: minTime, proc: minTime, hold: maxTime}
+		m[k] = e
+	}
+	return e
+}
+
+// requeue queues e's next timers and hold after the driver changed its state.
+func (s *windowState[K, T, A, O]) requeue(e *keyEntry[K, A]) {
+	if t, ok := e.st.NextEventTime(); ok && int64(t) != e.event {
+		e.event = int64(t)
+		heap.Push(&s.events, timerEntry[K, A]{at: e.event, e: e})
+	} else if !ok {
+		e.event = minTime
+	}
+	if t, ok := e.st.NextProcessingTime(); ok && int64(t) != e.proc {
+		e.proc = int64(t)
+		heap.Push(&s.procs, timerEntry[K, A]{at: e.proc, e: e})
+	} else if !ok {
+		e.proc = minTime
+	}
+	if t, ok := e.st.Hold(); ok && int64(t) != e.hold {
+		e.hold = int64(t)
+		heap.Push(&s.holds, timerEntry[K, A]{at: e.hold, e: e})
+	} else if !ok {
+		e.hold = maxTime
+	}
+	if e.st.Empty() {
+		g := s.hash(e.key) % uint64(len(s.groups))
+		delete(s.groups[g], e.key)
+	}
+}
+
+func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(*plan.Batch)) {
+	xs := in.Data.([]KV[K, T])
+	s.wm = max(s.wm, wm)
+	for i, x := range xs {
+		e := s.entry(x.Key)
+		s.elem[0] = window.Element[T]{Value: x.Value, Time: window.Time(in.Times[i])}
+		s.d.ProcessElements(&e.st, s.elem[:], window.Time(wm), window.Time(pt), &s.out)
+		s.keyed(x.Key)
+		s.requeue(e)
+	}
+	s.emit(emit)
+}
+
+func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int64 {
+	s.wm = max(s.wm, wm)
+	for s.events.Len() > 0 && s.events.items[0].at <= wm {
+		t := heap.Pop(&s.events).(timerEntry[K, A])
+		if t.e.event != t.at {
+			continue // stale
+		}
+		t.e.event = minTime
+		s.d.AdvanceWatermark(&t.e.st, window.Time(wm), &s.out)
+		s.keyed(t.e.key)
+		s.requeue(t.e)
+	}
+	s.emit(emit)
+	out := wm
+	for s.holds.Len() > 0 {
+		t := s.holds.items[0]
+		if t.e.hold != t.at || t.e.st.Empty() {
+			heap.Pop(&s.holds)
+			continue
+		}
+		out = min(out, t.at)
+		break
+	}
+	return out
+}
+
+func (s *windowState[K, T, A, O]) NextTimer() (int64, bool) {
+	for s.procs.Len() > 0 {
+		t := s.procs.items[0]
+		if t.e.proc != t.at {
+			heap.Pop(&s.procs)
+			continue
+		}
+		return t.at, true
+	}
+	return 0, false
+}
+
+func (s *windowState[K, T, A, O]) Fire(pt int64, emit func(*plan.Batch)) {
+	for s.procs.Len() > 0 && s.procs.items[0].at <= pt {
+		t := heap.Pop(&s.procs).(timerEntry[K, A])
+		if t.e.proc != t.at {
+			continue
+		}
+		t.e.proc = minTime
+		s.d.AdvanceProcessingTime(&t.e.st, window.Time(pt), &s.out)
+		s.keyed(t.e.key)
+		s.requeue(t.e)
+	}
+	s.emit(emit)
+}
+
+// Step serves a batch without times (never, behind EventTime).
+func (s *windowState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
+	s.StepTime(in, s.wm, minTime, emit)
+}
+
+// Flush fires every window as the watermark reaches the end of time.
+func (s *windowState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
+	s.Advance(maxTime, emit)
+}
+
+func (s *windowState[K, T, A, O]) Lost() bool { return false }
+
+func (s *windowState[K, T, A, O]) Dropped() (late, closed int64) {
+	return s.out.DroppedLate, s.out.DroppedClosed
+}
+
+// emit turns the driver's panes into Windowed records.
+func (s *windowState[K, T, A, O]) emit(emit func(*plan.Batch)) {
+	if len(s.out.Panes) > 0 {
+		out := make([]Windowed[K, O], len(s.out.Panes))
+		times := make([]int64, len(s.out.Panes))
+		for i, p := range s.out.Panes {
+			out[i] = Windowed[K, O]{Key: s.keys[i], Value: s.c.Output(p.Value), Window: p.Window, Timestamp: p.Timestamp, Pane: p.Info}
+			times[i] = int64(p.Timestamp)
+		}
+		emit(&plan.Batch{Data: out, Times: times})
+	}
+	if s.late && len(s.out.Dropped) > 0 {
+		out := make([]Late[K, T], len(s.out.Dropped))
+		times := make([]int64, len(s.out.Dropped))
+		for i, d := range s.out.Dropped {
+			out[i] = Late[K, T]{Key: s.lateK[i], Value: d.Element.Value, Time: d.Element.Time, Window: d.Window, Closed: d.Reason == window.WindowClosed}
+			times[i] = int64(d.Element.Time)
+		}
+		emit(&plan.Batch{Data: out, Times: times, Port: 1})
+	}
+	s.out.Reset()
+	clear(s.keys)
+	clear(s.lateK)
+	s.keys, s.lateK = s.keys[:0], s.lateK[:0]
+}
+
+type timerEntry[K comparable, A any] struct {
+	at int64
+	e  *keyEntry[K, A]
+}
+
+type timerHeap[K comparable, A any] struct{ items []timerEntry[K, A] }
+
+func (h *timerHeap[K, A]) Len() int           { return len(h.items) }
+func (h *timerHeap[K, A]) Less(i, j int) bool { return h.items[i].at < h.items[j].at }
+func (h *timerHeap[K, A]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *timerHeap[K, A]) Push(x any)         { h.items = append(h.items, x.(timerEntry[K, A])) }
+func (h *timerHeap[K, A]) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
