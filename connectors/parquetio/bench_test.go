@@ -52,6 +52,7 @@ func BenchmarkWrite1M(b *testing.B) {
 		{"snappy", parquetio.Snappy()},
 		{"snappy-parquet-go", parquetio.Compression(&parquet.Snappy)}, // the baseline: "better" mode
 		{"zstd", parquetio.Zstd()},
+		{"snappy-partitioned", parquetio.PartitionBy("status")}, // 4 partitions
 	} {
 		b.Run(codec.name, func(b *testing.B) {
 			in := orders(benchRows)

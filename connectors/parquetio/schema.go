@@ -280,30 +280,27 @@ func parsePartitionValue(t reflect.Type, raw string) (reflect.Value, error) {
 	return v, nil
 }
 
-// partitionString formats a field value as a partition value.
-func partitionString(v reflect.Value) (string, bool) {
+// appendPartitionValue appends a field value as a partition value.
+func appendPartitionValue(buf []byte, v reflect.Value) []byte {
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
-			return defaultPartition, true
+			return append(buf, defaultPartition...)
 		}
 		v = v.Elem()
 	}
 	switch v.Kind() {
 	case reflect.String:
-		if v.String() == "" {
-			return defaultPartition, true
-		}
-		return escapePath(v.String()), true
+		return appendEscaped(buf, v.String())
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(v.Int(), 10), true
+		return strconv.AppendInt(buf, v.Int(), 10)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(v.Uint(), 10), true
+		return strconv.AppendUint(buf, v.Uint(), 10)
 	case reflect.Float32, reflect.Float64:
-		return strconv.FormatFloat(v.Float(), 'g', -1, v.Type().Bits()), true
+		return strconv.AppendFloat(buf, v.Float(), 'g', -1, v.Type().Bits())
 	case reflect.Bool:
-		return strconv.FormatBool(v.Bool()), true
+		return strconv.AppendBool(buf, v.Bool())
 	}
-	return "", false
+	panic(fmt.Sprintf("parquetio: a %v cannot be a partition value", v.Type())) // checked by Sink
 }
 
 func partitionable(t reflect.Type) bool {
@@ -319,18 +316,24 @@ func partitionable(t reflect.Type) bool {
 }
 
 // escapePath escapes a partition value as Hive does (FileUtils.escapePathName):
-// characters that are unsafe in a path segment become %XX.
-func escapePath(s string) string {
-	var b strings.Builder
+// characters that are unsafe in a path segment become %XX. An empty value
+// is Hive's null partition.
+func escapePath(s string) string { return string(appendEscaped(nil, s)) }
+
+func appendEscaped(buf []byte, s string) []byte {
+	if s == "" {
+		return append(buf, defaultPartition...)
+	}
+	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == 0x7F || strings.IndexByte("\"#%'*/:=?\\{[]^", c) >= 0 {
-			fmt.Fprintf(&b, "%%%02X", c)
+			buf = append(buf, '%', hex[c>>4], hex[c&15])
 			continue
 		}
-		b.WriteByte(c)
+		buf = append(buf, c)
 	}
-	return b.String()
+	return buf
 }
 
 func unescapePath(s string) string {

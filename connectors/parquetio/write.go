@@ -52,8 +52,8 @@ type FileSink[T any] struct {
 }
 
 type partitioner[T any] struct {
-	name string
-	f    func(*T) string
+	name        string
+	appendValue func(buf []byte, x *T) []byte
 }
 
 // Sink returns a sink writing Parquet files of records of type T under the
@@ -91,9 +91,8 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 				errs = append(errs, fmt.Errorf("%w: PartitionBy(%q): a %v field cannot be a partition value (use PartitionByFunc)", ErrConfig, col, ft))
 				continue
 			}
-			s.parts = append(s.parts, partitioner[T]{name: col, f: func(x *T) string {
-				v, _ := partitionString(reflect.ValueOf(x).Elem().Field(i))
-				return v
+			s.parts = append(s.parts, partitioner[T]{name: col, appendValue: func(buf []byte, x *T) []byte {
+				return appendPartitionValue(buf, reflect.ValueOf(x).Elem().Field(i))
 			}})
 		}
 	}
@@ -103,12 +102,8 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 			errs = append(errs, fmt.Errorf("%w: PartitionByFunc(%q): a func(%v) string cannot partition records of type %v", ErrConfig, pf.name, pf.typ, reflect.TypeFor[T]()))
 			continue
 		}
-		s.parts = append(s.parts, partitioner[T]{name: pf.name, f: func(x *T) string {
-			v := f(*x)
-			if v == "" {
-				return defaultPartition
-			}
-			return escapePath(v)
+		s.parts = append(s.parts, partitioner[T]{name: pf.name, appendValue: func(buf []byte, x *T) []byte {
+			return appendEscaped(buf, f(*x))
 		}})
 	}
 	seen := map[string]bool{}
@@ -202,7 +197,7 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 		stagingRoot: stagingRoot,
 		runDir:      st.join(stagingRoot, run),
 		staging:     st.join(stagingRoot, run, fmt.Sprintf("%05d", inst.Index)),
-		run:         run, state: state, open: map[string]*partFile[T]{}, groups: map[string][]T{},
+		run:         run, state: state, open: map[string]*partFile[T]{}, groups: map[string]*group[T]{},
 		ext: codecExt(s.cfg.codec),
 	}
 	return w, nil
@@ -312,8 +307,9 @@ type writer[T any] struct {
 	seq       int
 	staged    []stagedFile
 	published []string
-	groups    map[string][]T
-	keys      []string
+	groups    map[string]*group[T]
+	active    []*group[T]
+	key       []byte
 	failed    error
 }
 
@@ -362,39 +358,50 @@ func (w *writer[T]) Write(recs []T) (err error) {
 	if len(w.s.parts) == 0 {
 		return w.write("", recs)
 	}
-	for k, g := range w.groups {
-		w.groups[k] = g[:0]
-	}
-	w.keys = w.keys[:0]
-	var b strings.Builder
+	// Group the batch by partition directory, without allocating per record.
+	var last *group[T]
 	for i := range recs {
-		b.Reset()
+		buf := w.key[:0]
 		for j, p := range w.s.parts {
 			if j > 0 {
-				b.WriteByte('/')
+				buf = append(buf, '/')
 			}
-			b.WriteString(escapePath(p.name))
-			b.WriteByte('=')
-			b.WriteString(p.f(&recs[i]))
+			buf = appendEscaped(buf, p.name)
+			buf = append(buf, '=')
+			buf = p.appendValue(buf, &recs[i])
 		}
-		k := b.String()
-		g, ok := w.groups[k]
-		if !ok || len(g) == 0 {
-			w.keys = append(w.keys, k)
+		w.key = buf
+		g := last
+		if g == nil || g.dir != string(buf) {
+			if g = w.groups[string(buf)]; g == nil {
+				g = &group[T]{dir: string(buf)}
+				w.groups[g.dir] = g
+			}
+			last = g
 		}
-		w.groups[k] = append(g, recs[i])
+		if len(g.recs) == 0 {
+			w.active = append(w.active, g)
+		}
+		g.recs = append(g.recs, recs[i])
 	}
-	slices.Sort(w.keys)
-	for _, k := range w.keys {
-		if err := w.write(k, w.groups[k]); err != nil {
+	slices.SortFunc(w.active, func(a, b *group[T]) int { return strings.Compare(a.dir, b.dir) })
+	for _, g := range w.active {
+		if err := w.write(g.dir, g.recs); err != nil {
 			return err
 		}
-		clear(w.groups[k]) // drop references to the records
+		clear(g.recs) // drop references to the records
+		g.recs = g.recs[:0]
 	}
+	w.active = w.active[:0]
 	if len(w.groups) > 4*w.s.cfg.maxOpenFiles {
 		clear(w.groups)
 	}
 	return nil
+}
+
+type group[T any] struct {
+	dir  string
+	recs []T
 }
 
 func (w *writer[T]) write(dir string, recs []T) error {
