@@ -89,6 +89,7 @@ func (o *Operator) activate(input, channel int) {
 func (o *Operator) advanceInput() {
 	t := &o.time
 	m, active, open := int64(maxTime), false, false
+	idleMax := int64(minTime)
 	for i := range t.chWM {
 		for c, wm := range t.chWM[i] {
 			if wm == maxTime {
@@ -96,6 +97,7 @@ func (o *Operator) advanceInput() {
 			}
 			open = true
 			if t.chIdle[i][c] {
+				idleMax = max(idleMax, wm)
 				continue
 			}
 			active = true
@@ -103,6 +105,13 @@ func (o *Operator) advanceInput() {
 		}
 	}
 	if open && !active {
+		// Every open channel is idle: as Flink's watermark valve does, move
+		// to the greatest of their watermarks (nothing active holds it back)
+		// and pass the idleness on.
+		if idleMax > t.inWM {
+			t.inWM = idleMax
+			o.queue = append(o.queue, item{node: 0, wm: true, time: idleMax})
+		}
 		if !t.idleOut {
 			o.queue = append(o.queue, item{node: 0, idle: true})
 		}
