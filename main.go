@@ -476,7 +476,7 @@ func writeSummary(w io.Writer, res *Result) {
 	secs := res.Elapsed.Seconds()
 	par := map[int]int{}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tVERTEX\tPARALLELISM\tRECORDS\tRECORDS/S\tDEFINED AT")
+	fmt.Fprintln(tw, "STAGE\tVERTEX\tPARALLELISM\tRECORDS\tRECORDS/S\tSET ASIDE\tDEFINED AT")
 	for _, v := range res.Vertices {
 		par[v.ID] = v.Parallelism
 	}
@@ -485,17 +485,47 @@ func writeSummary(w io.Writer, res *Result) {
 		if secs > 0 {
 			rate = human(float64(s.Records) / secs)
 		}
-		fmt.Fprintf(tw, "%s\tv%d\t%d\t%d\t%s\t%s\n", s.Name, s.Vertex, par[s.Vertex], s.Records, rate, s.Loc)
+		fmt.Fprintf(tw, "%s\tv%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Vertex, par[s.Vertex], s.Records, rate, setAside(s), s.Loc)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "VERTEX\tPARALLELISM\tRECORDS IN\tBUSY\tBLOCKED ON CREDIT\tRESTARTS\tPEAK IN-FLIGHT\tCHAIN")
+	fmt.Fprintln(tw, "VERTEX\tPARALLELISM\tRECORDS IN\tBUSY\tBLOCKED ON CREDIT\tRESTARTS\tPEAK IN-FLIGHT\tWATERMARK (LAG)\tCHAIN")
 	for _, v := range res.Vertices {
-		fmt.Fprintf(tw, "v%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", v.ID, v.Parallelism, v.RecordsIn,
+		wm := "-"
+		if v.HasWatermark {
+			wm = fmt.Sprintf("%s (%s)", time.Unix(0, v.Watermark).UTC().Format("15:04:05.000"), round(v.Lag))
+		}
+		fmt.Fprintf(tw, "v%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", v.ID, v.Parallelism, v.RecordsIn,
 			share(v.Busy, res.Elapsed, v.Parallelism), share(v.Blocked, res.Elapsed, v.Parallelism),
-			v.Restarts, v.PeakInFlight, v.Name)
+			v.Restarts, v.PeakInFlight, wm, v.Name)
 	}
 	tw.Flush()
+	for _, v := range res.Vertices {
+		if v.Note != "" {
+			fmt.Fprintf(w, "v%d: %s\n", v.ID, v.Note)
+		}
+	}
 	fmt.Fprintf(w, "\nelapsed %s\n", round(res.Elapsed))
+}
+
+// setAside says what a stage did not pass on: side outputs (dead letters,
+// late records) and records a window dropped.
+func setAside(s actors.StageStats) string {
+	var parts []string
+	for i, n := range s.Side {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("side %d: %d", i+1, n))
+		}
+	}
+	if s.DroppedLate > 0 {
+		parts = append(parts, fmt.Sprintf("late: %d", s.DroppedLate))
+	}
+	if s.DroppedClosed > 0 {
+		parts = append(parts, fmt.Sprintf("closed window: %d", s.DroppedClosed))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // share renders d, a time summed over n instances, with its share of their

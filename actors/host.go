@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,11 +100,14 @@ type host struct {
 	peak        atomic.Int64 // most records in flight on one channel
 	checks      atomic.Int64
 	done        atomic.Bool
+	watermark   atomic.Int64
+	dropped     [][2]atomic.Int64 // per chain node: late, closed
 }
 
 func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
 	h := &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
-		sideRecords: make([][]atomic.Int64, len(v.Chain))}
+		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
+	h.watermark.Store(math.MinInt64)
 	for i, n := range v.Chain {
 		h.sideRecords[i] = make([]atomic.Int64, len(n.Side))
 	}
@@ -404,6 +408,11 @@ func (h *host) run(c actor.Context, step func() error) {
 		}
 	}
 	h.recordsIn.Store(h.op.RecordsIn)
+	h.watermark.Store(h.op.Watermark())
+	for i := range h.dropped {
+		h.dropped[i][0].Store(h.op.DroppedLate[i])
+		h.dropped[i][1].Store(h.op.DroppedClosed[i])
+	}
 	for i := range h.inputs {
 		h.inputs[i].Store(h.op.InputRecords[i])
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
@@ -18,6 +19,10 @@ type StageStats struct {
 	// Side counts the records sent to each side output (dead letters, late
 	// records).
 	Side []int64
+	// DroppedLate and DroppedClosed count the records a windowed stage
+	// dropped: behind the allowed lateness, and for windows whose trigger
+	// had finished.
+	DroppedLate, DroppedClosed int64
 	// Total is what a source will read in all, or -1 when unknown (or the
 	// stage is not a source).
 	Total int64
@@ -34,6 +39,12 @@ type VertexStats struct {
 	InputRecords [][]int64
 	// Note is the plan's note on the vertex (a join's strategy, skew).
 	Note string
+	// Watermark is the least output watermark over the instances (unix
+	// ns), and Lag how far it trails the clock; HasWatermark is false
+	// before any event time has reached the vertex and after its end.
+	Watermark    int64
+	Lag          time.Duration
+	HasWatermark bool
 	// Busy is the time spent processing; Blocked the time an instance had
 	// output waiting for credit (for a source: the time it could not read).
 	Busy, Blocked time.Duration
@@ -71,8 +82,11 @@ func (x *Execution) Snapshot() *Result {
 		for i, n := range v.Chain {
 			side[i] = make([]int64, len(n.Side))
 		}
+		var late, closed = make([]int64, len(v.Chain)), make([]int64, len(v.Chain))
 		for _, h := range x.hosts[vi] {
 			for i := range recs {
+				late[i] += h.dropped[i][0].Load()
+				closed[i] += h.dropped[i][1].Load()
 				recs[i] += h.nodeRecords[i].Load()
 				for p := range side[i] {
 					side[i][p] += h.sideRecords[i][p].Load()
@@ -88,13 +102,22 @@ func (x *Execution) Snapshot() *Result {
 				vs.Finished++
 			}
 		}
+		vs.Watermark = math.MaxInt64
+		for _, h := range x.hosts[vi] {
+			vs.Watermark = min(vs.Watermark, h.watermark.Load())
+		}
+		if vs.Watermark != math.MinInt64 && vs.Watermark != math.MaxInt64 {
+			vs.HasWatermark = true
+			vs.Lag = x.cfg.Clock.Now().Sub(time.Unix(0, vs.Watermark))
+		}
 		r.Vertices = append(r.Vertices, vs)
 		for i, n := range v.Chain {
 			total := int64(-1)
 			if n.Kind == plan.KindSource {
 				total = v.Records()
 			}
-			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Side: side[i], Total: total})
+			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Side: side[i], Total: total,
+				DroppedLate: late[i], DroppedClosed: closed[i]})
 		}
 	}
 	return r
