@@ -48,6 +48,23 @@ wait_for versitygw curl -sf "http://127.0.0.1:$s3port/health"
 export SLUICE_S3_ENDPOINT="http://127.0.0.1:$s3port"
 log "versitygw on $SLUICE_S3_ENDPOINT"
 
+# Redis: Debian's redis-server (DESIGN.md §5), for connectors/redis. NATS needs
+# nothing here: its tests embed a real nats-server in the test process.
+if ! command -v redis-server >/dev/null; then
+  log "installing redis-server"
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+redisport=16379
+while (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; do # taken: try the next
+  redisport=$((redisport + 1))
+done
+redis-server --bind 127.0.0.1 --port $redisport --save "" --appendonly no --daemonize no \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for redis-server redis-cli -p $redisport ping
+export SLUICE_REDIS_ADDR="127.0.0.1:$redisport"
+log "redis-server on $SLUICE_REDIS_ADDR"
+
 # Shared peer data and tools, when ../shared has them.
 if [ -d ../shared/peers ] && [ -f ../shared/peers/go.mod ]; then
   log "building ../shared/peers/bin/verify"

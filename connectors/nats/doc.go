@@ -1,0 +1,68 @@
+// Package nats reads and writes NATS JetStream streams.
+//
+// The stream must exist: the source and the sink create consumers and
+// publish messages, never streams (create them with the nats CLI, your
+// deployment tooling or jetstream.JetStream.CreateStream).
+//
+// # Reading
+//
+// Source reads a stream through a pull consumer that it creates, one split
+// per partition: by default one split over the whole stream (or the subjects
+// that Subjects names), or one split per subject filter that Partitions
+// names, so that the filters can be read by parallel instances. Each message
+// is decoded with encoding/json into a T unless Decode gives a function
+// (which also sees the subject, headers, stream sequence and store time). A
+// message that does not decode fails the job with a *MessageError naming the
+// stream, subject and stream sequence.
+//
+// A source is unbounded (its splits have Records -1): when no message
+// arrives within FetchWait (50 ms by default) Read returns stages.ErrNoData
+// and the runtime asks again later. Two options bound it, for tests and for
+// batch replays of a stream:
+//
+//   - UntilEmpty reads up to the stream's last sequence at the time the split
+//     is opened, then returns io.EOF;
+//   - StopAfter(n) returns io.EOF after n records of the split.
+//
+// # Delivery
+//
+// Without Durable, each split reads through an ephemeral consumer with no
+// acknowledgements, in stream order, from the start position (all of the
+// stream, or StartSeq / StartTime). If the consumer disappears (the server
+// restarted, the consumer went inactive) or a message is lost between the
+// server and the reader, the reader creates a new consumer at the sequence
+// after the last one it handed over, so the split sees every message once
+// per open. A split that is opened again (the job restarted) starts again
+// from the start position: downstream sees the records again.
+//
+// With Durable(name), each split reads through a durable consumer
+// (name, or name-<i> for partition i) with explicit acknowledgements, whose
+// position the server keeps across runs. A batch is acknowledged when the
+// runtime asks for the next one (or when the reader is closed after the end
+// of a bounded split): after the records were handed to the runtime, not
+// after a sink made them durable. So:
+//
+//   - a reader that dies before acknowledging makes the server deliver the
+//     batch again after AckWait (duplicates, at least once);
+//   - a job that fails after a batch was acknowledged but before its sink
+//     wrote the records does not see those records again from this
+//     consumer; the stream still holds them, and a replay with StartSeq
+//     reads them again.
+//
+// End-to-end exactly once needs the source position to be part of the job's
+// checkpoints, which the stages.Reader interface does not carry yet.
+//
+// # Writing
+//
+// Sink publishes each record (encoding/json unless Encode says otherwise) to
+// a fixed subject or to the subject SubjectOf derives from the record, with
+// asynchronous JetStream publishes whose acknowledgements the writer
+// collects: Write fails on the first failed publish it sees, Prepare waits
+// until every publish has been acknowledged. Commit and Abort only close the
+// connection: JetStream has no transactions, so published messages are
+// visible at once and stay if the job fails. With MsgID, each message
+// carries a Nats-Msg-Id header and JetStream drops a message whose ID it has
+// seen within the stream's duplicate window (Duplicates, two minutes by
+// default): a replay of the same records inside that window does not
+// duplicate them, one after it does.
+package nats

@@ -1,0 +1,513 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-data/sluice/stages"
+)
+
+// ErrBadMessage is matched (errors.Is) by every *MessageError.
+var ErrBadMessage = errors.New("nats: message does not decode")
+
+// MessageError reports a message that does not decode.
+type MessageError struct {
+	Stream   string
+	Subject  string
+	Sequence uint64 // stream sequence
+	Err      error  // from the decoder
+}
+
+// Error returns "nats: stream S sequence N (subject X): REASON".
+func (e *MessageError) Error() string {
+	return fmt.Sprintf("nats: stream %s sequence %d (subject %s): %v", e.Stream, e.Sequence, e.Subject, e.Err)
+}
+
+// Unwrap returns the decoder's error.
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrBadMessage.
+func (e *MessageError) Is(target error) bool { return target == ErrBadMessage }
+
+// Source returns a source of the JetStream stream named stream on the
+// server at url (a nats:// URL, or several separated by commas). See the
+// package documentation for its splits, bounds and delivery guarantees.
+// Options of the wrong record type (Decode of another T) panic here.
+func Source[T any](url, stream string, opts ...SourceOption) stages.Source[T] {
+	s := &source[T]{url: url, stream: stream, cfg: defaultSourceConfig()}
+	for _, o := range opts {
+		o.applySource(&s.cfg)
+	}
+	s.decode = decodeJSON[T]
+	if s.cfg.decode != nil {
+		f, ok := s.cfg.decode.(func(Message) (T, error))
+		if !ok {
+			var zero T
+			panic(fmt.Sprintf("nats: Decode gives %T but the source reads %T", s.cfg.decode, zero))
+		}
+		s.decode = f
+	}
+	return s
+}
+
+func decodeJSON[T any](m Message) (T, error) {
+	var v T
+	err := json.Unmarshal(m.Data, &v)
+	return v, err
+}
+
+type source[T any] struct {
+	url, stream string
+	cfg         sourceConfig
+	decode      func(Message) (T, error)
+}
+
+// partition is the Data of a split.
+type partition struct {
+	index   int
+	filters []string
+	durable string // the durable consumer's name, or ""
+}
+
+func (s *source[T]) partitions() []partition {
+	if len(s.cfg.partitions) == 0 {
+		return []partition{{filters: s.cfg.subjects, durable: s.cfg.durable}}
+	}
+	out := make([]partition, len(s.cfg.partitions))
+	for i, f := range s.cfg.partitions {
+		out[i] = partition{index: i, filters: []string{f}}
+		if s.cfg.durable != "" {
+			out[i].durable = s.cfg.durable + "-" + strconv.Itoa(i)
+		}
+	}
+	return out
+}
+
+func (s *source[T]) desc(p partition) string {
+	if len(p.filters) == 0 {
+		return "nats stream " + s.stream
+	}
+	return fmt.Sprintf("nats stream %s subjects %s", s.stream, strings.Join(p.filters, ","))
+}
+
+func (s *source[T]) bounded() bool { return s.cfg.untilEmpty || s.cfg.stopAfter > 0 }
+
+func (s *source[T]) Splits(ctx context.Context) ([]stages.Split, error) {
+	if err := s.cfg.validate(s.url, s.stream); err != nil {
+		return nil, err
+	}
+	parts := s.partitions()
+	splits := make([]stages.Split, len(parts))
+	for i, p := range parts {
+		splits[i] = stages.Split{Index: i, Records: -1, Bytes: -1, Desc: s.desc(p), Data: p}
+	}
+	if !s.bounded() {
+		return splits, nil
+	}
+	if !s.cfg.untilEmpty {
+		for i := range splits {
+			splits[i].Records = s.cfg.stopAfter
+		}
+		return splits, nil
+	}
+	// Estimate each bounded split's records: what its consumer would have
+	// to deliver now.
+	nc, js, err := s.connect("splits")
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	str, err := s.openStream(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range parts {
+		n, err := s.pending(ctx, str, p)
+		if err != nil {
+			return nil, fmt.Errorf("nats: %s: counting messages: %w", splits[i].Desc, err)
+		}
+		if s.cfg.stopAfter > 0 {
+			n = min(n, s.cfg.stopAfter)
+		}
+		splits[i].Records = n
+	}
+	return splits, nil
+}
+
+// pending counts the messages a reader of p would read now: the durable
+// consumer's outstanding ones when it exists, else those of a probe
+// consumer with p's filters and start.
+func (s *source[T]) pending(ctx context.Context, str jetstream.Stream, p partition) (int64, error) {
+	if p.durable != "" {
+		c, err := str.Consumer(ctx, p.durable)
+		if err == nil {
+			info := c.CachedInfo()
+			return int64(info.NumPending) + int64(info.NumAckPending), nil
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, err
+		}
+	}
+	cfg := s.consumerConfig(p, 0)
+	cfg.Durable, cfg.AckPolicy, cfg.Description = "", jetstream.AckNonePolicy, "sluice probe"
+	c, err := str.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	info := c.CachedInfo()
+	_ = str.DeleteConsumer(ctx, info.Name) // it goes inactive anyway
+	return int64(info.NumPending), nil
+}
+
+func (s *source[T]) connect(what string) (*natsgo.Conn, jetstream.JetStream, error) {
+	opts := append([]natsgo.Option{natsgo.Name("sluice " + what)}, s.cfg.conn...)
+	nc, err := natsgo.Connect(s.url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: connecting to %s: %w", s.url, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(s.cfg.requestTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	return nc, js, nil
+}
+
+func (s *source[T]) openStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	str, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %s on %s: %w", s.stream, s.url, err)
+	}
+	return str, nil
+}
+
+// consumerConfig returns the configuration of p's consumer, starting after
+// stream sequence after when it is not zero.
+func (s *source[T]) consumerConfig(p partition, after uint64) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch len(p.filters) {
+	case 0:
+	case 1:
+		cfg.FilterSubject = p.filters[0]
+	default:
+		cfg.FilterSubjects = p.filters
+	}
+	switch {
+	case after > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	case s.cfg.startSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, s.cfg.startSeq
+	case !s.cfg.startTime.IsZero():
+		t := s.cfg.startTime
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	if p.durable != "" {
+		cfg.Durable = p.durable
+		cfg.AckPolicy = jetstream.AckExplicitPolicy
+		cfg.AckWait = s.cfg.ackWait
+		cfg.MaxAckPending = s.cfg.maxAckPending
+		return cfg
+	}
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.InactiveThreshold = 5 * time.Minute
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	return cfg
+}
+
+func (s *source[T]) Open(ctx context.Context, inst stages.Instance, sp stages.Split) (stages.Reader[T], error) {
+	if err := s.cfg.validate(s.url, s.stream); err != nil {
+		return nil, err
+	}
+	p, ok := sp.Data.(partition)
+	if !ok {
+		return nil, fmt.Errorf("nats: split %q is not one of this source's", sp.Desc)
+	}
+	nc, js, err := s.connect(fmt.Sprintf("%s split %d", inst, p.index))
+	if err != nil {
+		return nil, err
+	}
+	r := &reader[T]{src: s, ctx: ctx, part: p, desc: sp.Desc, nc: nc, js: js}
+	if err := r.open(inst); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+type reader[T any] struct {
+	src  *source[T]
+	ctx  context.Context
+	part partition
+	desc string
+	nc   *natsgo.Conn
+	js   jetstream.JetStream
+	str  jetstream.Stream
+	cons jetstream.Consumer
+	// description of the ephemeral consumers this reader creates
+	consDesc string
+
+	lastSeq  uint64 // UntilEmpty: the stream's last sequence at open
+	read     int64  // records handed over
+	cursor   uint64 // stream sequence of the last record handed over
+	nextCons uint64 // ephemeral consumers: the consumer sequence expected next
+	acks     []jetstream.Msg
+	done     bool // the split has ended (io.EOF returned or due)
+}
+
+func (r *reader[T]) errorf(format string, args ...any) error {
+	return fmt.Errorf("nats: %s: "+format, append([]any{r.desc}, args...)...)
+}
+
+func (r *reader[T]) open(inst stages.Instance) error {
+	var err error
+	if r.str, err = r.src.openStream(r.ctx, r.js); err != nil {
+		return err
+	}
+	if r.src.cfg.untilEmpty {
+		info, err := r.str.Info(r.ctx)
+		if err != nil {
+			return r.errorf("stream info: %w", err)
+		}
+		r.lastSeq = info.State.LastSeq
+		if r.lastSeq == 0 || r.src.cfg.startSeq > r.lastSeq {
+			r.done = true // nothing to read
+			return nil
+		}
+	}
+	r.consDesc = fmt.Sprintf("sluice job %q run %q %s", inst.Job, inst.Run, inst)
+	return r.newConsumer(0)
+}
+
+// newConsumer creates the split's consumer, an ephemeral one starting
+// after stream sequence after when that is not zero.
+func (r *reader[T]) newConsumer(after uint64) error {
+	cfg := r.src.consumerConfig(r.part, after)
+	cfg.Description = r.consDesc
+	var err error
+	if r.part.durable != "" {
+		r.cons, err = r.str.CreateOrUpdateConsumer(r.ctx, cfg)
+	} else {
+		r.cons, err = r.str.CreateConsumer(r.ctx, cfg)
+		r.nextCons = 1
+	}
+	if err != nil {
+		return r.errorf("creating consumer: %w", err)
+	}
+	return nil
+}
+
+func (r *reader[T]) Read(buf []T) (int, error) {
+	if r.done {
+		return 0, io.EOF
+	}
+	if r.nc == nil {
+		return 0, r.errorf("read after close")
+	}
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := r.ack(); err != nil {
+		return 0, err
+	}
+	want := len(buf)
+	if r.src.cfg.stopAfter > 0 {
+		want = min(want, int(r.src.cfg.stopAfter-r.read))
+	}
+	if r.part.durable != "" {
+		want = min(want, r.src.cfg.maxAckPending/2)
+	}
+	n, err := r.fetch(buf[:want], false)
+	if err == nil && n == 0 && !r.done {
+		if r.src.cfg.untilEmpty {
+			// The consumer has nothing to deliver right now: every message
+			// up to the bound has been read.
+			r.done = true
+		} else if n, err = r.fetch(buf[:1], true); err == nil && n > 0 && !r.done && want > 1 {
+			var m int
+			m, err = r.fetch(buf[n:want], false)
+			n += m
+		}
+	}
+	if r.src.cfg.stopAfter > 0 && r.read >= r.src.cfg.stopAfter {
+		r.done = true
+	}
+	switch {
+	case err != nil:
+		return n, err
+	case r.done:
+		return n, io.EOF
+	case n == 0:
+		return 0, stages.ErrNoData
+	}
+	return n, nil
+}
+
+// fetch reads up to len(dst) messages into dst: those available now, or
+// when wait is set, those that arrive within FetchWait (used for one). It
+// creates a new ephemeral consumer when the old one is gone or lost a
+// message, and tries again.
+func (r *reader[T]) fetch(dst []T, wait bool) (int, error) {
+	for attempt := 0; ; attempt++ {
+		n, reset, err := r.fetchOnce(dst, wait)
+		if err != nil || !reset {
+			return n, err
+		}
+		if err := r.newConsumer(r.cursor); err != nil {
+			return n, err
+		}
+		if n > 0 || attempt >= 2 {
+			return n, nil
+		}
+	}
+}
+
+// fetchOnce makes one pull request. reset reports that the ephemeral
+// consumer must be created again (after r.cursor).
+func (r *reader[T]) fetchOnce(dst []T, wait bool) (n int, reset bool, err error) {
+	durable := r.part.durable != ""
+	var batch jetstream.MessageBatch
+	if wait {
+		batch, err = r.cons.Fetch(len(dst), jetstream.FetchMaxWait(r.src.cfg.fetchWait))
+	} else {
+		batch, err = r.cons.FetchNoWait(len(dst))
+	}
+	if err != nil {
+		if !durable && consumerGone(err) {
+			return 0, true, nil
+		}
+		return 0, false, r.errorf("fetching: %w", err)
+	}
+	var bad error
+	// Drain the batch whatever happens, so that its goroutine ends.
+	for msg := range batch.Messages() {
+		if bad != nil || reset || n == len(dst) {
+			continue // not handed over: a durable consumer delivers it again
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			bad = r.errorf("subject %s: reading message metadata: %w", msg.Subject(), err)
+			continue
+		}
+		seq := md.Sequence.Stream
+		if !durable {
+			if md.Sequence.Consumer != r.nextCons {
+				reset = true // a message was lost on the way: start again after the cursor
+				continue
+			}
+			r.nextCons++
+		}
+		if r.done || r.src.cfg.untilEmpty && seq > r.lastSeq {
+			r.done = true
+			if durable {
+				_ = msg.Nak() // beyond the bound: for the next reader; AckWait covers a lost Nak
+			}
+			continue
+		}
+		v, err := r.src.decode(Message{Stream: md.Stream, Subject: msg.Subject(), Sequence: seq,
+			Time: md.Timestamp, Header: msg.Headers(), Data: msg.Data()})
+		if err != nil {
+			bad = &MessageError{Stream: md.Stream, Subject: msg.Subject(), Sequence: seq, Err: err}
+			continue
+		}
+		dst[n] = v
+		n++
+		r.read++
+		r.cursor = seq
+		if durable {
+			r.acks = append(r.acks, msg)
+		}
+		if r.src.cfg.untilEmpty && (seq >= r.lastSeq || md.NumPending == 0) {
+			r.done = true
+		}
+	}
+	if bad != nil {
+		return n, false, bad
+	}
+	if err := batch.Error(); err != nil {
+		switch {
+		case !durable && consumerGone(err):
+			reset = true
+		case transient(err):
+		default:
+			return n, false, r.errorf("fetching: %w", err)
+		}
+	}
+	return n, reset, nil
+}
+
+// consumerGone reports an error of a pull request to a consumer that no
+// longer exists.
+func consumerGone(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, natsgo.ErrNoResponders)
+}
+
+// transient reports an error after which the next pull request may work.
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerLeadershipChanged) || errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, natsgo.ErrTimeout) ||
+		errors.Is(err, natsgo.ErrConnectionReconnecting)
+}
+
+// ack acknowledges the records handed over so far.
+func (r *reader[T]) ack() error {
+	for i, m := range r.acks {
+		if err := m.Ack(); err != nil {
+			r.acks = r.acks[i:]
+			return r.errorf("acknowledging stream sequence %d: %w", seqOf(m), err)
+		}
+	}
+	r.acks = r.acks[:0]
+	return nil
+}
+
+func seqOf(m jetstream.Msg) uint64 {
+	if md, err := m.Metadata(); err == nil {
+		return md.Sequence.Stream
+	}
+	return 0
+}
+
+// Close acknowledges the last records when the split has ended (else the
+// runtime may not have taken them: the server delivers them again), removes
+// an ephemeral consumer and closes the connection.
+func (r *reader[T]) Close() error {
+	if r.nc == nil {
+		return nil
+	}
+	var err error
+	if r.done && len(r.acks) > 0 {
+		// Acknowledge the last one synchronously: the server handles a
+		// consumer's acknowledgements in order, so when it confirms the
+		// last, the position is durable and a reader opened next starts
+		// after it.
+		last := r.acks[len(r.acks)-1]
+		r.acks = r.acks[:len(r.acks)-1]
+		if err = r.ack(); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), r.src.cfg.requestTimeout)
+			if aerr := last.DoubleAck(ctx); aerr != nil {
+				err = r.errorf("acknowledging stream sequence %d: %w", seqOf(last), aerr)
+			}
+			cancel()
+		}
+	}
+	if r.part.durable == "" && r.cons != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.src.cfg.requestTimeout)
+		_ = r.str.DeleteConsumer(ctx, r.cons.CachedInfo().Name) // it goes inactive anyway
+		cancel()
+	}
+	r.nc.Close()
+	r.nc = nil
+	r.acks = nil
+	return err
+}
