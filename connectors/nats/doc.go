@@ -24,6 +24,11 @@
 //     is opened, then returns io.EOF;
 //   - StopAfter(n) returns io.EOF after n records of the split.
 //
+// An unbounded split never ends, and the runtime reads the splits of one
+// source instance one after another: give an unbounded source at least as
+// many instances (stages.Parallelism) as it has partitions, or the
+// partitions past the first of each instance are never read.
+//
 // # Delivery
 //
 // Without Durable, each split reads through an ephemeral consumer with no
