@@ -33,6 +33,7 @@ type (
 		end            bool
 		watermark      bool
 		idle           bool
+		timer          bool // processing time moved to time, in band
 		time           int64
 		backlog        int
 	}
@@ -258,7 +259,16 @@ func (h *host) produce(c actor.Context) {
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.EndOfInput}) })
 		return
 	}
-	b, err := h.read()
+	b, wm, kind, err := h.read()
+	if kind != plan.ReadBatch && err == nil {
+		ev := core.Event{Kind: core.Watermark, Time: wm}
+		if kind == plan.ReadTime {
+			ev = core.Event{Kind: core.Timer, InBand: true, Time: h.x.cfg.Clock.Now().UnixNano()}
+		}
+		h.run(c, func() error { return h.op.Step(ev) })
+		c.Send(h.self, produceMsg{})
+		return
+	}
 	if errors.Is(err, io.EOF) {
 		cerr := h.reader.Close()
 		h.reader = nil
@@ -311,15 +321,20 @@ func (h *host) idleTimeout() time.Duration {
 	return 0
 }
 
-// read reads a batch, fencing a panic of the reader: its position is
-// unknown after one, so the job fails with the split named.
-func (h *host) read() (b *plan.Batch, err error) {
+// read reads a batch or, from an EventReader, a watermark, fencing a panic
+// of the reader: its position is unknown after one, so the job fails with
+// the split named.
+func (h *host) read() (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("reader panicked: %v", r)
+			b, kind, err = nil, plan.ReadBatch, fmt.Errorf("reader panicked: %v", r)
 		}
 	}()
-	return h.reader.Read(h.x.cfg.BatchRecords)
+	if er, ok := h.reader.(plan.EventReader); ok {
+		return er.ReadEvent(h.x.cfg.BatchRecords)
+	}
+	b, err = h.reader.Read(h.x.cfg.BatchRecords)
+	return b, 0, plan.ReadBatch, err
 }
 
 // pump steps queued input while the outputs are not blocked.
@@ -356,8 +371,15 @@ func (h *host) pump(c actor.Context) {
 			ev.Kind = core.Watermark
 		case m.idle:
 			ev.Kind = core.Idle
+		case m.timer:
+			ev.Kind, ev.InBand = core.Timer, true
 		default:
-			ev.Time = h.x.cfg.Clock.Now().UnixNano()
+			// Processing time travels with the data from the source, so
+			// that timers fire in order with it under a manual clock.
+			ev.Time = m.time
+			if ev.Time == 0 {
+				ev.Time = h.x.cfg.Clock.Now().UnixNano()
+			}
 			// The operator holds the batch from here on: its buffer is free.
 			h.ins[m.input][m.channel].receiver.Consumed(m.records, m.bytes)
 		}
@@ -449,7 +471,7 @@ func (h *host) drain(c actor.Context, ch *channelOut) {
 		ch.backlog[0] = core.Send{}
 		ch.backlog = ch.backlog[1:]
 		c.Send(ch.pid, dataMsg{input: ch.input, channel: h.op.Instance().Index, batch: s.Batch,
-			records: s.Records, bytes: s.Bytes, end: s.End, watermark: s.Watermark, idle: s.Idle, time: s.Time,
+			records: s.Records, bytes: s.Bytes, end: s.End, watermark: s.Watermark, idle: s.Idle, timer: s.Timer, time: s.Time,
 			backlog: len(ch.backlog)})
 	}
 	ch.ledger.SetBacklog(len(ch.backlog))

@@ -75,6 +75,9 @@ type Event struct {
 	// Time is the watermark of a Watermark event and the processing time
 	// (unix ns) of Data and Timer events.
 	Time int64
+	// InBand marks a Timer event that travels with the data (a test
+	// stream's processing time): it fires timers down the whole graph.
+	InBand bool
 }
 
 // Send is one item for the runtime to deliver to a channel of an output edge:
@@ -89,7 +92,10 @@ type Send struct {
 	End       bool
 	Watermark bool // Time is the sender's watermark
 	Idle      bool
-	Time      int64
+	Timer     bool // processing time moved to Time, in band
+	// Time is the watermark, the processing time of a Timer, or for a
+	// batch the processing time it was sent at.
+	Time int64
 }
 
 // Ready is what the operator has for the runtime after a Step.
@@ -107,15 +113,16 @@ type Ready struct {
 var ErrStateLost = errors.New("core: operator state lost in a panic")
 
 type item struct {
-	node  int // chain index that processes batch
-	input int // for the head node: which vertex input batch came from
-	batch *plan.Batch
-	flush bool // flush the stateful node at index node
-	ended bool // input has ended (for an InputState head)
-	wm    bool // a watermark (time) reaching node
-	timer bool // processing time (time) reaching node
-	idle  bool // the input went idle
-	time  int64
+	node   int // chain index that processes batch
+	input  int // for the head node: which vertex input batch came from
+	batch  *plan.Batch
+	flush  bool // flush the stateful node at index node
+	ended  bool // input has ended (for an InputState head)
+	wm     bool // a watermark (time) reaching node
+	timer  bool // processing time (time) reaching node
+	inband bool // a timer that travels on down the graph
+	idle   bool // the input went idle
+	time   int64
 }
 
 // Operator is one instance of a vertex.
@@ -241,6 +248,10 @@ func (o *Operator) Step(ev Event) error {
 		}
 		return nil
 	case Watermark:
+		if o.v.Head().Kind == plan.KindSource { // from an EventReader
+			o.queue = append(o.queue, item{node: 1, wm: true, time: ev.Time})
+			break
+		}
 		if err := o.checkChannel(ev); err != nil {
 			return err
 		}
@@ -259,9 +270,16 @@ func (o *Operator) Step(ev Event) error {
 		o.advanceInput()
 	case Timer:
 		o.time.pt = max(o.time.pt, ev.Time)
-		for k, st := range o.states {
-			if _, ok := st.(plan.TimeState); ok {
-				o.queue = append(o.queue, item{node: k, timer: true, time: o.time.pt})
+		switch {
+		case ev.InBand && o.v.Head().Kind == plan.KindSource:
+			o.queue = append(o.queue, item{node: 1, timer: true, inband: true, time: o.time.pt})
+		case ev.InBand:
+			o.queue = append(o.queue, item{node: 0, timer: true, inband: true, time: o.time.pt})
+		default:
+			for k, st := range o.states {
+				if _, ok := st.(plan.TimeState); ok {
+					o.queue = append(o.queue, item{node: k, timer: true, time: o.time.pt})
+				}
 			}
 		}
 	}
@@ -410,6 +428,7 @@ func (o *Operator) route(node, port int, b *plan.Batch) {
 	}()
 	for i, out := range o.outs {
 		if out.e.FromNode == node && out.e.Port == port {
+			out.pt = o.time.pt
 			o.ready.Sends = out.add(i, b, o.ready.Sends)
 		}
 	}
@@ -445,7 +464,9 @@ func (o *Operator) Buffered() bool {
 	return false
 }
 
-// Ready returns what the operator has for the runtime.
+// Ready returns what the operator has for the runtime. Each batch carries
+// the processing time at which its first record was emitted, so that
+// downstream timers fire in order with the data under a manual clock.
 func (o *Operator) Ready() Ready { return o.ready }
 
 // Advance acknowledges the last Ready.

@@ -12,7 +12,9 @@ type output struct {
 	bufs  []*plan.Batch // partly filled batch per channel
 	route []int32       // key group → channel, for hash edges
 	rr    int
-	salt  uint64 // round-robin counter for hot keys
+	salt  uint64  // round-robin counter for hot keys
+	pt    int64   // the operator's processing time, set before each add
+	bufPT []int64 // processing time of the first record in each buffer
 }
 
 func newOutput(e *plan.Edge, self int, cfg Config) *output {
@@ -23,7 +25,7 @@ func newOutput(e *plan.Edge, self int, cfg Config) *output {
 	}
 	// Round-robin starts at the sender's own index, so that many senders
 	// with little data do not all start on channel 0.
-	o := &output{e: e, t: e.Type, self: self, limit: limit, bufs: make([]*plan.Batch, n), rr: self}
+	o := &output{e: e, t: e.Type, self: self, limit: limit, bufs: make([]*plan.Batch, n), rr: self, bufPT: make([]int64, n)}
 	for i := range o.bufs {
 		o.bufs[i] = &plan.Batch{}
 	}
@@ -51,6 +53,11 @@ func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
 		sends = o.addTo(edge, 0, b, sends)
 		return o.copyToAll(sends, k)
 	case plan.Hash:
+		for c, buf := range o.bufs {
+			if o.t.Count(buf) == 0 {
+				o.bufPT[c] = o.pt
+			}
+		}
 		o.e.Key.Partition(b, o.route, o.bufs, o.e.Hot, &o.salt)
 		for c, buf := range o.bufs {
 			if o.t.Count(buf) >= o.limit {
@@ -68,7 +75,10 @@ func (o *output) addTo(edge, c int, b *plan.Batch, sends []Send) []Send {
 	n := o.t.Count(b)
 	buf := o.bufs[c]
 	if o.t.Count(buf) == 0 && n >= o.limit/2 && n <= o.limit {
-		return append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: n, Bytes: int64(n) * int64(o.t.Size)})
+		return append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: n, Bytes: int64(n) * int64(o.t.Size), Time: o.pt})
+	}
+	if o.t.Count(buf) == 0 {
+		o.bufPT[c] = o.pt
 	}
 	if buf.Data == nil {
 		buf.Data = o.t.New(max(n, o.limit))
@@ -107,7 +117,7 @@ func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
 		if buf.Times != nil {
 			b.Times = buf.Times[i:j]
 		}
-		sends = append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: j - i, Bytes: int64(j-i) * int64(o.t.Size)})
+		sends = append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: j - i, Bytes: int64(j-i) * int64(o.t.Size), Time: o.bufPT[c]})
 	}
 	rest := &plan.Batch{}
 	if i < n {

@@ -136,6 +136,8 @@ func (o *Operator) control(it item) error {
 		case it.idle && !t.idleOut:
 			t.idleOut = true
 			o.broadcast(Send{Idle: true})
+		case it.timer && it.inband:
+			o.broadcast(Send{Timer: true, Time: it.time})
 		}
 		return nil
 	}
@@ -145,14 +147,22 @@ func (o *Operator) control(it item) error {
 	switch {
 	case it.timer:
 		if !timed {
-			o.queue = o.queue[1:]
+			if it.inband && n.Kind != plan.KindSink {
+				o.queue[0].node++
+			} else {
+				o.queue = o.queue[1:]
+			}
 			return nil
 		}
 		var emitted []*plan.Batch
 		tst.Fire(it.time, func(b *plan.Batch) { emitted = append(emitted, b) })
 		o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
 		o.queue = o.queue[1:]
-		o.pushFront(it.node, emitted)
+		var next []item
+		if it.inband {
+			next = append(next, item{node: it.node + 1, timer: true, inband: true, time: it.time})
+		}
+		o.pushFront(it.node, emitted, next...)
 	case it.idle:
 		if n.Kind == plan.KindSink {
 			o.queue = o.queue[1:]

@@ -101,6 +101,27 @@ type Reader interface {
 	Close() error
 }
 
+// ReadKind says what an EventReader read.
+type ReadKind int
+
+const (
+	// ReadBatch: a batch of records.
+	ReadBatch ReadKind = iota
+	// ReadWatermark: the source's watermark moved to the returned time.
+	ReadWatermark
+	// ReadTime: processing time moved (the reader advanced the job's
+	// manual clock); downstream timers due by now fire, in order with the
+	// data.
+	ReadTime
+)
+
+// EventReader is a Reader that also reports event-time and processing-time
+// progress in order with its records (a test stream).
+type EventReader interface {
+	Reader
+	ReadEvent(max int) (b *Batch, wm int64, kind ReadKind, err error)
+}
+
 // SourceSpec is a type-erased source.
 type SourceSpec struct {
 	// Discover lists the splits. The runtime calls it before planning.

@@ -99,7 +99,7 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	if err := strategy.Validate(); err != nil {
 		p.fail(loc, "window %v: %v", w, err)
 	}
-	if !w.IsGlobal() && !hasEventTime(k.s.node) {
+	if !w.IsGlobal() && !hasEventTime(k.s.node) && !hasTestStream(k.s.node) {
 		p.fail(loc, "window %v: the records have no event time: add stages.EventTime after the source", w)
 	}
 	zero := c.Zero
