@@ -61,10 +61,16 @@ func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
 	return Stream[T]{p: p, node: n}
 }
 
-type batchReader[T any] struct{ r Reader[T] }
+type batchReader[T any] struct {
+	r   Reader[T]
+	buf []T // kept across reads that return nothing (polls of a broker)
+}
 
 func (b *batchReader[T]) Read(max int) (*plan.Batch, error) {
-	buf := make([]T, max)
+	if cap(b.buf) < max {
+		b.buf = make([]T, max)
+	}
+	buf := b.buf[:max]
 	n, err := b.r.Read(buf)
 	if n == 0 {
 		if err == nil {
@@ -72,6 +78,7 @@ func (b *batchReader[T]) Read(max int) (*plan.Batch, error) {
 		}
 		return nil, err
 	}
+	b.buf = nil // the batch owns it now
 	return &plan.Batch{Data: buf[:n]}, err
 }
 
@@ -150,7 +157,8 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *p
 		if err != nil {
 			return nil, err
 		}
-		return &batchWriter[T]{w: w, n: n}, nil
+		_, retry := sink.(funcSink[T])
+		return &batchWriter[T]{w: w, n: n, retry: retry}, nil
 	}}
 	if jc, ok := sink.(JobCommitter); ok {
 		n.Sink.CommitJob = jc.CommitJob
@@ -161,11 +169,24 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *p
 type batchWriter[T any] struct {
 	w Writer[T]
 	n *plan.Node
+	// retry lets a panic restart the instance and pass the batch again
+	// (ForEach); a connector's writer may have written part of the batch,
+	// so its panic fails the job instead.
+	retry bool
 }
 
-func (b *batchWriter[T]) Write(batch *plan.Batch) error {
+func (b *batchWriter[T]) Write(batch *plan.Batch) (err error) {
 	xs := batch.Data.([]T)
-	defer func() { repanic(recover(), b.n, xs, -1) }()
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if b.retry {
+			repanic(r, b.n, xs, -1)
+		}
+		err = fmt.Errorf("sink %s (%s) panicked: %v", b.n, b.n.Loc, r)
+	}()
 	return b.w.Write(xs)
 }
 func (b *batchWriter[T]) Prepare() error { return b.w.Prepare() }
