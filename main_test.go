@@ -223,7 +223,7 @@ func TestJobsAndHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"jobs"}, []string{"sum-by-key  ", "wordcount  ", "test-block  blocks until cancelled"}},
+		{[]string{"jobs"}, []string{"sum-by-key  ", "wordcount  ", "test-block", "blocks until cancelled"}},
 		{[]string{"help"}, []string{"Usage:", "run JOB"}},
 		{[]string{"help", "run"}, []string{"-arg key=value", "-parallelism", "-quiet", "-plan"}},
 		{[]string{"help", "plan"}, []string{"-arg key=value"}},

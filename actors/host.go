@@ -74,8 +74,10 @@ type host struct {
 
 	// source
 	splits []plan.Split
-	split  int
-	reader plan.Reader
+	split  int         // the next split to open
+	open   []openSplit // splits being read
+	cur    int         // the one read next
+	quiet  int         // open splits in a row that had no data
 	// sink
 	writer    plan.SinkWriter
 	committed bool
@@ -240,26 +242,33 @@ func (h *host) start(c actor.Context) {
 	h.pump(c)
 }
 
-// produce reads one batch from the source, or ends its input.
+// openSplit is a split being read.
+type openSplit struct {
+	split plan.Split
+	r     plan.Reader
+}
+
+// produce reads one batch from the source, or ends its input. Splits are
+// read one after another; a split with no data for now (an unbounded one
+// answering ErrNoData) stays open while the instance moves on to its other
+// splits, so that every partition of a broker is read.
 func (h *host) produce(c actor.Context) {
 	if h.blockedNow() || h.op.Finished() || h.op.Pending() {
 		return
 	}
 	inst := h.op.Instance()
-	for h.reader == nil && h.split < len(h.splits) {
-		s := h.splits[h.split]
-		r, err := h.v.Head().Source.Open(h.x.ctx, inst, s)
-		if err != nil {
-			h.x.fail(fmt.Errorf("%s: opening split %s: %w", inst, s.Desc, err))
+	if len(h.open) == 0 && h.split < len(h.splits) {
+		if !h.openNext(inst) {
 			return
 		}
-		h.reader = r
 	}
-	if h.reader == nil {
+	if len(h.open) == 0 {
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.EndOfInput}) })
 		return
 	}
-	b, wm, kind, err := h.read()
+	h.cur %= len(h.open)
+	cur := h.open[h.cur]
+	b, wm, kind, err := h.read(cur.r)
 	if kind != plan.ReadBatch && err == nil {
 		ev := core.Event{Kind: core.Watermark, Time: wm}
 		if kind == plan.ReadTime {
@@ -269,26 +278,21 @@ func (h *host) produce(c actor.Context) {
 		c.Send(h.self, produceMsg{})
 		return
 	}
-	if errors.Is(err, io.EOF) {
-		cerr := h.reader.Close()
-		h.reader = nil
-		h.split++
-		if cerr != nil {
-			h.x.fail(fmt.Errorf("%s: closing split %s: %w", inst, h.splits[h.split-1].Desc, cerr))
-			return
-		}
-		err = nil
-	}
+	ended := errors.Is(err, io.EOF)
 	noData := errors.Is(err, plan.ErrNoData)
-	if noData {
-		err = nil
-	}
-	if err != nil {
-		h.x.fail(fmt.Errorf("%s: reading split %s: %w", inst, h.splits[h.split].Desc, err))
+	if err != nil && !ended && !noData {
+		h.x.fail(fmt.Errorf("%s: reading split %s: %w", inst, cur.split.Desc, err))
 		return
 	}
+	if ended {
+		h.open = append(h.open[:h.cur], h.open[h.cur+1:]...)
+		if cerr := cur.r.Close(); cerr != nil {
+			h.x.fail(fmt.Errorf("%s: closing split %s: %w", inst, cur.split.Desc, cerr))
+			return
+		}
+	}
 	if b != nil {
-		h.quietSince, h.idle = time.Time{}, false
+		h.quietSince, h.idle, h.quiet = time.Time{}, false, 0
 		now := h.x.cfg.Clock.Now().UnixNano()
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b, Time: now}) })
 	}
@@ -296,8 +300,22 @@ func (h *host) produce(c actor.Context) {
 		c.Send(h.self, produceMsg{})
 		return
 	}
-	// An unbounded source with nothing now: ask again after the linger, and
-	// past the idle timeout tell downstream not to wait for it.
+	// Nothing now from this split: try a split not yet opened, then the
+	// next open one; only when all of them are quiet, wait a linger.
+	if h.split < len(h.splits) {
+		if h.openNext(inst) {
+			h.cur = len(h.open) - 1
+			c.Send(h.self, produceMsg{})
+		}
+		return
+	}
+	h.cur++
+	if h.quiet++; h.quiet < len(h.open) {
+		c.Send(h.self, produceMsg{})
+		return
+	}
+	h.quiet = 0
+	// Past the idle timeout, tell downstream not to wait for this instance.
 	now := h.x.cfg.Clock.Now()
 	if h.quietSince.IsZero() {
 		h.quietSince = now
@@ -308,6 +326,20 @@ func (h *host) produce(c actor.Context) {
 	}
 	root, self := h.x.system.Root, h.self
 	h.setTimer(pollTimer, h.x.cfg.Clock.AfterFunc(h.x.cfg.Linger, func() { root.Send(self, produceMsg{}) }))
+}
+
+// openNext opens the instance's next split; it reports false when the job
+// has failed.
+func (h *host) openNext(inst plan.Instance) bool {
+	s := h.splits[h.split]
+	h.split++
+	r, err := h.v.Head().Source.Open(h.x.ctx, inst, s)
+	if err != nil {
+		h.x.fail(fmt.Errorf("%s: opening split %s: %w", inst, s.Desc, err))
+		return false
+	}
+	h.open = append(h.open, openSplit{split: s, r: r})
+	return true
 }
 
 // idleTimeout is the source's idle timeout, from the node that assigns its
@@ -324,16 +356,16 @@ func (h *host) idleTimeout() time.Duration {
 // read reads a batch or, from an EventReader, a watermark, fencing a panic
 // of the reader: its position is unknown after one, so the job fails with
 // the split named.
-func (h *host) read() (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
+func (h *host) read(r plan.Reader) (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			b, kind, err = nil, plan.ReadBatch, fmt.Errorf("reader panicked: %v", r)
 		}
 	}()
-	if er, ok := h.reader.(plan.EventReader); ok {
+	if er, ok := r.(plan.EventReader); ok {
 		return er.ReadEvent(h.x.cfg.BatchRecords)
 	}
-	b, err = h.reader.Read(h.x.cfg.BatchRecords)
+	b, err = r.Read(h.x.cfg.BatchRecords)
 	return b, 0, plan.ReadBatch, err
 }
 

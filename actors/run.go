@@ -211,10 +211,10 @@ func (x *Execution) abort() {
 func (x *Execution) closeReaders() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
-			if h.reader != nil {
-				_ = h.reader.Close()
-				h.reader = nil
+			for _, o := range h.open {
+				_ = o.r.Close()
 			}
+			h.open = nil
 		}
 	}
 }
