@@ -22,7 +22,7 @@ import (
 type feed struct {
 	mu    sync.Mutex
 	parts [][]click
-	empty [2]atomic.Int64 // reads that found nothing, per partition
+	empty [3]atomic.Int64 // reads that found nothing, per partition
 }
 
 func (f *feed) push(part int, cs ...click) {
@@ -146,5 +146,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		runtime.Gosched()
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestUnboundedSplitsAllRead: one source instance with three unbounded
+// partitions reads all three, moving on from a partition with no data.
+func TestUnboundedSplitsAllRead(t *testing.T) {
+	f := &feed{parts: make([][]click, 3)}
+	for part := range 3 {
+		f.push(part, click{User: int64(part), Ms: 1})
+	}
+	p := stages.NewPipeline("partitions")
+	var seen [3]atomic.Int64
+	stages.ForEach(stages.Read[click](p, f, stages.Parallelism(1)), func(c click) error {
+		seen[c.User].Add(1)
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x, err := sluice.Start(ctx, p, sluice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a record from every partition", func() bool {
+		return seen[0].Load() == 1 && seen[1].Load() == 1 && seen[2].Load() == 1
+	})
+	cancel()
+	if _, err := x.Wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
