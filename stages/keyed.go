@@ -141,7 +141,11 @@ func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
 
 // Combiner folds the records of a key into an accumulator A and turns it into
 // a result O. Merge must be associative and commutative: records are
-// combined before the shuffle, per instance, in no fixed order.
+// combined before the shuffle, per instance, in no fixed order. In
+// accumulating windows a pane's accumulator goes on being merged into after
+// the pane fires, so an accumulator with shared memory (a slice, a map)
+// needs a Merge that does not modify its first argument in place, or an
+// Output that copies.
 type Combiner[T, A, O any] struct {
 	Name string
 	// Zero is the empty accumulator, for windows that fire with no records
