@@ -3,11 +3,14 @@ package jsonl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
+	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/connectors/jsonl"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -80,4 +83,38 @@ func BenchmarkRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(recs)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(fi.Size())/n, "B/record")
+}
+
+// BenchmarkJob runs jobs that read a file of 100k events under each policy
+// into a counting sink, through the runtime: the cost of the dead-letter
+// policy's raw lines and parse stage against decoding in the source.
+func BenchmarkJob(b *testing.B) {
+	dir := b.TempDir()
+	const n = 100_000
+	writeEvents(b, dir, events(n), 1)
+	path := filepath.Join(dir, jsonl.PartName(0))
+	for _, policy := range []string{"fail", "dead-letter"} {
+		b.Run(policy, func(b *testing.B) {
+			b.ReportAllocs()
+			var recs atomic.Int64
+			count := func(event) error { recs.Add(1); return nil }
+			for b.Loop() {
+				p := stages.NewPipeline("bench")
+				if policy == "fail" {
+					stages.ForEach(jsonl.Read[event](p, path), count)
+				} else {
+					good, dead := jsonl.ReadOrDeadLetter[event](p, path)
+					stages.ForEach(good, count)
+					stages.ForEach(dead, func(d stages.DeadLetter) error { return fmt.Errorf("dead letter %+v", d) })
+				}
+				if _, err := sluice.Run(context.Background(), p, sluice.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if recs.Load()%n != 0 {
+				b.Fatalf("read %d records, not a multiple of %d", recs.Load(), n)
+			}
+			b.ReportMetric(float64(recs.Load())/b.Elapsed().Seconds(), "records/s")
+		})
+	}
 }

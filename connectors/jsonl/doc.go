@@ -33,7 +33,18 @@
 // Read (or Source) reads the files that a path or glob names, one split per
 // file. Blank lines are skipped, a byte-order mark at the start of a file is
 // ignored, lines may end in \n or \r\n and may be of any length. Unknown
-// object fields are ignored, as encoding/json does. What happens to a line
-// that does not parse is the source's Policy; Fail, the only one, fails the
-// job with a *LineError naming the file and line.
+// object fields are ignored, as encoding/json does.
+//
+// A line that does not parse (bad JSON, two values, a value of the wrong
+// type) is never dropped silently. Two policies:
+//
+//   - Read (Source with Fail) fails the job with a *LineError naming the
+//     file and line: "jsonl: FILE:LINE: REASON".
+//   - ReadOrDeadLetter decodes in a parse stage fused with a source of raw
+//     lines (Lines) and sends each bad line to a dead-letter stream as a
+//     stages.DeadLetter with Where "FILE:LINE", the line (up to MaxRecord
+//     bytes) and the reason; the job summary counts them as the parse
+//     stage's side output.
+//
+// Under either policy a file that cannot be read fails the job.
 package jsonl

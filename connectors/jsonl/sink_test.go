@@ -89,7 +89,7 @@ func noRestarts() *actors.Config {
 }
 
 // writeEvents runs a job that writes xs into dir with a sink of parallelism par.
-func writeEvents(t *testing.T, dir string, xs []event, par int) {
+func writeEvents(t testing.TB, dir string, xs []event, par int) {
 	t.Helper()
 	p := stages.NewPipeline("write-events")
 	jsonl.Write(stages.FromSlice(p, xs), dir, stages.Parallelism(par))

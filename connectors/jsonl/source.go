@@ -17,6 +17,8 @@ import (
 )
 
 // Policy says what a source does with a line that does not parse as a T.
+// To route bad lines to a dead-letter stream instead, use ReadOrDeadLetter:
+// a source has one output, so that policy is a stage of its own.
 type Policy int
 
 const (
@@ -79,24 +81,29 @@ func (s source[T]) Splits(context.Context) ([]stages.Split, error) {
 	if s.policy != Fail {
 		return nil, fmt.Errorf("jsonl: unknown policy %v", s.policy)
 	}
-	if s.pattern == "" {
+	return listFiles(s.pattern)
+}
+
+// listFiles makes one split per file that pattern names, in lexical order.
+func listFiles(pattern string) ([]stages.Split, error) {
+	if pattern == "" {
 		return nil, fmt.Errorf("%w: empty pattern", ErrNoFiles)
 	}
 	var files []string
-	if !strings.ContainsAny(s.pattern, `*?[\`) {
-		fi, err := os.Stat(s.pattern)
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		fi, err := os.Stat(pattern)
 		if err != nil {
 			return nil, fmt.Errorf("jsonl: %w", err)
 		}
 		if fi.IsDir() {
 			return nil, fmt.Errorf("jsonl: %s is a directory (name its files with a glob such as %s)",
-				s.pattern, filepath.Join(s.pattern, "*.jsonl"))
+				pattern, filepath.Join(pattern, "*.jsonl"))
 		}
-		files = []string{s.pattern}
+		files = []string{pattern}
 	} else {
-		matches, err := filepath.Glob(s.pattern)
+		matches, err := filepath.Glob(pattern)
 		if err != nil {
-			return nil, fmt.Errorf("jsonl: pattern %q: %w", s.pattern, err)
+			return nil, fmt.Errorf("jsonl: pattern %q: %w", pattern, err)
 		}
 		for _, m := range matches {
 			fi, err := os.Stat(m)
@@ -108,7 +115,7 @@ func (s source[T]) Splits(context.Context) ([]stages.Split, error) {
 			}
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("%w %q", ErrNoFiles, s.pattern)
+			return nil, fmt.Errorf("%w %q", ErrNoFiles, pattern)
 		}
 		slices.Sort(files)
 	}
@@ -124,6 +131,45 @@ func (s source[T]) Splits(context.Context) ([]stages.Split, error) {
 }
 
 func (s source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split) (stages.Reader[T], error) {
+	sc, err := openLines(sp)
+	if err != nil {
+		return nil, err
+	}
+	return &reader[T]{ctx: ctx, sc: sc}, nil
+}
+
+type reader[T any] struct {
+	ctx context.Context
+	sc  *scanner
+}
+
+func (r *reader[T]) Read(buf []T) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for n < len(buf) {
+		line, err := r.sc.scan()
+		if err != nil {
+			return n, err
+		}
+		if line == nil {
+			return n, io.EOF
+		}
+		var zero T
+		buf[n] = zero
+		if err := json.Unmarshal(line, &buf[n]); err != nil {
+			return n, &LineError{Path: r.sc.path, Line: r.sc.line, Err: err}
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (r *reader[T]) Close() error { return r.sc.close() }
+
+// openLines opens one of listFiles' splits for scanning.
+func openLines(sp stages.Split) (*scanner, error) {
 	path, ok := sp.Data.(string)
 	if !ok {
 		return nil, fmt.Errorf("jsonl: split %q is not one of this source's", sp.Desc)
@@ -132,77 +178,68 @@ func (s source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split)
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: %w", err)
 	}
-	return &reader[T]{ctx: ctx, path: path, f: f, br: bufio.NewReaderSize(f, 256<<10)}, nil
+	return &scanner{path: path, f: f, br: bufio.NewReaderSize(f, 256<<10)}, nil
 }
 
-type reader[T any] struct {
-	ctx  context.Context
+// scanner reads the non-blank lines of one file.
+type scanner struct {
 	path string
 	f    *os.File
 	br   *bufio.Reader
 	long []byte // a line longer than br's buffer, gathered
-	line int64
+	line int64  // the number of the line last read, 1-based
 	eof  bool
 }
 
 var bom = []byte("\xef\xbb\xbf")
 
-func (r *reader[T]) Read(buf []T) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for n < len(buf) {
-		if r.eof {
-			return n, io.EOF
-		}
-		line, err := r.next()
+// scan returns the next line that is not blank, without the byte-order mark
+// of a first line and without leading and trailing JSON whitespace, or nil
+// at the end of the file; s.line is its number. The line is valid until the
+// next call.
+func (s *scanner) scan() ([]byte, error) {
+	for !s.eof {
+		line, err := s.next()
 		if err != nil {
-			return n, fmt.Errorf("jsonl: reading %s: %w", r.path, err)
+			return nil, fmt.Errorf("jsonl: reading %s: %w", s.path, err)
 		}
 		if line == nil {
 			continue
 		}
-		if r.line == 1 {
+		if s.line == 1 {
 			line = bytes.TrimPrefix(line, bom)
 		}
 		line = bytes.Trim(line, " \t\r\n") // JSON whitespace
-		if len(line) == 0 {
-			continue
+		if len(line) > 0 {
+			return line, nil
 		}
-		var zero T
-		buf[n] = zero
-		if err := json.Unmarshal(line, &buf[n]); err != nil {
-			return n, &LineError{Path: r.path, Line: r.line, Err: err}
-		}
-		n++
 	}
-	return n, nil
+	return nil, nil
 }
 
 // next returns the next line, without its newline, counting lines; it sets
-// r.eof after the last and returns nil when there was no line left. The
+// s.eof after the last and returns nil when there was no line left. The
 // line is valid until the next call.
-func (r *reader[T]) next() ([]byte, error) {
-	r.long = r.long[:0]
+func (s *scanner) next() ([]byte, error) {
+	s.long = s.long[:0]
 	for {
-		chunk, err := r.br.ReadSlice('\n')
+		chunk, err := s.br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			r.line++
-			if len(r.long) > 0 {
-				return append(r.long, chunk...), nil
+			s.line++
+			if len(s.long) > 0 {
+				return append(s.long, chunk...), nil
 			}
 			return chunk, nil
 		case errors.Is(err, bufio.ErrBufferFull):
-			r.long = append(r.long, chunk...)
+			s.long = append(s.long, chunk...)
 		case errors.Is(err, io.EOF):
-			r.eof = true
-			line := append(r.long, chunk...)
+			s.eof = true
+			line := append(s.long, chunk...)
 			if len(line) == 0 {
 				return nil, nil
 			}
-			r.line++ // a last line without a newline
+			s.line++ // a last line without a newline
 			return line, nil
 		default:
 			return nil, err
@@ -210,14 +247,14 @@ func (r *reader[T]) next() ([]byte, error) {
 	}
 }
 
-func (r *reader[T]) Close() error {
-	if r.f == nil {
+func (s *scanner) close() error {
+	if s.f == nil {
 		return nil
 	}
-	err := r.f.Close()
-	r.f = nil
+	err := s.f.Close()
+	s.f = nil
 	if err != nil {
-		return fmt.Errorf("jsonl: closing %s: %w", r.path, err)
+		return fmt.Errorf("jsonl: closing %s: %w", s.path, err)
 	}
 	return nil
 }
