@@ -60,7 +60,8 @@ func (p *Pipeline) Errorf(format string, args ...any) {
 var ErrBuild = errors.New("stages: invalid pipeline")
 
 func (p *Pipeline) fail(loc, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%w: %s: %s", ErrBuild, loc, fmt.Sprintf(format, args...)))
+	// Keep what the message wraps (%w), so errors.Is sees connector sentinels.
+	p.errs = append(p.errs, fmt.Errorf("%w: %s: %w", ErrBuild, loc, fmt.Errorf(format, args...)))
 }
 
 // Stream is a stream of records of type T.
