@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/connectors/generator"
+	"github.com/sluice-data/sluice/connectors/redis"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -68,9 +69,10 @@ var ClicksWindow = window.Fixed(time.Minute).
 // event times (one source instance, like one partition of a broker) are
 // turned into per-user, per-minute features that update every 10 s of
 // processing time (ClicksWindow). The features are printed as they fire,
-// one line a pane, or written to Redis (connectors/redis.Features, keys
-// clicks-v1:<user>:<window start ms>) when redis=ADDR is given. Its
-// arguments:
+// one line a pane, or written to Redis when redis=ADDR is given
+// (connectors/redis.Features: a hash per user and minute, named
+// clicks-v1:<user>:<window start in unix ms>, whose field value holds the
+// latest pane's features as JSON). Its arguments:
 //
 //	users     the number of users (20)
 //	clicks    the number of clicks (30000)
@@ -81,7 +83,9 @@ var ClicksWindow = window.Fixed(time.Minute).
 //	          watermark's delay (2s)
 //	seed      selects the data set (1)
 //	zipf      the exponent of the users' Zipf skew, 0 for uniform (1.1)
-//	redis     host:port of a Redis server to write the features to
+//	redis     host:port of a Redis server to write the features to,
+//	          instead of printing them
+//	prefix    the Redis keys' prefix (clicks-v1)
 //
 //	sluice run clicks --arg users=5 --arg speed=4
 var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args) {
@@ -117,6 +121,12 @@ var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args
 			},
 			func(f ClickFeatures) ClickFeatures { return f }),
 		stages.ID("clicks-v1"))
+	prefix := args.String("prefix", "clicks-v1")
+	if addr := args.String("redis", ""); addr != "" {
+		stages.Write(features, redis.Features[int64, ClickFeatures](addr, redis.For(ClicksWindow), redis.Prefix(prefix)),
+			stages.Name("redis"))
+		return
+	}
 	stages.Write(features, livePrinter[stages.Windowed[int64, ClickFeatures]](writePane), stages.Name("print"))
 }).Describe("streaming: per-user click features in 1-minute windows updated every 10 s, printed or written to redis=ADDR (users=20 clicks=30000 speed=1)")
 

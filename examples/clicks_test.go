@@ -1,14 +1,21 @@
 package examples
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -48,6 +55,67 @@ func TestClicksFinalPanesMatchBatch(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %d panes, want %d; they differ:\n%s", len(got), len(want), printed)
+	}
+}
+
+// With redis=ADDR the features go to Redis: one hash per user and minute
+// holding the latest (accumulating) pane.
+func TestClicksToRedis(t *testing.T) {
+	addr := os.Getenv("SLUICE_REDIS_ADDR")
+	if addr == "" {
+		testenv.Need(t, "SLUICE_REDIS_ADDR is not set: no Redis server (scripts/test.sh starts redis-server and sets it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() }) // after the keys are deleted: cleanups run last first
+	prefix := "test:clicks:" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	scan := func() []string {
+		var keys []string
+		it := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for it.Next(ctx) {
+			keys = append(keys, it.Val())
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	t.Cleanup(func() {
+		if keys := scan(); len(keys) > 0 {
+			c.Del(ctx, keys...)
+		}
+	})
+
+	s := ClicksSpec{Seed: 4, Users: 30, Rows: 10_000, Zipf: 1.1, Every: 20 * time.Millisecond, Disorder: 2 * time.Second}
+	want := map[string]tally{}
+	for _, c := range generated(t, s.Config(), s.Click) {
+		k := fmt.Sprintf("%s:%d:%d", prefix, c.UserID, c.TS-c.TS%60_000)
+		w := want[k]
+		want[k] = tally{w.cnt + 1, w.cents + cents(c.Price)}
+	}
+	printed, _ := runJob(t, Clicks, map[string]string{"seed": "4", "users": "30", "clicks": "10000",
+		"every": "20ms", "disorder": "2s", "speed": "0", "redis": addr, "prefix": prefix}, 2)
+	if printed != "" {
+		t.Errorf("printed %q; want nothing when writing to Redis", printed)
+	}
+	got := map[string]tally{}
+	for _, k := range scan() {
+		h, err := c.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f ClickFeatures
+		if err := json.Unmarshal([]byte(h["value"]), &f); err != nil {
+			t.Fatalf("%s: %v: %q", k, err, h)
+		}
+		if h["timing"] != "on-time" {
+			t.Errorf("%s holds a %s pane, want the on-time one", k, h["timing"])
+		}
+		got[k] = tally{f.Clicks, cents(f.Value)}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d hashes, want %d; they differ", len(got), len(want))
 	}
 }
 
