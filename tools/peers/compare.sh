@@ -109,6 +109,7 @@ sluice_args() {
 	esac
 }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 status=0
 rows=()
 for w in $WORKLOADS; do
@@ -158,6 +159,7 @@ done
 
 echo
 echo "SIZE=$SIZE ($orders orders, $users users, $events events), $THREADS threads, median of $REPS runs; data under $DATA"
+echo "$(nproc) CPUs; load average before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?") (other work on the machine skews the times)"
 echo "Sluice s, DuckDB s: wall time of the whole process; Sluice job s: the 'elapsed' of its summary; DuckDB query s: the COPY statement alone"
 echo
 echo "| workload | Sluice s | DuckDB s | Sluice/DuckDB | checksums equal | Sluice job s | DuckDB query s |"
