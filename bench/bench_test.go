@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,7 @@ var data struct {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	examples.SetOutput(io.Discard) // "wrote N rows" lines would break benchstat's parsing
 	code := m.Run()
 	if data.temp != "" {
 		os.RemoveAll(data.temp)
