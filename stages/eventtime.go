@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"container/heap"
 	"fmt"
 	"time"
 
@@ -196,19 +195,19 @@ func (s *windowState[K, T, A, O]) entry(k K) *keyEntry[K, A] {
 func (s *windowState[K, T, A, O]) requeue(e *keyEntry[K, A]) {
 	if t, ok := e.st.NextEventTime(); ok && int64(t) != e.event {
 		e.event = int64(t)
-		heap.Push(&s.events, timerEntry[K, A]{at: e.event, e: e})
+		s.events.push(timerEntry[K, A]{at: e.event, e: e})
 	} else if !ok {
 		e.event = minTime
 	}
 	if t, ok := e.st.NextProcessingTime(); ok && int64(t) != e.proc {
 		e.proc = int64(t)
-		heap.Push(&s.procs, timerEntry[K, A]{at: e.proc, e: e})
+		s.procs.push(timerEntry[K, A]{at: e.proc, e: e})
 	} else if !ok {
 		e.proc = minTime
 	}
 	if t, ok := e.st.Hold(); ok && int64(t) != e.hold {
 		e.hold = int64(t)
-		heap.Push(&s.holds, timerEntry[K, A]{at: e.hold, e: e})
+		s.holds.push(timerEntry[K, A]{at: e.hold, e: e})
 	} else if !ok {
 		e.hold = maxTime
 	}
@@ -233,8 +232,8 @@ func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit fu
 
 func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int64 {
 	s.wm = max(s.wm, wm)
-	for s.events.Len() > 0 && s.events.items[0].at <= wm {
-		t := heap.Pop(&s.events).(timerEntry[K, A])
+	for len(s.events.items) > 0 && s.events.items[0].at <= wm {
+		t := s.events.pop()
 		if t.e.event != t.at {
 			continue // stale
 		}
@@ -245,10 +244,10 @@ func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int6
 	}
 	s.emit(emit)
 	out := wm
-	for s.holds.Len() > 0 {
+	for len(s.holds.items) > 0 {
 		t := s.holds.items[0]
 		if t.e.hold != t.at || t.e.st.Empty() {
-			heap.Pop(&s.holds)
+			s.holds.pop()
 			continue
 		}
 		out = min(out, t.at)
@@ -258,10 +257,10 @@ func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int6
 }
 
 func (s *windowState[K, T, A, O]) NextTimer() (int64, bool) {
-	for s.procs.Len() > 0 {
+	for len(s.procs.items) > 0 {
 		t := s.procs.items[0]
 		if t.e.proc != t.at {
-			heap.Pop(&s.procs)
+			s.procs.pop()
 			continue
 		}
 		return t.at, true
@@ -270,8 +269,8 @@ func (s *windowState[K, T, A, O]) NextTimer() (int64, bool) {
 }
 
 func (s *windowState[K, T, A, O]) Fire(pt int64, emit func(*plan.Batch)) {
-	for s.procs.Len() > 0 && s.procs.items[0].at <= pt {
-		t := heap.Pop(&s.procs).(timerEntry[K, A])
+	for len(s.procs.items) > 0 && s.procs.items[0].at <= pt {
+		t := s.procs.pop()
 		if t.e.proc != t.at {
 			continue
 		}
@@ -330,14 +329,42 @@ type timerEntry[K comparable, A any] struct {
 	e  *keyEntry[K, A]
 }
 
+// timerHeap is a binary min-heap of timers by time, typed so that pushes
+// and pops do not box their entries (container/heap would, once each).
 type timerHeap[K comparable, A any] struct{ items []timerEntry[K, A] }
 
-func (h *timerHeap[K, A]) Len() int           { return len(h.items) }
-func (h *timerHeap[K, A]) Less(i, j int) bool { return h.items[i].at < h.items[j].at }
-func (h *timerHeap[K, A]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *timerHeap[K, A]) Push(x any)         { h.items = append(h.items, x.(timerEntry[K, A])) }
-func (h *timerHeap[K, A]) Pop() any {
-	x := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return x
+func (h *timerHeap[K, A]) push(t timerEntry[K, A]) {
+	h.items = append(h.items, t)
+	i := len(h.items) - 1
+	for i > 0 {
+		up := (i - 1) / 2
+		if h.items[up].at <= h.items[i].at {
+			break
+		}
+		h.items[up], h.items[i] = h.items[i], h.items[up]
+		i = up
+	}
+}
+
+func (h *timerHeap[K, A]) pop() timerEntry[K, A] {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items[last] = timerEntry[K, A]{}
+	h.items = h.items[:last]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && h.items[l].at < h.items[m].at {
+			m = l
+		}
+		if r < last && h.items[r].at < h.items[m].at {
+			m = r
+		}
+		if m == i {
+			return top
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
 }
