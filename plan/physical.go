@@ -72,13 +72,13 @@ func (v *Vertex) Name() string {
 // IsSink reports whether the vertex ends in a sink.
 func (v *Vertex) IsSink() bool { return v.Tail().Kind == KindSink }
 
-// SplitsOf returns the splits instance i reads: every p-th split.
+// SplitsOf returns the splits instance i reads: a contiguous run of the
+// source's splits, so that an instance reading a file written in event-time
+// order reads its part in that order (every p-th split would send it back
+// in time at each split, making records late).
 func (v *Vertex) SplitsOf(i int) []Split {
-	var out []Split
-	for j := i; j < len(v.Splits); j += v.Parallelism {
-		out = append(out, v.Splits[j])
-	}
-	return out
+	n, p := len(v.Splits), v.Parallelism
+	return v.Splits[i*n/p : (i+1)*n/p]
 }
 
 // Records returns the total records of a source vertex, or -1 if unknown.
