@@ -72,13 +72,19 @@ func (v *Vertex) Name() string {
 // IsSink reports whether the vertex ends in a sink.
 func (v *Vertex) IsSink() bool { return v.Tail().Kind == KindSink }
 
-// SplitsOf returns the splits instance i reads: a contiguous run of the
-// source's splits, so that an instance reading a file written in event-time
-// order reads its part in that order (every p-th split would send it back
-// in time at each split, making records late).
+// SplitsOf returns the splits instance i reads: every p-th split. For a
+// file in event-time order this keeps the instances side by side in time,
+// so the least watermark moves smoothly (contiguous runs were tried: the
+// instance with the earliest run held every window back, W3's p99 latency
+// went from 0.1 s to 7.5 s). Files that each span the whole time range
+// still send an instance back in time at each new file; ordering splits by
+// their least event time would fix that and is not done yet.
 func (v *Vertex) SplitsOf(i int) []Split {
-	n, p := len(v.Splits), v.Parallelism
-	return v.Splits[i*n/p : (i+1)*n/p]
+	var out []Split
+	for j := i; j < len(v.Splits); j += v.Parallelism {
+		out = append(out, v.Splits[j])
+	}
+	return out
 }
 
 // Records returns the total records of a source vertex, or -1 if unknown.

@@ -154,29 +154,3 @@ func TestRoute(t *testing.T) {
 		}
 	}
 }
-
-func TestSplitsOfAreContiguousAndCover(t *testing.T) {
-	for n := 0; n < 20; n++ {
-		for p := 1; p <= 6; p++ {
-			v := &plan.Vertex{Parallelism: p}
-			for i := range n {
-				v.Splits = append(v.Splits, plan.Split{Index: i})
-			}
-			next := 0
-			for i := range p {
-				for _, s := range v.SplitsOf(i) {
-					if s.Index != next {
-						t.Fatalf("n=%d p=%d: instance %d reads split %d, want %d", n, p, i, s.Index, next)
-					}
-					next++
-				}
-				if k := len(v.SplitsOf(i)); k < n/p || k > n/p+1 {
-					t.Errorf("n=%d p=%d: instance %d reads %d splits", n, p, i, k)
-				}
-			}
-			if next != n {
-				t.Fatalf("n=%d p=%d: %d of %d splits read", n, p, next, n)
-			}
-		}
-	}
-}
