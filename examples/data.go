@@ -30,6 +30,12 @@ type Order struct {
 	Amount  float64 `parquet:"amount"`
 }
 
+// OrderAmount is the projection of an order that W2 reads.
+type OrderAmount struct {
+	UserID int64   `parquet:"user_id"`
+	Amount float64 `parquet:"amount"`
+}
+
 // User is a row of the users table.
 type User struct {
 	UserID        int64   `parquet:"user_id"`

@@ -57,14 +57,18 @@ var OrdersJoin = stages.Register("orders-join", func(p *stages.Pipeline, args st
 //
 //	sluice run orders-per-user --arg orders=/data/w/orders --arg out=/data/w2
 var OrdersPerUser = stages.Register("orders-per-user", func(p *stages.Pipeline, args stages.Args) {
-	var orders stages.Stream[Order]
+	// Only user_id and amount are read: the Parquet reader decodes the
+	// struct's columns and no others.
+	var orders stages.Stream[OrderAmount]
 	if path := args.String("orders", ""); path != "" {
-		orders = parquetio.Read[Order](p, path, parquetio.StageOptions(stages.Name("orders")))
+		orders = parquetio.Read[OrderAmount](p, path, parquetio.StageOptions(stages.Name("orders")))
 	} else {
-		orders = ordersArgs(args, "n-").ReadOrders(p)
+		orders = stages.Map(ordersArgs(args, "n-").ReadOrders(p), func(o Order) OrderAmount {
+			return OrderAmount{UserID: o.UserID, Amount: o.Amount}
+		}, stages.Name("user-amount"))
 	}
-	totals := stages.Aggregate(stages.KeyBy(orders, Order.userID), window.Global(),
-		stages.Combine("count+sum", func(o Order) Tally { return Tally{Cnt: 1, Sum: o.Amount} }, Tally.Merge, Tally.self),
+	totals := stages.Aggregate(stages.KeyBy(orders, func(o OrderAmount) int64 { return o.UserID }), window.Global(),
+		stages.Combine("count+sum", func(o OrderAmount) Tally { return Tally{Cnt: 1, Sum: o.Amount} }, Tally.Merge, Tally.self),
 		stages.ID("orders-per-user-v1"))
 	rows := stages.Map(totals, func(kv stages.KV[int64, Tally]) UserTotal {
 		return UserTotal{UserID: kv.Key, Cnt: kv.Value.Cnt, SumAmount: kv.Value.Sum}

@@ -248,7 +248,26 @@ type combineState[K comparable, T, A, O any] struct {
 	keys  []K
 	accs  []A
 	lost  bool
+	// in counts the records combined into the table. When the table fills
+	// up holding nearly as many keys as it took records (many keys, few
+	// records each), combining costs a lookup per record and saves little,
+	// so the state passes lifted records straight on from then, as Spark's
+	// adaptive partial aggregation does.
+	in          int64
+	judged      bool
+	passThrough bool
 }
+
+// Combining is judged once, when combineSample records have gone into the
+// table or it has filled up, whichever comes first: it is kept only if the
+// table holds at most combineMaxShare of those records (they reduced at
+// least 2 to 1). With 100 k keys the table holds a fifth of the first 512 k
+// records and combining stays; with 1 M keys and 10 records each it holds
+// four fifths, and records pass straight on.
+const (
+	combineSample   = 1 << 19
+	combineMaxShare = 0.5
+)
 
 func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c Combiner[T, A, O], limit int) *combineState[K, T, A, O] {
 	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: table[K, A]{index: map[K]int32{}}}
@@ -268,9 +287,18 @@ func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) 
 			s.accs = append(s.accs, s.c.Lift(xs[i]))
 		}
 	}()
+	if s.passThrough {
+		out := make([]KV[K, A], len(s.keys))
+		for i, k := range s.keys {
+			out[i] = KV[K, A]{Key: k, Value: s.accs[i]}
+		}
+		emit(&plan.Batch{Data: out})
+		return
+	}
 	// Phase 2 merges; only a user Merge can panic here, and then the state is lost.
 	s.lost = !s.c.safe
 	t := &s.t
+	s.in += int64(len(s.keys))
 	for i, k := range s.keys {
 		if j, ok := t.index[k]; ok {
 			t.rows[j].Value = s.c.Merge(t.rows[j].Value, s.accs[i])
@@ -280,6 +308,14 @@ func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) 
 		}
 	}
 	s.lost = false
+	if !s.judged && (s.in >= combineSample || len(t.rows) >= s.limit) {
+		s.judged = true
+		if float64(len(t.rows)) > combineMaxShare*float64(s.in) {
+			s.passThrough = true
+			s.Flush(emit)
+			return
+		}
+	}
 	if len(t.rows) >= s.limit {
 		s.Flush(emit)
 	}
