@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
+	"github.com/sluice-data/sluice/internal/filesplits"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -86,48 +84,7 @@ func (s source[T]) Splits(context.Context) ([]stages.Split, error) {
 
 // listFiles makes one split per file that pattern names, in lexical order.
 func listFiles(pattern string) ([]stages.Split, error) {
-	if pattern == "" {
-		return nil, fmt.Errorf("%w: empty pattern", ErrNoFiles)
-	}
-	var files []string
-	if !strings.ContainsAny(pattern, `*?[\`) {
-		fi, err := os.Stat(pattern)
-		if err != nil {
-			return nil, fmt.Errorf("jsonl: %w", err)
-		}
-		if fi.IsDir() {
-			return nil, fmt.Errorf("jsonl: %s is a directory (name its files with a glob such as %s)",
-				pattern, filepath.Join(pattern, "*.jsonl"))
-		}
-		files = []string{pattern}
-	} else {
-		matches, err := filepath.Glob(pattern)
-		if err != nil {
-			return nil, fmt.Errorf("jsonl: pattern %q: %w", pattern, err)
-		}
-		for _, m := range matches {
-			fi, err := os.Stat(m)
-			if err != nil {
-				return nil, fmt.Errorf("jsonl: %w", err)
-			}
-			if !fi.IsDir() {
-				files = append(files, m)
-			}
-		}
-		if len(files) == 0 {
-			return nil, fmt.Errorf("%w %q", ErrNoFiles, pattern)
-		}
-		slices.Sort(files)
-	}
-	splits := make([]stages.Split, len(files))
-	for i, f := range files {
-		size := int64(-1)
-		if fi, err := os.Stat(f); err == nil {
-			size = fi.Size()
-		}
-		splits[i] = stages.Split{Index: i, Records: -1, Bytes: size, Desc: f, Data: f}
-	}
-	return splits, nil
+	return filesplits.List("jsonl", pattern, ".jsonl", ErrNoFiles)
 }
 
 func (s source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split) (stages.Reader[T], error) {
