@@ -64,6 +64,9 @@ const (
 	// Timer says processing time has reached Time: due processing-time
 	// timers fire.
 	Timer
+	// SplitCap, for a source, caps its generated watermarks at Time: the
+	// least event time (Split.Order) of the splits it has yet to read.
+	SplitCap
 )
 
 // Event is one input to Step.
@@ -268,6 +271,13 @@ func (o *Operator) Step(ev Event) error {
 		}
 		o.time.chIdle[ev.Input][ev.Channel] = true
 		o.advanceInput()
+	case SplitCap:
+		o.time.splitCap = ev.Time
+		for k, n := range o.v.Chain {
+			if n.Watermarks != nil && o.time.regenerate(k, n.Watermarks.MaxDelay) {
+				o.queue = append(o.queue, item{node: k + 1, wm: true, time: o.time.genWM[k]})
+			}
+		}
 	case Timer:
 		o.time.pt = max(o.time.pt, ev.Time)
 		switch {

@@ -34,10 +34,14 @@ type timeState struct {
 
 	genMax []int64 // per generating node: greatest event time seen
 	genWM  []int64 // per generating node: its watermark
+	// splitCap bounds a source's generated watermarks: the least event
+	// time of the splits it has yet to read (Split.Order), so that records
+	// of a later split are not behind a watermark an earlier one made.
+	splitCap int64
 }
 
 func (t *timeState) init(v *plan.Vertex) {
-	t.inWM, t.outWM = minTime, minTime
+	t.inWM, t.outWM, t.splitCap = minTime, minTime, maxTime
 	t.nodeWM = make([]int64, len(v.Chain))
 	t.genMax = make([]int64, len(v.Chain))
 	t.genWM = make([]int64, len(v.Chain))
@@ -62,8 +66,20 @@ func (t *timeState) observe(node int, times []int64, maxDelay int64) bool {
 		m = max(m, x)
 	}
 	t.genMax[node] = m
-	if m != minTime && m-maxDelay > t.genWM[node] {
-		t.genWM[node] = m - maxDelay
+	return t.regenerate(node, maxDelay)
+}
+
+// regenerate recomputes a generating node's watermark: the greatest time
+// seen less maxDelay, but never past the source's cap (the least event time
+// of the splits it has still to read); it reports whether it moved.
+func (t *timeState) regenerate(node int, maxDelay int64) bool {
+	m := t.genMax[node]
+	if m == minTime {
+		return false
+	}
+	wm := min(m-maxDelay, t.splitCap)
+	if wm > t.genWM[node] {
+		t.genWM[node] = wm
 		return true
 	}
 	return false

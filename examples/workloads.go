@@ -94,7 +94,9 @@ var OrdersPerUser = stages.Register("orders-per-user", func(p *stages.Pipeline, 
 var EventsWindows = stages.Register("events-windows", func(p *stages.Pipeline, args stages.Args) {
 	var events stages.Stream[Event]
 	if path := args.String("events", ""); path != "" {
-		events = parquetio.Read[Event](p, path, parquetio.StageOptions(stages.Name("events")))
+		// Splits in order of their least ts: files written by several
+		// instances each span the whole time range.
+		events = parquetio.Read[Event](p, path, parquetio.OrderBy("ts"), parquetio.StageOptions(stages.Name("events")))
 	} else {
 		events = eventsArgs(args, "n-").ReadEvents(p)
 	}

@@ -87,6 +87,11 @@ type Split struct {
 	Desc string
 	// Data is the source's own description of the split.
 	Data any
+	// Order, when set on any split of a source, sorts its splits before
+	// they are dealt to instances. Sources set it to a split's least event
+	// time, so that instances read side by side in time even when several
+	// files each span the whole range.
+	Order int64
 }
 
 // ErrNoData is returned by a Reader of an unbounded source that has no

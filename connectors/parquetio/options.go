@@ -43,6 +43,7 @@ type ReadOption interface{ applyRead(*readConfig) }
 type WriteOption interface{ applyWrite(*writeConfig) }
 
 type readConfig struct {
+	orderBy   string
 	filters   []*filter
 	errs      []error
 	stats     *Stats
@@ -107,6 +108,15 @@ func Where(column, op string, value any) ReadOption {
 		}
 		c.filters = append(c.filters, f)
 	})
+}
+
+// OrderBy names an INT64 or TIMESTAMP column (the event time) whose least
+// value in each row group orders the splits before they are dealt to source
+// instances: with several files that each span the whole time range, the
+// instances then read side by side in time instead of each stepping back at
+// every file, which would make records late behind the watermark.
+func OrderBy(column string) ReadOption {
+	return readFunc(func(c *readConfig) { c.orderBy = column })
 }
 
 // OnOpen calls fn with the name of every data file the source opens, to read

@@ -2,6 +2,7 @@ package parquetio
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/sluice-data/sluice/stages"
 )
@@ -416,7 +418,13 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 		}
 		bytes = bytes * rows / n
 		bytes = max(bytes, rows*int64(s.rec.typ.Size()))
-		out = append(out, stages.Split{Records: rows, Bytes: bytes, Desc: desc, Data: d})
+		sp := stages.Split{Records: rows, Bytes: bytes, Desc: desc, Data: d}
+		if s.cfg.orderBy != "" {
+			if sp.Order, err = minInt64(md.RowGroups[i].Columns, s.cfg.orderBy); err != nil {
+				return nil, fmt.Errorf("parquetio: %s: ordering splits: %w", desc, err)
+			}
+		}
+		out = append(out, sp)
 	}
 	return out, nil
 }
@@ -732,4 +740,27 @@ func (rd *reader[T]) Close() error {
 	}
 	errs = append(errs, rd.r.Close())
 	return errors.Join(errs...)
+}
+
+// minInt64 returns the least value of an INT64 column in a row group, from
+// its statistics: the split order of OrderBy.
+func minInt64(cols []format.ColumnChunk, column string) (int64, error) {
+	for _, c := range cols {
+		md := c.MetaData
+		if len(md.PathInSchema) != 1 || md.PathInSchema[0] != column {
+			continue
+		}
+		if md.Type != format.Int64 {
+			return 0, fmt.Errorf("column %q is %v, not INT64", column, md.Type)
+		}
+		v := md.Statistics.MinValue
+		if len(v) == 0 {
+			v = md.Statistics.Min
+		}
+		if len(v) != 8 {
+			return 0, fmt.Errorf("column %q has no minimum statistic", column)
+		}
+		return int64(binary.LittleEndian.Uint64(v)), nil
+	}
+	return 0, fmt.Errorf("%w: no column %q", ErrSchema, column)
 }
