@@ -79,7 +79,6 @@ type host struct {
 	open   []openSplit // splits being read
 	cur    int         // the one read next
 	quiet  int         // open splits in a row that had no data
-	cap    int64       // the watermark cap last set (capWatermark)
 	// sink
 	writer    plan.SinkWriter
 	committed bool
@@ -113,7 +112,6 @@ func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
 	h := &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
 		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
 	h.watermark.Store(math.MinInt64)
-	h.cap = math.MinInt64
 	for i, n := range v.Chain {
 		h.sideRecords[i] = make([]atomic.Int64, len(n.Side))
 	}
@@ -346,8 +344,9 @@ func (h *host) openNext(inst plan.Instance) bool {
 	return true
 }
 
-// capWatermark tells the operator the least event time of the splits this
-// instance has still to open, when the source orders its splits by it.
+// capWatermark tells the operator, when the source orders its splits by
+// event time, that a split has opened and the least event time of the
+// splits this instance has still to open.
 func (h *host) capWatermark() {
 	rest := h.splits[h.split:]
 	if !slices.ContainsFunc(h.splits, func(s plan.Split) bool { return s.Order != 0 }) {
@@ -357,10 +356,6 @@ func (h *host) capWatermark() {
 	for _, s := range rest {
 		cap = min(cap, s.Order)
 	}
-	if cap == h.cap {
-		return
-	}
-	h.cap = cap
 	if err := h.op.Step(core.Event{Kind: core.SplitCap, Time: cap}); err != nil {
 		h.x.fail(err)
 	}

@@ -64,8 +64,9 @@ const (
 	// Timer says processing time has reached Time: due processing-time
 	// timers fire.
 	Timer
-	// SplitCap, for a source, caps its generated watermarks at Time: the
-	// least event time (Split.Order) of the splits it has yet to read.
+	// SplitCap, for a source, says it opened a new split and caps its
+	// generated watermarks at Time: the least event time (Split.Order) of
+	// the splits it has yet to read.
 	SplitCap
 )
 
@@ -272,10 +273,13 @@ func (o *Operator) Step(ev Event) error {
 		o.time.chIdle[ev.Input][ev.Channel] = true
 		o.advanceInput()
 	case SplitCap:
+		// A new split starts: as Flink's per-split watermarks, the times
+		// of finished splits no longer count (the watermark never goes
+		// back), and the splits still to read cap it.
 		o.time.splitCap = ev.Time
 		for k, n := range o.v.Chain {
-			if n.Watermarks != nil && o.time.regenerate(k, n.Watermarks.MaxDelay) {
-				o.queue = append(o.queue, item{node: k + 1, wm: true, time: o.time.genWM[k]})
+			if n.Watermarks != nil {
+				o.time.genMax[k] = minTime
 			}
 		}
 	case Timer:

@@ -110,8 +110,8 @@ func Where(column, op string, value any) ReadOption {
 	})
 }
 
-// OrderBy names an INT64 or TIMESTAMP column (the event time) whose least
-// value in each row group orders the splits before they are dealt to source
+// OrderBy names a TIMESTAMP column (the event time) whose least value in
+// each row group orders the splits before they are dealt to source
 // instances: with several files that each span the whole time range, the
 // instances then read side by side in time instead of each stepping back at
 // every file, which would make records late behind the watermark.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -420,7 +421,7 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 		bytes = max(bytes, rows*int64(s.rec.typ.Size()))
 		sp := stages.Split{Records: rows, Bytes: bytes, Desc: desc, Data: d}
 		if s.cfg.orderBy != "" {
-			if sp.Order, err = minInt64(md.RowGroups[i].Columns, s.cfg.orderBy); err != nil {
+			if sp.Order, err = leastTime(md, i, s.cfg.orderBy); err != nil {
 				return nil, fmt.Errorf("parquetio: %s: ordering splits: %w", desc, err)
 			}
 		}
@@ -742,25 +743,35 @@ func (rd *reader[T]) Close() error {
 	return errors.Join(errs...)
 }
 
-// minInt64 returns the least value of an INT64 column in a row group, from
-// its statistics: the split order of OrderBy.
-func minInt64(cols []format.ColumnChunk, column string) (int64, error) {
-	for _, c := range cols {
-		md := c.MetaData
-		if len(md.PathInSchema) != 1 || md.PathInSchema[0] != column {
+// leastTime returns the least value of a TIMESTAMP column in row group rg,
+// from its statistics, in unix nanoseconds (event times' unit): the split
+// order of OrderBy.
+func leastTime(md *format.FileMetaData, rg int, column string) (int64, error) {
+	var unit time.Duration
+	for _, el := range md.Schema {
+		if el.Name != column {
 			continue
 		}
-		if md.Type != format.Int64 {
-			return 0, fmt.Errorf("column %q is %v, not INT64", column, md.Type)
+		if ts, ok := el.LogicalType.Value.(*format.TimestampType); ok && ts.Unit.Value != nil {
+			unit = ts.Unit.Value.Duration()
 		}
-		v := md.Statistics.MinValue
+	}
+	for _, c := range md.RowGroups[rg].Columns {
+		cm := c.MetaData
+		if len(cm.PathInSchema) != 1 || cm.PathInSchema[0] != column {
+			continue
+		}
+		if cm.Type != format.Int64 || unit == 0 {
+			return 0, fmt.Errorf("column %q is not a TIMESTAMP", column)
+		}
+		v := cm.Statistics.MinValue
 		if len(v) == 0 {
-			v = md.Statistics.Min
+			v = cm.Statistics.Min
 		}
 		if len(v) != 8 {
 			return 0, fmt.Errorf("column %q has no minimum statistic", column)
 		}
-		return int64(binary.LittleEndian.Uint64(v)), nil
+		return int64(binary.LittleEndian.Uint64(v)) * int64(unit), nil
 	}
 	return 0, fmt.Errorf("%w: no column %q", ErrSchema, column)
 }
