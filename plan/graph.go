@@ -66,9 +66,10 @@ type Instance struct {
 	LocalInstances int
 	// Inputs holds the kind of each of the vertex's input edges.
 	Inputs []EdgeKind
-	// Shared returns the value stored under key for this process, building it
-	// with build on first use. All instances in one process share it; it must
-	// be read-only once built (broadcast tables).
+	// Shared returns the value stored under key for this process and run,
+	// building it with build on first use. All instances in one process share
+	// it, so it must be safe for concurrent use: read-only once built (a
+	// broadcast table) or guarding itself (a sink's commit state).
 	Shared func(key string, build func() (any, error)) (any, error)
 }
 
