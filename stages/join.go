@@ -95,7 +95,9 @@ func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind Join
 	if o.threshold > 0 {
 		spec.Threshold = o.threshold
 	}
-	spec.Skew = plan.SkewSpec{Off: o.skewOff, Factor: 2, MinShare: 0.05}
+	// A full outer join emits unmatched build rows: with a hot key's rows
+	// copied to several instances, each would emit them, so it is not split.
+	spec.Skew = plan.SkewSpec{Off: o.skewOff || kind == FullOuter, Factor: 2, MinShare: 0.05}
 	if o.skewFactor > 0 {
 		spec.Skew.Factor, spec.Skew.MinShare = o.skewFactor, o.skewShare
 	}
