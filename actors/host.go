@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -222,16 +223,16 @@ func (a *instanceActor) Receive(c actor.Context) {
 }
 
 func (h *host) start(c actor.Context) {
-	h.started = true
 	inst := h.op.Instance()
 	if tail := h.v.Tail(); tail.Kind == plan.KindSink {
-		w, err := tail.Sink.Open(h.x.ctx, inst)
+		w, err := openSink(h.x.ctx, tail, inst)
 		if err != nil {
 			h.x.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
 			return
 		}
 		h.writer = w
 	}
+	h.started = true
 	for _, row := range h.ins {
 		for _, in := range row {
 			c.Send(in.pid, creditMsg{edge: in.edge, channel: inst.Index, grant: in.receiver.Open()})
@@ -247,6 +248,17 @@ func (h *host) start(c actor.Context) {
 type openSplit struct {
 	split plan.Split
 	r     plan.Reader
+}
+
+// openSink opens a sink instance, fencing a panic of the connector: the job
+// fails naming the instance rather than restarting without a writer.
+func openSink(ctx context.Context, n *plan.Node, inst plan.Instance) (w plan.SinkWriter, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, fmt.Errorf("%s (%s) panicked: %v", n, n.Loc, r)
+		}
+	}()
+	return n.Sink.Open(ctx, inst)
 }
 
 // produce reads one batch from the source, or ends its input. Splits are
@@ -449,16 +461,20 @@ func (h *host) run(c actor.Context, step func() error) {
 		h.x.fail(err)
 		return
 	}
-	rd := h.op.Ready()
-	for _, s := range rd.Sends {
+	// Take the sends first and acknowledge them, then write the sink
+	// batches one at a time: if a write panics (a retried ForEach), the
+	// restart resumes with what is left, and nothing goes out twice.
+	for _, s := range h.op.Ready().Sends {
 		ch := h.outs[s.Edge][s.Channel]
 		ch.backlog = append(ch.backlog, s)
 	}
-	for _, b := range rd.Sink {
-		if err := h.writer.Write(b); err != nil {
+	h.op.AckSends()
+	for len(h.op.Ready().Sink) > 0 {
+		if err := h.writer.Write(h.op.Ready().Sink[0]); err != nil {
 			h.x.fail(fmt.Errorf("%s: writing: %w", h.op.Instance(), err))
 			return
 		}
+		h.op.AckSink(1)
 	}
 	h.op.Advance()
 	for _, row := range h.outs {
@@ -466,13 +482,12 @@ func (h *host) run(c actor.Context, step func() error) {
 			h.drain(c, ch)
 		}
 	}
-	for i, row := range h.ins {
+	for _, row := range h.ins {
 		for _, in := range row {
 			if g, ok := in.receiver.Take(); ok {
 				c.Send(in.pid, creditMsg{edge: in.edge, channel: h.op.Instance().Index, grant: g})
 			}
 		}
-		_ = i
 	}
 	for i := range h.nodeRecords {
 		h.nodeRecords[i].Store(h.op.NodeRecords[i])

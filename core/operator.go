@@ -446,6 +446,9 @@ func (o *Operator) route(node, port int, b *plan.Batch) {
 			o.ready.Sends = out.add(i, b, o.ready.Sends)
 		}
 	}
+	// Data makes the channels active again downstream: idleness must be
+	// said again when it comes back.
+	o.time.idleOut = false
 }
 
 func (o *Operator) finish() {
@@ -482,6 +485,19 @@ func (o *Operator) Buffered() bool {
 // the processing time at which its first record was emitted, so that
 // downstream timers fire in order with the data under a manual clock.
 func (o *Operator) Ready() Ready { return o.ready }
+
+// AckSends acknowledges the sends of the last Ready: the runtime has
+// taken them.
+func (o *Operator) AckSends() {
+	clear(o.ready.Sends)
+	o.ready.Sends = o.ready.Sends[:0]
+}
+
+// AckSink acknowledges the first n sink batches of the last Ready: written.
+func (o *Operator) AckSink(n int) {
+	clear(o.ready.Sink[:n])
+	o.ready.Sink = o.ready.Sink[n:]
+}
 
 // Advance acknowledges the last Ready.
 func (o *Operator) Advance() {

@@ -39,7 +39,6 @@ func hasIdle(ss []core.Send) bool {
 // idleness must reach downstream, or the downstream watermark stays held by
 // this channel's old watermark for good.
 func TestReviewIdleAgainAfterLateData(t *testing.T) {
-	t.Skip("bug: idleOut is only cleared by a higher watermark; data that does not move the watermark re-activates the downstream channel but a later Idle is suppressed (core/time.go control/advanceInput)")
 	p := stages.NewPipeline("idle-again")
 	ev := stages.EventTime(source(p), func(x int64) time.Time { return time.Unix(0, x) }, stages.IdleAfter(time.Second))
 	stages.Collect(stages.GroupByKey(stages.KeyBy(ev, ident), stages.Parallelism(2)))
