@@ -160,6 +160,9 @@ func (o *Operator) control(it item) error {
 	n := o.v.Chain[it.node]
 	st := o.states[it.node]
 	tst, timed := st.(plan.TimeState)
+	if timed && tst.Lost() {
+		return fmt.Errorf("%w: %s", ErrStateLost, o.inst)
+	}
 	switch {
 	case it.timer:
 		if !timed {

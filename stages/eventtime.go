@@ -105,9 +105,11 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	if zero == nil {
 		zero = func() A { var a A; return a }
 	}
-	comb := window.Combine[T, A]{
+	// The driver folds records lifted beforehand (see StepTime), keeping
+	// the record itself for the late side output.
+	comb := window.Combine[lifted[T, A], A]{
 		Zero:  zero,
-		Add:   func(acc A, v T) A { return c.Merge(acc, c.Lift(v)) },
+		Add:   func(acc A, v lifted[T, A]) A { return c.Merge(acc, v.a) },
 		Merge: c.Merge,
 	}
 	drv, err := window.NewWindowing(strategy, comb)
@@ -123,7 +125,7 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	n := p.addNode(loc, node, append([]Option{Name(fmt.Sprintf("%s %s", c.Name, w))}, opts...))
 	n.NewState = func(inst plan.Instance) plan.State {
 		return &windowState[K, T, A, O]{n: n, d: drv, c: c, hash: k.hash, late: late,
-			groups: make([]map[K]*keyEntry[K, A], max(1, inst.MaxParallelism)), out: window.Output[T, A]{KeepDropped: late}}
+			groups: make([]map[K]*keyEntry[K, A], max(1, inst.MaxParallelism)), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
 	}
 	if late {
 		return Stream[Windowed[K, O]]{p: p, node: n}, Stream[Late[K, T]]{p: p, node: n, port: 1}
@@ -151,7 +153,7 @@ const (
 // and holds are found through heaps whose stale entries are skipped.
 type windowState[K comparable, T, A, O any] struct {
 	n      *plan.Node
-	d      *window.Windowing[T, A]
+	d      *window.Windowing[lifted[T, A], A]
 	c      Combiner[T, A, O]
 	hash   func(K) uint64
 	late   bool
@@ -160,10 +162,14 @@ type windowState[K comparable, T, A, O any] struct {
 	procs  timerHeap[K, A] // by processing time
 	holds  timerHeap[K, A]
 	wm     int64
-	out    window.Output[T, A]
+	out    window.Output[lifted[T, A], A]
 	keys   []K // the key of each pane in out.Panes
 	lateK  []K // the key of each record in out.Dropped
-	elem   [1]window.Element[T]
+	elem   [1]window.Element[lifted[T, A]]
+	lifts  []A
+	// lost is set while user code (a combiner's Merge or Output) runs on
+	// the state: a panic there leaves the state half changed.
+	lost bool
 }
 
 // keyed records which key the panes and drops the driver just made are of.
@@ -217,20 +223,42 @@ func (s *windowState[K, T, A, O]) requeue(e *keyEntry[K, A]) {
 	}
 }
 
+// StepTime adds a batch in two phases, as the pre-combiner does: the user's
+// Lift runs over the whole batch first, leaving the state untouched if it
+// panics (the batch is retried); then the records go into the windows, where
+// only a user combiner's Merge or Output can panic, and then the state is
+// reported lost rather than counting records twice.
 func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(*plan.Batch)) {
 	xs := in.Data.([]KV[K, T])
+	s.lifts = s.lifts[:0]
+	func() {
+		i := -1
+		defer func() { repanic(recover(), s.n, xs, i) }()
+		for i = range xs {
+			s.lifts = append(s.lifts, s.c.Lift(xs[i].Value))
+		}
+	}()
+	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
 	for i, x := range xs {
 		e := s.entry(x.Key)
-		s.elem[0] = window.Element[T]{Value: x.Value, Time: window.Time(in.Times[i])}
+		s.elem[0] = window.Element[lifted[T, A]]{Value: lifted[T, A]{v: x.Value, a: s.lifts[i]}, Time: window.Time(in.Times[i])}
 		s.d.ProcessElements(&e.st, s.elem[:], window.Time(wm), window.Time(pt), &s.out)
 		s.keyed(x.Key)
 		s.requeue(e)
 	}
 	s.emit(emit)
+	s.lost = false
+}
+
+// lifted is a record with its accumulator, as the driver holds it.
+type lifted[T, A any] struct {
+	v T
+	a A
 }
 
 func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int64 {
+	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
 	for len(s.events.items) > 0 && s.events.items[0].at <= wm {
 		t := s.events.pop()
@@ -243,6 +271,7 @@ func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int6
 		s.requeue(t.e)
 	}
 	s.emit(emit)
+	s.lost = false
 	out := wm
 	for len(s.holds.items) > 0 {
 		t := s.holds.items[0]
@@ -269,6 +298,7 @@ func (s *windowState[K, T, A, O]) NextTimer() (int64, bool) {
 }
 
 func (s *windowState[K, T, A, O]) Fire(pt int64, emit func(*plan.Batch)) {
+	s.lost = !s.c.safe
 	for len(s.procs.items) > 0 && s.procs.items[0].at <= pt {
 		t := s.procs.pop()
 		if t.e.proc != t.at {
@@ -280,6 +310,7 @@ func (s *windowState[K, T, A, O]) Fire(pt int64, emit func(*plan.Batch)) {
 		s.requeue(t.e)
 	}
 	s.emit(emit)
+	s.lost = false
 }
 
 // Step serves a batch without times (never, behind EventTime).
@@ -292,7 +323,7 @@ func (s *windowState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
 	s.Advance(maxTime, emit)
 }
 
-func (s *windowState[K, T, A, O]) Lost() bool { return false }
+func (s *windowState[K, T, A, O]) Lost() bool { return s.lost }
 
 func (s *windowState[K, T, A, O]) Dropped() (late, closed int64) {
 	return s.out.DroppedLate, s.out.DroppedClosed
@@ -313,7 +344,7 @@ func (s *windowState[K, T, A, O]) emit(emit func(*plan.Batch)) {
 		out := make([]Late[K, T], len(s.out.Dropped))
 		times := make([]int64, len(s.out.Dropped))
 		for i, d := range s.out.Dropped {
-			out[i] = Late[K, T]{Key: s.lateK[i], Value: d.Element.Value, Time: d.Element.Time, Window: d.Window, Closed: d.Reason == window.WindowClosed}
+			out[i] = Late[K, T]{Key: s.lateK[i], Value: d.Element.Value.v, Time: d.Element.Time, Window: d.Window, Closed: d.Reason == window.WindowClosed}
 			times[i] = int64(d.Element.Time)
 		}
 		emit(&plan.Batch{Data: out, Times: times, Port: 1})
