@@ -293,8 +293,11 @@ func (s *joinState[K, L, R]) Flush(emit func(*plan.Batch)) {
 
 func (s *joinState[K, L, R]) Lost() bool { return false }
 
-// Preferred asks for the build side first, so that probe records wait in
-// their channels, not in memory.
+// Preferred asks for the build side first: queued build batches are stepped
+// before probe batches. Probe batches that arrive while no build batch is
+// queued are still taken and held in memory until the build side ends
+// (refusing them could deadlock a graph that feeds both sides from one
+// source).
 func (s *joinState[K, L, R]) Preferred() int {
 	if s.built {
 		return -1
