@@ -129,8 +129,17 @@ func (x *Execution) instances() int {
 func (x *Execution) Wait() (*Result, error) {
 	<-x.done // a cancelled ctx ends the job through the watcher in Start
 	err := x.err
-	// Stop every actor before touching the hosts from this goroutine.
-	_ = x.system.Root.StopFuture(x.job).Wait()
+	// Stop every actor before touching the hosts from this goroutine. If
+	// they do not stop (a user function blocked for good), the hosts are
+	// still in use: leave the sinks and readers alone and say so.
+	if serr := x.system.Root.StopFuture(x.job).Wait(); serr != nil {
+		x.system.Shutdown()
+		if err == nil {
+			err = errors.New("the job ended but its actors did not stop")
+		}
+		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
+			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
+	}
 	x.system.Shutdown()
 	for _, hs := range x.hosts {
 		for _, h := range hs {
