@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sluice-data/sluice"
@@ -210,3 +211,45 @@ func (w *perInstanceWriter) Write(xs []stages.Joined[int64, order, user]) error 
 func (w *perInstanceWriter) Prepare() error { return nil }
 func (w *perInstanceWriter) Commit() error  { return nil }
 func (w *perInstanceWriter) Abort() error   { return nil }
+
+// TestJoinFuncAndRetry: JoinFunc gives what Join and a Map give, for every
+// kind and strategy; a projection that panics once (on a probe batch that
+// waited for the build side, or later) is retried and changes nothing.
+func TestJoinFuncAndRetry(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	orders := make([]order, 5000)
+	for i := range orders {
+		orders[i] = order{User: r.Int64N(300), Amount: int64(i)}
+	}
+	var users []user
+	for id := int64(0); id < 400; id += 2 {
+		users = append(users, user{ID: id, Age: id % 70})
+	}
+	for _, kind := range []stages.JoinKind{stages.Inner, stages.LeftOuter, stages.FullOuter} {
+		for _, strategy := range []plan.JoinStrategy{plan.JoinBroadcast, plan.JoinShuffle} {
+			want := plainJoin(orders, users, kind)
+			var panicked atomic.Bool
+			p := stages.NewPipeline("joinfunc")
+			o := stages.KeyBy(stages.FromSlice(p, orders), func(o order) int64 { return o.User })
+			u := stages.KeyBy(stages.FromSlice(p, users), func(u user) int64 { return u.ID })
+			j := stages.JoinFunc(o, u, kind, func(k int64, l order, r user, hasL, hasR bool) string {
+				if l.Amount >= 2500 && panicked.CompareAndSwap(false, true) {
+					panic("transient")
+				}
+				return joinedString(stages.Joined[int64, order, user]{Key: k, Left: l, Right: r, HasLeft: hasL, HasRight: hasR})
+			}, stages.Strategy(strategy))
+			c := stages.Collect(j)
+			if _, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 2, Runtime: fastRestarts()}); err != nil {
+				t.Fatalf("%s/%s: %v", kind, strategy, err)
+			}
+			if !panicked.Load() {
+				t.Fatalf("%s/%s: the projection never panicked", kind, strategy)
+			}
+			got := c.Values()
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s/%s: %d rows after a retried panic, want %d", kind, strategy, len(got), len(want))
+			}
+		}
+	}
+}

@@ -34,13 +34,11 @@ import (
 //	sluice run orders-join --arg orders=/data/w/orders --arg users=/data/w/users --arg out=/data/w1
 var OrdersJoin = stages.Register("orders-join", func(p *stages.Pipeline, args stages.Args) {
 	orders, users := readOrdersUsers(p, args)
-	joined := stages.Join(stages.KeyBy(orders, Order.userID), stages.KeyBy(users, User.userID), stages.Inner,
-		stages.Name("join users"))
-	rows := stages.Map(joined, func(j stages.Joined[int64, Order, User]) OrderUser {
-		o, u := j.Left, j.Right
-		return OrderUser{UserID: o.UserID, OrderID: o.OrderID, TS: o.TS, Amount: o.Amount,
-			Age: u.Age, Country: u.Country, LifetimeValue: u.LifetimeValue}
-	}, stages.Name("order-user"))
+	rows := stages.JoinFunc(stages.KeyBy(orders, Order.userID), stages.KeyBy(users, User.userID), stages.Inner,
+		func(_ int64, o Order, u User, _, _ bool) OrderUser {
+			return OrderUser{UserID: o.UserID, OrderID: o.OrderID, TS: o.TS, Amount: o.Amount,
+				Age: u.Age, Country: u.Country, LifetimeValue: u.LifetimeValue}
+		}, stages.Name("join users"))
 	days := &dayNames{}
 	writeParquet(rows, "orders-join", outputDir(args, "orders-join"),
 		[]parquetio.WriteOption{parquetio.PartitionByFunc("day", func(r OrderUser) string { return days.of(r.TS) })})

@@ -78,13 +78,27 @@ func Records(n int64) Option { return optionFunc(func(o *stageOptions) { o.recor
 // by key with the left side otherwise. Every pair of matching records gives
 // one output; unmatched records are kept as kind says.
 func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind JoinKind, opts ...Option) Stream[Joined[K, L, R]] {
-	loc := caller()
+	return joinFunc(left, right, kind, func(k K, l L, r R, hasLeft, hasRight bool) Joined[K, L, R] {
+		return Joined[K, L, R]{Key: k, Left: l, Right: r, HasLeft: hasLeft, HasRight: hasRight}
+	}, caller(), opts)
+}
+
+// JoinFunc is Join with the output made by f from each match (or unmatched
+// record, with hasLeft or hasRight false), saving the Joined record and a
+// Map after it: what a feature join that projects columns wants.
+func JoinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], kind JoinKind,
+	f func(key K, l L, r R, hasLeft, hasRight bool) O, opts ...Option) Stream[O] {
+	return joinFunc(left, right, kind, f, caller(), opts)
+}
+
+func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], kind JoinKind,
+	f func(key K, l L, r R, hasLeft, hasRight bool) O, loc string, opts []Option) Stream[O] {
 	p := left.s.p
-	check(loc, "join", left.s, left.key == nil)
+	check(loc, "join", left.s, left.key == nil || f == nil)
 	check(loc, "join", right.s, right.key == nil)
 	if right.s.p != p {
 		p.fail(loc, "join: the right side belongs to pipeline %q, not %q", right.s.p.Name(), p.Name())
-		return Stream[Joined[K, L, R]]{p: p, node: left.s.node}
+		return Stream[O]{p: p, node: left.s.node}
 	}
 	o := applyOptions(opts)
 	l := keyed(left, loc)
@@ -113,13 +127,13 @@ func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind Join
 		}
 		spec.Skew.Declared = append(spec.Skew.Declared, plan.HotKey{Hash: left.hash(key), Key: fmt.Sprint(key), Ways: o.hotWays})
 	}
-	n := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "join", Out: plan.TypeOf[Joined[K, L, R]](), Join: spec,
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "join", Out: plan.TypeOf[O](), Join: spec,
 		Inputs: []plan.Input{
 			{From: l.node, Edge: plan.Hash, Key: kvKey[K, L](left.hash)},
 			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
 		}}, opts)
 	n.NewState = func(inst plan.Instance) plan.State {
-		s := &joinState[K, L, R]{kind: kind, matched: map[int32]bool{}}
+		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, matched: map[int32]bool{}}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
 			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
 				return &sharedTable[K, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances)}, nil
@@ -130,7 +144,7 @@ func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind Join
 		}
 		return s
 	}
-	return Stream[Joined[K, L, R]]{p: p, node: n}
+	return Stream[O]{p: p, node: n}
 }
 
 // keyed adds the stage that computes k's keys: a fusable transform to
@@ -197,8 +211,10 @@ func insertChained[K comparable, R any](rows *[]KV[K, R], next *[]int32, heads m
 }
 
 // joinState is one join instance: input 0 probes, input 1 builds.
-type joinState[K comparable, L, R any] struct {
+type joinState[K comparable, L, R, O any] struct {
+	n      *plan.Node
 	kind   JoinKind
+	f      func(K, L, R, bool, bool) O
 	shared *sharedTable[K, R]
 	own    *table[K, R] // a shuffle join's own build side
 	next   []int32
@@ -209,14 +225,14 @@ type joinState[K comparable, L, R any] struct {
 	matched map[int32]bool // build rows matched, for a full outer join
 }
 
-func (s *joinState[K, L, R]) rows() ([]KV[K, R], []int32, map[K]int32) {
+func (s *joinState[K, L, R, O]) rows() ([]KV[K, R], []int32, map[K]int32) {
 	if s.shared != nil {
 		return s.shared.t.rows, s.shared.next, s.shared.heads
 	}
 	return s.own.rows, s.next, s.heads
 }
 
-func (s *joinState[K, L, R]) StepInput(i int, in *plan.Batch, emit func(*plan.Batch)) {
+func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan.Batch)) {
 	if i == 1 {
 		if s.shared != nil {
 			s.shared.add(in)
@@ -237,20 +253,26 @@ func (s *joinState[K, L, R]) StepInput(i int, in *plan.Batch, emit func(*plan.Ba
 	s.probe(in, emit)
 }
 
-func (s *joinState[K, L, R]) probe(in *plan.Batch, emit func(*plan.Batch)) {
+// probe joins a probe batch; the user's f may panic, and then nothing has
+// been emitted and nothing changed but the (idempotent) matched set.
+func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
 	rows, next, heads := s.rows()
 	xs := in.Data.([]KV[K, L])
-	out := make([]Joined[K, L, R], 0, len(xs))
-	for _, x := range xs {
+	out := make([]O, 0, len(xs))
+	var noR R
+	i := -1
+	defer func() { repanic(recover(), s.n, xs, i) }()
+	for i = range xs {
+		x := &xs[i]
 		h, ok := heads[x.Key]
 		if !ok {
 			if s.kind != Inner {
-				out = append(out, Joined[K, L, R]{Key: x.Key, Left: x.Value, HasLeft: true})
+				out = append(out, s.f(x.Key, x.Value, noR, true, false))
 			}
 			continue
 		}
 		for j := h; j >= 0; j = next[j] {
-			out = append(out, Joined[K, L, R]{Key: x.Key, Left: x.Value, Right: rows[j].Value, HasLeft: true, HasRight: true})
+			out = append(out, s.f(x.Key, x.Value, rows[j].Value, true, true))
 			if s.kind == FullOuter {
 				s.matched[j] = true
 			}
@@ -261,29 +283,35 @@ func (s *joinState[K, L, R]) probe(in *plan.Batch, emit func(*plan.Batch)) {
 	}
 }
 
-func (s *joinState[K, L, R]) EndInput(i int, emit func(*plan.Batch)) {
+func (s *joinState[K, L, R, O]) EndInput(i int, emit func(*plan.Batch)) {
 	if i != 1 {
 		return
 	}
 	s.built = true
-	pending := s.pending
-	s.pending = nil
-	for _, b := range pending {
+	// Probe what waited; drop it only when all of it is done, so that a
+	// panic retries the whole of it (its outputs were not kept).
+	for _, b := range s.pending {
 		s.probe(b, emit)
 	}
+	s.pending = nil
 }
 
-func (s *joinState[K, L, R]) Step(in *plan.Batch, emit func(*plan.Batch)) { s.StepInput(0, in, emit) }
+func (s *joinState[K, L, R, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
+	s.StepInput(0, in, emit)
+}
 
-func (s *joinState[K, L, R]) Flush(emit func(*plan.Batch)) {
+func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 	if s.kind != FullOuter {
 		return
 	}
 	rows, _, _ := s.rows()
-	var out []Joined[K, L, R]
-	for j, r := range rows {
+	var out []O
+	var noL L
+	j := -1
+	defer func() { repanic(recover(), s.n, rows, j) }()
+	for j = range rows {
 		if !s.matched[int32(j)] {
-			out = append(out, Joined[K, L, R]{Key: r.Key, Right: r.Value, HasRight: true})
+			out = append(out, s.f(rows[j].Key, noL, rows[j].Value, false, true))
 		}
 	}
 	if len(out) > 0 {
@@ -291,14 +319,14 @@ func (s *joinState[K, L, R]) Flush(emit func(*plan.Batch)) {
 	}
 }
 
-func (s *joinState[K, L, R]) Lost() bool { return false }
+func (s *joinState[K, L, R, O]) Lost() bool { return false }
 
 // Preferred asks for the build side first: queued build batches are stepped
 // before probe batches. Probe batches that arrive while no build batch is
 // queued are still taken and held in memory until the build side ends
 // (refusing them could deadlock a graph that feeds both sides from one
 // source).
-func (s *joinState[K, L, R]) Preferred() int {
+func (s *joinState[K, L, R, O]) Preferred() int {
 	if s.built {
 		return -1
 	}

@@ -23,12 +23,15 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		batches = append(batches, &plan.Batch{Data: rows})
 	}
 	shared := &sharedTable[int64, int64]{seen: map[*plan.Batch]int{}, local: instances}
-	states := make([]*joinState[int64, int64, int64], instances)
+	states := make([]*joinState[int64, int64, int64, Joined[int64, int64, int64]], instances)
 	var wg sync.WaitGroup
 	for i := range states {
-		states[i] = &joinState[int64, int64, int64]{kind: Inner, shared: shared, matched: map[int32]bool{}}
+		states[i] = &joinState[int64, int64, int64, Joined[int64, int64, int64]]{kind: Inner, shared: shared, matched: map[int32]bool{},
+			f: func(k, l, r int64, hl, hr bool) Joined[int64, int64, int64] {
+				return Joined[int64, int64, int64]{Key: k, Left: l, Right: r, HasLeft: hl, HasRight: hr}
+			}}
 		wg.Add(1)
-		go func(s *joinState[int64, int64, int64], order int) {
+		go func(s *joinState[int64, int64, int64, Joined[int64, int64, int64]], order int) {
 			defer wg.Done()
 			for j := range batches {
 				s.StepInput(1, batches[(j+order*17)%len(batches)], nil)
