@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-data/sluice/internal/sinkstate"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -86,18 +87,6 @@ func fileSafe(s string) string {
 	return string(b)
 }
 
-type writerState int
-
-const (
-	writing writerState = iota
-	prepared
-	committed
-	aborted
-	broken // a write or prepare failed: only Abort remains
-)
-
-var stateNames = [...]string{"writing", "prepared", "committed", "aborted", "failed"}
-
 type writer[T any] struct {
 	dir, final, staging string
 	inst                stages.Instance
@@ -105,7 +94,7 @@ type writer[T any] struct {
 	bw                  *bufio.Writer
 	enc                 *json.Encoder
 	records             int64
-	state               writerState
+	state               sinkstate.State
 }
 
 func (w *writer[T]) errorf(verb string, err error) error {
@@ -113,11 +102,18 @@ func (w *writer[T]) errorf(verb string, err error) error {
 }
 
 func (w *writer[T]) outOfOrder(op string) error {
-	return w.errorf(op, fmt.Errorf("%w: %s after the writer %s", ErrState, op, stateNames[w.state]))
+	return w.wrapState(op, sinkstate.OutOfOrder(w.state, op, ErrState))
+}
+
+func (w *writer[T]) wrapState(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return w.errorf(op, err)
 }
 
 func (w *writer[T]) Write(recs []T) error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("writing")
 	}
 	for i := range recs {
@@ -130,7 +126,7 @@ func (w *writer[T]) Write(recs []T) error {
 				// but the job cannot go on without the record.
 				return w.errorf("writing", fmt.Errorf("record %d (%s): %w", w.records, format(recs[i]), err))
 			}
-			w.state = broken
+			w.state = sinkstate.Failed
 			return w.errorf("writing", err)
 		}
 		w.records++
@@ -139,7 +135,7 @@ func (w *writer[T]) Write(recs []T) error {
 }
 
 func (w *writer[T]) Prepare() error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("preparing")
 	}
 	err := w.bw.Flush()
@@ -151,25 +147,21 @@ func (w *writer[T]) Prepare() error {
 	}
 	w.f = nil
 	if err != nil {
-		w.state = broken
+		w.state = sinkstate.Failed
 		return w.errorf("preparing", err)
 	}
-	w.state = prepared
+	w.state = sinkstate.Prepared
 	return nil
 }
 
 func (w *writer[T]) Commit() error {
-	switch w.state {
-	case committed:
-		return nil
-	case prepared:
-	default:
-		return w.outOfOrder("committing")
+	if work, err := w.state.Committing(ErrState); !work {
+		return w.wrapState("committing", err)
 	}
 	if err := os.Rename(w.staging, w.final); err != nil {
 		return w.errorf("committing", err)
 	}
-	w.state = committed
+	w.state = sinkstate.Committed
 	if w.inst.Index == 0 && w.inst.Parallelism >= 1 {
 		if err := removeStaleParts(w.dir, w.inst.Parallelism); err != nil {
 			return w.errorf("committing", err)
@@ -183,11 +175,10 @@ func (w *writer[T]) Commit() error {
 }
 
 func (w *writer[T]) Abort() error {
-	switch w.state {
-	case committed, aborted:
+	if !w.state.Aborting() {
 		return nil
 	}
-	w.state = aborted
+	w.state = sinkstate.Aborted
 	if w.f != nil {
 		_ = w.f.Close() // the file is being thrown away
 		w.f = nil

@@ -9,6 +9,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-data/sluice/internal/sinkstate"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -89,18 +90,6 @@ func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer
 		pubOpts: []jetstream.PublishOpt{jetstream.WithStallWait(s.cfg.ackTimeout)}}, nil
 }
 
-type writerState int
-
-const (
-	writing writerState = iota
-	prepared
-	committed
-	aborted
-	broken // a publish failed: only Abort remains
-)
-
-var stateNames = [...]string{"writing", "prepared", "committed", "aborted", "failed"}
-
 // inflight is a publish awaiting its acknowledgement.
 type inflight struct {
 	paf     jetstream.PubAckFuture
@@ -117,11 +106,18 @@ type writer[T any] struct {
 	pubOpts []jetstream.PublishOpt
 	pending []inflight // in publishing order
 	records int64
-	state   writerState
+	state   sinkstate.State
 }
 
 func (w *writer[T]) outOfOrder(op string) error {
-	return fmt.Errorf("nats: %s: %w: %s after the writer %s", w.s.url, ErrState, op, stateNames[w.state])
+	return w.wrapState(op, sinkstate.OutOfOrder(w.state, op, ErrState))
+}
+
+func (w *writer[T]) wrapState(_ string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("nats: %s: %w", w.s.url, err)
 }
 
 func describe(record int64, subject, id string) string {
@@ -132,7 +128,7 @@ func describe(record int64, subject, id string) string {
 }
 
 func (w *writer[T]) Write(recs []T) error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("writing")
 	}
 	for i := range recs {
@@ -157,7 +153,7 @@ func (w *writer[T]) Write(recs []T) error {
 		}
 		paf, err := w.js.PublishMsgAsync(msg, opts...)
 		if err != nil {
-			w.state = broken
+			w.state = sinkstate.Failed
 			return fmt.Errorf("nats: publishing %s: %w", describe(w.records, subject, id), err)
 		}
 		w.pending = append(w.pending, inflight{paf: paf, record: w.records, subject: subject, id: id})
@@ -199,7 +195,7 @@ func (w *writer[T]) settle(wait bool) error {
 			}
 		}
 		if err != nil {
-			w.state = broken
+			w.state = sinkstate.Failed
 			return fmt.Errorf("nats: publishing %s: %w", describe(p.record, p.subject, p.id), err)
 		}
 	}
@@ -208,36 +204,32 @@ func (w *writer[T]) settle(wait bool) error {
 
 // Prepare waits until every publish has been acknowledged.
 func (w *writer[T]) Prepare() error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("preparing")
 	}
 	if err := w.settle(true); err != nil {
 		return err
 	}
-	w.state = prepared
+	w.state = sinkstate.Prepared
 	return nil
 }
 
 // Commit closes the connection: the messages were visible once published.
 func (w *writer[T]) Commit() error {
-	switch w.state {
-	case committed:
-		return nil
-	case prepared:
-	default:
-		return w.outOfOrder("committing")
+	if work, err := w.state.Committing(ErrState); !work {
+		return w.wrapState("committing", err)
 	}
-	w.state = committed
+	w.state = sinkstate.Committed
 	w.close()
 	return nil
 }
 
 // Abort closes the connection; what was published stays in the stream.
 func (w *writer[T]) Abort() error {
-	if w.state == committed || w.state == aborted {
+	if !w.state.Aborting() {
 		return nil
 	}
-	w.state = aborted
+	w.state = sinkstate.Aborted
 	w.close()
 	return nil
 }

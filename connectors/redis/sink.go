@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/sluice-data/sluice/internal/sinkstate"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -219,17 +220,6 @@ func (v *values[T]) Open(ctx context.Context, _ stages.Instance) (stages.Writer[
 	})
 }
 
-type writerState int
-
-const (
-	writing writerState = iota
-	prepared
-	committed
-	aborted
-)
-
-var stateNames = [...]string{"writing", "prepared", "committed", "aborted"}
-
 // writer sends each Write's records as pipelined commands.
 type writer[T any] struct {
 	ctx     context.Context
@@ -240,15 +230,22 @@ type writer[T any] struct {
 	keys    []string // the key of each queued command
 	recs    []int    // the record (index in the batch) of each queued command
 	records int64
-	state   writerState
+	state   sinkstate.State
 }
 
 func (w *writer[T]) outOfOrder(op string) error {
-	return fmt.Errorf("redis: %s: %w: %s after the writer %s", w.addr, ErrState, op, stateNames[w.state])
+	return w.wrapState(op, sinkstate.OutOfOrder(w.state, op, ErrState))
+}
+
+func (w *writer[T]) wrapState(_ string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("redis: %s: %w", w.addr, err)
 }
 
 func (w *writer[T]) Write(recs []T) error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("writing")
 	}
 	for lo := 0; lo < len(recs); lo += batchSize {
@@ -306,32 +303,28 @@ func noScript(cmds []goredis.Cmder) bool {
 
 // Prepare has nothing to flush: every Write waited for its replies.
 func (w *writer[T]) Prepare() error {
-	if w.state != writing {
+	if w.state != sinkstate.Writing {
 		return w.outOfOrder("preparing")
 	}
-	w.state = prepared
+	w.state = sinkstate.Prepared
 	return nil
 }
 
 // Commit closes the connection: what was written is visible already.
 func (w *writer[T]) Commit() error {
-	switch w.state {
-	case committed:
-		return nil
-	case prepared:
-	default:
-		return w.outOfOrder("committing")
+	if work, err := w.state.Committing(ErrState); !work {
+		return w.wrapState("committing", err)
 	}
-	w.state = committed
+	w.state = sinkstate.Committed
 	return w.close()
 }
 
 // Abort closes the connection; what was written stays.
 func (w *writer[T]) Abort() error {
-	if w.state == committed || w.state == aborted {
+	if !w.state.Aborting() {
 		return nil
 	}
-	w.state = aborted
+	w.state = sinkstate.Aborted
 	return w.close()
 }
 
