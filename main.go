@@ -221,6 +221,16 @@ func parseStatus(err error) int {
 }
 
 // build looks the job up and builds its pipeline, or reports why it cannot.
+// pipeline parses a job's command line and builds its pipeline; a code of
+// 0 or more means stop with it.
+func (c *cli) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pipeline, int) {
+	name, code := c.parseJob(fs, args)
+	if code >= 0 {
+		return nil, code
+	}
+	return c.build(name, f)
+}
+
 func (c *cli) build(name string, f *jobFlags) (*stages.Pipeline, int) {
 	if f.parallelism < 0 {
 		c.errorf("--parallelism %d must not be negative", f.parallelism)
@@ -269,11 +279,7 @@ func (c *cli) listJobs(w io.Writer, jobs []*stages.Job) {
 
 func (c *cli) plan(ctx context.Context, args []string) int {
 	fs, f := c.planFlags()
-	name, code := c.parseJob(fs, args)
-	if code >= 0 {
-		return code
-	}
-	p, code := c.build(name, f)
+	p, code := c.pipeline(fs, f, args)
 	if code >= 0 {
 		return code
 	}
@@ -291,11 +297,7 @@ const pollInterval = 150 * time.Millisecond
 
 func (c *cli) run(ctx context.Context, args []string) int {
 	fs, f := c.runFlags()
-	name, code := c.parseJob(fs, args)
-	if code >= 0 {
-		return code
-	}
-	p, code := c.build(name, f)
+	p, code := c.pipeline(fs, f, args)
 	if code >= 0 {
 		return code
 	}
@@ -317,7 +319,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	writeSummary(c.stdout, res)
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			c.errorf("job %q interrupted", name)
+			c.errorf("job %q interrupted", p.Name())
 		} else {
 			c.errorf("%v", err)
 		}
