@@ -199,10 +199,7 @@ func (a *instanceActor) Receive(c actor.Context) {
 		h.start(c)
 	case produceMsg:
 		h.produce(c)
-	case dataMsg:
-		if m.backlog > 0 {
-			_ = m.backlog // the sender's backlog; a hint for floating credit, unused in one process
-		}
+	case dataMsg: // m.backlog, the sender's backlog, is for floating credit across processes
 		h.inq = append(h.inq, m)
 		h.pump(c)
 	case creditMsg:

@@ -184,13 +184,11 @@ func shortPath(file string) string {
 }
 
 // check reports a nil function or a stream of another pipeline.
-func check[T any](loc, op string, s Stream[T], fnNil bool) bool {
+func check[T any](loc, op string, s Stream[T], fnNil bool) {
 	if s.p == nil {
 		panic(fmt.Sprintf("stages: %s: %s of a zero Stream", loc, op))
 	}
 	if fnNil {
 		s.p.fail(loc, "%s: nil function", op)
-		return false
 	}
-	return true
 }
