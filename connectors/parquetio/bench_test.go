@@ -86,13 +86,16 @@ func BenchmarkRead1M(b *testing.B) {
 	}
 	_ = f.Close()
 	for _, tc := range []struct {
-		name string
-		opts []parquetio.ReadOption
+		name    string
+		opts    []parquetio.ReadOption
+		general bool
 	}{
-		{"all", nil},
-		{"where-10pct", []parquetio.ReadOption{parquetio.Where("id", ">=", benchRows*9/10)}},
+		{"all", nil, false},
+		{"all-general", nil, true}, // the baseline: parquet-go's row reader
+		{"where-10pct", []parquetio.ReadOption{parquetio.Where("id", ">=", benchRows*9/10)}, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			defer parquetio.SetDirect(!tc.general)()
 			b.ReportAllocs()
 			var rows int64
 			for range b.N {

@@ -55,8 +55,8 @@ func byID(xs []Event) []Event {
 	return xs
 }
 
-func keep(xs []Event, f func(Event) bool) []Event {
-	var out []Event
+func keep[T any](xs []T, f func(T) bool) []T {
+	var out []T
 	for _, x := range xs {
 		if f(x) {
 			out = append(out, x)

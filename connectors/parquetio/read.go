@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -52,6 +53,9 @@ type fileMeta struct {
 	bound []*boundFilter
 	proj  *parquet.Schema // the filter columns, for exact filtering
 	cols  []int           // file column indexes that a split reads
+	// direct, when not nil, is how the direct path reads the record's
+	// columns (direct.go).
+	direct []directField
 }
 
 // dataFile is a listed data file.
@@ -325,6 +329,7 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 	if meta.fit, err = s.rec.fit(fs, df.parts); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	meta.direct = s.rec.directPlan(fs)
 	partKeys := map[string]bool{}
 	for _, p := range df.parts {
 		partKeys[p.key] = true
@@ -556,9 +561,10 @@ type reader[T any] struct {
 	r    readerAt
 	d    *splitData
 
-	rows   *parquet.GenericReader[T]
-	side   *parquet.Reader // the filter columns, when filtering
-	sideIx []int           // each bound filter's column in side's rows
+	rows   *parquet.GenericReader[T] // the general path
+	direct *directReader             // or the direct one
+	side   *parquet.Reader           // the filter columns, when filtering
+	sideIx []int                     // each bound filter's column in side's rows
 	buf    []parquet.Row
 
 	ranges []rowRange
@@ -607,7 +613,11 @@ func (rd *reader[T]) open(blob bool) (err error) {
 			}
 		}
 	}
-	rd.rows = parquet.NewGenericRowGroupReader[T](rg)
+	if meta.direct != nil {
+		rd.direct = newDirectReader(rg, meta.direct)
+	} else {
+		rd.rows = parquet.NewGenericRowGroupReader[T](rg)
+	}
 	if rd.d.filter {
 		rd.side = parquet.NewRowGroupReader(rg, meta.proj)
 		for _, bf := range meta.bound {
@@ -639,7 +649,7 @@ func (rd *reader[T]) Read(buf []T) (n int, err error) {
 		}
 		want := int(min(int64(len(buf)-n), rr.end-rr.start))
 		out := buf[n : n+want]
-		k, rerr := rd.rows.Read(out)
+		k, rerr := rd.readRows(out)
 		if rerr != nil && rerr != io.EOF {
 			return n, fmt.Errorf("%s: %w: reading row %d: %v", rd.desc, ErrCorrupt, rd.pos, rerr)
 		}
@@ -670,8 +680,23 @@ func (rd *reader[T]) Read(buf []T) (n int, err error) {
 	return n, nil
 }
 
+// readRows reads the next len(out) rows of the row group, which has them.
+func (rd *reader[T]) readRows(out []T) (int, error) {
+	if rd.direct == nil {
+		return rd.rows.Read(out)
+	}
+	if err := rd.direct.read(unsafe.Pointer(unsafe.SliceData(out)), unsafe.Sizeof(out[0]), len(out)); err != nil {
+		return 0, err
+	}
+	return len(out), nil
+}
+
 func (rd *reader[T]) seek(row int64) error {
-	if err := rd.rows.SeekToRow(row); err != nil {
+	if rd.direct != nil {
+		if err := rd.direct.seek(row); err != nil {
+			return err
+		}
+	} else if err := rd.rows.SeekToRow(row); err != nil {
 		return err
 	}
 	if rd.side != nil {
@@ -735,6 +760,9 @@ func (rd *reader[T]) Close() error {
 	var errs []error
 	if rd.rows != nil {
 		errs = append(errs, rd.rows.Close())
+	}
+	if rd.direct != nil {
+		errs = append(errs, rd.direct.close())
 	}
 	if rd.side != nil {
 		errs = append(errs, rd.side.Close())

@@ -1,0 +1,184 @@
+package parquetio_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluice-data/sluice/connectors/parquetio"
+)
+
+// flat is a record the direct path reads: flat columns of plain types,
+// a dictionary-encoded string among them.
+type flat struct {
+	ID      int64   `parquet:"id"`
+	Small   int32   `parquet:"small"`
+	Ratio   float32 `parquet:"ratio"`
+	Amount  float64 `parquet:"amount"`
+	TS      int64   `parquet:"ts,timestamp(millisecond)"`
+	Country string  `parquet:"country,dict"`
+	Name    string  `parquet:"name"`
+	Code    int64   `parquet:"code,dict"`
+}
+
+// flatProj reads three of flat's columns, in another order.
+type flatProj struct {
+	Name    string `parquet:"name"`
+	Country string `parquet:"country"`
+	ID      int64  `parquet:"id"`
+}
+
+// flatOpt is flat's file with an optional column, which holds no nulls.
+type flatOpt struct {
+	ID     int64    `parquet:"id"`
+	Amount *float64 `parquet:"amount,optional"`
+}
+
+func usesDirect[T any](path string) (r struct {
+	direct bool
+	err    error
+}) {
+	r.direct, r.err = parquetio.UsesDirect[T](path)
+	return r
+}
+
+func flats(n int) []flat {
+	out := make([]flat, n)
+	for i := range out {
+		out[i] = flat{
+			ID:      int64(i),
+			Small:   int32(i%1000 - 500),
+			Ratio:   float32(i) / 7,
+			Amount:  float64(i*31%10007) / 100,
+			TS:      1_700_000_000_000 + int64(i)*1000,
+			Country: []string{"de", "fr", "jp", "us", "br"}[i*7%5],
+			Name:    fmt.Sprintf("name-%d", i*7919%100_003),
+			Code:    int64(i % 17),
+		}
+	}
+	return out
+}
+
+// writeFile writes xs with parquet-go itself, in small pages and row
+// groups so that reads cross many page and row-group boundaries.
+func writeFile[T any](t *testing.T, path string, xs []T, rowGroup int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[T](f, parquet.PageBufferSize(2<<10))
+	for len(xs) > 0 {
+		k := min(rowGroup, len(xs))
+		if _, err := w.Write(xs[:k]); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		xs = xs[k:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readBoth reads url as T on the direct path and on the general path and
+// fails unless both give the same records; it returns them sorted by less.
+func readBoth[T any](t *testing.T, url string, cmp func(a, b T) int, opts ...parquetio.ReadOption) []T {
+	t.Helper()
+	direct := read[T](t, url, opts...)
+	restore := parquetio.SetDirect(false)
+	general := read[T](t, url, opts...)
+	restore()
+	slices.SortFunc(direct, cmp)
+	slices.SortFunc(general, cmp)
+	if len(direct) != len(general) {
+		t.Fatalf("direct path read %d records, general path %d", len(direct), len(general))
+	}
+	for i := range direct {
+		if fmt.Sprint(direct[i]) != fmt.Sprint(general[i]) {
+			t.Fatalf("record %d: direct path %+v, general path %+v", i, direct[i], general[i])
+		}
+	}
+	return direct
+}
+
+func TestDirectReadMatchesGeneral(t *testing.T) {
+	dir := t.TempDir()
+	in := flats(50_000)
+	writeFile(t, filepath.Join(dir, "a.parquet"), in[:30_000], 7_000)
+	writeFile(t, filepath.Join(dir, "b.parquet"), in[30_000:], 20_000)
+	byID := func(a, b flat) int { return int(a.ID - b.ID) }
+
+	for _, uses := range []struct {
+		direct bool
+		err    error
+	}{usesDirect[flat](dir + "/a.parquet"), usesDirect[flatProj](dir + "/b.parquet")} {
+		if uses.err != nil || !uses.direct {
+			t.Fatalf("the direct path is not taken (%v)", uses.err)
+		}
+	}
+	if uses := usesDirect[Event](dir + "/a.parquet"); uses.direct {
+		t.Fatal("a record with an optional field takes the direct path")
+	}
+	got := readBoth(t, dir, byID)
+	if !slices.Equal(got, in) {
+		t.Fatalf("read %d records, not the %d written", len(got), len(in))
+	}
+
+	proj := readBoth(t, dir, func(a, b flatProj) int { return int(a.ID - b.ID) })
+	for i, p := range proj {
+		if w := in[i]; p.ID != w.ID || p.Name != w.Name || p.Country != w.Country {
+			t.Fatalf("projection, record %d: %+v, want %+v", i, p, w)
+		}
+	}
+
+	// A filter that the page index narrows: the reader seeks within
+	// row groups, and rows are filtered exactly.
+	var st parquetio.Stats
+	lo, hi := int64(12_345), int64(31_234)
+	got = readBoth(t, dir, byID, parquetio.Where("id", ">=", lo), parquetio.Where("id", "<", hi),
+		parquetio.Where("country", "!=", "jp"), parquetio.WithStats(&st))
+	want := keep(in, func(f flat) bool { return f.ID >= lo && f.ID < hi && f.Country != "jp" })
+	if !slices.Equal(got, want) {
+		t.Fatalf("filtered: read %d records, want %d", len(got), len(want))
+	}
+	if st.RowsSkipped.Load() == 0 {
+		t.Fatal("the page index skipped no rows: the test does not exercise seeking")
+	}
+}
+
+// An optional column with no nulls reads into a required field on the
+// direct path too; a null there is refused.
+func TestDirectReadOptionalColumn(t *testing.T) {
+	dir := t.TempDir()
+	in := make([]flatOpt, 10_000)
+	for i := range in {
+		v := float64(i) / 4
+		in[i] = flatOpt{ID: int64(i), Amount: &v}
+	}
+	writeFile(t, filepath.Join(dir, "opt.parquet"), in, 3_000)
+	type required struct {
+		ID     int64   `parquet:"id"`
+		Amount float64 `parquet:"amount"`
+	}
+	got := readBoth(t, dir, func(a, b required) int { return int(a.ID - b.ID) })
+	for i, g := range got {
+		if g.ID != int64(i) || g.Amount != float64(i)/4 {
+			t.Fatalf("record %d: %+v", i, g)
+		}
+	}
+	in[5_000].Amount = nil
+	writeFile(t, filepath.Join(dir, "opt.parquet"), in, 3_000)
+	if _, err := tryRead[required](t, dir); err == nil {
+		t.Fatal("a null read into a required field without an error")
+	}
+}

@@ -1,0 +1,37 @@
+package parquetio
+
+import (
+	"os"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// SetDirect turns the direct read path on or off for the tests that
+// compare it with the general one, and returns a function restoring it.
+func SetDirect(on bool) (restore func()) {
+	old := directEnabled
+	directEnabled = on
+	return func() { directEnabled = old }
+}
+
+// UsesDirect says whether the file at path is read as T on the direct path.
+func UsesDirect[T any](path string) (bool, error) {
+	rec, err := recordOf[T]()
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return false, err
+	}
+	return rec.directPlan(pf.Schema()) != nil, nil
+}
