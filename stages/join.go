@@ -140,7 +140,7 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 			})
 			s.shared = v.(*sharedTable[K, R])
 		} else {
-			s.own = &table[K, R]{index: map[K]int32{}}
+			s.own = &buildRows[K, R]{}
 		}
 		return s
 	}
@@ -164,6 +164,9 @@ func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
 	})
 }
 
+// buildRows is a join's build side in arrival order.
+type buildRows[K comparable, R any] struct{ rows []KV[K, R] }
+
 // sharedTable is a broadcast join's build side, built once per process by
 // all the join's instances there. Every instance receives every build batch
 // (the same *Batch: see core's broadcast output); the first to see a batch
@@ -174,7 +177,7 @@ type sharedTable[K comparable, R any] struct {
 	mu    sync.Mutex
 	seen  map[*plan.Batch]int // instances that have seen a batch
 	local int                 // the join's instances in this process
-	t     table[K, R]
+	t     buildRows[K, R]
 	next  []int32 // rows of one key chain through next: t.rows[i] → next[i]
 	heads map[K]int32
 }
@@ -216,7 +219,7 @@ type joinState[K comparable, L, R, O any] struct {
 	kind   JoinKind
 	f      func(K, L, R, bool, bool) O
 	shared *sharedTable[K, R]
-	own    *table[K, R] // a shuffle join's own build side
+	own    *buildRows[K, R] // a shuffle join's own build side
 	next   []int32
 	heads  map[K]int32
 

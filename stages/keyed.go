@@ -225,17 +225,6 @@ func combineLimit[K comparable, A any]() int {
 	return max(1024, (32<<20)/int(unsafe.Sizeof(kv)+16))
 }
 
-// table is an insertion-ordered map from keys to accumulators: iteration
-// order is deterministic and iteration is a slice walk.
-type table[K comparable, A any] struct {
-	index map[K]int32
-	rows  []KV[K, A]
-}
-
-func (t *table[K, A]) reset() {
-	clear(t.index)
-	t.rows = t.rows[:0]
-}
 
 // combineState pre-combines records per key before the shuffle, emitting its
 // partial accumulators when its table is full and at the end of input.
@@ -244,7 +233,7 @@ type combineState[K comparable, T, A, O any] struct {
 	key   func(T) K
 	c     Combiner[T, A, O]
 	limit int
-	t     table[K, A]
+	t     *hashTable[K, A]
 	keys  []K
 	accs  []A
 	lost  bool
@@ -270,7 +259,7 @@ const (
 )
 
 func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c Combiner[T, A, O], limit int) *combineState[K, T, A, O] {
-	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: table[K, A]{index: map[K]int32{}}}
+	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: newHashTable[K, A](n.ID)}
 }
 
 func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
@@ -297,37 +286,37 @@ func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) 
 	}
 	// Phase 2 merges; only a user Merge can panic here, and then the state is lost.
 	s.lost = !s.c.safe
-	t := &s.t
+	t := s.t
 	s.in += int64(len(s.keys))
 	for i, k := range s.keys {
-		if j, ok := t.index[k]; ok {
-			t.rows[j].Value = s.c.Merge(t.rows[j].Value, s.accs[i])
+		if v, found := t.Find(k); found {
+			*v = s.c.Merge(*v, s.accs[i])
 		} else {
-			t.index[k] = int32(len(t.rows))
-			t.rows = append(t.rows, KV[K, A]{Key: k, Value: s.accs[i]})
+			*v = s.accs[i]
 		}
 	}
 	s.lost = false
-	if !s.judged && (s.in >= combineSample || len(t.rows) >= s.limit) {
+	if !s.judged && (s.in >= combineSample || t.Len() >= s.limit) {
 		s.judged = true
-		if float64(len(t.rows)) > combineMaxShare*float64(s.in) {
+		if float64(t.Len()) > combineMaxShare*float64(s.in) {
 			s.passThrough = true
 			s.Flush(emit)
+			s.t.Release()
 			return
 		}
 	}
-	if len(t.rows) >= s.limit {
+	if t.Len() >= s.limit {
 		s.Flush(emit)
 	}
 }
 
 func (s *combineState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
-	if len(s.t.rows) == 0 {
+	if s.t.Len() == 0 {
 		return
 	}
-	out := make([]KV[K, A], len(s.t.rows))
-	copy(out, s.t.rows)
-	s.t.reset()
+	out := make([]KV[K, A], 0, s.t.Len())
+	s.t.All(func(k K, v *A) { out = append(out, KV[K, A]{Key: k, Value: *v}) })
+	s.t.Clear()
 	emit(&plan.Batch{Data: out})
 }
 
@@ -338,31 +327,32 @@ func (s *combineState[K, T, A, O]) Lost() bool { return s.lost }
 type aggregateState[K comparable, T, A, O any] struct {
 	n    *plan.Node
 	c    Combiner[T, A, O]
-	t    table[K, A]
+	t    *hashTable[K, A]
 	lost bool
 }
 
 func newAggregateState[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O]) *aggregateState[K, T, A, O] {
-	return &aggregateState[K, T, A, O]{n: n, c: c, t: table[K, A]{index: map[K]int32{}}}
+	return &aggregateState[K, T, A, O]{n: n, c: c, t: newHashTable[K, A](n.ID)}
 }
 
 func (s *aggregateState[K, T, A, O]) Step(in *plan.Batch, _ func(*plan.Batch)) {
 	xs := in.Data.([]KV[K, A])
 	s.lost = !s.c.safe
-	t := &s.t
-	for _, x := range xs {
-		if j, ok := t.index[x.Key]; ok {
-			t.rows[j].Value = s.c.Merge(t.rows[j].Value, x.Value)
+	t := s.t
+	for i := range xs {
+		x := &xs[i]
+		if v, found := t.Find(x.Key); found {
+			*v = s.c.Merge(*v, x.Value)
 		} else {
-			t.index[x.Key] = int32(len(t.rows))
-			t.rows = append(t.rows, x)
+			*v = x.Value
 		}
 	}
 	s.lost = false
 }
 
 func (s *aggregateState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
-	rows := s.t.rows
+	rows := make([]KV[K, A], 0, s.t.Len())
+	s.t.All(func(k K, v *A) { rows = append(rows, KV[K, A]{Key: k, Value: *v}) })
 	out := make([]KV[K, O], len(rows))
 	func() {
 		i := -1
@@ -375,7 +365,7 @@ func (s *aggregateState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
 	for i := 0; i < len(out); i += chunk {
 		emit(&plan.Batch{Data: out[i:min(i+chunk, len(out))]})
 	}
-	s.t.reset()
+	s.t.Release()
 }
 
 func (s *aggregateState[K, T, A, O]) Lost() bool { return s.lost }
