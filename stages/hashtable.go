@@ -84,6 +84,24 @@ func (t *hashTable[K, V]) Find(k K) (v *V, found bool) {
 	}
 }
 
+// Get returns k's value, if k is there.
+func (t *hashTable[K, V]) Get(k K) (v *V, found bool) {
+	if t.n == 0 {
+		return nil, false
+	}
+	tag := mix64(t.hash(k)^t.seed) | 1
+	mask := uint64(len(t.slots) - 1)
+	for i := tag >> t.shift; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.tag == tag && s.key == k {
+			return &s.val, true
+		}
+		if s.tag == 0 {
+			return nil, false
+		}
+	}
+}
+
 func (t *hashTable[K, V]) grow() {
 	old := t.slots
 	size := max(htMinSlots, 2*len(old))

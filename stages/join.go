@@ -133,14 +133,14 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
 		}}, opts)
 	n.NewState = func(inst plan.Instance) plan.State {
-		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, matched: map[int32]bool{}}
+		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
 			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
-				return &sharedTable[K, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances)}, nil
+				return &sharedTable[K, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances), t: newBuildTable[K, R](n.ID)}, nil
 			})
 			s.shared = v.(*sharedTable[K, R])
 		} else {
-			s.own = &buildRows[K, R]{}
+			s.own = newBuildTable[K, R](n.ID)
 		}
 		return s
 	}
@@ -164,8 +164,56 @@ func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
 	})
 }
 
-// buildRows is a join's build side in arrival order.
-type buildRows[K comparable, R any] struct{ rows []KV[K, R] }
+// buildTable is a join's build side: each key's first row sits in the
+// key's hash table slot, so that probing a key with one row (a dimension
+// table's primary key) costs one cache miss, and further rows of a key
+// chain through more. Rows are numbered in arrival order, for the matched
+// rows of a full outer join.
+type buildTable[K comparable, R any] struct {
+	t    *hashTable[K, buildRow[R]]
+	more []buildRow[R]
+	rows int32
+}
+
+type buildRow[R any] struct {
+	r    R
+	id   int32 // arrival number
+	next int32 // the key's next row: more[next-1]; 0: none
+}
+
+func newBuildTable[K comparable, R any](id int) *buildTable[K, R] {
+	return &buildTable[K, R]{t: newHashTable[K, buildRow[R]](id)}
+}
+
+func (b *buildTable[K, R]) add(xs []KV[K, R]) {
+	for i := range xs {
+		v, found := b.t.Find(xs[i].Key)
+		row := buildRow[R]{r: xs[i].Value, id: b.rows}
+		if found {
+			// The newcomer goes second in the key's chain, behind the
+			// first row that stays in the slot.
+			row.next = v.next
+			b.more = append(b.more, row)
+			v.next = int32(len(b.more))
+		} else {
+			*v = row
+		}
+		b.rows++
+	}
+}
+
+// each calls f with every build row of k.
+func (b *buildTable[K, R]) each(k K, f func(*buildRow[R])) bool {
+	v, ok := b.t.Get(k)
+	if !ok {
+		return false
+	}
+	f(v)
+	for j := v.next; j != 0; j = b.more[j-1].next {
+		f(&b.more[j-1])
+	}
+	return true
+}
 
 // sharedTable is a broadcast join's build side, built once per process by
 // all the join's instances there. Every instance receives every build batch
@@ -177,9 +225,7 @@ type sharedTable[K comparable, R any] struct {
 	mu    sync.Mutex
 	seen  map[*plan.Batch]int // instances that have seen a batch
 	local int                 // the join's instances in this process
-	t     buildRows[K, R]
-	next  []int32 // rows of one key chain through next: t.rows[i] → next[i]
-	heads map[K]int32
+	t     *buildTable[K, R]
 }
 
 func (s *sharedTable[K, R]) add(b *plan.Batch) {
@@ -187,12 +233,7 @@ func (s *sharedTable[K, R]) add(b *plan.Batch) {
 	defer s.mu.Unlock()
 	n := s.seen[b] + 1
 	if n == 1 {
-		if s.heads == nil {
-			s.heads = map[K]int32{}
-		}
-		for _, x := range b.Data.([]KV[K, R]) {
-			insertChained(&s.t.rows, &s.next, s.heads, x)
-		}
+		s.t.add(b.Data.([]KV[K, R]))
 	}
 	if n == s.local {
 		delete(s.seen, b)
@@ -201,38 +242,24 @@ func (s *sharedTable[K, R]) add(b *plan.Batch) {
 	}
 }
 
-// insertChained appends x to rows and links it to the rows of its key.
-func insertChained[K comparable, R any](rows *[]KV[K, R], next *[]int32, heads map[K]int32, x KV[K, R]) {
-	i := int32(len(*rows))
-	*rows = append(*rows, x)
-	if h, ok := heads[x.Key]; ok {
-		*next = append(*next, h)
-	} else {
-		*next = append(*next, -1)
-	}
-	heads[x.Key] = i
-}
-
 // joinState is one join instance: input 0 probes, input 1 builds.
 type joinState[K comparable, L, R, O any] struct {
 	n      *plan.Node
 	kind   JoinKind
 	f      func(K, L, R, bool, bool) O
 	shared *sharedTable[K, R]
-	own    *buildRows[K, R] // a shuffle join's own build side
-	next   []int32
-	heads  map[K]int32
+	own    *buildTable[K, R] // a shuffle join's own build side
 
 	built   bool
-	pending []*plan.Batch  // probe batches that came before the build side ended
-	matched map[int32]bool // build rows matched, for a full outer join
+	pending []*plan.Batch // probe batches that came before the build side ended
+	matched []bool        // build rows matched, by id, for a full outer join
 }
 
-func (s *joinState[K, L, R, O]) rows() ([]KV[K, R], []int32, map[K]int32) {
+func (s *joinState[K, L, R, O]) table() *buildTable[K, R] {
 	if s.shared != nil {
-		return s.shared.t.rows, s.shared.next, s.shared.heads
+		return s.shared.t
 	}
-	return s.own.rows, s.next, s.heads
+	return s.own
 }
 
 func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan.Batch)) {
@@ -241,12 +268,7 @@ func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan
 			s.shared.add(in)
 			return
 		}
-		if s.heads == nil {
-			s.heads = map[K]int32{}
-		}
-		for _, x := range in.Data.([]KV[K, R]) {
-			insertChained(&s.own.rows, &s.next, s.heads, x)
-		}
+		s.own.add(in.Data.([]KV[K, R]))
 		return
 	}
 	if !s.built {
@@ -259,7 +281,7 @@ func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan
 // probe joins a probe batch; the user's f may panic, and then nothing has
 // been emitted and nothing changed but the (idempotent) matched set.
 func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
-	rows, next, heads := s.rows()
+	b := s.table()
 	xs := in.Data.([]KV[K, L])
 	out := make([]O, 0, len(xs))
 	var noR R
@@ -267,18 +289,22 @@ func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
 	defer func() { repanic(recover(), s.n, xs, i) }()
 	for i = range xs {
 		x := &xs[i]
-		h, ok := heads[x.Key]
+		v, ok := b.t.Get(x.Key)
 		if !ok {
 			if s.kind != Inner {
 				out = append(out, s.f(x.Key, x.Value, noR, true, false))
 			}
 			continue
 		}
-		for j := h; j >= 0; j = next[j] {
-			out = append(out, s.f(x.Key, x.Value, rows[j].Value, true, true))
+		for {
+			out = append(out, s.f(x.Key, x.Value, v.r, true, true))
 			if s.kind == FullOuter {
-				s.matched[j] = true
+				s.matched[v.id] = true
 			}
+			if v.next == 0 {
+				break
+			}
+			v = &b.more[v.next-1]
 		}
 	}
 	if len(out) > 0 {
@@ -291,6 +317,9 @@ func (s *joinState[K, L, R, O]) EndInput(i int, emit func(*plan.Batch)) {
 		return
 	}
 	s.built = true
+	if s.kind == FullOuter {
+		s.matched = make([]bool, s.table().rows)
+	}
 	// Probe what waited; drop it only when all of it is done, so that a
 	// panic retries the whole of it (its outputs were not kept).
 	for _, b := range s.pending {
@@ -307,16 +336,26 @@ func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 	if s.kind != FullOuter {
 		return
 	}
-	rows, _, _ := s.rows()
+	b := s.table()
 	var out []O
 	var noL L
-	j := -1
-	defer func() { repanic(recover(), s.n, rows, j) }()
-	for j = range rows {
-		if !s.matched[int32(j)] {
-			out = append(out, s.f(rows[j].Key, noL, rows[j].Value, false, true))
+	var at KV[K, R] // the row being emitted, for a panic's report
+	defer func() {
+		if p := recover(); p != nil {
+			repanic(p, s.n, []KV[K, R]{at}, 0)
 		}
-	}
+	}()
+	b.t.All(func(k K, first *buildRow[R]) {
+		for v := first; ; v = &b.more[v.next-1] {
+			if !s.matched[v.id] {
+				at = KV[K, R]{Key: k, Value: v.r}
+				out = append(out, s.f(k, noL, v.r, false, true))
+			}
+			if v.next == 0 {
+				break
+			}
+		}
+	})
 	if len(out) > 0 {
 		emit(&plan.Batch{Data: out})
 	}

@@ -22,11 +22,11 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		}
 		batches = append(batches, &plan.Batch{Data: rows})
 	}
-	shared := &sharedTable[int64, int64]{seen: map[*plan.Batch]int{}, local: instances}
+	shared := &sharedTable[int64, int64]{seen: map[*plan.Batch]int{}, local: instances, t: newBuildTable[int64, int64](1)}
 	states := make([]*joinState[int64, int64, int64, Joined[int64, int64, int64]], instances)
 	var wg sync.WaitGroup
 	for i := range states {
-		states[i] = &joinState[int64, int64, int64, Joined[int64, int64, int64]]{kind: Inner, shared: shared, matched: map[int32]bool{},
+		states[i] = &joinState[int64, int64, int64, Joined[int64, int64, int64]]{kind: Inner, shared: shared,
 			f: func(k, l, r int64, hl, hr bool) Joined[int64, int64, int64] {
 				return Joined[int64, int64, int64]{Key: k, Left: l, Right: r, HasLeft: hl, HasRight: hr}
 			}}
@@ -46,7 +46,7 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		}(states[i], i)
 	}
 	wg.Wait()
-	if n := len(shared.t.rows); n != 5000 {
+	if n := shared.t.rows; n != 5000 {
 		t.Errorf("shared table holds %d rows, want 5000 (each build row once)", n)
 	}
 	if len(shared.seen) != 0 {
