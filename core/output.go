@@ -53,9 +53,19 @@ func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
 		sends = o.addTo(edge, 0, b, sends)
 		return o.copyToAll(sends, k)
 	case plan.Hash:
+		// Empty buffers start with room for their share of b and more, so
+		// that partitioning does not grow them from nothing append by
+		// append (W3 allocated 850 MB that way for 10 M records).
+		room := min(o.limit, max(64, 2*o.t.Count(b)/len(o.bufs)))
 		for c, buf := range o.bufs {
 			if o.t.Count(buf) == 0 {
 				o.bufPT[c] = o.pt
+				if buf.Data == nil {
+					buf.Data = o.t.New(room)
+					if b.Times != nil && buf.Times == nil {
+						buf.Times = make([]int64, 0, room)
+					}
+				}
 			}
 		}
 		o.e.Key.Partition(b, o.route, o.bufs, o.e.Hot, &o.salt)
