@@ -124,13 +124,23 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	}
 	n := p.addNode(loc, node, append([]Option{Name(fmt.Sprintf("%s %s", c.Name, w))}, opts...))
 	n.NewState = func(inst plan.Instance) plan.State {
-		return &windowState[K, T, A, O]{n: n, d: drv, c: c, hash: k.hash, late: late,
-			groups: make([]map[K]*keyEntry[K, A], max(1, inst.MaxParallelism)), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
+		if eowEnabled && endOfWindowOnly(strategy) {
+			return newEOWState[K](n, strategy.Spec().Fn, c, zero, late)
+		}
+		return newWindowState(n, drv, c, k.hash, late, inst.MaxParallelism)
 	}
 	if late {
 		return Stream[Windowed[K, O]]{p: p, node: n}, Stream[Late[K, T]]{p: p, node: n, port: 1}
 	}
 	return Stream[Windowed[K, O]]{p: p, node: n}, Stream[Late[K, T]]{}
+}
+
+// eowEnabled lets tests compare eowState with the trigger driver.
+var eowEnabled = true
+
+func newWindowState[K comparable, T, A, O any](n *plan.Node, drv *window.Windowing[lifted[T, A], A], c Combiner[T, A, O], hash func(K) uint64, late bool, maxPar int) *windowState[K, T, A, O] {
+	return &windowState[K, T, A, O]{n: n, d: drv, c: c, hash: hash, late: late,
+		groups: make([]map[K]*keyEntry[K, A], max(1, maxPar)), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
 }
 
 // keyEntry is one key's windows and the timers it has queued.
