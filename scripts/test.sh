@@ -33,6 +33,13 @@ if ! command -v curl >/dev/null; then
   apt-get update -qq && apt-get install -y -qq curl >/dev/null
 fi
 
+# A C and C++ compiler: the race detector and DuckDB's Go driver (tools/peers)
+# link with them.
+if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
+  log "installing gcc and g++"
+  apt-get update -qq && apt-get install -y -qq gcc g++ >/dev/null
+fi
+
 # S3: VersityGW, a real S3 gateway (DESIGN.md §5), built as its own binary.
 if ! command -v versitygw >/dev/null; then
   log "installing versitygw v1.8.0 (a few minutes the first time)"
@@ -76,4 +83,12 @@ go vet ./...
 
 log "go test -race (every package: most run goroutines through the runtime)"
 go test -race -count=1 -timeout 15m ./...
+
+# W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
+# the bundled jobs read and write Parquet, and their outputs must have the
+# checksums of DuckDB's outputs computed in the same run (tools/peers, an
+# independent engine). Sluice's checksums must equal DuckDB's; the times
+# it prints are not judged here.
+log "W1-W3 on the small data against DuckDB (tools/peers/compare.sh)"
+SIZE=small REPS=1 DATA="$work/peers" tools/peers/compare.sh
 log "all tests passed"
