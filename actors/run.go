@@ -203,16 +203,33 @@ func (x *Execution) instanceOf(v *plan.Vertex, i int) plan.Instance {
 	panic("actors: vertex not in plan")
 }
 
+// abort discards the output of a failed job: writers not committed abort,
+// and writers that had committed (the job failed in a later commit) revert.
 func (x *Execution) abort() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
-			if h.writer != nil && !h.committed {
+			if h.writer == nil {
+				continue
+			}
+			if !h.committed {
 				if err := h.writer.Abort(); err != nil {
 					// The job has failed already; say what was left behind.
 					x.cfg.Logger.Error("aborting sink left output behind", "instance", h.op.Instance().String(), "err", err)
 					x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: aborting: %w", h.op.Instance(), err))
 				}
+				continue
 			}
+			var err error
+			if r, ok := h.writer.(plan.Reverter); ok {
+				err = r.Revert()
+			} else {
+				err = errors.New("the sink cannot revert its commit: its output stays published")
+			}
+			if err != nil {
+				x.cfg.Logger.Error("reverting a committed sink left output behind", "instance", h.op.Instance().String(), "err", err)
+				x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: reverting its commit: %w", h.op.Instance(), err))
+			}
+			h.committed = false
 		}
 	}
 }

@@ -148,6 +148,14 @@ type SinkWriter interface {
 	Abort() error
 }
 
+// Reverter is a SinkWriter whose Commit can be undone: when a later commit of
+// the same job fails (another instance's, another sink's, or the job-level
+// commit), Revert deletes what Commit published, so that a failed job
+// leaves no output visible.
+type Reverter interface {
+	Revert() error
+}
+
 // SinkSpec is a type-erased sink.
 type SinkSpec struct {
 	Open func(ctx context.Context, inst Instance) (SinkWriter, error)

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -131,6 +132,18 @@ type Writer[T any] interface {
 	Abort() error
 }
 
+// Reverter is a Writer whose Commit can be undone (see plan.Reverter): a
+// failed job whose other commits had succeeded asks it to delete what it
+// published. Writers without it leave their committed output in place, and
+// the job's error says so.
+type Reverter interface {
+	Revert() error
+}
+
+// ErrNotReverted is returned for a committed writer that cannot undo its
+// commit when the job fails afterwards.
+var ErrNotReverted = errors.New("committed output cannot be reverted and stays published")
+
 // Sink opens a writer per instance. Connectors implement it.
 type Sink[T any] interface {
 	Open(ctx context.Context, inst Instance) (Writer[T], error)
@@ -193,6 +206,13 @@ func (b *batchWriter[T]) Prepare() error { return b.w.Prepare() }
 func (b *batchWriter[T]) Commit() error  { return b.w.Commit() }
 func (b *batchWriter[T]) Abort() error   { return b.w.Abort() }
 
+func (b *batchWriter[T]) Revert() error {
+	if r, ok := b.w.(Reverter); ok {
+		return r.Revert()
+	}
+	return ErrNotReverted
+}
+
 // ForEach adds a sink that calls f for every record. f sees each record at
 // least once: a batch retried after a panic is passed again.
 func ForEach[T any](s Stream[T], f func(T) error, opts ...Option) {
@@ -219,11 +239,14 @@ func (funcWriter[T]) Prepare() error { return nil }
 func (funcWriter[T]) Commit() error  { return nil }
 func (funcWriter[T]) Abort() error   { return nil }
 
+// Revert has nothing to undo: f saw each record as it passed.
+func (funcWriter[T]) Revert() error { return nil }
+
 // Collection gathers a stream's records in memory, for tests and small
 // results. Records become visible when the job commits.
 type Collection[T any] struct {
-	mu        sync.Mutex
-	committed []T
+	mu    sync.Mutex
+	parts [][]T // each commit's records; a reverted commit's is nil
 }
 
 // Collect adds a sink that gathers s into the returned Collection.
@@ -240,17 +263,22 @@ func Collect[T any](s Stream[T], opts ...Option) *Collection[T] {
 func (c *Collection[T]) Values() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]T(nil), c.committed...)
+	var out []T
+	for _, p := range c.parts {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // Open implements Sink.
 func (c *Collection[T]) Open(context.Context, Instance) (Writer[T], error) {
-	return &collectWriter[T]{c: c}, nil
+	return &collectWriter[T]{c: c, part: -1}, nil
 }
 
 type collectWriter[T any] struct {
-	c   *Collection[T]
-	buf []T
+	c    *Collection[T]
+	buf  []T
+	part int // this writer's commit in c.parts, or -1
 }
 
 func (w *collectWriter[T]) Write(xs []T) error { w.buf = append(w.buf, xs...); return nil }
@@ -258,11 +286,23 @@ func (w *collectWriter[T]) Prepare() error     { return nil }
 func (w *collectWriter[T]) Commit() error {
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
-	w.c.committed = append(w.c.committed, w.buf...)
+	w.part = len(w.c.parts)
+	w.c.parts = append(w.c.parts, w.buf)
 	w.buf = nil
 	return nil
 }
 func (w *collectWriter[T]) Abort() error { w.buf = nil; return nil }
+
+// Revert takes the committed records back out of the collection.
+func (w *collectWriter[T]) Revert() error {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	if w.part >= 0 && w.part < len(w.c.parts) {
+		w.c.parts[w.part] = nil
+	}
+	w.part = -1
+	return nil
+}
 
 // Sequence adds a source of the integers [start, end), in splits of equal
 // size, like Beam's GenerateSequence and Flink's fromSequence.

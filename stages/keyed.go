@@ -225,7 +225,6 @@ func combineLimit[K comparable, A any]() int {
 	return max(1024, (32<<20)/int(unsafe.Sizeof(kv)+16))
 }
 
-
 // combineState pre-combines records per key before the shuffle, emitting its
 // partial accumulators when its table is full and at the end of input.
 type combineState[K comparable, T, A, O any] struct {

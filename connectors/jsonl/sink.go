@@ -174,6 +174,18 @@ func (w *writer[T]) Commit() error {
 	return nil
 }
 
+// Revert deletes the committed file: a later commit of the job failed.
+func (w *writer[T]) Revert() error {
+	if w.state != sinkstate.Committed {
+		return nil
+	}
+	w.state = sinkstate.Aborted
+	if err := os.Remove(w.final); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return w.errorf("reverting", err)
+	}
+	return nil
+}
+
 func (w *writer[T]) Abort() error {
 	if !w.state.Aborting() {
 		return nil

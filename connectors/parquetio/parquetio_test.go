@@ -528,3 +528,48 @@ func TestConfigurationErrors(t *testing.T) {
 		t.Errorf("PartitionByFunc of another record type: no error")
 	}
 }
+
+// failCommit is a sink whose commit fails, after the Parquet sink's.
+type failCommit struct{ commits *atomic.Int64 }
+
+func (f failCommit) Open(context.Context, stages.Instance) (stages.Writer[Event], error) {
+	return failCommitWriter(f), nil
+}
+
+type failCommitWriter failCommit
+
+func (failCommitWriter) Write([]Event) error { return nil }
+func (failCommitWriter) Prepare() error      { return nil }
+func (w failCommitWriter) Commit() error {
+	w.commits.Add(1)
+	return errors.New("commit refused")
+}
+func (failCommitWriter) Abort() error { return nil }
+
+// A job whose Parquet output had committed but whose other sink then failed
+// to commit reverts the Parquet output: nothing is left under the base
+// directory, partitions included; a rerun succeeds.
+func TestFailedLaterCommitRevertsOutput(t *testing.T) {
+	base := t.TempDir()
+	out := filepath.Join(base, "events")
+	in := events(20_000)
+	var st parquetio.Stats
+	var commits atomic.Int64
+	p := stages.NewPipeline("revert")
+	src := stages.FromSlice(p, in)
+	parquetio.Write(src, out, parquetio.PartitionBy("year"), parquetio.WithStats(&st))
+	stages.Write(src, failCommit{&commits}, stages.Name("refuses"))
+	_, err := runJob(t, p)
+	if err == nil || !strings.Contains(err.Error(), "commit refused") {
+		t.Fatalf("want the job to fail in the commit, got %v", err)
+	}
+	if st.FilesCommitted.Load() == 0 || commits.Load() == 0 {
+		t.Fatalf("Parquet files committed %d, refusing commits %d: the Parquet sink must commit first for this test",
+			st.FilesCommitted.Load(), commits.Load())
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Fatalf("left behind: %v", files(t, base))
+	}
+	write(t, in, out, parquetio.PartitionBy("year"))
+	equalEvents(t, read[Event](t, out), in)
+}

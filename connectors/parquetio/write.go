@@ -307,6 +307,7 @@ type writer[T any] struct {
 	seq       int
 	staged    []stagedFile
 	published []string
+	committed []string // what Commit published, for Revert
 	groups    map[string]*group[T]
 	active    []*group[T]
 	key       []byte
@@ -575,7 +576,32 @@ func (w *writer[T]) Commit() error {
 		}
 	}
 	w.removeStaging(ctx)
+	w.committed = append(w.committed, w.published...)
 	w.staged, w.published = nil, nil
+	return nil
+}
+
+// Revert implements stages.Reverter: a later commit of the job failed, so
+// the files this instance published are deleted, and the directories that
+// leaves empty. (Overwrite's deletions of older files are not undone: the
+// output is then empty.)
+func (w *writer[T]) Revert() error {
+	ctx := w.cleanup
+	var errs []error
+	var dirs []string
+	for _, p := range w.committed {
+		if err := w.st.remove(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", w.st.display(p), err))
+		}
+		if w.st.local() {
+			dirs = appendDirs(dirs, w.st, p, w.out)
+		}
+	}
+	removeEmptyDirs(dirs, w.out)
+	w.committed = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("parquetio: reverting %s: %w", w.s.url, err)
+	}
 	return nil
 }
 
