@@ -421,6 +421,14 @@ func (h *host) pump(c actor.Context) {
 				}
 			}
 		}
+		if wait := h.op.Waiting(); wait >= 0 && h.inq[k].input == wait {
+			// Leave that input's messages queued, in order: the oldest of
+			// another input, if any, goes next.
+			k = slices.IndexFunc(h.inq, func(m dataMsg) bool { return m.input != wait })
+			if k < 0 {
+				break
+			}
+		}
 		m := h.inq[k]
 		h.inq = append(h.inq[:k], h.inq[k+1:]...)
 		ev := core.Event{Kind: core.Data, Input: m.input, Channel: m.channel, Batch: m.batch, Time: m.time}

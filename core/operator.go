@@ -468,6 +468,15 @@ func (o *Operator) Preferred() int {
 	return -1
 }
 
+// Waiting returns the vertex input that the operator cannot take yet (a
+// join's probe side before its build side has ended), or -1.
+func (o *Operator) Waiting() int {
+	if w, ok := o.states[0].(plan.Waiter); ok {
+		return w.Waiting()
+	}
+	return -1
+}
+
 // Pending reports whether work is queued (after a panic, until Resume).
 func (o *Operator) Pending() bool { return len(o.queue) > 0 }
 

@@ -164,6 +164,14 @@ type SinkSpec struct {
 	CommitJob func(ctx context.Context, inst Instance) error
 }
 
+// Waiter is an InputState that cannot take one of its inputs yet: the
+// runtime leaves that input's batches queued upstream, where credit bounds
+// them, until Waiting changes.
+type Waiter interface {
+	// Waiting returns the input not to be read now, or -1.
+	Waiting() int
+}
+
 // State is one instance of a stateful node. Step must leave the state as it
 // was when it panics before its first call of emit, or report the state lost
 // through Lost, so that the runtime can retry the batch or fail the job.
@@ -293,6 +301,13 @@ type JoinSpec struct {
 	Broadcastable bool
 	// EntryBytes estimates the in-memory bytes of one build-side entry.
 	EntryBytes int64
+	// HoldProbe is set by the planner when the probe and build inputs share
+	// no upstream stage: the join then takes no probe data until its build
+	// side has ended, so that the probe side waits upstream, bounded by
+	// credit, instead of piling up in the join's memory. Inputs that share
+	// a stage (one source feeding both sides) could deadlock that way, so
+	// those joins keep early probe batches in memory.
+	HoldProbe bool
 	Skew       SkewSpec
 }
 

@@ -338,6 +338,7 @@ func estimateRecords(g *Graph, facts Facts) map[*Node]int64 {
 // hashed. It returns the decision in words for the plan.
 func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind) string {
 	j := n.Join
+	j.HoldProbe = disjoint(upstream(n.Inputs[0].From), upstream(n.Inputs[1].From))
 	rows := records[n.Inputs[1].From]
 	size := "unknown size"
 	bytes := int64(-1)
@@ -366,7 +367,36 @@ func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind) string {
 	} else {
 		kinds[0], kinds[1] = Hash, Hash
 	}
+	if j.HoldProbe {
+		return fmt.Sprintf("%s, %s; probe waits for the build side", why, size)
+	}
 	return fmt.Sprintf("%s, %s", why, size)
+}
+
+// upstream returns n and every node it reads from, directly or not.
+func upstream(n *Node) map[*Node]bool {
+	seen := map[*Node]bool{}
+	var walk func(*Node)
+	walk = func(n *Node) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, in := range n.Inputs {
+			walk(in.From)
+		}
+	}
+	walk(n)
+	return seen
+}
+
+func disjoint(a, b map[*Node]bool) bool {
+	for n := range a {
+		if b[n] {
+			return false
+		}
+	}
+	return true
 }
 
 func formatBytes(n int64) string {

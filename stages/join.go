@@ -363,6 +363,15 @@ func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 
 func (s *joinState[K, L, R, O]) Lost() bool { return false }
 
+// Waiting holds the probe input until the build side has ended, when the
+// planner found that safe (plan.JoinSpec.HoldProbe).
+func (s *joinState[K, L, R, O]) Waiting() int {
+	if !s.built && s.n.Join.HoldProbe {
+		return 0
+	}
+	return -1
+}
+
 // Preferred asks for the build side first: queued build batches are stepped
 // before probe batches. Probe batches that arrive while no build batch is
 // queued are still taken and held in memory until the build side ends
