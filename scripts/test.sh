@@ -91,4 +91,16 @@ go test -race -count=1 -timeout 15m ./...
 # it prints are not judged here.
 log "W1-W3 on the small data against DuckDB (tools/peers/compare.sh)"
 SIZE=small REPS=1 DATA="$work/peers" tools/peers/compare.sh
+if [ -x ../shared/peers/bin/verify ]; then
+  # The shared checksum tool, on the same two outputs: they must agree.
+  for w in w1 w2 w3; do
+    ours=$(../shared/peers/bin/verify -w $w "$work/peers/sluice-$w")
+    duck=$(../shared/peers/bin/verify -w $w "$work/peers/duckdb-$w")
+    log "verify -w $w: sluice: $ours"
+    if [ "$ours" != "$duck" ]; then
+      log "verify -w $w: DuckDB's output gives $duck"
+      exit 1
+    fi
+  done
+fi
 log "all tests passed"
