@@ -81,14 +81,7 @@ func byEnd(a, b window.Interval) int {
 // StepTime adds a batch in the two phases of windowState.StepTime.
 func (s *eowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(*plan.Batch)) {
 	xs := in.Data.([]KV[K, T])
-	s.lifts = s.lifts[:0]
-	func() {
-		i := -1
-		defer func() { repanic(recover(), s.n, xs, i) }()
-		for i = range xs {
-			s.lifts = append(s.lifts, s.c.Lift(xs[i].Value))
-		}
-	}()
+	s.lifts = liftAll(s.n, s.c, xs, s.lifts[:0])
 	s.lost = !s.c.safe
 	s.fire(wm, emit)
 	var (

@@ -240,14 +240,7 @@ func (s *windowState[K, T, A, O]) requeue(e *keyEntry[K, A]) {
 // reported lost rather than counting records twice.
 func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(*plan.Batch)) {
 	xs := in.Data.([]KV[K, T])
-	s.lifts = s.lifts[:0]
-	func() {
-		i := -1
-		defer func() { repanic(recover(), s.n, xs, i) }()
-		for i = range xs {
-			s.lifts = append(s.lifts, s.c.Lift(xs[i].Value))
-		}
-	}()
+	s.lifts = liftAll(s.n, s.c, xs, s.lifts[:0])
 	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
 	for i, x := range xs {
@@ -259,6 +252,17 @@ func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit fu
 	}
 	s.emit(emit)
 	s.lost = false
+}
+
+// liftAll appends the user's Lift of each record to dst. It changes no
+// state, so a panic there (reported as the record's) lets the batch retry.
+func liftAll[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O], xs []KV[K, T], dst []A) []A {
+	i := -1
+	defer func() { repanic(recover(), n, xs, i) }()
+	for i = range xs {
+		dst = append(dst, c.Lift(xs[i].Value))
+	}
+	return dst
 }
 
 // lifted is a record with its accumulator, as the driver holds it.
