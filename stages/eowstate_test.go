@@ -41,7 +41,7 @@ func TestEndOfWindowStateMatchesDriver(t *testing.T) {
 		}
 		for seed := range uint64(40) {
 			n := &plan.Node{ID: 7, Op: "window"}
-			fast := newEOWState[int64](n, st.Spec().Fn, c, zero, true)
+			fast := newEOWState(n, st.Spec().Fn, c, zero, true, hasher[int64](), 8)
 			slow := newWindowState(n, drv, c, hasher[int64](), true, 8)
 			var fastOut, slowOut []string
 			collect := func(out *[]string) func(*plan.Batch) {

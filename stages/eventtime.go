@@ -125,7 +125,7 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	n := p.addNode(loc, node, append([]Option{Name(fmt.Sprintf("%s %s", c.Name, w))}, opts...))
 	n.NewState = func(inst plan.Instance) plan.State {
 		if eowEnabled && endOfWindowOnly(strategy) {
-			return newEOWState[K](n, strategy.Spec().Fn, c, zero, late)
+			return newEOWState(n, strategy.Spec().Fn, c, zero, late, k.hash, inst.MaxParallelism)
 		}
 		return newWindowState(n, drv, c, k.hash, late, inst.MaxParallelism)
 	}
