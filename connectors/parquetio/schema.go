@@ -324,10 +324,17 @@ func appendEscaped(buf []byte, s string) []byte {
 	if s == "" {
 		return append(buf, defaultPartition...)
 	}
+	// Most values need no escape: append them whole (this runs per record
+	// when writing partitioned output).
+	i := 0
+	for i < len(s) && !unsafeInPath[s[i]] {
+		i++
+	}
+	buf = append(buf, s[:i]...)
 	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == 0x7F || strings.IndexByte("\"#%'*/:=?\\{[]^", c) >= 0 {
+		if unsafeInPath[c] {
 			buf = append(buf, '%', hex[c>>4], hex[c&15])
 			continue
 		}
@@ -335,6 +342,18 @@ func appendEscaped(buf []byte, s string) []byte {
 	}
 	return buf
 }
+
+// unsafeInPath marks the bytes that Hive escapes in a path segment.
+var unsafeInPath = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t[0x7F] = true
+	for _, c := range []byte("\"#%'*/:=?\\{[]^") {
+		t[c] = true
+	}
+	return t
+}()
 
 func unescapePath(s string) string {
 	if !strings.Contains(s, "%") {

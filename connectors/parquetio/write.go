@@ -53,6 +53,7 @@ type FileSink[T any] struct {
 
 type partitioner[T any] struct {
 	name        string
+	prefix      string // the escaped name and "="
 	appendValue func(buf []byte, x *T) []byte
 }
 
@@ -105,6 +106,9 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 		s.parts = append(s.parts, partitioner[T]{name: pf.name, appendValue: func(buf []byte, x *T) []byte {
 			return appendEscaped(buf, f(*x))
 		}})
+	}
+	for i := range s.parts {
+		s.parts[i].prefix = escapePath(s.parts[i].name) + "="
 	}
 	seen := map[string]bool{}
 	for _, p := range s.parts {
@@ -367,8 +371,7 @@ func (w *writer[T]) Write(recs []T) (err error) {
 			if j > 0 {
 				buf = append(buf, '/')
 			}
-			buf = appendEscaped(buf, p.name)
-			buf = append(buf, '=')
+			buf = append(buf, p.prefix...)
 			buf = p.appendValue(buf, &recs[i])
 		}
 		w.key = buf
