@@ -149,6 +149,12 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 	edges := map[*Node][]EdgeKind{} // effective input edge kinds
 	notes := map[*Node]string{}
 	records := estimateRecords(g, facts)
+	readers := map[*Node][]*Node{} // every node reading a node, any port
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			readers[in.From] = append(readers[in.From], n)
+		}
+	}
 	for _, n := range g.Nodes {
 		kinds := make([]EdgeKind, len(n.Inputs))
 		for i, in := range n.Inputs {
@@ -160,7 +166,7 @@ func Build(g *Graph, facts Facts, cfg Config) (*Physical, error) {
 			kinds[i] = in.Edge
 		}
 		if n.Join != nil && len(n.Inputs) == 2 {
-			notes[n] = decideJoin(n, records, kinds)
+			notes[n] = decideJoin(n, records, kinds, readers)
 		}
 		edges[n] = kinds
 		p := n.Parallelism
@@ -336,9 +342,9 @@ func estimateRecords(g *Graph, facts Facts) map[*Node]int64 {
 // decideJoin picks a join's strategy and sets its input edges: the probe
 // side (input 0) forward and the build side (input 1) broadcast, or both
 // hashed. It returns the decision in words for the plan.
-func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind) string {
+func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind, readers map[*Node][]*Node) string {
 	j := n.Join
-	j.HoldProbe = disjoint(upstream(n.Inputs[0].From), upstream(n.Inputs[1].From))
+	j.HoldProbe = canHoldProbe(n, readers)
 	rows := records[n.Inputs[1].From]
 	size := "unknown size"
 	bytes := int64(-1)
@@ -371,6 +377,28 @@ func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind) string {
 		return fmt.Sprintf("%s, %s; probe waits for the build side", why, size)
 	}
 	return fmt.Sprintf("%s, %s", why, size)
+}
+
+// canHoldProbe reports whether join n may leave its probe input waiting
+// until its build side ends. That is safe when the probe side is n's alone:
+// no stage upstream of the probe feeds the build side, and none feeds
+// anything but the probe side and n. Then the stages that wait on credit
+// hold up nothing but n, which waits only on the build side. (Two joins
+// over the same two sources in opposite roles would otherwise each hold
+// the source that the other's build side needs: TestCrossJoinsDoNotDeadlock.)
+func canHoldProbe(n *Node, readers map[*Node][]*Node) bool {
+	probe := upstream(n.Inputs[0].From)
+	if !disjoint(probe, upstream(n.Inputs[1].From)) {
+		return false
+	}
+	for m := range probe {
+		for _, r := range readers[m] {
+			if r != n && !probe[r] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // upstream returns n and every node it reads from, directly or not.

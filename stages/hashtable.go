@@ -39,8 +39,9 @@ const htMinSlots = 16
 
 // newHashTable returns an empty table whose seed comes from id: tables
 // that pass keys to one another (a stage's and the next's) must have
-// different ids. The same id gives the same order for the same keys, in
-// every run: restarted and clean runs emit alike.
+// different ids. The same id gives the same order for the same keys within
+// a process (restarted and clean runs emit alike); for integer keys, in
+// every process (other keys' hash is seeded per process).
 func newHashTable[K comparable, V any](id int) *hashTable[K, V] {
 	return &hashTable[K, V]{hash: tableHash[K](), seed: mix64(uint64(id) + 0x9e3779b97f4a7c15)}
 }

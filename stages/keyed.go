@@ -125,7 +125,11 @@ func kvKey[K comparable, V any](hash func(K) uint64) *plan.KeySpec {
 			for c, o := range outs {
 				o.Data = bufs[c]
 				if in.Times == nil && o.Times != nil && len(o.Times) < len(bufs[c]) {
-					o.Times = append(o.Times, make([]int64, len(bufs[c])-len(o.Times))...)
+					if len(o.Times) == 0 {
+						o.Times = nil // made ready for times that never came (core's output)
+					} else {
+						o.Times = append(o.Times, make([]int64, len(bufs[c])-len(o.Times))...)
+					}
 				}
 			}
 		},

@@ -95,6 +95,7 @@ type writer[T any] struct {
 	enc                 *json.Encoder
 	records             int64
 	state               sinkstate.State
+	done                bool // Commit returned nil
 }
 
 func (w *writer[T]) errorf(verb string, err error) error {
@@ -171,6 +172,7 @@ func (w *writer[T]) Commit() error {
 		return w.errorf("committing", err)
 	}
 	removeIfEmpty(filepath.Join(w.dir, StagingDir))
+	w.done = true
 	return nil
 }
 
@@ -187,6 +189,12 @@ func (w *writer[T]) Revert() error {
 }
 
 func (w *writer[T]) Abort() error {
+	if w.state == sinkstate.Committed && !w.done {
+		// Commit renamed the file and then failed (removing stale parts
+		// or syncing): the file goes. After a whole Commit, Abort does
+		// nothing.
+		return w.Revert()
+	}
 	if !w.state.Aborting() {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -600,10 +601,45 @@ func (w *writer[T]) Revert() error {
 			dirs = appendDirs(dirs, w.st, p, w.out)
 		}
 	}
+	if err := w.removeMarker(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	removeEmptyDirs(dirs, w.out)
 	w.committed = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("parquetio: reverting %s: %w", w.s.url, err)
+	}
+	return nil
+}
+
+// removeMarker deletes the output's _SUCCESS marker if this run wrote it
+// (CommitJob ran before a later commit of the job failed); a marker of
+// another run is left alone. Every instance tries: the first deletes it.
+func (w *writer[T]) removeMarker(ctx context.Context) error {
+	p := w.st.join(w.out, successName)
+	isFile, size, exists, err := w.st.stat(ctx, p)
+	if err != nil || !exists || !isFile {
+		return err
+	}
+	r, err := w.st.openReader(ctx, p, size, nil, &Stats{})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", w.st.display(p), err)
+	}
+	body := make([]byte, size)
+	_, err = r.ReadAt(body, 0)
+	_ = r.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading %s: %w", w.st.display(p), err)
+	}
+	var m struct{ Run string }
+	if json.Unmarshal(body, &m) != nil || m.Run != w.inst.Run {
+		return nil
+	}
+	if err := w.st.remove(ctx, p); err != nil {
+		if again, _, exists, _ := w.st.stat(ctx, p); !again || !exists {
+			return nil // another instance was first
+		}
+		return fmt.Errorf("deleting %s: %w", w.st.display(p), err)
 	}
 	return nil
 }
