@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -52,4 +53,67 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 	if len(shared.seen) != 0 {
 		t.Errorf("%d batches still remembered after every instance saw them", len(shared.seen))
 	}
+}
+
+type benchUser struct {
+	ID      int64
+	Age     int32
+	Country string
+	LTV     float64
+}
+
+type benchOut struct {
+	User, Order, TS int64
+	Amount          float64
+	Age             int32
+	Country         string
+	LTV             float64
+}
+
+// BenchmarkJoinProbe probes a broadcast table of 1 M users with batches of
+// 1024 random keys through joinState.probe, and, as the baseline in the
+// same run, through one loop doing each lookup and output in turn (the
+// probe loop before it looked up a whole batch first).
+func BenchmarkJoinProbe(b *testing.B) {
+	const users = 1_000_000
+	rows := make([]KV[int64, benchUser], users)
+	for i := range rows {
+		rows[i] = KV[int64, benchUser]{Key: int64(i), Value: benchUser{ID: int64(i), Age: 30, Country: "de", LTV: 1}}
+	}
+	t := newBuildTable[int64, benchUser](3)
+	t.add(rows)
+	r := rand.New(rand.NewPCG(1, 2))
+	batches := make([][]KV[int64, [3]int64], 256)
+	for j := range batches {
+		bs := make([]KV[int64, [3]int64], 1024)
+		for i := range bs {
+			bs[i] = KV[int64, [3]int64]{Key: r.Int64N(users), Value: [3]int64{int64(i), 7, 9}}
+		}
+		batches[j] = bs
+	}
+	f := func(k int64, o [3]int64, u benchUser, _, _ bool) benchOut {
+		return benchOut{User: k, Order: o[0], TS: o[1], Amount: float64(o[2]), Age: u.Age, Country: u.Country, LTV: u.LTV}
+	}
+	perProbe := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/probe")
+	}
+	b.Run("probe", func(b *testing.B) {
+		s := &joinState[int64, [3]int64, benchUser, benchOut]{n: &plan.Node{}, kind: Inner, f: f, own: t, built: true}
+		for n := range b.N {
+			s.probe(&plan.Batch{Data: batches[n%len(batches)]}, func(*plan.Batch) {})
+		}
+		perProbe(b)
+	})
+	b.Run("one-pass", func(b *testing.B) {
+		for n := range b.N {
+			xs := batches[n%len(batches)]
+			out := make([]benchOut, 0, len(xs))
+			for i := range xs {
+				if v, ok := t.t.Get(xs[i].Key); ok {
+					out = append(out, f(xs[i].Key, xs[i].Value, v.r, true, true))
+				}
+			}
+		}
+		perProbe(b)
+	})
 }
