@@ -25,8 +25,8 @@ func TestCrossJoinsDoNotDeadlock(t *testing.T) {
 	kb := stages.KeyBy(b, func(x int64) int64 { return x })
 	j1 := stages.Collect(stages.Map(stages.Join(ka, kb, stages.Inner), func(j stages.Joined[int64, int64, int64]) int64 { return j.Key }))
 	j2 := stages.Collect(stages.Map(stages.Join(kb, ka, stages.Inner), func(j stages.Joined[int64, int64, int64]) int64 { return j.Key }))
-	// Generous: the job takes well under a second when it does not hang.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// The job takes under a second (under -race) when it does not hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := sluice.Run(ctx, p, sluice.Options{Parallelism: 1})
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
