@@ -308,7 +308,7 @@ type JoinSpec struct {
 	// a stage (one source feeding both sides) could deadlock that way, so
 	// those joins keep early probe batches in memory.
 	HoldProbe bool
-	Skew       SkewSpec
+	Skew      SkewSpec
 }
 
 // Input is one incoming edge of a node.
