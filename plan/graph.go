@@ -301,12 +301,13 @@ type JoinSpec struct {
 	Broadcastable bool
 	// EntryBytes estimates the in-memory bytes of one build-side entry.
 	EntryBytes int64
-	// HoldProbe is set by the planner when the probe and build inputs share
-	// no upstream stage: the join then takes no probe data until its build
-	// side has ended, so that the probe side waits upstream, bounded by
-	// credit, instead of piling up in the join's memory. Inputs that share
-	// a stage (one source feeding both sides) could deadlock that way, so
-	// those joins keep early probe batches in memory.
+	// HoldProbe is set by the planner when the probe side is the join's
+	// alone: it shares no stage with the build side and feeds nothing
+	// else. The join then takes no probe data until its build side has
+	// ended, so that the probe side waits upstream, bounded by credit,
+	// instead of piling up in the join's memory. Other joins keep early
+	// probe batches in memory: holding a probe side that also feeds the
+	// build side, or another join, could deadlock.
 	HoldProbe bool
 	Skew      SkewSpec
 }
