@@ -26,7 +26,9 @@
 // two sinks at one directory.
 //
 // The runtime commits instance by instance once all have prepared; if a
-// Commit fails part way, the instances committed before it stay visible.
+// Commit fails part way (this sink's or another's), the instances committed
+// before it revert: their part files are deleted. The part files of an
+// earlier run that they had replaced are gone too.
 //
 // # Reading
 //

@@ -193,7 +193,9 @@ func (w *writer[T]) Abort() error {
 		// Commit renamed the file and then failed (removing stale parts
 		// or syncing): the file goes. After a whole Commit, Abort does
 		// nothing.
-		return w.Revert()
+		err := w.Revert()
+		removeIfEmpty(filepath.Join(w.dir, StagingDir))
+		return err
 	}
 	if !w.state.Aborting() {
 		return nil

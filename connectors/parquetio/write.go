@@ -586,12 +586,18 @@ func (w *writer[T]) Commit() error {
 }
 
 // Revert implements stages.Reverter: a later commit of the job failed, so
-// the files this instance published are deleted, and the directories that
-// leaves empty. (Overwrite's deletions of older files are not undone: the
-// output is then empty.)
+// this run's _SUCCESS marker and the files this instance published are
+// deleted, and the directories that leaves empty. What the run's commits
+// replaced is not brought back: Overwrite's deleted files, and in Append
+// mode the previous run's marker, which this run's had replaced.
 func (w *writer[T]) Revert() error {
 	ctx := w.cleanup
 	var errs []error
+	// The marker goes first: it must never stand over a partly deleted
+	// output.
+	if err := w.removeMarker(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	var dirs []string
 	for _, p := range w.committed {
 		if err := w.st.remove(ctx, p); err != nil {
@@ -600,9 +606,6 @@ func (w *writer[T]) Revert() error {
 		if w.st.local() {
 			dirs = appendDirs(dirs, w.st, p, w.out)
 		}
-	}
-	if err := w.removeMarker(ctx); err != nil {
-		errs = append(errs, err)
 	}
 	removeEmptyDirs(dirs, w.out)
 	w.committed = nil
