@@ -267,6 +267,17 @@ func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c C
 
 func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
 	xs := in.Data.([]T)
+	if s.passThrough {
+		// Lifted records go straight out: nothing of the state changes.
+		out := make([]KV[K, A], len(xs))
+		i := -1
+		defer func() { repanic(recover(), s.n, xs, i) }()
+		for i = range xs {
+			out[i] = KV[K, A]{Key: s.key(xs[i]), Value: s.c.Lift(xs[i])}
+		}
+		emit(&plan.Batch{Data: out})
+		return
+	}
 	// Phase 1 runs the user's functions without touching the state, so a
 	// panic here leaves the state as it was and the batch can be retried.
 	s.keys = s.keys[:0]
@@ -279,14 +290,6 @@ func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) 
 			s.accs = append(s.accs, s.c.Lift(xs[i]))
 		}
 	}()
-	if s.passThrough {
-		out := make([]KV[K, A], len(s.keys))
-		for i, k := range s.keys {
-			out[i] = KV[K, A]{Key: k, Value: s.accs[i]}
-		}
-		emit(&plan.Batch{Data: out})
-		return
-	}
 	// Phase 2 merges; only a user Merge can panic here, and then the state is lost.
 	s.lost = !s.c.safe
 	t := s.t
