@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -15,14 +16,17 @@ import (
 // flat is a record the direct path reads: flat columns of plain types,
 // a dictionary-encoded string among them.
 type flat struct {
-	ID      int64   `parquet:"id"`
-	Small   int32   `parquet:"small"`
-	Ratio   float32 `parquet:"ratio"`
-	Amount  float64 `parquet:"amount"`
-	TS      int64   `parquet:"ts,timestamp(millisecond)"`
-	Country string  `parquet:"country,dict"`
-	Name    string  `parquet:"name"`
-	Code    int64   `parquet:"code,dict"`
+	ID      int64     `parquet:"id"`
+	Small   int32     `parquet:"small"`
+	Ratio   float32   `parquet:"ratio"`
+	Amount  float64   `parquet:"amount"`
+	TS      int64     `parquet:"ts,timestamp(millisecond)"`
+	Country string    `parquet:"country,dict"`
+	Name    string    `parquet:"name"`
+	Code    int64     `parquet:"code,dict"`
+	When    time.Time `parquet:"when,timestamp(millisecond)"`
+	WhenUS  time.Time `parquet:"when_us,timestamp(microsecond)"`
+	Day     time.Time `parquet:"day,timestamp(millisecond),dict"`
 }
 
 // flatProj reads three of flat's columns, in another order.
@@ -58,6 +62,9 @@ func flats(n int) []flat {
 			Country: []string{"de", "fr", "jp", "us", "br"}[i*7%5],
 			Name:    fmt.Sprintf("name-%d", i*7919%100_003),
 			Code:    int64(i % 17),
+			When:    time.UnixMilli(1_700_000_000_000 + int64(i)*1777).UTC(),
+			WhenUS:  time.UnixMicro(1_700_000_000_000_000 + int64(i)*1_000_003).UTC(),
+			Day:     time.Date(2024, 1, 1+i%30, 0, 0, 0, 0, time.UTC),
 		}
 	}
 	return out
