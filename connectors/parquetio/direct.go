@@ -14,9 +14,9 @@ import (
 
 // The direct read path decodes a row group column by column, from each
 // page's decoded values straight into the record's fields, for records
-// whose Parquet columns are all flat (top level, not repeated, not
-// optional) and of a plain Go type: int32, int64, float32, float64, string,
-// and time.Time for a TIMESTAMP column. parquet-go's GenericReader reconstructs every row as a
+// whose Parquet columns are all flat (top level, not repeated) and of a
+// plain Go type: int32, int64, float32, float64, string, and time.Time for
+// a TIMESTAMP column, or a pointer to one of those for an optional column. parquet-go's GenericReader reconstructs every row as a
 // parquet.Row of Values first and converts it when the file's schema is
 // not exactly the record's (any projection); for W2's two columns that was
 // 40% of the job's CPU time. The direct path reads five columns of 1M rows
@@ -46,14 +46,16 @@ type directField struct {
 	offset uintptr
 	kind   directKind
 	unit   int64 // directTime: nanoseconds in the column's unit
+	ptr    bool  // the field is a pointer: nil for a null
 	name   string
 }
 
 // directPlan says how a file's columns fill the record's fields, or is nil
 // when the file or the record does not allow the direct path. The file's
 // column must have exactly the record's type (kind and logical type) and
-// must not be repeated; an optional file column is read only where its
-// row group holds no nulls, which fileFit.checkNulls ensures.
+// must not be repeated. A pointer field reads an optional column, nil for
+// a null; a field that is not a pointer reads an optional file column only
+// where its row group holds no nulls, which fileFit.checkNulls ensures.
 func (r *record) directPlan(fs *parquet.Schema) []directField {
 	if !directEnabled {
 		return nil
@@ -64,30 +66,35 @@ func (r *record) directPlan(fs *parquet.Schema) []directField {
 			return nil
 		}
 		want, _ := r.schema.Lookup(path...)
-		if want.MaxDefinitionLevel != 0 || want.MaxRepetitionLevel != 0 {
+		i, ok := r.fields[path[0]]
+		if !ok || want.MaxRepetitionLevel != 0 || want.MaxDefinitionLevel > 1 {
 			return nil
+		}
+		f := r.typ.Field(i)
+		ft, ptr := f.Type, false
+		if want.MaxDefinitionLevel == 1 {
+			// Optional in the record: only a pointer field, nil for null.
+			if ft.Kind() != reflect.Pointer {
+				return nil
+			}
+			ft, ptr = ft.Elem(), true
 		}
 		got, ok := fs.Lookup(path...)
 		if !ok {
 			continue // a partition key: fileFit fills it
 		}
-		if got.MaxRepetitionLevel != 0 {
+		if got.MaxRepetitionLevel != 0 || got.MaxDefinitionLevel > 1 {
 			return nil
 		}
 		wt, gt := want.Node.Type(), got.Node.Type()
 		if wt.Kind() != gt.Kind() || !sameLogical(wt.LogicalType(), gt.LogicalType()) {
 			return nil
 		}
-		i, ok := r.fields[path[0]]
-		if !ok {
-			return nil
-		}
-		f := r.typ.Field(i)
-		kind, unit := directKindOf(f.Type, gt)
+		kind, unit := directKindOf(ft, gt)
 		if kind == 0 {
 			return nil
 		}
-		out = append(out, directField{column: got.ColumnIndex, offset: f.Offset, kind: kind, unit: unit, name: path[0]})
+		out = append(out, directField{column: got.ColumnIndex, offset: f.Offset, kind: kind, unit: unit, ptr: ptr, name: path[0]})
 	}
 	return out
 }
@@ -175,8 +182,10 @@ type directColumn struct {
 	field directField
 	pages parquet.Pages
 	page  parquet.Page // nil before the first page and after drop
-	next  int          // the next value of page to read
-	left  int          // values of page still to read
+	next  int          // the next row of page to read
+	left  int          // rows of page still to read
+	vnext int          // the next value of page to read: rows less nulls
+	defs  []byte       // the page's definition levels when it has nulls
 
 	// The current page's values: plain, or indexes into dictionary values.
 	idx   []int32
@@ -210,12 +219,18 @@ func (c *directColumn) load() error {
 		}
 		return fmt.Errorf("column %s: %w", c.field.name, err)
 	}
-	if p.NumNulls() != 0 {
+	nulls := int(p.NumNulls())
+	if nulls != 0 && !c.field.ptr {
 		parquet.Release(p)
-		return fmt.Errorf("column %s: a page holds %d nulls but the field is not optional", c.field.name, p.NumNulls())
+		return fmt.Errorf("column %s: a page holds %d nulls but the field is not optional", c.field.name, nulls)
 	}
-	c.page, c.next, c.left = p, 0, int(p.NumRows())
-	c.idx = nil
+	c.page, c.next, c.left, c.vnext = p, 0, int(p.NumRows()), 0
+	c.idx, c.defs = nil, nil
+	if nulls != 0 {
+		if c.defs = p.DefinitionLevels(); len(c.defs) < c.left {
+			return fmt.Errorf("column %s: a page of %d rows has %d definition levels", c.field.name, c.left, len(c.defs))
+		}
+	}
 	data := p.Data()
 	values := &data
 	if dict := p.Dictionary(); dict != nil {
@@ -246,8 +261,8 @@ func (c *directColumn) load() error {
 			}
 		}
 	}
-	if c.idx != nil && len(c.idx) < c.left || c.idx == nil && c.values() < c.left {
-		return fmt.Errorf("column %s: a page of %d rows holds fewer values", c.field.name, c.left)
+	if present := c.left - nulls; c.idx != nil && len(c.idx) < present || c.idx == nil && c.values() < present {
+		return fmt.Errorf("column %s: a page of %d rows and %d nulls holds fewer values", c.field.name, c.left, nulls)
 	}
 	return nil
 }
@@ -280,9 +295,18 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 		// the last one.
 		dst := unsafe.Add(base, c.field.offset+uintptr(done)*stride)
 		k := min(n-done, c.left)
-		lo, hi := c.next, c.next+k
-		if c.idx != nil {
-			idx := c.idx[lo:hi]
+		// The k rows from c.next hold the page's values vlo..vhi: one a
+		// row, none for a null.
+		vlo, vhi := c.vnext, c.vnext+k
+		var defs []byte
+		if c.defs != nil {
+			defs = c.defs[c.next : c.next+k]
+			vhi = vlo + present(defs)
+		}
+		if c.field.ptr {
+			c.putPointers(dst, stride, k, defs, vlo, vhi)
+		} else if c.idx != nil {
+			idx := c.idx[vlo:vhi]
 			switch c.field.kind {
 			case directInt32:
 				putIndexed(dst, stride, c.i32, idx)
@@ -302,24 +326,99 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 		} else {
 			switch c.field.kind {
 			case directInt32:
-				put(dst, stride, c.i32[lo:hi])
+				put(dst, stride, c.i32[vlo:vhi])
 			case directInt64:
-				put(dst, stride, c.i64[lo:hi])
+				put(dst, stride, c.i64[vlo:vhi])
 			case directFloat:
-				put(dst, stride, c.f32[lo:hi])
+				put(dst, stride, c.f32[vlo:vhi])
 			case directDouble:
-				put(dst, stride, c.f64[lo:hi])
+				put(dst, stride, c.f64[vlo:vhi])
 			case directString:
-				putStrings(dst, stride, c.bytes, c.offs[lo:hi+1])
+				putStrings(dst, stride, c.bytes, c.offs[vlo:vhi+1])
 			case directTime:
-				for i, v := range c.i64[lo:hi] {
+				for i, v := range c.i64[vlo:vhi] {
 					*(*time.Time)(unsafe.Add(dst, uintptr(i)*stride)) = time.Unix(0, v*c.field.unit).UTC()
 				}
 			}
 		}
-		c.next, c.left, done = hi, c.left-k, done+k
+		c.next, c.left, c.vnext, done = c.next+k, c.left-k, vhi, done+k
 	}
 	return nil
+}
+
+// present counts the rows of defs that hold a value (level 1: the columns
+// are flat).
+func present(defs []byte) int {
+	n := 0
+	for _, d := range defs {
+		if d != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// putPointers stores pointers to values vlo..vhi of the page in the field
+// at dst of n consecutive records, nil where defs says null. The values
+// are copied into one new slice that the pointers share: nothing points
+// into parquet-go's pooled page buffers.
+func (c *directColumn) putPointers(dst unsafe.Pointer, stride uintptr, n int, defs []byte, vlo, vhi int) {
+	switch c.field.kind {
+	case directInt32:
+		putPtrs(dst, stride, n, defs, gather(c.i32, c.idx, vlo, vhi))
+	case directInt64:
+		putPtrs(dst, stride, n, defs, gather(c.i64, c.idx, vlo, vhi))
+	case directFloat:
+		putPtrs(dst, stride, n, defs, gather(c.f32, c.idx, vlo, vhi))
+	case directDouble:
+		putPtrs(dst, stride, n, defs, gather(c.f64, c.idx, vlo, vhi))
+	case directTime:
+		raw := gather(c.i64, c.idx, vlo, vhi)
+		times := make([]time.Time, len(raw))
+		for i, v := range raw {
+			times[i] = time.Unix(0, v*c.field.unit).UTC()
+		}
+		putPtrs(dst, stride, n, defs, times)
+	case directString:
+		var strs []string
+		switch {
+		case c.idx != nil:
+			strs = gather(c.dictStrs, c.idx, vlo, vhi)
+		case vhi > vlo:
+			strs = make([]string, vhi-vlo)
+			putStrings(unsafe.Pointer(unsafe.SliceData(strs)), unsafe.Sizeof(""), c.bytes, c.offs[vlo:vhi+1])
+		}
+		putPtrs(dst, stride, n, defs, strs)
+	}
+}
+
+// gather returns a new slice of values vlo..vhi: vals[vlo:vhi], or looked
+// up in vals through idx[vlo:vhi].
+func gather[V any](vals []V, idx []int32, vlo, vhi int) []V {
+	out := make([]V, vhi-vlo)
+	if idx == nil {
+		copy(out, vals[vlo:vhi])
+		return out
+	}
+	for i, j := range idx[vlo:vhi] {
+		out[i] = vals[j]
+	}
+	return out
+}
+
+// putPtrs stores &vals[j] for the j-th row that defs says is not null (all
+// rows when defs is nil), and nil for the others, into n records.
+func putPtrs[V any](dst unsafe.Pointer, stride uintptr, n int, defs []byte, vals []V) {
+	j := 0
+	for i := range n {
+		p := (**V)(unsafe.Add(dst, uintptr(i)*stride))
+		if defs == nil || defs[i] != 0 {
+			*p = &vals[j]
+			j++
+		} else {
+			*p = nil
+		}
+	}
 }
 
 // put stores vals into the field at dst of consecutive records.
