@@ -56,7 +56,7 @@ type directField struct {
 // must not be repeated. A pointer field reads an optional column, nil for
 // a null; a field that is not a pointer reads an optional file column only
 // where its row group holds no nulls, which fileFit.checkNulls ensures.
-func (r *record) directPlan(fs *parquet.Schema) []directField {
+func (r *record) directPlan(fs *parquet.Schema, ff *fileFit) []directField {
 	if !directEnabled {
 		return nil
 	}
@@ -81,7 +81,10 @@ func (r *record) directPlan(fs *parquet.Schema) []directField {
 		}
 		got, ok := fs.Lookup(path...)
 		if !ok {
-			continue // a partition key: fileFit fills it
+			if ff.filled(i) {
+				continue // a partition key: fileFit fills it
+			}
+			return nil // the general path zeroes it
 		}
 		if got.MaxRepetitionLevel != 0 || got.MaxDefinitionLevel > 1 {
 			return nil
@@ -122,6 +125,13 @@ func directKindOf(t reflect.Type, ct parquet.Type) (directKind, int64) {
 		}
 		return 0, 0
 	case k == parquet.Int64 && (t.Kind() == reflect.Int64 || t.Kind() == reflect.Int && t.Size() == 8):
+		if lt := ct.LogicalType(); lt != nil {
+			if _, isTime := lt.Value.(*format.TimeType); isTime {
+				// parquet-go scales TIME to a time.Duration's
+				// nanoseconds: the general path does that.
+				return 0, 0
+			}
+		}
 		return directInt64, 0
 	case k == parquet.Float && t.Kind() == reflect.Float32:
 		return directFloat, 0
@@ -346,12 +356,12 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 	return nil
 }
 
-// present counts the rows of defs that hold a value (level 1: the columns
-// are flat).
+// present counts the rows of defs that hold a value: level 1, the most a
+// flat column has (parquet-go counts any other level as a null too).
 func present(defs []byte) int {
 	n := 0
 	for _, d := range defs {
-		if d != 0 {
+		if d == 1 {
 			n++
 		}
 	}
@@ -412,7 +422,7 @@ func putPtrs[V any](dst unsafe.Pointer, stride uintptr, n int, defs []byte, vals
 	j := 0
 	for i := range n {
 		p := (**V)(unsafe.Add(dst, uintptr(i)*stride))
-		if defs == nil || defs[i] != 0 {
+		if defs == nil || defs[i] == 1 {
 			*p = &vals[j]
 			j++
 		} else {

@@ -33,5 +33,9 @@ func UsesDirect[T any](path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return rec.directPlan(pf.Schema()) != nil, nil
+	ff, err := rec.fit(pf.Schema(), nil)
+	if err != nil {
+		return false, err
+	}
+	return rec.directPlan(pf.Schema(), ff) != nil, nil
 }

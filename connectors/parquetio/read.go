@@ -53,9 +53,6 @@ type fileMeta struct {
 	bound []*boundFilter
 	proj  *parquet.Schema // the filter columns, for exact filtering
 	cols  []int           // file column indexes that a split reads
-	// direct, when not nil, is how the direct path reads the record's
-	// columns (direct.go).
-	direct []directField
 }
 
 // dataFile is a listed data file.
@@ -329,7 +326,7 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 	if meta.fit, err = s.rec.fit(fs, df.parts); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	meta.direct = s.rec.directPlan(fs)
+
 	partKeys := map[string]bool{}
 	for _, p := range df.parts {
 		partKeys[p.key] = true
@@ -613,8 +610,10 @@ func (rd *reader[T]) open(blob bool) (err error) {
 			}
 		}
 	}
-	if meta.direct != nil {
-		rd.direct = newDirectReader(rg, meta.direct)
+	// The direct path's plan comes from the file as opened now: its
+	// columns are found by index.
+	if plan := rd.src.rec.directPlan(f.Schema(), meta.fit); plan != nil {
+		rd.direct = newDirectReader(rg, plan)
 	} else {
 		rd.rows = parquet.NewGenericRowGroupReader[T](rg)
 	}

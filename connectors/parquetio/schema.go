@@ -199,6 +199,16 @@ func (ff *fileFit) checkNulls(rg parquet.RowGroup) error {
 	return nil
 }
 
+// filled reports whether the file's partition values fill record field i.
+func (ff *fileFit) filled(i int) bool {
+	for _, f := range ff.fills {
+		if f.field == i {
+			return true
+		}
+	}
+	return false
+}
+
 // apply fills partition values into records.
 func (ff *fileFit) apply(recs reflect.Value) {
 	if len(ff.fills) == 0 {
