@@ -18,11 +18,11 @@ import (
 )
 
 // readDirectAndGeneral reads url as T on both paths, sorted by cmp.
-func readDirectAndGeneral[T any](t *testing.T, url string, cmp func(a, b T) int) (direct, general []T) {
+func readDirectAndGeneral[T any](t *testing.T, url string, cmp func(a, b T) int, opts ...parquetio.ReadOption) (direct, general []T) {
 	t.Helper()
-	direct = read[T](t, url)
+	direct = read[T](t, url, opts...)
 	restore := parquetio.SetDirect(false)
-	general = read[T](t, url)
+	general = read[T](t, url, opts...)
 	restore()
 	slices.SortFunc(direct, cmp)
 	slices.SortFunc(general, cmp)

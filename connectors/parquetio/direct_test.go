@@ -2,7 +2,6 @@ package parquetio_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -76,39 +75,14 @@ func flats(n int) []flat {
 // groups so that reads cross many page and row-group boundaries.
 func writeFile[T any](t *testing.T, path string, xs []T, rowGroup int) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewGenericWriter[T](f, parquet.PageBufferSize(2<<10))
-	for len(xs) > 0 {
-		k := min(rowGroup, len(xs))
-		if _, err := w.Write(xs[:k]); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		xs = xs[k:]
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeWith(t, path, xs, rowGroup, parquet.PageBufferSize(2<<10))
 }
 
 // readBoth reads url as T on the direct path and on the general path and
 // fails unless both give the same records; it returns them sorted by less.
 func readBoth[T any](t *testing.T, url string, cmp func(a, b T) int, opts ...parquetio.ReadOption) []T {
 	t.Helper()
-	direct := read[T](t, url, opts...)
-	restore := parquetio.SetDirect(false)
-	general := read[T](t, url, opts...)
-	restore()
-	slices.SortFunc(direct, cmp)
-	slices.SortFunc(general, cmp)
+	direct, general := readDirectAndGeneral(t, url, cmp, opts...)
 	if len(direct) != len(general) {
 		t.Fatalf("direct path read %d records, general path %d", len(direct), len(general))
 	}
