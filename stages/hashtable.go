@@ -142,17 +142,3 @@ func (t *hashTable[K, V]) Clear() {
 func (t *hashTable[K, V]) Release() {
 	t.slots, t.n, t.shift = nil, 0, 0
 }
-
-// probes returns how many slots a Find of k would look at (tests).
-func (t *hashTable[K, V]) probes(k K) int {
-	if len(t.slots) == 0 {
-		return 1
-	}
-	tag := mix64(t.hash(k)^t.seed) | 1
-	mask := uint64(len(t.slots) - 1)
-	n := 1
-	for i := tag >> t.shift; t.slots[i].tag != 0 && !(t.slots[i].tag == tag && t.slots[i].key == k); i = (i + 1) & mask {
-		n++
-	}
-	return n
-}

@@ -109,3 +109,17 @@ func BenchmarkAggregateTable(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/record")
 	})
 }
+
+// probes returns how many slots a Find of k would look at .
+func (t *hashTable[K, V]) probes(k K) int {
+	if len(t.slots) == 0 {
+		return 1
+	}
+	tag := mix64(t.hash(k)^t.seed) | 1
+	mask := uint64(len(t.slots) - 1)
+	n := 1
+	for i := tag >> t.shift; t.slots[i].tag != 0 && !(t.slots[i].tag == tag && t.slots[i].key == k); i = (i + 1) & mask {
+		n++
+	}
+	return n
+}
