@@ -202,19 +202,6 @@ func (b *buildTable[K, R]) add(xs []KV[K, R]) {
 	}
 }
 
-// each calls f with every build row of k.
-func (b *buildTable[K, R]) each(k K, f func(*buildRow[R])) bool {
-	v, ok := b.t.Get(k)
-	if !ok {
-		return false
-	}
-	f(v)
-	for j := v.next; j != 0; j = b.more[j-1].next {
-		f(&b.more[j-1])
-	}
-	return true
-}
-
 // sharedTable is a broadcast join's build side, built once per process by
 // all the join's instances there. Every instance receives every build batch
 // (the same *Batch: see core's broadcast output); the first to see a batch
