@@ -55,19 +55,8 @@ func readSource[T any](src *parquetio.FileSource[T]) (n int, err error) {
 // a normal build (fenced here) but a fatal error, which nothing can
 // recover, under the race detector's pointer checks (checkptr).
 func TestDamagedFilesNeverPanic(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "events")
-	write(t, events(3000), out, parquetio.StageOptions(stages.Parallelism(1)), parquetio.RowGroupRows(500))
-	var part string
-	for _, f := range files(t, out) {
-		if strings.HasPrefix(f, "part-") {
-			part = filepath.Join(out, f)
-		}
-	}
-	body, err := os.ReadFile(part)
-	if err != nil {
-		t.Fatal(err)
-	}
+	part, body := onePart(t, 3000, 500)
+	out := filepath.Dir(part)
 	rng := rand.New(rand.NewPCG(1, 2))
 	failed, panics := 0, 0
 	for i := range 300 {

@@ -170,3 +170,21 @@ func (o *opens) list() []string {
 	sort.Strings(out)
 	return out
 }
+
+// onePart writes n events as one part file (one instance) with row groups
+// of rowGroup rows and returns the file's path and contents.
+func onePart(t *testing.T, n int, rowGroup int64) (path string, body []byte) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "events")
+	write(t, events(n), out, parquetio.StageOptions(stages.Parallelism(1)), parquetio.RowGroupRows(rowGroup))
+	for _, f := range files(t, out) {
+		if strings.HasPrefix(f, "part-") {
+			path = filepath.Join(out, f)
+		}
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, body
+}

@@ -254,18 +254,8 @@ func TestSchemaMismatchNamesTheFile(t *testing.T) {
 }
 
 func TestDamagedFilesNameTheFile(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "events")
-	write(t, events(20_000), out, parquetio.StageOptions(stages.Parallelism(1)), parquetio.RowGroupRows(5000))
-	var part string
-	for _, f := range files(t, out) {
-		if strings.HasPrefix(f, "part-") {
-			part = filepath.Join(out, f)
-		}
-	}
-	body, err := os.ReadFile(part)
-	if err != nil {
-		t.Fatal(err)
-	}
+	part, body := onePart(t, 20_000, 5000)
+	out := filepath.Dir(part)
 
 	t.Run("truncated", func(t *testing.T) {
 		if err := os.WriteFile(part, body[:len(body)/2], 0o644); err != nil {
