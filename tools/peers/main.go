@@ -6,6 +6,7 @@
 //
 //	peers run -w w1|w2|w3 -in DATA -out DIR [-threads 2]
 //	peers verify -w w1|w2|w3 [-threads 0] DIR
+//	peers sql [-json] QUERY
 //
 // See README.md for the workloads' queries and the checksum's definition.
 package main
@@ -33,6 +34,10 @@ const usage = `usage:
   peers verify -w w1|w2|w3 [-threads 0] DIR
       prints a checksum of the workload output under DIR that depends on
       neither row order, file layout nor floating-point summation order
+  peers sql [-json] [-threads 0] QUERY
+      runs one DuckDB query (session time zone UTC) and prints its rows:
+      tab-separated, or with -json one JSON object a line (times as
+      RFC 3339 strings in UTC, decimals as strings with their scale's digits)
 `
 
 func main() {
@@ -46,6 +51,8 @@ func main() {
 		err = runCmd(os.Args[2:], os.Stdout)
 	case "verify":
 		err = verifyCmd(os.Args[2:], os.Stdout)
+	case "sql":
+		err = sqlCmd(os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
