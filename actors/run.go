@@ -137,6 +137,7 @@ func (x *Execution) Wait() (*Result, error) {
 		if err == nil {
 			err = errors.New("the job ended but its actors did not stop")
 		}
+		x.finishJob(true)
 		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
 	}
@@ -155,6 +156,7 @@ func (x *Execution) Wait() (*Result, error) {
 	if err != nil {
 		x.abort()
 	}
+	x.finishJob(err != nil)
 	x.closeReaders()
 	res := x.Snapshot()
 	if err != nil {
@@ -192,6 +194,19 @@ func (x *Execution) commitJob() error {
 		}
 	}
 	return nil
+}
+
+// finishJob runs each sink's end-of-job step (releasing an output's
+// lease). Its errors are logged: after a commit the output is published,
+// and a failed job has its error already.
+func (x *Execution) finishJob(failed bool) {
+	for _, v := range x.phys.Vertices {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.FinishJob != nil {
+			if err := tail.Sink.FinishJob(context.WithoutCancel(x.ctx), x.instanceOf(v, 0), failed); err != nil {
+				x.cfg.Logger.Warn("finishing a sink's output", "stage", tail.String(), "err", err)
+			}
+		}
+	}
 }
 
 func (x *Execution) instanceOf(v *plan.Vertex, i int) plan.Instance {
@@ -238,7 +253,9 @@ func (x *Execution) closeReaders() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			for _, o := range h.open {
-				_ = o.r.Close()
+				if o.r != nil {
+					_ = o.r.Close()
+				}
 			}
 			h.open = nil
 		}

@@ -162,6 +162,12 @@ type SinkSpec struct {
 	// CommitJob, if set, runs once after every instance has committed
 	// (with instance 0's Instance): a job-level marker such as _SUCCESS.
 	CommitJob func(ctx context.Context, inst Instance) error
+	// FinishJob, if set, runs once when the job has ended, after every
+	// commit, abort and revert (with instance 0's Instance; failed tells
+	// whether the job failed): a sink releases what it held for the whole
+	// job, such as its output's lease, and deletes what the new output
+	// replaced.
+	FinishJob func(ctx context.Context, inst Instance, failed bool) error
 }
 
 // Waiter is an InputState that cannot take one of its inputs yet: the

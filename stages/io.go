@@ -155,6 +155,14 @@ type JobCommitter interface {
 	CommitJob(ctx context.Context, inst Instance) error
 }
 
+// JobFinisher is a Sink that holds something for the whole job (an
+// output's lease): FinishJob runs once when the job has ended, after every
+// commit, abort and revert, with failed telling whether the job failed.
+// An error is reported but does not fail a job that committed.
+type JobFinisher interface {
+	FinishJob(ctx context.Context, inst Instance, failed bool) error
+}
+
 // Write adds a sink stage.
 func Write[T any](s Stream[T], sink Sink[T], opts ...Option) {
 	loc := caller()
@@ -175,6 +183,9 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *p
 	}}
 	if jc, ok := sink.(JobCommitter); ok {
 		n.Sink.CommitJob = jc.CommitJob
+	}
+	if jf, ok := sink.(JobFinisher); ok {
+		n.Sink.FinishJob = jf.FinishJob
 	}
 	return n
 }

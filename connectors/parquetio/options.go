@@ -10,6 +10,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
+	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -27,7 +28,13 @@ var (
 	ErrCorrupt = errors.New("parquetio: corrupt file")
 	// ErrExists is wrapped when the output exists and the mode is
 	// ErrorIfExists.
-	ErrExists = errors.New("parquetio: output exists")
+	ErrExists = commit.ErrExists
+	// ErrUnsafe is wrapped when a sink refuses its output path: a regular
+	// file, the root, the working or home directory, or a directory of
+	// files Sluice did not write (see Force).
+	ErrUnsafe = commit.ErrUnsafe
+	// ErrLeased is wrapped when another run is writing the output.
+	ErrLeased = commit.ErrLeased
 )
 
 // Option configures both sources and sinks.
@@ -43,12 +50,13 @@ type ReadOption interface{ applyRead(*readConfig) }
 type WriteOption interface{ applyWrite(*writeConfig) }
 
 type readConfig struct {
-	orderBy   string
-	filters   []*filter
-	errs      []error
-	stats     *Stats
-	onOpen    func(file string)
-	stageOpts []stages.Option
+	allowEmpty bool
+	orderBy    string
+	filters    []*filter
+	errs       []error
+	stats      *Stats
+	onOpen     func(file string)
+	stageOpts  []stages.Option
 }
 
 type writeConfig struct {
@@ -59,6 +67,7 @@ type writeConfig struct {
 	rowGroupRows   int64
 	maxOpenFiles   int
 	mode           Mode
+	force          bool
 	stats          *Stats
 	stageOpts      []stages.Option
 	errs           []error
@@ -245,12 +254,22 @@ type Mode int
 
 const (
 	// ErrorIfExists fails the job if the output path holds anything (the
-	// default). The check runs when the sink opens and again at commit.
+	// default). The check runs when the sink opens, under the output's
+	// lease.
 	ErrorIfExists Mode = iota
-	// Overwrite replaces everything under the output path at commit.
+	// Overwrite replaces the output's snapshot with the job's files in one
+	// step at commit; the old snapshot's files are deleted after the job
+	// has committed. Files Sluice did not write are never deleted: a
+	// directory holding such files and no manifest is refused unless
+	// Force is given.
 	Overwrite
-	// Append adds new files beside the existing ones.
+	// Append adds the job's files to the snapshot.
 	Append
+	// OverwritePartitions replaces only the partition directories the job
+	// writes files into, and keeps the others (Spark's
+	// partitionOverwriteMode=dynamic): a daily job rewriting day=2024-01-01
+	// leaves the other days as they were.
+	OverwritePartitions
 )
 
 func (m Mode) applyWrite(c *writeConfig) { c.mode = m }
@@ -264,9 +283,24 @@ func (m Mode) String() string {
 		return "overwrite"
 	case Append:
 		return "append"
+	case OverwritePartitions:
+		return "overwrite-partitions"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
+
+// AllowEmpty lets a source read a directory that holds no data files (and
+// no Sluice manifest) as empty; without it that is an ErrNotFound error,
+// since a wrong path is the likelier cause. A directory whose manifest
+// lists no files is an empty snapshot and is always read.
+func AllowEmpty() ReadOption { return readFunc(func(c *readConfig) { c.allowEmpty = true }) }
+
+// Force lets a sink write where its safety rails refuse to: into the
+// working or home directory (or one holding them), or into a directory
+// holding files Sluice did not write and no manifest. Even forced, a sink
+// never deletes a file Sluice did not write, and never replaces a regular
+// file or the root directory.
+func Force() WriteOption { return writeFunc(func(c *writeConfig) { c.force = true }) }
 
 // Stats counts what a source or sink did. Pass one with WithStats; read it
 // after the job. Fields are updated atomically and may be read at any time.

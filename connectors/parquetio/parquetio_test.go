@@ -38,8 +38,11 @@ func TestRoundTripLocal(t *testing.T) {
 	}
 	fs := files(t, out)
 	var manifest struct {
-		Run   string   `json:"run"`
-		Files []string `json:"files"`
+		Run   string `json:"run"`
+		Files []struct {
+			Path string `json:"path"`
+			Rows int64  `json:"rows"`
+		} `json:"files"`
 	}
 	body, err := os.ReadFile(filepath.Join(out, "_SUCCESS"))
 	if err != nil {
@@ -52,10 +55,15 @@ func TestRoundTripLocal(t *testing.T) {
 		ws.FilesCommitted.Load() != ws.FilesWritten.Load() || ws.RowsWritten.Load() != int64(len(in)) {
 		t.Fatalf("manifest %v, files %v, stats written %d committed %d", manifest.Files, fs, ws.FilesWritten.Load(), ws.FilesCommitted.Load())
 	}
+	var rows int64
 	for _, f := range manifest.Files {
-		if !strings.HasPrefix(f, "part-") || !strings.HasSuffix(f, ".snappy.parquet") || !strings.Contains(f, manifest.Run) {
-			t.Errorf("file name %q", f)
+		if !strings.HasPrefix(f.Path, "part-") || !strings.HasSuffix(f.Path, ".snappy.parquet") || !strings.Contains(f.Path, manifest.Run) {
+			t.Errorf("file name %q", f.Path)
 		}
+		rows += f.Rows
+	}
+	if rows != int64(len(in)) {
+		t.Errorf("the manifest counts %d rows, want %d", rows, len(in))
 	}
 	// 50 000 rows in row groups of 4096 over 3 instances.
 	if rg := rs.RowGroups.Load(); rg < 50_000/4096 || rs.RowsRead.Load() != int64(len(in)) {

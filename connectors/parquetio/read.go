@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
+	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -183,7 +185,21 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 			return []*dataFile{{path: root, size: size}}, nil
 		}
 	}
+	// A Sluice output is read as exactly the files its manifest lists
+	// (also when url names a partition directory below it).
+	snap, err := commit.FindSnapshot(ctx, commitFS(st), root)
+	if err != nil {
+		return nil, fmt.Errorf("parquetio: %w", err)
+	}
+	var listed map[string]bool // the manifest's files below root
+	if snap != nil {
+		listed = map[string]bool{}
+		for _, f := range snap.Files(commitFS(st)) {
+			listed[f] = false
+		}
+	}
 	var out []*dataFile
+	var pruned []string
 	var walk func(dir string, rel []string) error
 	walk = func(dir string, rel []string) error {
 		files, dirs, err := st.list(ctx, dir)
@@ -202,6 +218,7 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 			}
 			if !keep {
 				s.stats().PartitionsPruned.Add(1)
+				pruned = append(pruned, st.join(dir, d))
 				continue
 			}
 			if err := walk(st.join(dir, d), append(rel[:depth:depth], d)); err != nil {
@@ -214,8 +231,15 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 				(depth == len(pattern)-1 && !matchSegment(pattern[depth], f.name)) {
 				continue
 			}
+			p := st.join(dir, f.name)
+			if listed != nil {
+				if _, ok := listed[p]; !ok {
+					continue // not in the snapshot: another run's, or not Sluice's
+				}
+				listed[p] = true
+			}
 			s.stats().FilesListed.Add(1)
-			out = append(out, &dataFile{path: st.join(dir, f.name), size: f.size, parts: parsePartitions(rel)})
+			out = append(out, &dataFile{path: p, size: f.size, parts: parsePartitions(rel)})
 		}
 		return nil
 	}
@@ -229,8 +253,26 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 	if err := walk(root, nil); err != nil {
 		return nil, err
 	}
+	if listed != nil && pattern == nil {
+		var missing []string
+		for p, seen := range listed {
+			if !seen && !slices.ContainsFunc(pruned, func(d string) bool {
+				return strings.HasPrefix(p, d+"/") || strings.HasPrefix(p, d+string(filepath.Separator))
+			}) {
+				missing = append(missing, st.display(p))
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			return nil, fmt.Errorf("%s: %w: the manifest %s lists %d files that are missing, first %s",
+				st.display(root), ErrCorrupt, st.display(st.join(snap.Root, commit.ManifestName)), len(missing), missing[0])
+		}
+	}
 	if pattern != nil && len(out) == 0 {
 		return nil, fmt.Errorf("%s: %w: no file matches", s.url, ErrNotFound)
+	}
+	if len(out) == 0 && snap == nil && len(pruned) == 0 && !s.cfg.allowEmpty {
+		return nil, fmt.Errorf("%s: %w: the directory holds no data files and no Sluice manifest (pass parquetio.AllowEmpty() to read it as empty)", st.display(root), ErrNotFound)
 	}
 	return out, nil
 }

@@ -98,6 +98,17 @@ func parseLocation(ctx context.Context, raw string) (*location, error) {
 		host, key = rest[:j], rest[j+1:]
 	}
 	key = strings.Trim(key, "/")
+	if scheme == "file" {
+		// A local path: the local store fsyncs and fences its commits,
+		// which fileblob does not (DESIGN.md §5).
+		if host != "" && host != "localhost" {
+			return nil, fmt.Errorf("%w: file:// URLs take an absolute path (file:///dir), not host %q", ErrConfig, host)
+		}
+		if query != "" {
+			return nil, fmt.Errorf("%w: file:// URLs take no parameters (%q)", ErrConfig, query)
+		}
+		return &location{raw: raw, st: localStore{}, path: filepath.Clean("/" + key), isURL: true}, nil
+	}
 	b, err := openBucket(ctx, scheme, host, query)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening bucket: %v", ErrConfig, err)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
+	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -26,8 +24,6 @@ const (
 	defaultTargetFileSize = 512 << 20
 	defaultRowGroupRows   = 128 << 10
 	defaultMaxOpenFiles   = 64
-	successName           = "_SUCCESS"
-	stagingPrefix         = ".sluice-staging"
 )
 
 // Write adds a sink stage that writes s as Parquet files under the
@@ -118,7 +114,7 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 		}
 		seen[p.name] = true
 	}
-	if s.cfg.mode < ErrorIfExists || s.cfg.mode > Append {
+	if s.cfg.mode < ErrorIfExists || s.cfg.mode > OverwritePartitions {
 		errs = append(errs, fmt.Errorf("%w: unknown mode %v", ErrConfig, s.cfg.mode))
 	}
 	if strings.ContainsAny(url, "*[") {
@@ -141,13 +137,13 @@ func (s *FileSink[T]) stats() *Stats {
 }
 
 // commitState is shared by the instances of one sink in one process, through
-// stages.Instance.Shared: the existence check at open, and the mode applied
-// at the first commit.
+// stages.Instance.Shared: the run's transaction on the output, begun by the
+// first instance to open.
 type commitState struct {
-	mu      sync.Mutex
-	opened  bool
-	openErr error
-	began   bool
+	mu     sync.Mutex
+	opened bool
+	txn    *commit.Txn
+	err    error
 }
 
 func newRunID() string {
@@ -156,7 +152,42 @@ func newRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Open implements stages.Sink.
+// commitMode maps a Mode to the commit protocol's.
+func (m Mode) commitMode() commit.Mode {
+	switch m {
+	case Overwrite:
+		return commit.Overwrite
+	case Append:
+		return commit.Append
+	case OverwritePartitions:
+		return commit.OverwritePartitions
+	}
+	return commit.ErrorIfExists
+}
+
+// dataFileName matches the names of the data files sinks write:
+// part-<instance>-<run>-<seq><codec>.parquet.
+var dataFileName = regexp.MustCompile(`^part-[0-9]{5}-[0-9A-Za-z_]+-[0-9]{4,}(\.[a-z0-9]+)?\.parquet$`)
+
+// stagedSuffix ends the names of staged files, so that no reader's
+// *.parquet glob matches them before they are published.
+const stagedSuffix = ".inprogress"
+
+func (s *FileSink[T]) shared(inst stages.Instance, run string) (*commitState, error) {
+	if inst.Shared == nil {
+		return &commitState{}, nil
+	}
+	v, err := inst.Shared("parquetio.sink "+run+" "+inst.Stage+" "+s.url, func() (any, error) {
+		return &commitState{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*commitState), nil
+}
+
+// Open implements stages.Sink. The first instance to open takes the
+// output's lease and checks it against the mode.
 func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
 	if s.err != nil {
 		return nil, s.err
@@ -166,100 +197,41 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 		return nil, fmt.Errorf("writing %s: %w", s.url, err)
 	}
 	st, out := loc.st, loc.path
-	if dir, _ := parent(st, out); st.local() && out == dir {
-		return nil, fmt.Errorf("writing %s: %w: the output cannot be the root directory", s.url, ErrConfig)
-	}
 	run := inst.Run
 	if run == "" {
 		run = newRunID() // outside the runtime: each instance is its own run
 	}
 	run = fileSafe(run)
-	stagingRoot := stagingRootOf(st, out)
-	state := &commitState{}
-	if inst.Shared != nil {
-		v, err := inst.Shared("parquetio.sink "+run+" "+inst.Stage+" "+s.url, func() (any, error) {
-			return &commitState{}, nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		state = v.(*commitState)
+	state, err := s.shared(inst, run)
+	if err != nil {
+		return nil, err
 	}
 	state.mu.Lock()
 	if !state.opened {
 		state.opened = true
-		if s.cfg.mode == ErrorIfExists {
-			state.openErr = s.checkAbsent(ctx, st, out, run, stagingRoot)
+		state.txn, state.err = commit.Begin(ctx, commitFS(st), out, commit.Options{
+			Mode: s.cfg.mode.commitMode(), Force: s.cfg.force, Job: inst.Job, Run: run,
+			ForceHint: "pass parquetio.Force() (the bundled jobs: --arg force=true)",
+			Ours:      dataFileName.MatchString,
+			Data:      func(name string) bool { return strings.HasSuffix(name, ".parquet") },
+		})
+		if state.err != nil {
+			state.err = fmt.Errorf("parquetio: %w", state.err)
 		}
 	}
-	err = state.openErr
+	txn, err := state.txn, state.err
 	state.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	w := &writer[T]{
 		s: s, ctx: ctx, cleanup: context.WithoutCancel(ctx), inst: inst, st: st, out: out,
-		stagingRoot: stagingRoot,
-		runDir:      st.join(stagingRoot, run),
-		staging:     st.join(stagingRoot, run, fmt.Sprintf("%05d", inst.Index)),
-		run:         run, state: state, open: map[string]*partFile[T]{}, groups: map[string]*group[T]{},
+		txn:     txn,
+		staging: st.join(txn.Staging(), fmt.Sprintf("%05d", inst.Index)),
+		run:     run, state: state, open: map[string]*partFile[T]{}, groups: map[string]*group[T]{},
 		ext: codecExt(s.cfg.codec),
 	}
 	return w, nil
-}
-
-// checkAbsent fails if the output holds a file that is not of this run
-// (another process of the run may have committed already).
-func (s *FileSink[T]) checkAbsent(ctx context.Context, st store, out, run, skip string) error {
-	files, err := listAll(ctx, st, out, skip)
-	if err != nil {
-		return fmt.Errorf("parquetio: writing %s: checking the output: %w", s.url, err)
-	}
-	for _, f := range files {
-		if !ofRun(f, run) {
-			return fmt.Errorf("writing %s: %w: %s (use Overwrite or Append)", s.url, ErrExists, st.display(f))
-		}
-	}
-	return nil
-}
-
-// ofRun reports whether a path names a data file written by run.
-func ofRun(p, run string) bool {
-	_, name := path.Split(filepath.ToSlash(p))
-	return strings.HasPrefix(name, "part-") && strings.Contains(name, "-"+run+"-")
-}
-
-// listAll lists every file below dir, hidden ones included, except those
-// below skip.
-func listAll(ctx context.Context, st store, dir, skip string) ([]string, error) {
-	isFile, _, exists, err := st.stat(ctx, dir)
-	if err != nil || !exists {
-		return nil, err
-	}
-	if isFile {
-		return []string{dir}, nil
-	}
-	var out []string
-	var walk func(d string) error
-	walk = func(d string) error {
-		if skip != "" && d == skip {
-			return nil
-		}
-		files, dirs, err := st.list(ctx, d)
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			out = append(out, st.join(d, f.name))
-		}
-		for _, sub := range dirs {
-			if err := walk(st.join(d, sub)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return out, walk(dir)
 }
 
 // fileSafe makes a run ID usable in a file name.
@@ -300,12 +272,11 @@ type writer[T any] struct {
 	st      store
 	out     string
 
-	stagingRoot string // <parent>/.sluice-staging-<base>
-	runDir      string // stagingRoot/<run>
-	staging     string // runDir/<instance>
-	run         string
-	state       *commitState
-	ext         string
+	txn     *commit.Txn
+	staging string // the run's staging directory/<instance>
+	run     string
+	state   *commitState
+	ext     string
 
 	open      map[string]*partFile[T] // by partition directory
 	clock     uint64
@@ -313,6 +284,7 @@ type writer[T any] struct {
 	staged    []stagedFile
 	published []string
 	committed []string // what Commit published, for Revert
+	reverted  bool
 	groups    map[string]*group[T]
 	active    []*group[T]
 	key       []byte
@@ -333,6 +305,7 @@ type stagedFile struct {
 	from, to string
 	rel      string // path below the output
 	rows     int64
+	bytes    int64
 }
 
 type countingWriter struct {
@@ -446,7 +419,7 @@ func (w *writer[T]) file(dir string) (*partFile[T], error) {
 	}
 	name := fmt.Sprintf("part-%05d-%s-%04d%s.parquet", w.inst.Index, w.run, w.seq, w.ext)
 	w.seq++
-	staged := w.st.join(w.staging, dir, name)
+	staged := w.st.join(w.staging, dir, name+stagedSuffix)
 	fw, err := w.st.create(w.ctx, staged)
 	if err != nil {
 		return nil, fmt.Errorf("parquetio: creating %s: %w", w.st.display(staged), err)
@@ -465,7 +438,7 @@ func (w *writer[T]) file(dir string) (*partFile[T], error) {
 // closeFile finishes a file: footer, flush, fsync (local) or upload.
 func (w *writer[T]) closeFile(f *partFile[T]) error {
 	delete(w.open, f.dir)
-	staged := w.st.join(w.staging, f.dir, f.name)
+	staged := w.st.join(w.staging, f.dir, f.name+stagedSuffix)
 	err := f.pw.Close()
 	if err == nil {
 		err = f.fw.Close()
@@ -482,7 +455,7 @@ func (w *writer[T]) closeFile(f *partFile[T]) error {
 	if f.dir != "" {
 		rel = f.dir + "/" + f.name
 	}
-	w.staged = append(w.staged, stagedFile{from: staged, to: w.st.join(w.out, f.dir, f.name), rel: rel, rows: f.rows})
+	w.staged = append(w.staged, stagedFile{from: staged, to: w.st.join(w.out, f.dir, f.name), rel: rel, rows: f.rows, bytes: f.cw.n})
 	return nil
 }
 
@@ -513,7 +486,7 @@ func (w *writer[T]) Prepare() (err error) {
 	if w.st.local() {
 		var sync []string
 		for _, f := range w.staged {
-			sync = appendDirs(sync, w.st, f.from, w.stagingRoot)
+			sync = appendDirs(sync, w.st, f.from, w.txn.Staging())
 		}
 		if err := w.st.syncDirs(sync); err != nil {
 			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
@@ -536,68 +509,55 @@ func appendDirs(dirs []string, st store, p, stop string) []string {
 	}
 }
 
-// Commit implements stages.Writer: it publishes this instance's files under
-// the output path. The first instance of the run to commit in this process
-// applies the mode first: Overwrite deletes what the output holds except
-// this run's files; ErrorIfExists checks again that it holds none but them.
+// Commit implements stages.Writer: it publishes this instance's files
+// under the output path. Readers that honour the manifest do not see them
+// until the job's commit switches it (CommitJob).
 func (w *writer[T]) Commit() error {
 	if w.failed != nil {
 		return w.failed
 	}
 	ctx := w.ctx
-	w.state.mu.Lock()
-	if !w.state.began {
-		var err error
-		switch w.s.cfg.mode {
-		case ErrorIfExists:
-			err = w.s.checkAbsent(ctx, w.st, w.out, w.run, w.stagingRoot)
-		case Overwrite:
-			err = w.clearOutput(ctx)
-		}
-		if err != nil {
-			w.state.mu.Unlock()
-			return err
-		}
-		w.state.began = true
-	}
-	w.state.mu.Unlock()
 	var sync []string
+	var files []commit.File
 	for _, f := range w.staged {
 		if err := w.st.publish(ctx, f.from, f.to); err != nil {
 			return fmt.Errorf("parquetio: publishing %s as %s: %w", w.st.display(f.from), w.st.display(f.to), err)
 		}
 		w.published = append(w.published, f.to)
+		files = append(files, commit.File{Path: f.rel, Rows: f.rows, Bytes: f.bytes})
 		w.s.stats().FilesCommitted.Add(1)
 		if w.st.local() {
 			sync = appendDirs(sync, w.st, f.to, w.out)
 		}
 	}
 	if len(sync) > 0 {
-		outParent, _ := parent(w.st, w.out)
-		sync = append(sync, outParent)
 		if err := w.st.syncDirs(sync); err != nil {
 			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
 		}
 	}
-	w.removeStaging(ctx)
+	w.txn.Add(files...)
+	_ = w.st.removeAll(ctx, w.staging)
 	w.committed = append(w.committed, w.published...)
 	w.staged, w.published = nil, nil
 	return nil
 }
 
 // Revert implements stages.Reverter: a later commit of the job failed, so
-// this run's _SUCCESS marker and the files this instance published are
-// deleted, and the directories that leaves empty. What the run's commits
-// replaced is not brought back: Overwrite's deleted files, and in Append
-// mode the previous run's marker, which this run's had replaced.
+// the output's previous manifest is put back (by the first instance to
+// revert) and the files this instance published are deleted, with the
+// directories that leaves empty. The previous snapshot is whole again:
+// its files are deleted only after the whole job has committed.
 func (w *writer[T]) Revert() error {
-	ctx := w.cleanup
-	var errs []error
-	// The marker goes first: it must never stand over a partly deleted
-	// output.
-	if err := w.removeMarker(ctx); err != nil {
-		errs = append(errs, err)
+	if w.reverted {
+		return nil
 	}
+	w.reverted = true
+	ctx := w.cleanup
+	// The manifest goes back first: it must never list a deleted file.
+	if err := w.txn.Revert(ctx); err != nil {
+		return fmt.Errorf("parquetio: reverting %s: %w", w.s.url, err)
+	}
+	var errs []error
 	var dirs []string
 	for _, p := range w.committed {
 		if err := w.st.remove(ctx, p); err != nil {
@@ -615,147 +575,58 @@ func (w *writer[T]) Revert() error {
 	return nil
 }
 
-// removeMarker deletes the output's _SUCCESS marker if this run wrote it
-// (CommitJob ran before a later commit of the job failed); a marker of
-// another run is left alone. Every instance tries: the first deletes it.
-func (w *writer[T]) removeMarker(ctx context.Context) error {
-	p := w.st.join(w.out, successName)
-	isFile, size, exists, err := w.st.stat(ctx, p)
-	if err != nil || !exists || !isFile {
-		return err
-	}
-	r, err := w.st.openReader(ctx, p, size, nil, &Stats{})
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", w.st.display(p), err)
-	}
-	body := make([]byte, size)
-	_, err = r.ReadAt(body, 0)
-	_ = r.Close()
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading %s: %w", w.st.display(p), err)
-	}
-	var m struct{ Run string }
-	if json.Unmarshal(body, &m) != nil || m.Run != w.inst.Run {
-		return nil
-	}
-	if err := w.st.remove(ctx, p); err != nil {
-		if again, _, exists, _ := w.st.stat(ctx, p); !again || !exists {
-			return nil // another instance was first
-		}
-		return fmt.Errorf("deleting %s: %w", w.st.display(p), err)
-	}
-	return nil
-}
-
-// clearOutput deletes every file under the output path that this run did
-// not write, for Overwrite, and then the directories left empty.
-func (w *writer[T]) clearOutput(ctx context.Context) error {
-	files, err := listAll(ctx, w.st, w.out, w.stagingRoot)
-	if err != nil {
-		return fmt.Errorf("parquetio: writing %s: listing the output to overwrite it: %w", w.s.url, err)
-	}
-	var dirs []string
-	for _, f := range files {
-		if ofRun(f, w.run) {
-			continue
-		}
-		if err := w.st.remove(ctx, f); err != nil {
-			return fmt.Errorf("parquetio: writing %s: deleting %s to overwrite it: %w", w.s.url, w.st.display(f), err)
-		}
-		if w.st.local() {
-			dirs = appendDirs(dirs, w.st, f, w.out)
-		}
-	}
-	removeEmptyDirs(dirs, w.out)
-	return nil
-}
-
 // removeEmptyDirs removes the directories in dirs that are empty, deepest
-// first, down to and including out.
+// first, below out.
 func removeEmptyDirs(dirs []string, out string) {
 	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
 	for _, d := range dirs {
-		if len(d) >= len(out) {
+		if len(d) > len(out) {
 			_ = os.Remove(d)
 		}
 	}
 }
 
-// stagingRootOf returns the staging directory of an output: a hidden
-// sibling.
-func stagingRootOf(st store, out string) string {
-	dir, base := parent(st, out)
-	root := stagingPrefix
-	if base != "" {
-		root += "-" + base
-	}
-	return st.join(dir, root)
-}
-
 // CommitJob implements stages.JobCommitter: once every instance has
-// committed, it writes the _SUCCESS marker, a JSON manifest of the run's
-// files under the output path. The marker is written in staging and then
-// renamed (or copied) into place, replacing an older one in one step.
+// committed, it switches the output's manifest (_SUCCESS) to the new
+// snapshot in one conditional write. This is the step that publishes the
+// job's output.
 func (s *FileSink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
-	loc, err := parseLocation(ctx, s.url)
+	state, err := s.shared(inst, fileSafe(inst.Run))
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", s.url, err)
+		return err
 	}
-	st, out := loc.st, loc.path
-	stagingRoot := stagingRootOf(st, out)
-	run := fileSafe(inst.Run)
-	all, err := listAll(ctx, st, out, stagingRoot)
-	if err != nil {
-		return fmt.Errorf("parquetio: writing %s: listing the output: %w", s.url, err)
+	state.mu.Lock()
+	txn := state.txn
+	state.mu.Unlock()
+	if txn == nil {
+		return fmt.Errorf("parquetio: writing %s: the sink was never opened", s.url)
 	}
-	files := []string{}
-	for _, f := range all {
-		if ofRun(f, run) {
-			rel := strings.TrimPrefix(filepath.ToSlash(f), filepath.ToSlash(out))
-			files = append(files, strings.TrimPrefix(rel, "/"))
-		}
-	}
-	slices.Sort(files)
-	body, _ := json.MarshalIndent(struct {
-		Job   string   `json:"job"`
-		Run   string   `json:"run"`
-		Files []string `json:"files"`
-	}{inst.Job, inst.Run, files}, "", "  ")
-	runDir := st.join(stagingRoot, run)
-	from := st.join(runDir, successName)
-	to := st.join(out, successName)
-	fw, err := st.create(ctx, from)
-	if err == nil {
-		if _, err = fw.Write(append(body, '\n')); err == nil {
-			err = fw.Close()
-		} else {
-			fw.Abort()
-		}
-	}
-	if err == nil {
-		err = st.publish(ctx, from, to)
-	}
-	if err == nil && st.local() {
-		err = st.syncDirs([]string{out})
-	}
-	if st.local() {
-		_ = os.Remove(runDir)
-		_ = os.Remove(stagingRoot)
-	}
-	if err != nil {
-		return fmt.Errorf("parquetio: writing %s: %w", st.display(to), err)
+	if err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("parquetio: writing %s: %w", s.url, err)
 	}
 	return nil
 }
 
-// removeStaging deletes this instance's staging directory, and the run's
-// and the staging root when they are left empty.
-func (w *writer[T]) removeStaging(ctx context.Context) {
-	_ = w.st.removeAll(ctx, w.staging)
-	if w.st.local() {
-		_ = os.Remove(w.runDir)
-		_ = os.Remove(w.stagingRoot)
+// FinishJob implements stages.JobFinisher: when the job has ended it
+// deletes the files of the old snapshot that the new one no longer lists
+// (after a commit), removes the run's staging and releases the output's
+// lease.
+func (s *FileSink[T]) FinishJob(ctx context.Context, inst stages.Instance, _ bool) error {
+	state, err := s.shared(inst, fileSafe(inst.Run))
+	if err != nil {
+		return err
 	}
+	state.mu.Lock()
+	txn := state.txn
+	state.txn = nil
+	state.mu.Unlock()
+	if txn == nil {
+		return nil
+	}
+	if err := txn.Finish(ctx); err != nil {
+		return fmt.Errorf("parquetio: writing %s: %w", s.url, err)
+	}
+	return nil
 }
 
 // Abort implements stages.Writer: it discards open and staged files, and
@@ -790,7 +661,6 @@ func (w *writer[T]) Abort() error {
 	if err := w.st.removeAll(ctx, w.staging); err != nil {
 		errs = append(errs, err)
 	}
-	w.removeStaging(ctx)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("parquetio: aborting %s: %w", w.s.url, err)
 	}
