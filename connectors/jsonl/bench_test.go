@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -51,7 +50,7 @@ func BenchmarkRead(b *testing.B) {
 	if err := w.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	path := filepath.Join(dir, jsonl.PartName(0))
+	path := partFile(b, dir, 0)
 	fi, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +91,7 @@ func BenchmarkJob(b *testing.B) {
 	dir := b.TempDir()
 	const n = 100_000
 	writeEvents(b, dir, events(n), 1)
-	path := filepath.Join(dir, jsonl.PartName(0))
+	path := partFile(b, dir, 0)
 	for _, policy := range []string{"fail", "dead-letter"} {
 		b.Run(policy, func(b *testing.B) {
 			b.ReportAllocs()

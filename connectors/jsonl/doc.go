@@ -4,31 +4,19 @@
 // # Writing
 //
 // Write (or Sink) writes a stream into a directory, one file per sink
-// instance, named part-NNNNN.jsonl after the instance index (zero padded to
-// five digits). Output is committed atomically with the job:
+// instance, named part-NNNNN-<run>.jsonl after the instance index and the
+// run. Output is committed with the job through the protocol Parquet
+// outputs use (see connectors/parquetio's documentation): the run takes the
+// directory's lease (a second job writing it fails at once), each instance
+// stages its file under dir/_sluice/staging/<run>/ and renames it into dir
+// at Commit, and the job's commit switches the manifest dir/_SUCCESS to
+// the run's files in one step; the previous run's files are deleted after
+// that. A job that fails or is cancelled leaves the previous snapshot as it
+// was; a run that dies is cleaned up after by the next one.
 //
-//   - Open creates a staging file dir/.sluice-staging/<job>-NNNNN-<random>.jsonl.tmp;
-//   - Write encodes each record as one line through a buffered writer;
-//   - Prepare flushes, fsyncs and closes the staging file;
-//   - Commit renames it to dir/part-NNNNN.jsonl and fsyncs dir;
-//   - Abort (a failed or cancelled job) deletes it.
-//
-// The staging directory is removed once empty. A job that fails or is
-// cancelled leaves no part file of its own: an earlier run's part files stay
-// as they were. The random suffix keeps two runs of one job from writing
-// into the same staging file.
-//
-// Overwrite semantics: the directory belongs to the sink. Committing
-// replaces the part files of an earlier run: each instance's rename replaces
-// the part file of its index, and instance 0 deletes every part-NNNNN.jsonl
-// whose index is not below the job's parallelism, so that a run with fewer
-// instances leaves no stale parts. Other files are left alone. Do not point
-// two sinks at one directory.
-//
-// The runtime commits instance by instance once all have prepared; if a
-// Commit fails part way (this sink's or another's), the instances committed
-// before it revert: their part files are deleted. The part files of an
-// earlier run that they had replaced are gone too.
+// Overwrite semantics: each run replaces the snapshot. Files Sluice did
+// not write are never deleted, and a directory that holds such files and
+// no manifest is refused. Read (below) reads a directory by its manifest.
 //
 // # Reading
 //

@@ -3,22 +3,22 @@ package jsonl
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
+	"regexp"
 	"strings"
+	"sync"
 
+	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/internal/sinkstate"
 	"github.com/sluice-data/sluice/stages"
 )
-
-// StagingDir is the directory, inside the output directory, that holds the
-// files of instances that have not committed yet.
-const StagingDir = ".sluice-staging"
 
 // ErrNoDir is returned by a sink with an empty directory name.
 var ErrNoDir = errors.New("jsonl: no output directory")
@@ -34,40 +34,129 @@ func Write[T any](s stages.Stream[T], dir string, opts ...stages.Option) {
 	stages.Write(s, Sink[T](dir), append([]stages.Option{stages.Name("jsonl")}, opts...)...)
 }
 
-// Sink returns a sink that writes JSON lines into dir.
-func Sink[T any](dir string) stages.Sink[T] { return sink[T]{dir: dir} }
+// Sink returns a sink that writes JSON lines into dir, replacing the
+// snapshot its manifest names (see the package documentation).
+func Sink[T any](dir string) stages.Sink[T] { return &sink[T]{dir: dir} }
 
 type sink[T any] struct{ dir string }
 
-// PartName returns the name of the file that instance index writes.
-func PartName(index int) string { return fmt.Sprintf("part-%05d.jsonl", index) }
+// PartName returns the name of the file that instance index of run writes.
+func PartName(index int, run string) string { return fmt.Sprintf("part-%05d-%s.jsonl", index, run) }
 
-func (s sink[T]) Open(_ context.Context, inst stages.Instance) (stages.Writer[T], error) {
+// partName matches PartName's names, and the names of earlier versions'
+// (part-00000.jsonl): the files a sink deletes when they leave the snapshot.
+var partName = regexp.MustCompile(`^part-[0-9]{5}(-[0-9A-Za-z_]+)?\.jsonl$`)
+
+// txnState is the run's transaction on the output, shared by the
+// instances of one process.
+type txnState struct {
+	mu     sync.Mutex
+	opened bool
+	txn    *commit.Txn
+	err    error
+}
+
+func (s *sink[T]) shared(inst stages.Instance) (*txnState, error) {
+	if inst.Shared == nil {
+		return &txnState{}, nil
+	}
+	v, err := inst.Shared("jsonl.sink "+inst.Run+" "+inst.Stage+" "+s.dir, func() (any, error) { return &txnState{}, nil })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*txnState), nil
+}
+
+func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
 	if s.dir == "" {
 		return nil, ErrNoDir
 	}
-	final := filepath.Join(s.dir, PartName(inst.Index))
-	staging := filepath.Join(s.dir, StagingDir)
-	pattern := fmt.Sprintf("%s-%05d-*.jsonl.tmp", fileSafe(inst.Job), inst.Index)
-	var f *os.File
-	var err error
-	// Another instance may remove the staging directory, empty, between our
-	// MkdirAll and CreateTemp: try again.
-	for range 3 {
-		if err = os.MkdirAll(staging, 0o755); err != nil {
-			break
-		}
-		if f, err = os.CreateTemp(staging, pattern); !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
+	dir, err := filepath.Abs(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
 	}
+	run := fileSafe(inst.Run)
+	if inst.Run == "" {
+		run = newRunID()
+	}
+	st, err := s.shared(inst)
+	if err != nil {
+		return nil, err
+	}
+	final := filepath.Join(dir, PartName(inst.Index, run))
+	st.mu.Lock()
+	if !st.opened {
+		st.opened = true
+		st.txn, st.err = commit.Begin(ctx, commit.Local{}, dir, commit.Options{
+			Mode: commit.Overwrite, Job: inst.Job, Run: run,
+			ForceHint: "write into an empty directory",
+			Ours:      partName.MatchString,
+			Data:      func(name string) bool { return strings.HasSuffix(name, ".jsonl") },
+		})
+	}
+	txn, err := st.txn, st.err
+	st.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+	}
+	staging := filepath.Join(txn.Staging(), PartName(inst.Index, run)+".inprogress")
+	if err := os.MkdirAll(filepath.Dir(staging), 0o755); err != nil {
+		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+	}
+	f, err := os.OpenFile(staging, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	return &writer[T]{dir: s.dir, final: final, staging: f.Name(), inst: inst, f: f, bw: bw, enc: enc}, nil
+	return &writer[T]{dir: dir, final: final, staging: staging, inst: inst, f: f, bw: bw, enc: enc,
+		txn: txn, alone: inst.Shared == nil}, nil
+}
+
+// CommitJob implements stages.JobCommitter: it switches the manifest to
+// the run's files in one step.
+func (s *sink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
+	st, err := s.shared(inst)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	txn := st.txn
+	st.mu.Unlock()
+	if txn == nil {
+		return fmt.Errorf("jsonl: writing %s: the sink was never opened", s.dir)
+	}
+	if err := txn.Commit(ctx); err != nil {
+		return fmt.Errorf("jsonl: writing %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// FinishJob implements stages.JobFinisher: it deletes the files of the
+// replaced snapshot and releases the output's lease.
+func (s *sink[T]) FinishJob(ctx context.Context, inst stages.Instance, _ bool) error {
+	st, err := s.shared(inst)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	txn := st.txn
+	st.txn = nil
+	st.mu.Unlock()
+	if txn == nil {
+		return nil
+	}
+	if err := txn.Finish(ctx); err != nil {
+		return fmt.Errorf("jsonl: writing %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // fileSafe makes a job name usable in a file name.
@@ -95,7 +184,10 @@ type writer[T any] struct {
 	enc                 *json.Encoder
 	records             int64
 	state               sinkstate.State
-	done                bool // Commit returned nil
+	txn                 *commit.Txn
+	// alone: the writer runs outside the runtime (no CommitJob, no
+	// FinishJob), so its Commit commits the transaction too.
+	alone bool
 }
 
 func (w *writer[T]) errorf(verb string, err error) error {
@@ -163,40 +255,49 @@ func (w *writer[T]) Commit() error {
 		return w.errorf("committing", err)
 	}
 	w.state = sinkstate.Committed
-	if w.inst.Index == 0 && w.inst.Parallelism >= 1 {
-		if err := removeStaleParts(w.dir, w.inst.Parallelism); err != nil {
-			return w.errorf("committing", err)
-		}
-	}
 	if err := syncDir(w.dir); err != nil {
 		return w.errorf("committing", err)
 	}
-	removeIfEmpty(filepath.Join(w.dir, StagingDir))
-	w.done = true
+	w.txn.Add(commit.File{Path: filepath.Base(w.final), Rows: w.records, Bytes: w.bytes()})
+	if w.alone {
+		ctx := context.Background()
+		err := w.txn.Commit(ctx)
+		if ferr := w.txn.Finish(ctx); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return w.errorf("committing", err)
+		}
+	}
 	return nil
 }
 
-// Revert deletes the committed file: a later commit of the job failed.
+func (w *writer[T]) bytes() int64 {
+	if fi, err := os.Stat(w.final); err == nil {
+		return fi.Size()
+	}
+	return -1
+}
+
+// Revert puts the previous manifest back and deletes the committed file: a
+// later commit of the job failed.
 func (w *writer[T]) Revert() error {
 	if w.state != sinkstate.Committed {
 		return nil
 	}
 	w.state = sinkstate.Aborted
+	if err := w.txn.Revert(context.Background()); err != nil {
+		return w.errorf("reverting", err)
+	}
 	if err := os.Remove(w.final); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return w.errorf("reverting", err)
 	}
 	return nil
 }
 
+// Abort discards the staged file; after Commit it does nothing (a failed
+// job reverts committed writers instead).
 func (w *writer[T]) Abort() error {
-	if w.state == sinkstate.Committed && !w.done {
-		// Commit renamed the file and then failed (removing stale parts
-		// or syncing): the file goes. After a whole Commit, Abort does
-		// nothing.
-		err := w.Revert()
-		removeIfEmpty(filepath.Join(w.dir, StagingDir))
-		return err
-	}
 	if !w.state.Aborting() {
 		return nil
 	}
@@ -206,46 +307,13 @@ func (w *writer[T]) Abort() error {
 		w.f = nil
 	}
 	err := os.Remove(w.staging)
-	removeIfEmpty(filepath.Join(w.dir, StagingDir))
+	if w.alone {
+		_ = w.txn.Finish(context.Background())
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return w.errorf("aborting", err)
 	}
 	return nil
-}
-
-// removeStaleParts deletes dir's part files of index parallelism and above:
-// an earlier run's, with more instances.
-func removeStaleParts(dir string, parallelism int) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if i, ok := partIndex(e.Name()); ok && i >= parallelism && e.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("removing stale part: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// partIndex parses the index of a name PartName gives.
-func partIndex(name string) (int, bool) {
-	digits, ok := strings.CutPrefix(name, "part-")
-	if !ok {
-		return 0, false
-	}
-	if digits, ok = strings.CutSuffix(digits, ".jsonl"); !ok || len(digits) < 5 {
-		return 0, false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	i, err := strconv.Atoi(digits)
-	return i, err == nil && PartName(i) == name
 }
 
 // format renders a record for an error message.
@@ -269,7 +337,3 @@ func syncDir(dir string) error {
 	}
 	return err
 }
-
-// removeIfEmpty removes dir if it is empty; other instances may still be
-// using it, so failing is normal.
-func removeIfEmpty(dir string) { _ = os.Remove(dir) }

@@ -60,7 +60,8 @@ func byID(xs []event) []event {
 	return xs
 }
 
-// entries lists dir, hidden entries included.
+// entries lists dir, hidden entries included, with every part file of a
+// run shown as its instance's name (part-00000).
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
@@ -69,17 +70,33 @@ func entries(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range es {
-		names = append(names, e.Name())
+		name := e.Name()
+		if strings.HasPrefix(name, "part-") && strings.HasSuffix(name, ".jsonl") {
+			name = name[:len("part-00000")]
+		}
+		names = append(names, name)
 	}
 	return names
 }
 
+// parts is what entries shows of an output of n instances: its manifest,
+// its parts and Sluice's own directory.
 func parts(n int) []string {
-	var out []string
+	out := []string{"_SUCCESS", "_sluice"}
 	for i := range n {
-		out = append(out, jsonl.PartName(i))
+		out = append(out, fmt.Sprintf("part-%05d", i))
 	}
 	return out
+}
+
+// partFile returns the path of instance i's file in dir.
+func partFile(t testing.TB, dir string, i int) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, fmt.Sprintf("part-%05d-*.jsonl", i)))
+	if err != nil || len(m) != 1 {
+		t.Fatalf("part %d of %s: %v (%v)", i, dir, m, err)
+	}
+	return m[0]
 }
 
 func noRestarts() *actors.Config {
@@ -131,7 +148,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	// One JSON value per line, HTML characters unescaped.
-	b, err := os.ReadFile(filepath.Join(dir, jsonl.PartName(0)))
+	b, err := os.ReadFile(partFile(t, dir, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,9 +235,9 @@ func TestUnsupportedValue(t *testing.T) {
 	p := stages.NewPipeline("nan")
 	jsonl.Write(stages.FromSlice(p, []float64{1, 2, math.NaN()}), dir, stages.Parallelism(1))
 	_, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: noRestarts()})
-	want := "jsonl: writing " + filepath.Join(dir, jsonl.PartName(0)) + ": record 2 (NaN)"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %v, want it to contain %q", err, want)
+	want := "jsonl: writing " + filepath.Join(dir, "part-00000-")
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ": record 2 (NaN)") {
+		t.Fatalf("error %v, want it to contain %q and the record", err, want)
 	}
 	if got := entries(t, dir); len(got) != 0 {
 		t.Fatalf("directory holds %q after the failed job", got)
@@ -237,14 +254,15 @@ func open(t *testing.T, dir string, index, par int) stages.Writer[event] {
 	return w
 }
 
-// TestWriterLifecycle drives writers by hand: nothing is visible before
-// Commit, the staging directory goes once empty, and calls out of order fail.
+// TestWriterLifecycle drives a writer by hand, outside the runtime (its
+// Commit then commits the output too): nothing is visible before Commit,
+// staging goes, and calls out of order fail.
 func TestWriterLifecycle(t *testing.T) {
 	dir := t.TempDir()
-	w0, w1 := open(t, dir, 0, 2), open(t, dir, 1, 2)
-	staged, err := filepath.Glob(filepath.Join(dir, jsonl.StagingDir, "nightly_run_1-0000?-*.jsonl.tmp"))
-	if err != nil || len(staged) != 2 {
-		t.Fatalf("staging files %q (%v), want two", staged, err)
+	w0 := open(t, dir, 0, 1)
+	staged, err := filepath.Glob(filepath.Join(dir, "_sluice", "staging", "*", "part-00000-*.jsonl.inprogress"))
+	if err != nil || len(staged) != 1 {
+		t.Fatalf("staging files %q (%v), want one", staged, err)
 	}
 	if err := w0.Write(events(3)); err != nil {
 		t.Fatal(err)
@@ -252,37 +270,32 @@ func TestWriterLifecycle(t *testing.T) {
 	if err := w0.Commit(); !errors.Is(err, jsonl.ErrState) {
 		t.Errorf("Commit before Prepare: %v, want ErrState", err)
 	}
-	for _, w := range []stages.Writer[event]{w0, w1} {
-		if err := w.Prepare(); err != nil {
-			t.Fatal(err)
-		}
+	if err := w0.Prepare(); err != nil {
+		t.Fatal(err)
 	}
 	if err := w0.Write(events(1)); !errors.Is(err, jsonl.ErrState) {
 		t.Errorf("Write after Prepare: %v, want ErrState", err)
 	}
-	if got := entries(t, dir); !slices.Equal(got, []string{jsonl.StagingDir}) {
+	if got := entries(t, dir); !slices.Equal(got, []string{"_sluice"}) {
 		t.Fatalf("before Commit the directory holds %q", got)
 	}
 	if err := w0.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got := entries(t, dir); !slices.Equal(got, []string{jsonl.StagingDir, jsonl.PartName(0)}) {
-		t.Fatalf("with one instance committed the directory holds %q", got)
-	}
-	if err := w1.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w1.Commit(); err != nil {
+	if err := w0.Commit(); err != nil {
 		t.Errorf("a second Commit: %v", err)
 	}
-	if err := w1.Abort(); err != nil {
+	if err := w0.Abort(); err != nil {
 		t.Errorf("Abort after Commit: %v", err)
 	}
-	if got := entries(t, dir); !slices.Equal(got, parts(2)) {
+	if got := entries(t, dir); !slices.Equal(got, parts(1)) {
 		t.Fatalf("after Commit the directory holds %q", got)
 	}
+	if got := readEvents(t, dir); !reflect.DeepEqual(got, events(3)) {
+		t.Fatalf("read back %v", got)
+	}
 
-	// Abort after Prepare, and Abort twice.
+	// Abort after Prepare, and Abort twice: the output stays as it was.
 	w := open(t, dir, 0, 1)
 	if err := w.Write(events(2)); err != nil {
 		t.Fatal(err)
@@ -295,8 +308,11 @@ func TestWriterLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := entries(t, dir); !slices.Equal(got, parts(2)) {
+	if got := entries(t, dir); !slices.Equal(got, parts(1)) {
 		t.Fatalf("after Abort the directory holds %q", got)
+	}
+	if got := readEvents(t, dir); !reflect.DeepEqual(got, events(3)) {
+		t.Fatalf("after Abort read back %v", got)
 	}
 }
 
@@ -314,7 +330,7 @@ func TestSinkOpenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := jsonl.Sink[event](file).Open(context.Background(), stages.Instance{Parallelism: 1})
-	if want := "jsonl: opening " + filepath.Join(file, jsonl.PartName(0)); err == nil || !strings.Contains(err.Error(), want) {
+	if want := "it is a regular file"; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), file) {
 		t.Fatalf("error %v, want it to contain %q", err, want)
 	}
 }

@@ -21,7 +21,7 @@
 //     work on object stores too, except ?, which starts the parameters.
 //
 // Names beginning with _ or . are hidden from readers, files and
-// directories alike: _SUCCESS, _temporary, .sluice-staging-*, .crc files.
+// directories alike: _SUCCESS, _temporary, _sluice, .crc files.
 // Directories named key=value are Hive partitions: their values can be
 // filtered on with Where before anything below them is listed, and they
 // fill record fields of the same name that the files do not have. Values
@@ -64,53 +64,65 @@
 //
 // # Writing and the commit protocol
 //
-// Each sink instance writes its files into a staging directory that is a
-// sibling of the output, hidden by its name:
+// An output directory is a snapshot named by its manifest, _SUCCESS: a JSON
+// document listing the snapshot's files with their row and byte counts
+// (package internal/commit has the whole protocol). One run writes an
+// output at a time:
 //
-//	<parent>/.sluice-staging-<output name>/<run>/<instance>/<partitions>/part-….parquet
+//   - Open (the first instance of the run) takes the output's lease: a
+//     file _sluice/lease/<epoch> created only if absent (O_EXCL-like link
+//     locally, If-None-Match: * on S3), renewed every 10 s while the job
+//     runs and released at its end. A second job fails at once with
+//     ErrLeased, naming the run, job, process and host that hold it. The
+//     lease of a run that died is taken over at once when it ran on this
+//     host (its process is gone), else once it has expired (30 s); the new
+//     holder then deletes what the dead run left.
+//   - Each instance writes into _sluice/staging/<run>/<instance>/, inside
+//     the output (so on its file system, also at the root of a mount),
+//     with names ending in .inprogress that no *.parquet glob matches.
+//     Files roll over at TargetFileSize and are named
+//     part-<instance>-<run>-<seq>.<codec>.parquet.
+//   - Prepare closes every file (footer, flush, fsync locally; the upload
+//     completes on object stores).
+//   - Commit, on every instance once all have prepared, publishes its
+//     files under the output: a rename (and fsyncs of the directories), or
+//     a server-side copy and delete. Old files are not touched.
+//   - CommitJob, once every instance has committed, switches the manifest
+//     to the new snapshot in one conditional write: on S3 with If-Match on
+//     the manifest read when the lease was taken (If-None-Match: * if
+//     there was none); locally by an atomic rename done under the output's
+//     lock (flock on _sluice/lock) after checking that the run still holds
+//     the lease. A run whose lease was taken over cannot publish.
+//   - FinishJob, when the whole job has ended, deletes the files the new
+//     snapshot no longer lists (Overwrite: all of the old; OverwritePartitions:
+//     those of the partitions rewritten; Append: none), removes the run's
+//     staging and releases the lease.
+//   - Abort deletes an instance's staged files, and any it published in a
+//     commit that failed halfway. Revert, when a later commit of the job
+//     failed, puts the previous manifest back and then deletes the files
+//     the instance published: the old snapshot is whole again.
 //
-// (for an output at a bucket's root, .sluice-staging/ at the root). The
-// run is the runtime's run ID (stages.Instance.Run), shared by every
-// instance of the job. Files roll over at TargetFileSize and are named
-// part-<instance>-<run>-<seq>.<codec>.parquet, so that Append never
-// collides with earlier runs and a run's own files are known by name. Then,
-// following the sink lifecycle:
+// Readers: Sluice's readers read a directory with a manifest as exactly the
+// files it lists, also when pointed at a partition directory below it
+// (out/day=2024-01-01/); a listed file that is missing is an error. Readers
+// that ignore manifests (DuckDB's read_parquet('out/**/*.parquet'), Spark)
+// never see staged files; while a commit is in flight, and between a crash
+// in it and the next run on the output, they can see new files beside old
+// ones; once a job has finished or failed they see the old snapshot or the
+// new one whole. A complete snapshot is what _SUCCESS lists.
 //
-//   - Prepare closes every file (footer, flush, fsync on local disks; the
-//     upload completes on object stores) and fsyncs the staging
-//     directories;
-//   - Commit, called on every instance once all have prepared, publishes
-//     the instance's files: a rename on local disks (then an fsync of each
-//     directory that changed), a server-side copy and a delete on object
-//     stores. The first instance to commit in a process applies the mode
-//     first: Overwrite deletes every file under the output that is not of
-//     this run (so several processes of one run can each do it safely);
-//     ErrorIfExists checks again that there is none;
-//   - CommitJob (stages.JobCommitter), which the runtime calls once after
-//     every instance has committed, writes _SUCCESS: a JSON manifest of the
-//     run's files, found by listing the output, written in staging and then
-//     renamed (or copied) into place;
-//   - Abort deletes the instance's open and staged files, and any it
-//     published in a commit that failed halfway;
-//   - Revert (stages.Reverter), called when a later commit of the job
-//     failed (another instance's, another sink's, a job-level one), deletes
-//     the files the instance published, the directories that leaves empty,
-//     and the _SUCCESS marker if this run wrote it.
+// Safety rails: a sink refuses an output path that is a regular file or
+// the root directory, and, unless Force is given, the working or home
+// directory (or one holding them), and in Overwrite modes a directory that
+// holds files Sluice did not write and no manifest (ErrUnsafe). Files
+// Sluice did not write are never deleted.
 //
-// So a failed or cancelled job leaves nothing under the output path (the
-// output directory is only created by Commit) and a rerun starts clean;
-// in Overwrite mode, the older files deleted at the first commit stay
-// deleted.
-// A process that dies leaves its staging directory behind, hidden from
-// readers; it can be deleted.
-//
-// What the per-instance Commit cannot give: the files become visible
-// instance by instance, so a reader that lists the output during the commit
-// (or in the moment before a failed commit is reverted) can see part of
-// the run; _SUCCESS is the mark of a complete one. A file system rename or an
-// object store copy per file is the most that is atomic here. On object
-// stores a copy is limited to 5 GiB by S3, far above the default
-// TargetFileSize of 512 MiB.
+// What the protocol cannot give on plain directories: a reader that
+// ignores the manifest can see a mix during a commit (a rename per file is
+// the most that is atomic), and a reader that is reading the old snapshot
+// when a commit finishes can see its files deleted. On object stores a copy
+// is limited to 5 GiB by S3, far above the default TargetFileSize of 512
+// MiB.
 //
 // PartitionBy keeps the partition columns in the data files too (unlike
 // Spark), so every file stands alone; readers fill record fields from the

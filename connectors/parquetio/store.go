@@ -178,7 +178,7 @@ func joinQuery(q, kv string) string {
 }
 
 // hidden reports whether a file or directory name is hidden from readers:
-// _SUCCESS, _temporary, .sluice-staging-*, .crc files and the like.
+// _SUCCESS, _temporary, _sluice, .crc files and the like.
 func hidden(name string) bool {
 	return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")
 }

@@ -207,17 +207,23 @@ func (t *Txn) checkPath() error {
 	return nil
 }
 
-// removeCreated removes the output directory Begin made, if left empty
-// but for Sluice's own directory.
+// removeCreated removes Sluice's own directory from an output that has no
+// snapshot, and the output directory itself if Begin made it and it is
+// left empty (local only).
 func (t *Txn) removeCreated() {
-	if !t.created {
+	if !t.fsys.Local() {
 		return
+	}
+	if t.lease != nil {
+		_ = os.Remove(t.lease.path)
 	}
 	_ = os.Remove(filepath.Join(t.out, InternalDir, "lock"))
 	_ = os.Remove(filepath.Join(t.out, InternalDir, leaseDir))
 	_ = os.Remove(filepath.Join(t.out, InternalDir, "staging"))
 	_ = os.Remove(filepath.Join(t.out, InternalDir))
-	_ = os.Remove(t.out)
+	if t.created {
+		_ = os.Remove(t.out)
+	}
 }
 
 // walk lists every file below the output but Sluice's own directory, as
@@ -614,9 +620,5 @@ func (t *Txn) release(ctx context.Context, dirty bool) {
 	if err := t.lease.update(ctx, rec); err != nil {
 		t.o.Logger.Warn("releasing the output's lease failed; it expires on its own", "output", t.fsys.Display(t.out), "err", err)
 		return
-	}
-	if !dirty && t.created && t.committed == nil {
-		// A first run that published nothing leaves no lease behind.
-		_ = t.fsys.Remove(ctx, t.lease.path)
 	}
 }

@@ -3,19 +3,23 @@
 package filesplits
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/stages"
 )
 
 // List makes one split per file that pattern (a file or a glob) names, in
 // lexical order; Split.Data holds the path and Bytes its size. Errors are
 // prefixed with pkg ("jsonl"); a pattern that matches nothing wraps
-// errNoFiles; a directory is refused with a hint using ext (".jsonl").
+// errNoFiles; a directory is read as the files its Sluice manifest lists
+// (and refused without one, with a hint using ext, ".jsonl"). A glob
+// below a Sluice output matches only the files of its snapshot.
 func List(pkg, pattern, ext string, errNoFiles error) ([]stages.Split, error) {
 	if pattern == "" {
 		return nil, fmt.Errorf("%w: empty pattern", errNoFiles)
@@ -27,21 +31,62 @@ func List(pkg, pattern, ext string, errNoFiles error) ([]stages.Split, error) {
 			return nil, fmt.Errorf("%s: %w", pkg, err)
 		}
 		if fi.IsDir() {
-			return nil, fmt.Errorf("%s: %s is a directory (name its files with a glob such as %s)",
-				pkg, pattern, filepath.Join(pattern, "*"+ext))
+			// A Sluice output: the files its manifest lists.
+			snap, err := commit.FindSnapshot(context.Background(), commit.Local{}, filepath.Clean(pattern))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", pkg, err)
+			}
+			if snap == nil {
+				return nil, fmt.Errorf("%s: %s is a directory with no Sluice manifest (name its files with a glob such as %s)",
+					pkg, pattern, filepath.Join(pattern, "*"+ext))
+			}
+			files = snap.Files(commit.Local{})
+			for _, f := range files {
+				if _, err := os.Stat(f); err != nil {
+					return nil, fmt.Errorf("%s: the manifest of %s lists %s: %w", pkg, snap.Root, f, err)
+				}
+			}
+		} else {
+			files = []string{pattern}
 		}
-		files = []string{pattern}
 	} else {
 		matches, err := filepath.Glob(pattern)
 		if err != nil {
 			return nil, fmt.Errorf("%s: pattern %q: %w", pkg, pattern, err)
+		}
+		// Below a Sluice output, only the files of its snapshot.
+		snaps := map[string]map[string]bool{} // by directory: nil, or the snapshot's files
+		listed := func(f string) (bool, error) {
+			dir := filepath.Dir(f)
+			set, ok := snaps[dir]
+			if !ok {
+				snap, err := commit.FindSnapshot(context.Background(), commit.Local{}, dir)
+				if err != nil {
+					return false, err
+				}
+				if snap != nil {
+					set = map[string]bool{}
+					for _, p := range snap.Files(commit.Local{}) {
+						set[p] = true
+					}
+				}
+				snaps[dir] = set
+			}
+			return set == nil || set[f], nil
 		}
 		for _, m := range matches {
 			fi, err := os.Stat(m)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", pkg, err)
 			}
-			if !fi.IsDir() {
+			if fi.IsDir() {
+				continue
+			}
+			ok, err := listed(filepath.Clean(m))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", pkg, err)
+			}
+			if ok {
 				files = append(files, m)
 			}
 		}
