@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
@@ -369,7 +370,7 @@ func TestMultiLineLines(t *testing.T) {
 	}
 	wantDead := []stages.DeadLetter{
 		{Where: path + ":11", Record: "e,4", Err: "2 fields, the header has 3"},
-		{Where: path + ":12", Record: "f,5,\"g", Err: `extraneous or missing " in quoted-field at byte 8`},
+		{Where: path + ":12", Record: "f,5,\"g", Err: `extraneous or missing " in quoted-field: the quoted field at byte 5 does not close before the end of the file`},
 		{Where: path + ":9", Record: "d,\"3\r\n\",", Err: `column "age": strconv.ParseInt: parsing "3\n": invalid syntax`},
 	}
 	for i := range dead {
@@ -396,10 +397,11 @@ func TestBadQuoting(t *testing.T) {
 		dead[1].Where != path+":3" || dead[1].Err != `extraneous or missing " in quoted-field at byte 5` {
 		t.Errorf("dead letters %q", dead)
 	}
-	// An error on a later line of a row names both lines.
+	// A quoted field that closes on a later line without a delimiter after
+	// its quote names the line where it opens, and the line where it closes.
 	path = writeFile(t, filepath.Join(t.TempDir(), "later.csv"), "name,age,e-mail\n\"x\ny\"z,1,\n")
 	_, err = readAll[person](t, path)
-	if want := "csvio: " + path + `:3: extraneous or missing " in quoted-field at byte 2 (the row starts on line 2)`; !errors.Is(err, csv.ErrQuote) || !strings.Contains(err.Error(), want) {
+	if want := "csvio: " + path + `:2: extraneous or missing " in quoted-field: the quoted field at byte 1 closes on line 3, byte 2, without a delimiter after its quote`; !errors.Is(err, csv.ErrQuote) || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want it to contain %q", err, want)
 	}
 	// LazyQuotes accepts a bare quote.
@@ -598,5 +600,135 @@ func TestReaderByHand(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUnterminatedQuote reads 10,000 good rows around two quotes that never
+// close: the first runs on to the second's quote (where a letter follows the
+// quote), the second to the end of the file. Each is one dead letter at the
+// line where its quote opens, and every good row arrives, through a
+// byte-order mark, \r\n endings, comments and empty lines (the lines and
+// offsets after a resumption). The Fail policy names the first quote's line.
+func TestUnterminatedQuote(t *testing.T) {
+	const good = 10_000
+	var b strings.Builder
+	b.WriteString("\xef\xbb\xbf# people\r\nname,age,e-mail\r\n")
+	line := 2
+	var badLines []int
+	for i := range good {
+		switch i {
+		case 3000, 7000:
+			b.WriteString("bad,1,\"oops\r\n")
+			line++
+			badLines = append(badLines, line)
+		case 5000:
+			b.WriteString("# a comment\r\n\r\n")
+			line += 2
+		}
+		if i == 100 {
+			// A good row whose quoted field spans lines.
+			fmt.Fprintf(&b, "p%d,%d,\"p%d@x\r\n.org\"\r\n", i, i, i)
+			line += 2
+			continue
+		}
+		fmt.Fprintf(&b, "p%d,%d,p%d@x.org\r\n", i, i, i)
+		line++
+	}
+	path := writeFile(t, filepath.Join(t.TempDir(), "people.csv"), b.String())
+
+	got, dead := readDead[person](t, path, csvio.Comment('#'))
+	if len(got) != good {
+		t.Errorf("%d good rows, want %d", len(got), good)
+	}
+	seen := make([]bool, good)
+	for _, p := range got {
+		if p.Age < 0 || p.Age >= good || p.Name != fmt.Sprintf("p%d", p.Age) || seen[p.Age] {
+			t.Fatalf("unexpected row %+v", p)
+		}
+		seen[p.Age] = true
+	}
+	wantDead := []stages.DeadLetter{
+		{Where: fmt.Sprintf("%s:%d", path, badLines[0]), Record: `bad,1,"oops`, Err: fmt.Sprintf(
+			`extraneous or missing " in quoted-field: the quoted field at byte 7 closes on line %d, byte 7, without a delimiter after its quote`, badLines[1])},
+		{Where: fmt.Sprintf("%s:%d", path, badLines[1]), Record: `bad,1,"oops`,
+			Err: `extraneous or missing " in quoted-field: the quoted field at byte 7 does not close before the end of the file`},
+	}
+	for i := range dead {
+		dead[i].Stage = ""
+	}
+	slices.SortFunc(dead, func(x, y stages.DeadLetter) int { return len(x.Where) - len(y.Where) })
+	if !reflect.DeepEqual(dead, wantDead) {
+		t.Errorf("dead letters:\n%q\nwant\n%q", dead, wantDead)
+	}
+
+	_, err := readAll[person](t, path, csvio.Comment('#'))
+	var re *csvio.RowError
+	if !errors.As(err, &re) || re.Path != path || re.Line != int64(badLines[0]) || !errors.Is(err, csv.ErrQuote) {
+		t.Fatalf("error %v, want a RowError at %s:%d wrapping csv.ErrQuote", err, path, badLines[0])
+	}
+}
+
+// TestUnterminatedQuoteInRow checks a quote that does not close in a row
+// that starts on an earlier line: the dead letter names the quote's line,
+// says where the row starts, and holds the row up to the quote's line;
+// reading resumes after it.
+func TestUnterminatedQuoteInRow(t *testing.T) {
+	content := "name,age,e-mail\n" + // 1
+		"\"a\nb\",1,\"x\n" + // 2-3: the e-mail's quote, on line 3, never closes
+		"c,2,\n" + // 4
+		"d,3,\n" // 5
+	path := writeFile(t, filepath.Join(t.TempDir(), "row.csv"), content)
+	got, dead := readDead[person](t, path)
+	slices.SortFunc(got, func(a, b person) int { return strings.Compare(a.Name, b.Name) })
+	if want := []person{{Name: "c", Age: 2}, {Name: "d", Age: 3}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("good rows %+v, want %+v", got, want)
+	}
+	want := stages.DeadLetter{Where: path + ":3", Record: "\"a\nb\",1,\"x",
+		Err: `extraneous or missing " in quoted-field: the quoted field at byte 6 does not close before the end of the file (the row starts on line 2)`}
+	if len(dead) != 1 || dead[0].Stage == "" {
+		t.Fatalf("dead letters %q, want one", dead)
+	}
+	if dead[0].Stage = ""; dead[0] != want {
+		t.Errorf("dead letter\n%q\nwant\n%q", dead[0], want)
+	}
+}
+
+// TestInvalidUTF8 checks that a string value that is not valid UTF-8 is a
+// bad row naming the file, line and column, under both policies, and that
+// the dead letter's Record shows the bad bytes as \xNN.
+func TestInvalidUTF8(t *testing.T) {
+	content := "name,age,e-mail,note\n" + // 1
+		"ann,1,,\n" + // 2
+		"b\xffb,2,,\n" + // 3: a string field
+		"cid,3,c\xe2\x82@x,\n" + // 4: a pointer to a string, a cut three-byte character
+		"\"dee\n\",4,,d\xc0\n" + // 5-6: the note, on line 6
+		"\"\xe9\",x,,\n" + // 7: a bad age too: the first bad field is reported
+		"ünï,5,,✓\n" // 8: valid
+	path := writeFile(t, filepath.Join(t.TempDir(), "utf8.csv"), content)
+	got, dead := readDead[person](t, path)
+	slices.SortFunc(got, func(a, b person) int { return strings.Compare(a.Name, b.Name) })
+	if want := []person{{Name: "ann", Age: 1}, {Name: "ünï", Age: 5, Note: "✓"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("good rows %+v, want %+v", got, want)
+	}
+	wantDead := []stages.DeadLetter{
+		{Where: path + ":3", Record: `b\xffb,2,,`, Err: `column "name": not valid UTF-8 (byte 2 of the value is 0xff)`},
+		{Where: path + ":4", Record: `cid,3,c\xe2\x82@x,`, Err: `column "e-mail": not valid UTF-8 (byte 2 of the value is 0xe2)`},
+		{Where: path + ":6", Record: "\"dee\n\",4,,d\\xc0", Err: `column "note": not valid UTF-8 (byte 2 of the value is 0xc0)`},
+		{Where: path + ":7", Record: `"\xe9",x,,`, Err: `column "name": not valid UTF-8 (byte 1 of the value is 0xe9)`},
+	}
+	for i := range dead {
+		dead[i].Stage = ""
+		if !utf8.ValidString(dead[i].Record) {
+			t.Errorf("dead letter %d's Record %q is not valid UTF-8", i, dead[i].Record)
+		}
+	}
+	if !reflect.DeepEqual(dead, wantDead) {
+		t.Errorf("dead letters:\n%q\nwant\n%q", dead, wantDead)
+	}
+	_, err := readAll[person](t, path)
+	var re *csvio.RowError
+	if !errors.Is(err, csvio.ErrInvalidUTF8) || !errors.As(err, &re) || re.Line != 3 || re.Column != "name" ||
+		!strings.Contains(err.Error(), "csvio: "+path+`:3: column "name": not valid UTF-8`) {
+		t.Errorf("error %v, want ErrInvalidUTF8 at %s:3, column name", err, path)
 	}
 }

@@ -9,8 +9,11 @@ import (
 // ReadOrDeadLetter adds a source stage that reads the CSV files that pattern
 // names, like Read, but sends each bad row to the returned dead-letter
 // stream instead of failing: a stages.DeadLetter with Where "FILE:LINE",
-// Record the row as it stands in the file (up to MaxRecord bytes) and Err
-// the reason ("3 fields, the header has 4", `column "age": strconv...`).
+// Record the row as it stands in the file (up to MaxRecord bytes, bytes that
+// are not UTF-8 as \xNN) and Err the reason ("3 fields, the header has 4",
+// `column "age": strconv...`). A quoted field that does not close is one
+// dead letter at the line where its quote opens, and reading resumes on the
+// line after (see the package documentation).
 // A header that does not fit the record type still fails the job: no row of
 // that file could be read. The dead-letter stream must be read (written
 // somewhere, or counted): the plan is refused otherwise.

@@ -48,4 +48,25 @@
 // The line of a wrong field count is the line where the row starts; that of
 // a bad value is the line where its field starts, which differs in a row
 // with a quoted field that spans lines. Nothing is dropped silently.
+//
+// A quoted field that does not close (its quote is never matched, or the
+// quote that matches it is followed by something other than a delimiter or
+// the end of the line) would run on over later lines, to the end of the
+// file at worst. Such a row is reported at the line where the quote opens,
+// "... quoted field at byte 7 does not close before the end of the file"
+// (or "closes on line N, byte M, without a delimiter after its quote"), and
+// under ReadOrDeadLetter it is one dead letter holding the row up to that
+// line: reading resumes on the next line, so the rows that the field
+// swallowed are read as rows (finding the quote reads them a second time,
+// reading them as rows a third). Without LazyQuotes, that is; with it a
+// quote that never closes makes a field that runs to the end of the file,
+// as in encoding/csv.
+//
+// A string field (or a pointer to one) takes only valid UTF-8: a value that
+// is not is a bad row, `column "name": not valid UTF-8 (byte 2 of the value
+// is 0xff)`, matching ErrInvalidUTF8, never passed on as it is. Fields of
+// other types are not checked (a TextUnmarshaler sees the bytes as they
+// are). A dead letter's Record shows each byte that is not valid UTF-8 as
+// the four characters \xNN, so that dead letters can be written to any
+// sink; its Where names the line that holds the bytes themselves.
 package csvio

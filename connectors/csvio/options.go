@@ -21,6 +21,10 @@ var (
 	ErrHeader = errors.New("csvio: header does not fit the record type")
 	// ErrBadRow is matched (errors.Is) by every *RowError.
 	ErrBadRow = errors.New("csvio: bad row")
+	// ErrInvalidUTF8 is matched (errors.Is) by the *RowError of a value
+	// that is not valid UTF-8 for a string field: it is never passed on
+	// changed or unchecked.
+	ErrInvalidUTF8 = errors.New("csvio: invalid UTF-8")
 )
 
 // Option configures a source.

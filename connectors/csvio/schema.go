@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // field is one column that the record type reads.
@@ -134,7 +135,13 @@ func setterOf(t reflect.Type, layout string) func(reflect.Value, string) error {
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return func(v reflect.Value, s string) error { v.SetString(s); return nil }
+		return func(v reflect.Value, s string) error {
+			if !utf8.ValidString(s) {
+				return invalidUTF8(s)
+			}
+			v.SetString(s)
+			return nil
+		}
 	case reflect.Bool:
 		return func(v reflect.Value, s string) error {
 			x, err := strconv.ParseBool(s)
@@ -165,6 +172,31 @@ func setterOf(t reflect.Type, layout string) func(reflect.Value, string) error {
 	}
 	return nil
 }
+
+// utf8Error is the error for a string value that is not valid UTF-8.
+type utf8Error struct {
+	at int  // the first bad byte's offset in the value
+	b  byte // that byte
+}
+
+func invalidUTF8(s string) error {
+	i := 0
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			break
+		}
+		i += n
+	}
+	return &utf8Error{at: i, b: s[i]}
+}
+
+func (e *utf8Error) Error() string {
+	return fmt.Sprintf("not valid UTF-8 (byte %d of the value is %#02x)", e.at+1, e.b)
+}
+
+// Is reports whether target is ErrInvalidUTF8.
+func (e *utf8Error) Is(target error) bool { return target == ErrInvalidUTF8 }
 
 // bind maps a file's header to the fields: cols[i] is the field that column
 // i reads, or -1. It fails if a field's column is missing (and not optional)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sluice-data/sluice/internal/filesplits"
@@ -18,14 +19,18 @@ import (
 )
 
 // RowError reports a bad row: a wrong number of fields, a value that does
-// not convert, or broken quoting.
+// not convert (or is not valid UTF-8 for a string field), or broken
+// quoting.
 type RowError struct {
-	Path   string
-	Line   int64  // 1-based: where the row starts, or where the bad field does
+	Path string
+	// Line is 1-based: where the row starts, where the bad field does, or,
+	// for a quoted field that does not close, where its quote opens.
+	Line   int64
 	Column string // the bad value's column, from the header (or the field's name); else ""
 	// Err says what is wrong. It wraps csv.ErrFieldCount for a wrong number
-	// of fields, the conversion's error (strconv, time) for a bad value, and
-	// csv.ErrQuote or csv.ErrBareQuote for broken quoting.
+	// of fields, the conversion's error (strconv, time) for a bad value,
+	// ErrInvalidUTF8 for a string that is not valid UTF-8, and csv.ErrQuote
+	// or csv.ErrBareQuote for broken quoting.
 	Err error
 }
 
@@ -134,13 +139,19 @@ type decoder[T any] struct {
 	ctx    context.Context
 	path   string
 	f      *os.File
-	cr     *csv.Reader
+	br     *bufio.Reader // over f, from base
+	cr     *csv.Reader   // over br
+	cfg    *config
 	schema *schema
 	header bool
 	cols   []int // the field that each column reads, or -1
 	names  []string
-	base   int64 // bytes before what cr reads: a byte-order mark
-	eof    bool
+	// base is the offset in the file where cr started reading (after a
+	// byte-order mark, or where reading resumed after a quoted field that
+	// did not close), and line0 the number of lines before it: cr's
+	// offsets and lines are relative to them.
+	base, line0 int64
+	eof         bool
 }
 
 func (s *FileSource[T]) open(ctx context.Context, sp stages.Split) (*decoder[T], error) {
@@ -156,21 +167,27 @@ func (s *FileSource[T]) open(ctx context.Context, sp stages.Split) (*decoder[T],
 		return nil, fmt.Errorf("csvio: %w", err)
 	}
 	br := bufio.NewReaderSize(f, 256<<10)
-	d := &decoder[T]{ctx: ctx, path: path, f: f, schema: s.schema, header: !s.cfg.noHeader}
+	d := &decoder[T]{ctx: ctx, path: path, f: f, br: br, cfg: &s.cfg, schema: s.schema, header: !s.cfg.noHeader}
 	if head, _ := br.Peek(len(bom)); bytes.Equal(head, bom) {
 		_, _ = br.Discard(len(bom))
 		d.base = int64(len(bom))
 	}
-	d.cr = csv.NewReader(br)
-	d.cr.Comma, d.cr.Comment = s.cfg.comma, s.cfg.comment
-	d.cr.LazyQuotes, d.cr.TrimLeadingSpace = s.cfg.lazyQuotes, s.cfg.trimLeadingSpace
-	d.cr.FieldsPerRecord = -1 // counted here, for errors of our own
-	d.cr.ReuseRecord = true
+	d.cr = d.csvReader()
 	if err := d.readHeader(); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// csvReader returns a CSV reader over d.br with the source's options.
+func (d *decoder[T]) csvReader() *csv.Reader {
+	cr := csv.NewReader(d.br)
+	cr.Comma, cr.Comment = d.cfg.comma, d.cfg.comment
+	cr.LazyQuotes, cr.TrimLeadingSpace = d.cfg.lazyQuotes, d.cfg.trimLeadingSpace
+	cr.FieldsPerRecord = -1 // counted here, for errors of our own
+	cr.ReuseRecord = true
+	return cr
 }
 
 // readHeader reads the header row, if the files have one, and maps its
@@ -209,9 +226,9 @@ func (d *decoder[T]) decode(dst *T) (bad *RowError, start, end int64, err error)
 	if d.eof {
 		return nil, 0, 0, io.EOF
 	}
-	start = d.cr.InputOffset()
+	start = d.base + d.cr.InputOffset()
 	rec, err := d.cr.Read()
-	end = d.cr.InputOffset()
+	end = d.base + d.cr.InputOffset()
 	if err != nil {
 		var pe *csv.ParseError
 		switch {
@@ -219,18 +236,14 @@ func (d *decoder[T]) decode(dst *T) (bad *RowError, start, end int64, err error)
 			d.eof = true
 			return nil, 0, 0, io.EOF
 		case errors.As(err, &pe):
-			reason := fmt.Errorf("%w at byte %d", pe.Err, pe.Column)
-			if pe.StartLine != pe.Line {
-				reason = fmt.Errorf("%w at byte %d (the row starts on line %d)", pe.Err, pe.Column, pe.StartLine)
-			}
-			return &RowError{Path: d.path, Line: int64(pe.Line), Err: reason}, start, end, nil
+			return d.parseError(pe, start, end)
 		default:
 			return nil, 0, 0, fmt.Errorf("csvio: reading %s: %w", d.path, err)
 		}
 	}
 	if len(rec) != len(d.cols) {
 		line, _ := d.cr.FieldPos(0)
-		return &RowError{Path: d.path, Line: int64(line),
+		return &RowError{Path: d.path, Line: d.line0 + int64(line),
 			Err: &fieldCount{got: len(rec), want: len(d.cols), header: d.header}}, start, end, nil
 	}
 	var zero T
@@ -247,10 +260,193 @@ func (d *decoder[T]) decode(dst *T) (bad *RowError, start, end int64, err error)
 		}
 		if err := f.set(fv, rec[i]); err != nil {
 			line, _ := d.cr.FieldPos(i)
-			return &RowError{Path: d.path, Line: int64(line), Column: d.names[i], Err: err}, start, end, nil
+			return &RowError{Path: d.path, Line: d.line0 + int64(line), Column: d.names[i], Err: err}, start, end, nil
 		}
 	}
 	return nil, 0, 0, nil
+}
+
+// parseError turns the CSV reader's error for the row at [start, end) of
+// the file into a RowError. A quoted field that does not close (its quote
+// is never matched, or the matching quote is followed by something other
+// than a delimiter or the end of a line) runs on over later lines, to the
+// end of the file at worst: the row is then reported at the line where the
+// quote opens, and reading resumes on the line after it, so that the rows
+// the field swallowed are read as rows. The byte range returned ends there.
+func (d *decoder[T]) parseError(pe *csv.ParseError, start, end int64) (*RowError, int64, int64, error) {
+	rowLine, line := d.line0+int64(pe.StartLine), d.line0+int64(pe.Line)
+	if pe.Err == csv.ErrQuote {
+		if q, ok := d.openQuote(start, end); ok {
+			open := rowLine + q.line
+			var reason error
+			switch {
+			case q.eof:
+				reason = fmt.Errorf("%w: the quoted field at byte %d does not close before the end of the file", pe.Err, q.col)
+			case open < line:
+				reason = fmt.Errorf("%w: the quoted field at byte %d closes on line %d, byte %d, without a delimiter after its quote", pe.Err, q.col, line, pe.Column)
+			}
+			if reason != nil {
+				if open != rowLine {
+					reason = fmt.Errorf("%w (the row starts on line %d)", reason, rowLine)
+				}
+				if open < line {
+					// Resume on the line after the quote's.
+					end = start + q.next
+					if err := d.resume(end, open); err != nil {
+						return nil, 0, 0, err
+					}
+				}
+				return &RowError{Path: d.path, Line: open, Err: reason}, start, end, nil
+			}
+		}
+	}
+	reason := fmt.Errorf("%w at byte %d", pe.Err, pe.Column)
+	if rowLine != line {
+		reason = fmt.Errorf("%w at byte %d (the row starts on line %d)", pe.Err, pe.Column, rowLine)
+	}
+	return &RowError{Path: d.path, Line: line, Err: reason}, start, end, nil
+}
+
+// resume makes the CSV reader read on from offset off of the file, the
+// start of line lines+1.
+func (d *decoder[T]) resume(off, lines int64) error {
+	if _, err := d.f.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("csvio: reading %s: %w", d.path, err)
+	}
+	d.br.Reset(d.f)
+	d.cr = d.csvReader()
+	d.base, d.line0 = off, lines
+	return nil
+}
+
+// quote is where the quoted field that broke a row opens.
+type quote struct {
+	line int64 // counted from the row's first line, 0
+	col  int   // the quote's byte in its line, 1-based
+	next int64 // the offset of the line after the quote's, from the row's start
+	eof  bool  // the field runs to the end of the file
+}
+
+// openQuote finds the quoted field in which the CSV reader failed with
+// csv.ErrQuote, reading the row again from the bytes [start, end) of the
+// file, which the reader read for it (the empty and comment lines it
+// skipped first included). It follows encoding/csv's rules for a record;
+// ok is false if the row reads otherwise (it should not).
+func (d *decoder[T]) openQuote(start, end int64) (q quote, ok bool) {
+	lr := lineReader{r: bufio.NewReaderSize(io.NewSectionReader(d.f, start, end-start), 64<<10)}
+	comma, commaLen := d.cfg.comma, utf8.RuneLen(d.cfg.comma)
+	var line []byte
+	for {
+		if line, ok = lr.next(); !ok {
+			return q, false
+		}
+		if d.cfg.comment != 0 && nextRune(line) == d.cfg.comment || len(line) == lengthNL(line) {
+			continue // skipped by the reader
+		}
+		break
+	}
+	row := lr.lines
+	col := 1
+	for {
+		if d.cfg.trimLeadingSpace {
+			i := bytes.IndexFunc(line, func(r rune) bool { return !unicode.IsSpace(r) })
+			if i < 0 {
+				i = len(line)
+			}
+			line = line[i:]
+			col += i
+		}
+		if len(line) == 0 || line[0] != '"' {
+			i := bytes.IndexRune(line, comma)
+			if i < 0 {
+				return q, false // the row ends
+			}
+			line = line[i+commaLen:]
+			col += i + commaLen
+			continue
+		}
+		q = quote{line: int64(lr.lines - row), col: col, next: lr.off}
+		line = line[1:]
+		col++
+	quoted:
+		for {
+			i := bytes.IndexByte(line, '"')
+			if i < 0 {
+				if line, ok = lr.next(); !ok {
+					q.eof = true
+					return q, !d.cfg.lazyQuotes
+				}
+				col = 1
+				continue
+			}
+			line = line[i+1:]
+			col += i + 1
+			switch r := nextRune(line); {
+			case r == '"':
+				line = line[1:]
+				col++
+			case r == comma:
+				line = line[commaLen:]
+				col += commaLen
+				break quoted
+			case len(line) == lengthNL(line):
+				return q, false // the row ends
+			case d.cfg.lazyQuotes:
+			default:
+				return q, true
+			}
+		}
+	}
+}
+
+// lineReader reads lines as encoding/csv does: \r\n reads as \n, and a \r
+// before the end of the input is dropped.
+type lineReader struct {
+	r     *bufio.Reader
+	buf   []byte
+	lines int   // lines read
+	off   int64 // bytes read
+}
+
+// next returns the next line, or false at the end of the input. The line
+// is valid until the next call.
+func (lr *lineReader) next() ([]byte, bool) {
+	line, err := lr.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.buf = append(lr.buf[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = lr.r.ReadSlice('\n')
+			lr.buf = append(lr.buf, line...)
+		}
+		line = lr.buf
+	}
+	if len(line) == 0 {
+		return nil, false
+	}
+	lr.lines++
+	lr.off += int64(len(line))
+	if err != nil && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	if n := len(line); n >= 2 && line[n-2] == '\r' && line[n-1] == '\n' {
+		line[n-2] = '\n'
+		line = line[:n-1]
+	}
+	return line, true
+}
+
+// nextRune returns the first rune of b, as encoding/csv does.
+func nextRune(b []byte) rune {
+	r, _ := utf8.DecodeRune(b)
+	return r
+}
+
+// lengthNL reports the number of bytes of the newline at the end of b.
+func lengthNL(b []byte) int {
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		return 1
+	}
+	return 0
 }
 
 // MaxRecord is the most bytes of a bad row that its dead letter keeps:
@@ -260,11 +456,12 @@ const MaxRecord = 1024
 
 // text returns the bytes [start, end) of the file as a dead letter's Record:
 // the bad row as it stands in the file, without the empty and comment lines
-// that the CSV reader skipped before it and without its final newline.
+// that the CSV reader skipped before it and without its final newline (see
+// truncate for bytes that are not UTF-8).
 func (d *decoder[T]) text(start, end int64) string {
 	n := min(end-start, MaxRecord+(64<<10))
 	buf := make([]byte, n)
-	k, err := d.f.ReadAt(buf, d.base+start)
+	k, err := d.f.ReadAt(buf, start)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Sprintf("(unreadable: %v)", err)
 	}
@@ -282,16 +479,35 @@ func (d *decoder[T]) text(start, end int64) string {
 	return truncate(buf)
 }
 
-// truncate returns b as a string of at most MaxRecord bytes and an ellipsis.
+// truncate returns b as a string of at most MaxRecord bytes and an
+// ellipsis. A byte that is not part of valid UTF-8 becomes the four
+// characters \xNN, so that a dead letter can be written anywhere text can.
 func truncate(b []byte) string {
-	if len(b) <= MaxRecord {
-		return string(b)
+	if utf8.Valid(b) {
+		if len(b) <= MaxRecord {
+			return string(b)
+		}
+		i := MaxRecord
+		for i > 0 && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		return string(b[:i]) + "…"
 	}
-	i := MaxRecord
-	for i > 0 && !utf8.RuneStart(b[i]) {
-		i--
+	const hex = "0123456789abcdef"
+	var out []byte
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		piece := b[:n]
+		if r == utf8.RuneError && n == 1 {
+			piece = []byte{'\\', 'x', hex[b[0]>>4], hex[b[0]&15]}
+		}
+		if len(out)+len(piece) > MaxRecord {
+			return string(out) + "…"
+		}
+		out = append(out, piece...)
+		b = b[n:]
 	}
-	return string(b[:i]) + "…"
+	return string(out)
 }
 
 func (d *decoder[T]) close() error {
