@@ -91,7 +91,7 @@
 //     to the new snapshot in one conditional write: on S3 with If-Match on
 //     the manifest read when the lease was taken (If-None-Match: * if
 //     there was none); locally by an atomic rename done under the output's
-//     lock (flock on _sluice/lock) after checking that the run still holds
+//     lock (flock on the _sluice directory) after checking that the run still holds
 //     the lease. A run whose lease was taken over cannot publish.
 //   - FinishJob, when the whole job has ended, deletes the files the new
 //     snapshot no longer lists (Overwrite: all of the old; OverwritePartitions:

@@ -50,13 +50,16 @@ type ReadOption interface{ applyRead(*readConfig) }
 type WriteOption interface{ applyWrite(*writeConfig) }
 
 type readConfig struct {
-	allowEmpty bool
-	orderBy    string
-	filters    []*filter
-	errs       []error
-	stats      *Stats
-	onOpen     func(file string)
-	stageOpts  []stages.Option
+	allowEmpty     bool
+	ignoreManifest bool
+	orderBy        string
+	filters        []*filter
+	errs           []error
+	stats          *Stats
+	onOpen         func(file string)
+	stageOpts      []stages.Option
+
+	truncateTimes bool // TruncateTimestamps
 }
 
 type writeConfig struct {
@@ -295,6 +298,12 @@ func (m Mode) String() string {
 // lists no files is an empty snapshot and is always read.
 func AllowEmpty() ReadOption { return readFunc(func(c *readConfig) { c.allowEmpty = true }) }
 
+// IgnoreManifest reads every data file below the URL, as readers that do
+// not know Sluice's manifest do, instead of the files the output's
+// _SUCCESS manifest lists. It is for inspecting an output, not for
+// reading its snapshot.
+func IgnoreManifest() ReadOption { return readFunc(func(c *readConfig) { c.ignoreManifest = true }) }
+
 // Force lets a sink write where its safety rails refuse to: into the
 // working or home directory (or one holding them), or into a directory
 // holding files Sluice did not write and no manifest. Even forced, a sink
@@ -326,4 +335,15 @@ type Stats struct {
 	RowsWritten    atomic.Int64
 	BytesWritten   atomic.Int64
 	FilesCommitted atomic.Int64 // data files published under the output path
+}
+
+// TruncateTimestamps lets a source read timestamps into a coarser unit
+// than the file's: a TIMESTAMP(NANOS) or (MICROS) column, or an INT96
+// one, into an int64 field tagged timestamp(millisecond), say. Values are
+// truncated toward the past (floor division: -1 µs is -1 ms). Without it
+// such a column is refused when the file's schema is checked, naming the
+// file and column, because it would drop digits; time.Time fields take
+// every unit exactly and need no option.
+func TruncateTimestamps() ReadOption {
+	return readFunc(func(c *readConfig) { c.truncateTimes = true })
 }

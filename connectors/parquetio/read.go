@@ -87,6 +87,9 @@ func Source[T any](url string, opts ...ReadOption) *FileSource[T] {
 	}
 	var err error
 	s.rec, err = recordOf[T]()
+	if s.rec != nil {
+		s.rec.truncate = s.cfg.truncateTimes
+	}
 	s.err = errors.Join(append(s.cfg.errs, err)...)
 	if s.err != nil {
 		s.err = fmt.Errorf("reading %s: %w", url, s.err)
@@ -187,9 +190,12 @@ func (s *FileSource[T]) list(ctx context.Context, loc *location) ([]*dataFile, e
 	}
 	// A Sluice output is read as exactly the files its manifest lists
 	// (also when url names a partition directory below it).
-	snap, err := commit.FindSnapshot(ctx, commitFS(st), root)
-	if err != nil {
-		return nil, fmt.Errorf("parquetio: %w", err)
+	var snap *commit.Snapshot
+	if !s.cfg.ignoreManifest {
+		var err error
+		if snap, err = commit.FindSnapshot(ctx, commitFS(st), root); err != nil {
+			return nil, fmt.Errorf("parquetio: %w", err)
+		}
 	}
 	var listed map[string]bool // the manifest's files below root
 	if snap != nil {
@@ -654,9 +660,15 @@ func (rd *reader[T]) open(blob bool) (err error) {
 	}
 	// The direct path's plan comes from the file as opened now: its
 	// columns are found by index.
-	if plan := rd.src.rec.directPlan(f.Schema(), meta.fit); plan != nil {
+	plan, err := rd.src.rec.plan(f.Schema(), meta.fit)
+	switch {
+	case err != nil:
+		return err
+	case plan != nil:
 		rd.direct = newDirectReader(rg, plan)
-	} else {
+	case meta.fit.direct:
+		return fmt.Errorf("%w: the file needs a conversion and no longer allows the direct read path", ErrSchema)
+	default:
 		rd.rows = parquet.NewGenericRowGroupReader[T](rg)
 	}
 	if rd.d.filter {
@@ -691,6 +703,9 @@ func (rd *reader[T]) Read(buf []T) (n int, err error) {
 		want := int(min(int64(len(buf)-n), rr.end-rr.start))
 		out := buf[n : n+want]
 		k, rerr := rd.readRows(out)
+		if re := (*errRange)(nil); errors.As(rerr, &re) {
+			return n, fmt.Errorf("%s: %w: reading rows from %d: %v", rd.desc, ErrSchema, rd.pos, rerr)
+		}
 		if rerr != nil && rerr != io.EOF {
 			return n, fmt.Errorf("%s: %w: reading row %d: %v", rd.desc, ErrCorrupt, rd.pos, rerr)
 		}

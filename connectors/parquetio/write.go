@@ -666,3 +666,29 @@ func (w *writer[T]) Abort() error {
 	}
 	return nil
 }
+
+// Repair cleans up an output after a run that died writing it (a killed
+// process): it takes the output's lease (at once when the dead run was on
+// this host, else once its lease has expired), deletes what the dead run
+// published or staged without committing and the old snapshot's files it
+// had not deleted yet, and releases the lease. The next run on the output
+// does the same by itself; Repair is for readers that ignore the manifest.
+// It fails with ErrLeased while a live run holds the lease.
+func Repair(ctx context.Context, url string) error {
+	loc, err := parseLocation(ctx, url)
+	if err != nil {
+		return fmt.Errorf("repairing %s: %w", url, err)
+	}
+	txn, err := commit.Begin(ctx, commitFS(loc.st), loc.path, commit.Options{
+		Mode: commit.Append, Force: true, Job: "repair", Run: newRunID(),
+		Ours: dataFileName.MatchString,
+		Data: func(name string) bool { return strings.HasSuffix(name, ".parquet") },
+	})
+	if err != nil {
+		return fmt.Errorf("parquetio: repairing: %w", err)
+	}
+	if err := txn.Finish(ctx); err != nil {
+		return fmt.Errorf("parquetio: repairing: %w", err)
+	}
+	return nil
+}

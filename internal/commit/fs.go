@@ -6,7 +6,7 @@
 //
 //	OUT/_SUCCESS                  the manifest: the files of the current snapshot
 //	OUT/_sluice/lease/<epoch>     leases, one file per epoch; the highest is current
-//	OUT/_sluice/lock              local outputs: the lock of compare-and-swap writes
+//	OUT/_sluice/                  local outputs: its flock serializes compare-and-swap writes
 //	OUT/_sluice/staging/<run>/    a run's files before they are published
 //	OUT/day=.../part-*.parquet    published data files
 //
@@ -54,8 +54,8 @@ type Cond struct {
 	// error; on a local file system it runs under the output's lock, so
 	// that a check and the write are one step for every Sluice process.
 	Fence func(ctx context.Context) error
-	// Lock names the lock file of a local conditional write (the
-	// output's _sluice/lock); empty: a lock file beside p.
+	// Lock names the directory whose lock a local conditional write
+	// holds (the output's _sluice); empty: p's directory.
 	Lock string
 }
 
@@ -166,7 +166,7 @@ func (l Local) WriteFile(ctx context.Context, p string, data []byte, cond Cond) 
 	if cond.IfMatch != "" || cond.Fence != nil {
 		lock := cond.Lock
 		if lock == "" {
-			lock = filepath.Join(dir, ".lock")
+			lock = dir
 		}
 		unlock, err := lockFile(lock)
 		if err != nil {
@@ -223,19 +223,21 @@ func (l Local) WriteFile(ctx context.Context, p string, data []byte, cond Cond) 
 	return localVersion(data), nil
 }
 
-// lockFile takes the exclusive lock of a lock file (flock), held by the
-// kernel for the open file, so that a process that dies releases it.
-func lockFile(p string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+// lockFile takes the exclusive lock (flock) of a directory, held by the
+// kernel for the open directory, so that a process that dies releases it.
+// Locking the directory itself, not a file in it, lets the directory be
+// removed once empty.
+func lockFile(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

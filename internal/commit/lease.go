@@ -152,7 +152,7 @@ func takeLease(ctx context.Context, fsys FS, out string, o *Options) (*lease, er
 		return nil, fmt.Errorf("%s: %w: %s; its lease expires at %s unless renewed",
 			fsys.Display(out), ErrLeased, cur.holder(), time.UnixMilli(cur.Expires).UTC().Format(time.RFC3339))
 	}
-	l := &lease{fsys: fsys, lock: fsys.Join(out, InternalDir, "lock")}
+	l := &lease{fsys: fsys, lock: fsys.Join(out, InternalDir)}
 	l.rec = leaseRecord{Epoch: 1, Job: o.Job, Run: o.Run, Host: host, PID: os.Getpid(), Start: processStart(os.Getpid()),
 		Taken: nowString(now), Expires: now.Add(o.LeaseTTL).UnixMilli()}
 	if cur != nil {

@@ -217,7 +217,6 @@ func (t *Txn) removeCreated() {
 	if t.lease != nil {
 		_ = os.Remove(t.lease.path)
 	}
-	_ = os.Remove(filepath.Join(t.out, InternalDir, "lock"))
 	_ = os.Remove(filepath.Join(t.out, InternalDir, leaseDir))
 	_ = os.Remove(filepath.Join(t.out, InternalDir, "staging"))
 	_ = os.Remove(filepath.Join(t.out, InternalDir))
