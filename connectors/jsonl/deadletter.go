@@ -2,9 +2,9 @@ package jsonl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"unicode/utf8"
 
@@ -88,9 +88,11 @@ const MaxRecord = 1024
 
 // ReadOrDeadLetter adds a source stage that reads the JSON lines files that
 // pattern names, like Read, and a parse stage fused with it that decodes each
-// line as a T. A line that does not parse goes to the returned dead-letter
-// stream, with Where "FILE:LINE", Record the line (up to MaxRecord bytes) and
-// Err the reason from encoding/json; the job goes on. The dead-letter stream
+// line as a T. A line that does not parse (as Read decides: see the package
+// documentation) goes to the returned dead-letter stream, with Where
+// "FILE:LINE", Record the line (up to MaxRecord bytes, bytes that are not
+// UTF-8 as \xNN) and Err the reason, from encoding/json or this package
+// (`field "b" is not valid UTF-8 (byte 0xff)`); the job goes on. The dead-letter stream
 // must be read (written somewhere, or counted): the plan is refused
 // otherwise. The job summary counts the dead letters as the side output of
 // the parse stage, named after the source ("jsonl/parse" unless opts name
@@ -104,12 +106,13 @@ func ReadOrDeadLetter[T any](p *stages.Pipeline, pattern string, opts ...stages.
 	// Records to decode into: a T passed to json.Unmarshal escapes, and
 	// instances run the function concurrently.
 	scratch := sync.Pool{New: func() any { return new(T) }}
+	sh := shapeOf(reflect.TypeFor[T]())
 	good, dead := stages.FlatMapSide(src, func(l Line, out func(T), side func(stages.DeadLetter)) {
 		v := scratch.Get().(*T)
 		defer scratch.Put(v)
 		var zero T
 		*v = zero
-		if err := json.Unmarshal(l.Text, v); err != nil {
+		if err := decode(l.Text, v, sh); err != nil {
 			side(stages.DeadLetter{Stage: stage, Where: l.String(), Record: truncate(l.Text), Err: err.Error()})
 			return
 		}
@@ -119,14 +122,33 @@ func ReadOrDeadLetter[T any](p *stages.Pipeline, pattern string, opts ...stages.
 	return good, dead
 }
 
-// truncate returns b as a string of at most MaxRecord bytes and an ellipsis.
+// truncate returns b as a string of at most MaxRecord bytes and an
+// ellipsis. A byte that is not part of valid UTF-8 becomes the four
+// characters \xNN, so that a dead letter can be written anywhere text can.
 func truncate(b []byte) string {
-	if len(b) <= MaxRecord {
-		return string(b)
+	if utf8.Valid(b) {
+		if len(b) <= MaxRecord {
+			return string(b)
+		}
+		i := MaxRecord
+		for i > 0 && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		return string(b[:i]) + "…"
 	}
-	i := MaxRecord
-	for i > 0 && !utf8.RuneStart(b[i]) {
-		i--
+	const hex = "0123456789abcdef"
+	var out []byte
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		piece := b[:n]
+		if r == utf8.RuneError && n == 1 {
+			piece = []byte{'\\', 'x', hex[b[0]>>4], hex[b[0]&15]}
+		}
+		if len(out)+len(piece) > MaxRecord {
+			return string(out) + "…"
+		}
+		out = append(out, piece...)
+		b = b[n:]
 	}
-	return string(b[:i]) + "…"
+	return string(out)
 }

@@ -32,7 +32,12 @@ func badLines(t *testing.T) (string, []rec, []stages.DeadLetter) {
 		long+"\n"+ // 2: long and bad
 		"{\"a\":3}\n"+
 		"[1,2]") // 4: an array, without a final newline
-	good := []rec{{A: 1}, {A: 4}, {A: 7, B: "seven"}, {A: 3}}
+	c := writeFile(t, filepath.Join(dir, "c.jsonl"), "null\n"+ // 1: no record
+		"{\"a\":8,\"b\":\"x\xffy\"}\n"+ // 2: not UTF-8
+		"{\"a\":9,\"b\":\"\\ud800\"}\n"+ // 3: a lone surrogate
+		"{\"a\":10,\"b\":\"\\ud83d\\ude00\"}\n"+ // a surrogate pair
+		"{\"a\":11,\"zz\":\"\xc3\"}\n") // 5: not UTF-8, in a field that rec does not read
+	good := []rec{{A: 1}, {A: 4}, {A: 7, B: "seven"}, {A: 3}, {A: 10, B: "😀"}}
 	cut := long[:jsonl.MaxRecord-1] + "…"
 	dead := []stages.DeadLetter{
 		{Where: a + ":2", Record: `{"a":"two"}`, Err: "json: cannot unmarshal string into Go struct field rec.a of type int"},
@@ -40,6 +45,10 @@ func badLines(t *testing.T) (string, []rec, []stages.DeadLetter) {
 		{Where: b + ":1", Record: `{"a":`, Err: "unexpected end of JSON input"},
 		{Where: b + ":2", Record: cut, Err: "invalid character 'Ã' looking for beginning of value"},
 		{Where: b + ":4", Record: `[1,2]`, Err: "json: cannot unmarshal array into Go value of type jsonl_test.rec"},
+		{Where: c + ":1", Record: `null`, Err: "the line holds null, not an object"},
+		{Where: c + ":2", Record: `{"a":8,"b":"x\xffy"}`, Err: `field "b" is not valid UTF-8 (byte 0xff)`},
+		{Where: c + ":3", Record: `{"a":9,"b":"\ud800"}`, Err: `field "b" escapes a lone surrogate (\ud800), which encoding/json would decode as U+FFFD`},
+		{Where: c + ":5", Record: `{"a":11,"zz":"\xc3"}`, Err: `field "zz" is not valid UTF-8 (byte 0xc3)`},
 	}
 	return filepath.Join(dir, "*.jsonl"), good, dead
 }
@@ -107,7 +116,7 @@ func TestReadOrDeadLetter(t *testing.T) {
 // the job fails with the first bad line of the file that a reader reaches.
 func TestReadFailsOnFirstBadLine(t *testing.T) {
 	pattern, _, wantDead := badLines(t)
-	firsts := map[string]bool{wantDead[0].Where: true, wantDead[2].Where: true}
+	firsts := map[string]bool{wantDead[0].Where: true, wantDead[2].Where: true, wantDead[5].Where: true}
 	p := stages.NewPipeline("fail-lines")
 	stages.Collect(jsonl.Read[rec](p, pattern))
 	_, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: noRestarts()})

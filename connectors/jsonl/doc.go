@@ -26,15 +26,34 @@
 // object fields are ignored, as encoding/json does.
 //
 // A line that does not parse (bad JSON, two values, a value of the wrong
-// type) is never dropped silently. Two policies:
+// type) is never dropped silently. Nor is one that encoding/json would
+// decode without an error into something other than what it holds:
+//
+//   - a line that is not valid UTF-8, or escapes a lone surrogate (\ud800
+//     without a low surrogate after it), which encoding/json decodes into
+//     U+FFFD: `field "user.name" is not valid UTF-8 (byte 0xff)` (see
+//     ErrInvalidUTF8). The whole line is checked, fields that the record
+//     type does not read included: JSON text is UTF-8 (RFC 8259), and a line
+//     that is not is damaged. A lone surrogate is refused rather than kept
+//     because a Go string cannot hold it and U+FFFD would replace it;
+//   - a line that holds null, which would decode into a zero record, and,
+//     for a record type read from objects (a struct, a map, an interface,
+//     or a pointer to one, unless it has an UnmarshalJSON or UnmarshalText
+//     method), a line that holds a number, an array, a string or a boolean:
+//     "the line holds null, not an object" (see ErrNotRecord).
+//
+// The checks cost a pass over each line (utf8.Valid, and a search for
+// backslashes); finding the field to name only runs for a bad line. Two
+// policies:
 //
 //   - Read (Source with Fail) fails the job with a *LineError naming the
 //     file and line: "jsonl: FILE:LINE: REASON".
 //   - ReadOrDeadLetter decodes in a parse stage fused with a source of raw
 //     lines (Lines) and sends each bad line to a dead-letter stream as a
 //     stages.DeadLetter with Where "FILE:LINE", the line (up to MaxRecord
-//     bytes) and the reason; the job summary counts them as the parse
-//     stage's side output.
+//     bytes, each byte that is not valid UTF-8 as the four characters \xNN,
+//     so that a dead letter can be written to any sink) and the reason; the
+//     job summary counts them as the parse stage's side output.
 //
 // Under either policy a file that cannot be read fails the job.
 package jsonl

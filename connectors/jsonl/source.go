@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/sluice-data/sluice/internal/filesplits"
 	"github.com/sluice-data/sluice/stages"
@@ -39,11 +44,26 @@ var ErrNoFiles = errors.New("jsonl: no files match")
 // ErrBadLine is matched (errors.Is) by every *LineError.
 var ErrBadLine = errors.New("jsonl: line does not parse")
 
+// ErrInvalidUTF8 is matched (errors.Is) by the *LineError of a line that is
+// not valid UTF-8, or that escapes a lone surrogate (\ud800 not followed by
+// a low surrogate's escape, or a low one alone): encoding/json would decode
+// either into U+FFFD without a word. The whole line is checked, fields that
+// the record type does not read included.
+var ErrInvalidUTF8 = errors.New("jsonl: invalid UTF-8")
+
+// ErrNotRecord is matched (errors.Is) by the *LineError of a line that holds
+// null, which encoding/json would decode into a zero record, or a value
+// other than an object for a record type read from objects (a struct, a
+// map, an interface, or a pointer to one, without a decoding method of its
+// own).
+var ErrNotRecord = errors.New("jsonl: not a record")
+
 // LineError reports a line that does not parse.
 type LineError struct {
 	Path string
 	Line int64 // 1-based
-	Err  error // from encoding/json
+	// Err is from encoding/json, or matches ErrInvalidUTF8 or ErrNotRecord.
+	Err error
 }
 
 // Error returns "jsonl: FILE:LINE: REASON".
@@ -92,12 +112,13 @@ func (s source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split)
 	if err != nil {
 		return nil, err
 	}
-	return &reader[T]{ctx: ctx, sc: sc}, nil
+	return &reader[T]{ctx: ctx, sc: sc, shape: shapeOf(reflect.TypeFor[T]())}, nil
 }
 
 type reader[T any] struct {
-	ctx context.Context
-	sc  *scanner
+	ctx   context.Context
+	sc    *scanner
+	shape shape
 }
 
 func (r *reader[T]) Read(buf []T) (int, error) {
@@ -115,7 +136,7 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 		}
 		var zero T
 		buf[n] = zero
-		if err := json.Unmarshal(line, &buf[n]); err != nil {
+		if err := decode(line, &buf[n], r.shape); err != nil {
 			return n, &LineError{Path: r.sc.path, Line: r.sc.line, Err: err}
 		}
 		n++
@@ -124,6 +145,260 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 }
 
 func (r *reader[T]) Close() error { return r.sc.close() }
+
+// shape is what JSON values a record type is decoded from.
+type shape uint8
+
+const (
+	anyValue shape = iota // any but null
+	objects               // objects only
+)
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// shapeOf returns the shape of record type t: objects for a struct, a map,
+// an interface or a pointer to one, unless a decoding method of its own
+// (UnmarshalJSON, UnmarshalText) says otherwise.
+func shapeOf(t reflect.Type) shape {
+	for {
+		if t.Implements(jsonUnmarshaler) || t.Implements(textUnmarshaler) ||
+			t.Kind() != reflect.Interface && t.Kind() != reflect.Pointer &&
+				(reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)) {
+			return anyValue
+		}
+		if t.Kind() != reflect.Pointer {
+			break
+		}
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map, reflect.Interface:
+		return objects
+	}
+	return anyValue
+}
+
+// decode decodes a line (not empty, without surrounding white space) into
+// v, a pointer to a record of the given shape. It refuses what
+// encoding/json would change or accept silently: text that is not UTF-8, an
+// escaped lone surrogate, null, and a value of the wrong shape.
+func decode(line []byte, v any, sh shape) error {
+	if bad := badText(line); bad >= 0 {
+		return textErrorAt(line, bad, v)
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return err
+	}
+	switch c := line[0]; {
+	case c == 'n':
+		if sh == objects {
+			return &notRecord{"null, not an object"}
+		}
+		return &notRecord{"null, not a record"}
+	case sh == objects && c != '{':
+		return &notRecord{valueKind(c) + ", not an object"}
+	}
+	return nil
+}
+
+// badText returns the offset in line of the first byte that is not valid
+// UTF-8 or of the first escape of a lone surrogate, or -1 if there is none.
+// It costs a pass over the line, and one more over the parts of it after a
+// backslash.
+func badText(line []byte) int {
+	if !utf8.Valid(line) {
+		for i := 0; i < len(line); {
+			r, n := utf8.DecodeRune(line[i:])
+			if r == utf8.RuneError && n == 1 {
+				if j := loneSurrogate(line[:i]); j >= 0 {
+					return j
+				}
+				return i
+			}
+			i += n
+		}
+	}
+	return loneSurrogate(line)
+}
+
+// loneSurrogate returns the offset of the first \uXXXX escape in line that
+// encoding/json would decode as U+FFFD because it is half of a surrogate
+// pair without the other half, or -1. A backslash appears in JSON only
+// inside a string, where it starts an escape of two characters or six.
+func loneSurrogate(line []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(line[i:], '\\')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		r, ok := escapedRune(line[i:])
+		switch {
+		case !ok:
+			if i += 2; i >= len(line) {
+				return -1
+			}
+			continue
+		case utf16.IsSurrogate(r):
+			if r < 0xdc00 { // a high surrogate: a low one must follow
+				if r2, ok := escapedRune(line[i+6:]); ok && utf16.DecodeRune(r, r2) != utf8.RuneError {
+					i += 12
+					continue
+				}
+			}
+			return i
+		}
+		i += 6
+	}
+}
+
+// escapedRune decodes the \uXXXX escape at the start of b.
+func escapedRune(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// textErrorAt returns the error for the bad text at line[bad], naming the
+// field whose string holds it. A bad byte outside any string is bad JSON:
+// encoding/json's error says so.
+func textErrorAt(line []byte, bad int, v any) error {
+	what, ok := stringAt(line, bad)
+	if !ok {
+		if err := json.Unmarshal(line, v); err != nil {
+			return err
+		}
+		what = "the line"
+	}
+	if line[bad] == '\\' {
+		return &textError{what: what, esc: string(line[bad : bad+6])}
+	}
+	return &textError{what: what, b: line[bad]}
+}
+
+// stringAt names the string of the JSON text line that holds byte off:
+// `field "items[2].name"`, `a key in "items[2]"`, or "the string" for a
+// line that is one; ok is false if off is in no string.
+func stringAt(line []byte, off int) (what string, ok bool) {
+	type frame struct {
+		object  bool
+		wantKey bool   // an object's next string is a key
+		key     string // an object's last key
+		index   int    // an array's last element
+	}
+	var stack []frame
+	path := func(frames []frame) string {
+		var b strings.Builder
+		for _, f := range frames {
+			if !f.object {
+				fmt.Fprintf(&b, "[%d]", f.index)
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		}
+		return b.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	for {
+		before := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		key := false
+		if n := len(stack); n > 0 {
+			top := &stack[n-1]
+			if top.object {
+				key = top.wantKey
+				top.wantKey = !top.wantKey
+			} else {
+				top.index++
+			}
+		}
+		switch tok := tok.(type) {
+		case string:
+			if int64(off) >= before && int64(off) < dec.InputOffset() {
+				switch {
+				case len(stack) == 0:
+					return "the string", true
+				case key && len(stack) == 1:
+					return "a key", true
+				case key:
+					return fmt.Sprintf("a key in %q", path(stack[:len(stack)-1])), true
+				}
+				return fmt.Sprintf("field %q", path(stack)), true
+			}
+			if key {
+				stack[len(stack)-1].key = tok
+			}
+		case json.Delim:
+			stack = append(stack, frame{object: tok == '{', wantKey: tok == '{', index: -1})
+		}
+	}
+}
+
+// textError is the error for a line whose text encoding/json would change.
+type textError struct {
+	what string // the string that holds it
+	b    byte   // the byte that is not UTF-8
+	esc  string // or the escape of a lone surrogate
+}
+
+func (e *textError) Error() string {
+	if e.esc != "" {
+		return fmt.Sprintf("%s escapes a lone surrogate (%s), which encoding/json would decode as U+FFFD", e.what, e.esc)
+	}
+	return fmt.Sprintf("%s is not valid UTF-8 (byte %#02x)", e.what, e.b)
+}
+
+// Is reports whether target is ErrInvalidUTF8.
+func (e *textError) Is(target error) bool { return target == ErrInvalidUTF8 }
+
+// notRecord is the error for a line that holds no record.
+type notRecord struct{ what string }
+
+func (e *notRecord) Error() string { return "the line holds " + e.what }
+
+// Is reports whether target is ErrNotRecord.
+func (e *notRecord) Is(target error) bool { return target == ErrNotRecord }
+
+// valueKind names the kind of JSON value that starts with c.
+func valueKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
+}
 
 // openLines opens one of listFiles' splits for scanning.
 func openLines(sp stages.Split) (*scanner, error) {

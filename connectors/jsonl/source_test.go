@@ -2,7 +2,9 @@ package jsonl_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -170,5 +172,139 @@ func TestSplits(t *testing.T) {
 		if err == nil || (tc.is != nil && !errors.Is(err, tc.is)) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("pattern %q: error %v, want %v mentioning %q", tc.pattern, err, tc.is, tc.msg)
 		}
+	}
+}
+
+// point decodes from an array [x, y]: its own UnmarshalJSON decides what a
+// line may hold.
+type point struct{ X, Y int }
+
+func (p *point) UnmarshalJSON(b []byte) error {
+	var xy [2]int
+	if err := json.Unmarshal(b, &xy); err != nil {
+		return err
+	}
+	p.X, p.Y = xy[0], xy[1]
+	return nil
+}
+
+// readLines reads content as JSON lines of T under the Fail policy, line by
+// line, and returns each line's record or error.
+func readLines[T any](t *testing.T, content string) ([]T, []error) {
+	t.Helper()
+	dir := t.TempDir()
+	var recs []T
+	var errs []error
+	for i, line := range strings.Split(content, "\n") {
+		path := writeFile(t, filepath.Join(dir, fmt.Sprintf("%d.jsonl", i)), line+"\n")
+		got, err := readSplits(t, jsonl.Source[T](path, jsonl.Fail), 4)
+		var v T
+		if len(got) == 1 {
+			v = got[0]
+		}
+		recs, errs = append(recs, v), append(errs, err)
+	}
+	return recs, errs
+}
+
+// TestNotRecordLines checks that a null line is never a zero record, and
+// that a record type read from objects refuses other values, while types
+// that are not objects, or decode themselves, read what they read.
+func TestNotRecordLines(t *testing.T) {
+	const lines = "null\n1\n[1,2]\n\"s\"\ntrue\n{\"a\":1}"
+	notObject := []string{"null, not an object", "a number, not an object", "an array, not an object", "a string, not an object", "a boolean, not an object", ""}
+	check := func(name string, errs []error, want []string) {
+		t.Helper()
+		for i, err := range errs {
+			var le *jsonl.LineError
+			switch {
+			case want[i] == "" && err != nil:
+				t.Errorf("%s, line %q: %v", name, strings.Split(lines, "\n")[i], err)
+			case want[i] == "":
+			case want[i] == "json":
+				if !errors.As(err, &le) || le.Line != 1 || errors.Is(err, jsonl.ErrNotRecord) {
+					t.Errorf("%s, line %q: error %v, want encoding/json's", name, strings.Split(lines, "\n")[i], err)
+				}
+			case !errors.Is(err, jsonl.ErrNotRecord) || !errors.As(err, &le) || le.Line != 1 ||
+				!strings.HasSuffix(err.Error(), ":1: the line holds "+want[i]):
+				t.Errorf("%s, line %q: error %v, want ErrNotRecord: %q", name, strings.Split(lines, "\n")[i], err, want[i])
+			}
+		}
+	}
+	_, errs := readLines[rec](t, lines)
+	// encoding/json refuses the other values for a struct itself.
+	check("rec", errs, []string{notObject[0], "json", "json", "json", "json", ""})
+	_, errs = readLines[*rec](t, lines)
+	check("*rec", errs, []string{notObject[0], "json", "json", "json", "json", ""})
+	_, errs = readLines[map[string]int](t, lines)
+	check("map", errs, []string{notObject[0], "json", "json", "json", "json", ""})
+	got, errs := readLines[any](t, lines)
+	check("any", errs, notObject)
+	if !reflect.DeepEqual(got[5], map[string]any{"a": 1.0}) {
+		t.Errorf("any: read %v", got[5])
+	}
+	nums, errs := readLines[int](t, "null\n7")
+	check("int", errs, []string{"null, not a record", ""})
+	if nums[1] != 7 {
+		t.Errorf("int: read %v", nums[1])
+	}
+	pts, errs := readLines[point](t, "null\n[3,4]")
+	check("point", errs, []string{"null, not a record", ""})
+	if pts[1] != (point{3, 4}) {
+		t.Errorf("point: read %v", pts[1])
+	}
+}
+
+// TestInvalidUTF8Lines checks that text encoding/json would decode into
+// U+FFFD fails naming the file, line and field, and that what it decodes
+// faithfully passes.
+func TestInvalidUTF8Lines(t *testing.T) {
+	type inner struct {
+		Name string `json:"name"`
+	}
+	type doc struct {
+		A     int               `json:"a"`
+		B     string            `json:"b"`
+		Items []inner           `json:"items"`
+		Tags  map[string]string `json:"tags"`
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"{\"b\":\"\xff\"}", `field "b" is not valid UTF-8 (byte 0xff)`},
+		{"{\"a\":1,\"items\":[{\"name\":\"ok\"},{\"name\":\"caf\xe9\"}]}", `field "items[1].name" is not valid UTF-8 (byte 0xe9)`},
+		{"{\"tags\":{\"k\xc3\":\"v\"}}", `a key in "tags" is not valid UTF-8 (byte 0xc3)`},
+		{"{\"\xc3\":1}", `a key is not valid UTF-8 (byte 0xc3)`},
+		{"{\"unknown\":[1,\"\xf0\x9f\x98\"]}", `field "unknown[1]" is not valid UTF-8 (byte 0xf0)`},
+		{`{"b":"\ud800"}`, `field "b" escapes a lone surrogate (\ud800), which encoding/json would decode as U+FFFD`},
+		{`{"b":"x\uDC00y"}`, `field "b" escapes a lone surrogate (\uDC00), which encoding/json would decode as U+FFFD`},
+		{`{"b":"\ud83d\u0041"}`, `field "b" escapes a lone surrogate (\ud83d), which encoding/json would decode as U+FFFD`},
+		{`{"b":"\ud83d\ude00\ud83d"}`, `field "b" escapes a lone surrogate (\ud83d), which encoding/json would decode as U+FFFD`},
+		{"{\"b\":\"\\ud800\",\"a\":\"\xff\"}", `field "b" escapes a lone surrogate (\ud800), which encoding/json would decode as U+FFFD`},
+		// Faithful: a pair, an escaped backslash before "ud800", U+FFFD itself.
+		{`{"b":"\ud83d\ude00"}`, ""},
+		{`{"b":"\\ud800\\"}`, ""},
+		{`{"b":"\ufffd�"}`, ""},
+	} {
+		_, errs := readLines[doc](t, tc.line)
+		err := errs[0]
+		var le *jsonl.LineError
+		switch {
+		case tc.want == "":
+			if err != nil {
+				t.Errorf("%q: %v", tc.line, err)
+			}
+		case !errors.Is(err, jsonl.ErrInvalidUTF8) || !errors.As(err, &le) || le.Line != 1 ||
+			!strings.HasSuffix(err.Error(), ".jsonl:1: "+tc.want):
+			t.Errorf("%q: error %v, want ErrInvalidUTF8: %s", tc.line, err, tc.want)
+		}
+	}
+	// A bad byte outside any string is bad JSON, as encoding/json says.
+	_, errs := readLines[doc](t, "{\"a\":1\xff}")
+	if err := errs[0]; err == nil || errors.Is(err, jsonl.ErrInvalidUTF8) || !strings.Contains(err.Error(), "invalid character") {
+		t.Errorf("a bad byte outside a string: error %v, want encoding/json's", err)
+	}
+	// A line that is one string.
+	_, errs = readLines[string](t, "\"\xff\"")
+	if err := errs[0]; !errors.Is(err, jsonl.ErrInvalidUTF8) || !strings.HasSuffix(err.Error(), "the string is not valid UTF-8 (byte 0xff)") {
+		t.Errorf("a string line: error %v", err)
 	}
 }
