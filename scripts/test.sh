@@ -72,6 +72,32 @@ wait_for redis-server redis-cli -p $redisport ping
 export SLUICE_REDIS_ADDR="127.0.0.1:$redisport"
 log "redis-server on $SLUICE_REDIS_ADDR"
 
+# PostgreSQL: Debian's postgresql (DESIGN.md §5), for connectors/postgres: a
+# cluster of the tests' own under $work on a free port, trusting 127.0.0.1.
+# The server refuses to run as root, so as root it runs as the postgres user.
+# Installing creates no cluster of Debian's own (nothing else is left running).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "installing postgresql"
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/sluice-test.conf
+  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+fi
+pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pgport=15432
+while (exec 3<>"/dev/tcp/127.0.0.1/$pgport") 2>/dev/null; do # taken: try the next
+  pgport=$((pgport + 1))
+done
+mkdir -p "$work/pg"
+if [ "$(id -u)" = 0 ]; then chmod 711 "$work" && chown postgres "$work/pg"; fi
+as_pg "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --no-sync >"$work/pg/initdb.log" 2>&1 ||
+  { cat "$work/pg/initdb.log" >&2; exit 1; }
+trap 'as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1 || true; cleanup' EXIT
+as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 30 start \
+  -o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
+export SLUICE_PG_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
+log "postgres on 127.0.0.1:$pgport"
+
 # Shared peer data and tools, when ../shared has them.
 if [ -d ../shared/peers ] && [ -f ../shared/peers/go.mod ]; then
   log "building ../shared/peers/bin/verify"

@@ -110,7 +110,10 @@ func (s *Source[T]) partition(ctx context.Context, c *pgx.Conn, rel relation, fr
 		}
 		return int64(math.Round((hi - lo) * float64(nonNull)))
 	}
-	if len(edges) == 0 {
+	if len(edges) == 0 { // one value, or bounds narrower than a step
+		if !p.bounds.given {
+			estimate = nonNull + nulls
+		}
 		return []rangeSpec{{records: estimate}}, nil
 	}
 	out := []rangeSpec{{where: fmt.Sprintf("(%s < %s OR %s IS NULL)", ident, edges[0], ident), records: share(0)}}

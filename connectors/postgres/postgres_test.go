@@ -19,7 +19,7 @@ import (
 
 func TestPartitionCountsReadTheSameRows(t *testing.T) {
 	d := server(t)
-	tbl := d.makeItems(20_000)
+	tbl := d.makeItems(10_000)
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
 	for _, n := range []int{1, 2, 3, 7} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -121,11 +121,11 @@ func (p printed) String() string { return string(p) }
 
 func TestNullPartitionValuesAreReadOnce(t *testing.T) {
 	d := server(t)
-	tbl := d.makeItems(10_000) // maybe_n is NULL in every tenth row
+	tbl := d.makeItems(5_000) // maybe_n is NULL in every tenth row
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
 	for _, part := range []postgres.Partitioning{
 		postgres.PartitionBy("maybe_n", 4),
-		postgres.PartitionBy("maybe_n", 4).IntBounds(0, 30_000),
+		postgres.PartitionBy("maybe_n", 4).IntBounds(0, 15_000),
 	} {
 		splits, parts := readSplits(t, postgres.NewSource[item](d.url, postgres.Table(tbl), part))
 		sameRows(t, "read by maybe_n", sortedStrings(parts...), want)
@@ -136,8 +136,8 @@ func TestNullPartitionValuesAreReadOnce(t *testing.T) {
 					nulls++
 				}
 			}
-			if (i == 0) != (nulls == 1000) || (i != 0 && nulls != 0) {
-				t.Errorf("split %d (%s) has %d of the 1000 NULLs; want all in the first", i, splits[i].Desc, nulls)
+			if (i == 0) != (nulls == 500) || (i != 0 && nulls != 0) {
+				t.Errorf("split %d (%s) has %d of the 500 NULLs; want all in the first", i, splits[i].Desc, nulls)
 			}
 		}
 	}
@@ -145,11 +145,11 @@ func TestNullPartitionValuesAreReadOnce(t *testing.T) {
 
 func TestQuerySource(t *testing.T) {
 	d := server(t)
-	tbl := d.makeItems(10_000)
+	tbl := d.makeItems(5_000)
 	sql := `SELECT id * 2 AS id, k, upper(name) AS name, amount, score, flag, ts, day, local_ts, note, maybe_n,
 		id % 7 AS bucket FROM ` + tbl + ` WHERE k <> $1 AND note IS DISTINCT FROM $2`
 	want := d.reference("SELECT "+itemColumns+" FROM ("+sql+") q", 3, "note '5'")
-	if len(want) != 9_000 {
+	if len(want) != 4_500 {
 		t.Fatalf("the reference has %d rows", len(want))
 	}
 	for _, part := range []postgres.Partitioning{postgres.PartitionBy("id", 5), postgres.PartitionBy("bucket", 3), postgres.PartitionBy("name", 4)} {
@@ -163,16 +163,16 @@ func TestQuerySource(t *testing.T) {
 
 func TestTimePartitionColumns(t *testing.T) {
 	d := server(t)
-	tbl := d.makeItems(10_000)
+	tbl := d.makeItems(5_000)
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, part := range []postgres.Partitioning{
 		postgres.PartitionBy("ts", 6),       // timestamptz
 		postgres.PartitionBy("local_ts", 6), // timestamp, with microseconds
 		postgres.PartitionBy("day", 6),      // date
-		postgres.PartitionBy("ts", 6).TimeBounds(start, start.Add(10_000*time.Minute)),
-		postgres.PartitionBy("local_ts", 6).TimeBounds(start, start.Add(10_000*time.Second)),
-		postgres.PartitionBy("day", 6).TimeBounds(start, start.AddDate(0, 0, 100)),
+		postgres.PartitionBy("ts", 6).TimeBounds(start, start.Add(5_000*time.Minute)),
+		postgres.PartitionBy("local_ts", 6).TimeBounds(start, start.Add(5_000*time.Second)),
+		postgres.PartitionBy("day", 6).TimeBounds(start, start.AddDate(0, 0, 50)),
 	} {
 		splits, parts := readSplits(t, postgres.NewSource[item](d.url, postgres.Table(tbl), part))
 		sameRows(t, splits[len(splits)-1].Desc, sortedStrings(parts...), want)
@@ -180,7 +180,7 @@ func TestTimePartitionColumns(t *testing.T) {
 			t.Errorf("%s: %d splits", splits[0].Desc, len(splits))
 		}
 		for i, p := range parts {
-			if len(p) == 0 || len(p) > 2*10_000/5 {
+			if len(p) == 0 || len(p) > 2*5_000/5 {
 				t.Errorf("split %s: %d rows", splits[i].Desc, len(p))
 			}
 		}
@@ -382,7 +382,7 @@ func TestSplitOpenedAfterCloseFails(t *testing.T) {
 // keyed aggregation.
 func TestReadInPipeline(t *testing.T) {
 	d := server(t)
-	tbl := d.makeItems(20_000)
+	tbl := d.makeItems(10_000)
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
 	p := stages.NewPipeline("postgres-read")
 	items := postgres.Read[item](p, d.url, postgres.Table(tbl), postgres.PartitionBy("id", 6))
@@ -399,7 +399,7 @@ func TestReadInPipeline(t *testing.T) {
 	for _, kv := range sums.Values() {
 		total += kv.Value
 	}
-	if total != 20_000*20_001/2 {
+	if total != 10_000*10_001/2 {
 		t.Errorf("the sum of ids is %d", total)
 	}
 	if !strings.Contains(res.Plan.String(), "postgres") {

@@ -19,15 +19,14 @@ import (
 // snapshot was released in the middle of a pass fails with ErrSnapshot, as
 // its rows would not be consistent with the others'.
 type snapshot struct {
-	mu      sync.Mutex
-	conn    *pgx.Conn // the coordinator, in a REPEATABLE READ transaction; nil once released
-	id      string    // pg_export_snapshot()
-	splits  int       // splits in a pass
-	done    map[int]bool
-	stop    func() bool // stops watching the context of the pass
-	why     error       // why the snapshot was released, while conn is nil
-	gen     int         // counts passes, so that a late context callback releases only its own
-	renewed int         // passes begun after the first, for tests
+	mu     sync.Mutex
+	conn   *pgx.Conn // the coordinator, in a REPEATABLE READ transaction; nil once released
+	id     string    // pg_export_snapshot()
+	splits int       // splits in a pass
+	done   map[int]bool
+	stop   func() bool // stops watching the context of the pass
+	why    error       // why the snapshot was released, while conn is nil
+	gen    int         // counts passes, so that a late context callback releases only its own
 }
 
 // errPassDone is why a snapshot was released after a completed pass.
@@ -83,7 +82,6 @@ func (s *snapshot) acquire(ctx context.Context, begin func(context.Context) (*pg
 		closeConn(conn)
 		return s.id, nil
 	}
-	s.renewed++
 	s.conn, s.id, s.done, s.why = conn, id, map[int]bool{}, nil
 	s.watch(ctx, "the context of the split that began the pass")
 	return id, nil
