@@ -76,8 +76,10 @@
 // finds the ranges in it and keeps the transaction open; each split begins
 // its own read-only REPEATABLE READ transaction and imports the snapshot
 // (SET TRANSACTION SNAPSHOT) before its query. The coordinating
-// transaction ends as soon as every split has been read to its end once,
-// when Close is called, or when the context given to Splits ends. While it
+// transaction ends as soon as one run of the job (stages.Instance.Run) has
+// read every split to its end, when Close is called, or when the context
+// given to Splits ends (the runtime's skew sampling, a run of its own that
+// reads the first records of each split, sees the same snapshot). While it
 // is open it holds one connection and, like any long read, holds back
 // VACUUM's horizon; a job that fails leaves it open until Close or the
 // context ends. A split opened after every split was read (the job run

@@ -217,14 +217,20 @@ func readSplits[T any](t *testing.T, src *postgres.Source[T]) ([]stages.Split, [
 }
 
 func readSplit[T any](ctx context.Context, src *postgres.Source[T], sp stages.Split) ([]T, error) {
-	r, err := src.Open(ctx, stages.Instance{}, sp)
+	return readSplitAs(ctx, src, stages.Instance{}, sp, -1)
+}
+
+// readSplitAs reads split sp as instance inst, stopping after limit records
+// (at the end when limit is -1).
+func readSplitAs[T any](ctx context.Context, src *postgres.Source[T], inst stages.Instance, sp stages.Split, limit int) ([]T, error) {
+	r, err := src.Open(ctx, inst, sp)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	var out []T
 	buf := make([]T, 100)
-	for {
+	for limit < 0 || len(out) < limit {
 		n, err := r.Read(buf)
 		out = append(out, buf[:n]...)
 		if err == io.EOF {
@@ -237,6 +243,7 @@ func readSplit[T any](ctx context.Context, src *postgres.Source[T], sp stages.Sp
 			return out, fmt.Errorf("Read returned (0, nil)")
 		}
 	}
+	return out, nil
 }
 
 func sortedStrings[T fmt.Stringer](parts ...[]T) []string {

@@ -330,6 +330,41 @@ func TestSplitsShareOneSnapshot(t *testing.T) {
 	d.noSessions("after Close")
 }
 
+// The runtime's skew sampling reads the first records of every split in a
+// run of its own, small splits to their end, before the job's run reads
+// them all: both runs see the one snapshot, whatever order the job's run
+// reads the splits in.
+func TestSamplingRunSharesTheSnapshot(t *testing.T) {
+	d := server(t)
+	tbl := d.makeItems(1_000)
+	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
+	// Split 0 has ids below 950, split 1 the other 51.
+	src := postgres.NewSource[item](d.url, postgres.Table(tbl), postgres.PartitionBy("id", 2).IntBounds(0, 1900))
+	ctx := ctxT(t)
+	splits, err := src.Splits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample, job := stages.Instance{Run: "sample"}, stages.Instance{Run: "job"}
+	if _, err := readSplitAs(ctx, src, sample, splits[1], -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSplitAs(ctx, src, sample, splits[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	d.exec("DELETE FROM " + tbl)
+	var parts [][]item
+	for _, sp := range []stages.Split{splits[0], splits[1]} {
+		p, err := readSplitAs(ctx, src, job, sp, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	sameRows(t, "the job's run after the sampling run", sortedStrings(parts...), want)
+	d.noSessions("after the job's run read every split")
+}
+
 func TestSnapshotPerSplitSeesLaterChanges(t *testing.T) {
 	d := server(t)
 	tbl := d.makeItems(1_000)

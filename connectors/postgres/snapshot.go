@@ -10,9 +10,12 @@ import (
 )
 
 // snapshot holds the coordinating transaction whose exported snapshot the
-// splits import. It is held from Splits until every split has been read to
-// its end once (a pass), until Close, or until the context given to Splits
-// ends, whichever comes first.
+// splits import. It is held from Splits until one run of the job has read
+// every split to its end (a pass), until Close, or until the context given
+// to Splits ends, whichever comes first. Completions count by run
+// (stages.Instance.Run): the runtime's skew sampling reads the first
+// records of each split in a run of its own, and reads a small split to
+// its end, before the job's run reads them all again.
 //
 // A split opened again after a completed pass (a job run twice from one
 // source) starts a new pass with a new snapshot; a split opened after the
@@ -23,7 +26,7 @@ type snapshot struct {
 	conn   *pgx.Conn // the coordinator, in a REPEATABLE READ transaction; nil once released
 	id     string    // pg_export_snapshot()
 	splits int       // splits in a pass
-	done   map[int]bool
+	done   map[string]map[int]bool // by run: the splits it read to their end
 	stop   func() bool // stops watching the context of the pass
 	why    error       // why the snapshot was released, while conn is nil
 	gen    int         // counts passes, so that a late context callback releases only its own
@@ -39,7 +42,7 @@ func (s *snapshot) hold(ctx context.Context, conn *pgx.Conn, id string, splits i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseLocked(errPassDone)
-	s.conn, s.id, s.splits, s.done, s.why = conn, id, splits, map[int]bool{}, nil
+	s.conn, s.id, s.splits, s.done, s.why = conn, id, splits, map[string]map[int]bool{}, nil
 	s.watch(ctx, "the context given to Splits")
 }
 
@@ -82,21 +85,24 @@ func (s *snapshot) acquire(ctx context.Context, begin func(context.Context) (*pg
 		closeConn(conn)
 		return s.id, nil
 	}
-	s.conn, s.id, s.done, s.why = conn, id, map[int]bool{}, nil
+	s.conn, s.id, s.done, s.why = conn, id, map[string]map[int]bool{}, nil
 	s.watch(ctx, "the context of the split that began the pass")
 	return id, nil
 }
 
-// finished records that split i was read to its end; the last split of a
-// pass releases the snapshot.
-func (s *snapshot) finished(i int) {
+// finished records that run read split i to its end; the last split of a
+// run releases the snapshot.
+func (s *snapshot) finished(run string, i int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
 		return
 	}
-	s.done[i] = true
-	if len(s.done) >= s.splits {
+	if s.done[run] == nil {
+		s.done[run] = map[int]bool{}
+	}
+	s.done[run][i] = true
+	if len(s.done[run]) >= s.splits {
 		s.releaseLocked(errPassDone)
 	}
 }

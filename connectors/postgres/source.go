@@ -331,7 +331,7 @@ func (r *record) has(column string) bool {
 }
 
 // Open implements stages.Source.
-func (s *Source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split) (_ stages.Reader[T], err error) {
+func (s *Source[T]) Open(ctx context.Context, inst stages.Instance, sp stages.Split) (_ stages.Reader[T], err error) {
 	d, ok := sp.Data.(*splitData)
 	if !ok {
 		return nil, fmt.Errorf("postgres: split %q is not one of this source's", sp.Desc)
@@ -376,7 +376,7 @@ func (s *Source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split
 		rows.Close()
 		return nil, fmt.Errorf("%w: %s: the result's columns changed since the splits were listed (%s)", ErrSchema, sp.Desc, strings.Join(changed, ", "))
 	}
-	r := &reader[T]{src: s, split: sp, conn: c, rows: rows, dec: s.rec.decoder(c.TypeMap(), fds)}
+	r := &reader[T]{src: s, split: sp, run: inst.Run, conn: c, rows: rows, dec: s.rec.decoder(c.TypeMap(), fds)}
 	if p := s.cfg.part; p != nil {
 		for i, col := range d.cols {
 			if col.name == p.column {
@@ -392,6 +392,7 @@ func (s *Source[T]) Open(ctx context.Context, _ stages.Instance, sp stages.Split
 type reader[T any] struct {
 	src     *Source[T]
 	split   stages.Split
+	run     string
 	conn    *pgx.Conn
 	rows    pgx.Rows
 	dec     *decoder
@@ -411,7 +412,7 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 				return n, fmt.Errorf("postgres: %s: after row %d: %w", r.split.Desc, r.row, err)
 			}
 			r.eof = true
-			r.src.snap.finished(r.split.Index)
+			r.src.snap.finished(r.run, r.split.Index)
 			return n, io.EOF
 		}
 		r.row++
