@@ -23,13 +23,13 @@ import (
 // its rows would not be consistent with the others'.
 type snapshot struct {
 	mu     sync.Mutex
-	conn   *pgx.Conn // the coordinator, in a REPEATABLE READ transaction; nil once released
-	id     string    // pg_export_snapshot()
-	splits int       // splits in a pass
+	conn   *pgx.Conn               // the coordinator, in a REPEATABLE READ transaction; nil once released
+	id     string                  // pg_export_snapshot()
+	splits int                     // splits in a pass
 	done   map[string]map[int]bool // by run: the splits it read to their end
-	stop   func() bool // stops watching the context of the pass
-	why    error       // why the snapshot was released, while conn is nil
-	gen    int         // counts passes, so that a late context callback releases only its own
+	stop   func() bool             // stops watching the context of the pass
+	why    error                   // why the snapshot was released, while conn is nil
+	gen    int                     // counts passes, so that a late context callback releases only its own
 }
 
 // errPassDone is why a snapshot was released after a completed pass.
