@@ -24,14 +24,14 @@ import (
 // db is a test's own schema in the server at SLUICE_PG_URL (scripts/test.sh
 // starts one and sets it), dropped when the test ends.
 type db struct {
-	t      *testing.T
+	t      testing.TB
 	url    string // with the test's application_name, to find its sessions
 	app    string
 	schema string
 	conn   *pgx.Conn
 }
 
-func server(t *testing.T) *db {
+func server(t testing.TB) *db {
 	t.Helper()
 	base := os.Getenv("SLUICE_PG_URL")
 	if base == "" {
@@ -190,7 +190,7 @@ const itemColumns = "id, k, name, amount, score, flag, ts, day, local_ts, note, 
 
 // readSplits lists src's splits and reads them all at once, each through
 // its own reader, returning each split's records.
-func readSplits[T any](t *testing.T, src *postgres.Source[T]) ([]stages.Split, [][]T) {
+func readSplits[T any](t testing.TB, src *postgres.Source[T]) ([]stages.Split, [][]T) {
 	t.Helper()
 	ctx := ctxT(t)
 	splits, err := src.Splits(ctx)
@@ -258,7 +258,7 @@ func sortedStrings[T fmt.Stringer](parts ...[]T) []string {
 }
 
 // sameRows fails t with the first difference between got and want.
-func sameRows(t *testing.T, what string, got, want []string) {
+func sameRows(t testing.TB, what string, got, want []string) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d rows, want %d", what, len(got), len(want))
