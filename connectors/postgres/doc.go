@@ -51,7 +51,10 @@
 // (percentile_disc), so that a column whose values crowd into a narrow
 // range (ids mostly recent, timestamps mostly today) still splits evenly by
 // rows and not by the width of the range; that costs one pass over the
-// table or query with a sort of the column, before reading. IntBounds and
+// query, or the table, with a sort of the column before reading, except
+// that a table whose statistics count more than a million rows is sampled
+// (about a million rows of whole pages, TABLESAMPLE SYSTEM; SampleRows sets
+// how many), giving splits even to within the sample's error. IntBounds and
 // TimeBounds instead divide given bounds into n ranges of equal width, as
 // Spark does, at no cost. Every range is half-open, [lo, hi), the first has
 // no lower end and also reads the rows whose column is NULL, and the last
@@ -62,7 +65,8 @@
 // on the column lets each split read only its range.
 //
 // Each split carries its size for the planner: Records is the row count
-// that the ranges were found from (exact up to ties at the boundaries), or
+// that the ranges were found from (exact up to ties at the boundaries;
+// scaled to the table's statistics from a sample), or
 // the table's pg_class.reltuples divided by the splits, or -1 for a query
 // read by bounds or in one split; Bytes is Records times the table's size
 // per row (pg_relation_size / reltuples), at least the size of a T.

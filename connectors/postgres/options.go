@@ -86,7 +86,14 @@ type Partitioning struct {
 	column string
 	n      int
 	bounds bounds // zero: split by count
+	sample int64  // SampleRows; 0: DefaultSampleRows
+	// sampleSet says SampleRows was called.
+	sampleSet bool
 }
+
+// DefaultSampleRows is how many rows of a large table the boundaries of a
+// PartitionBy by count are found from, unless SampleRows says otherwise.
+const DefaultSampleRows = 1_000_000
 
 // bounds are the lower and upper bounds of an even-width partitioning.
 type bounds struct {
@@ -133,6 +140,27 @@ func (p Partitioning) TimeBounds(lower, upper time.Time) Partitioning {
 	return p
 }
 
+// SampleRows finds the boundaries of a partitioning by count from a sample
+// of about n rows of a table whose statistics (pg_class.reltuples) say it
+// has more than n (DefaultSampleRows when not given), instead of sorting
+// the whole column: TABLESAMPLE SYSTEM, which reads whole pages, a fixed
+// seed, so that the same table gives the same splits. The splits are then
+// even to within the sample's error; every row is still read exactly
+// once. n <= 0 counts every row however large the table. Only tables are
+// sampled: a Query's rows are always all counted.
+func (p Partitioning) SampleRows(n int64) Partitioning {
+	p.sample, p.sampleSet = max(n, -1), true
+	return p
+}
+
+// sampleRows is the sample size, or -1 for none.
+func (p Partitioning) sampleRows() int64 {
+	if p.sample == 0 {
+		return DefaultSampleRows
+	}
+	return p.sample
+}
+
 func (p Partitioning) apply(c *config) {
 	if p.column == "" {
 		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy needs a column", ErrConfig))
@@ -142,6 +170,9 @@ func (p Partitioning) apply(c *config) {
 	}
 	if p.bounds.given && !p.bounds.valid {
 		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy(%q, %d): the lower bound must be below the upper bound", ErrConfig, p.column, p.n))
+	}
+	if p.bounds.given && p.sampleSet {
+		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy(%q, %d): SampleRows finds boundaries by count, which given bounds replace", ErrConfig, p.column, p.n))
 	}
 	if c.part != nil {
 		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy given twice (%q and %q)", ErrConfig, c.part.column, p.column))

@@ -72,14 +72,33 @@ func (s *Source[T]) partition(ctx context.Context, c *pgx.Conn, rel relation, fr
 			fracs = append(fracs, float64(k)/float64(p.n))
 			fs = append(fs, strconv.FormatFloat(float64(k)/float64(p.n), 'g', -1, 64))
 		}
+		// A large table's boundaries come from a sample of its pages.
+		over := from
+		if _, isTable := s.from.(table); isTable && p.sampleRows() > 0 && rel.reltuples > float64(p.sampleRows()) {
+			pct := 100 * float64(p.sampleRows()) / rel.reltuples
+			over = fmt.Sprintf("%s TABLESAMPLE SYSTEM (%s) REPEATABLE (0)", from, strconv.FormatFloat(pct, 'f', -1, 64))
+		}
 		var total int64
 		var vals []*string
-		sql := fmt.Sprintf("SELECT count(*), count(%s), (percentile_disc(ARRAY[%s]::float8[]) WITHIN GROUP (ORDER BY %s))::text[] FROM %s",
-			ident, strings.Join(fs, ","), ident, from)
-		if err := c.QueryRow(ctx, sql, args...).Scan(&total, &nonNull, &vals); err != nil {
-			return nil, fmt.Errorf("postgres: %v: finding the ranges of %s: %w", s.from, p.column, err)
+		for {
+			sql := fmt.Sprintf("SELECT count(*), count(%s), (percentile_disc(ARRAY[%s]::float8[]) WITHIN GROUP (ORDER BY %s))::text[] FROM %s",
+				ident, strings.Join(fs, ","), ident, over)
+			if err := c.QueryRow(ctx, sql, args...).Scan(&total, &nonNull, &vals); err != nil {
+				return nil, fmt.Errorf("postgres: %v: finding the ranges of %s: %w", s.from, p.column, err)
+			}
+			if nonNull > 0 || over == from {
+				break
+			}
+			over = from // the sample found nothing (statistics out of date): count every row
 		}
-		nulls = total - nonNull
+		// A sample's counts scale to the table's statistics.
+		scale := 1.0
+		if over != from {
+			scale = rel.reltuples / float64(total)
+		}
+		nulls = int64(math.Round(float64(total-nonNull) * scale))
+		nonNull = int64(math.Round(float64(nonNull) * scale))
+		total = nulls + nonNull
 		if nonNull == 0 {
 			return []rangeSpec{{records: total}}, nil
 		}

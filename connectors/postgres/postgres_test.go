@@ -104,6 +104,44 @@ func TestSkewedColumnSplitsEvenlyByCount(t *testing.T) {
 	}
 }
 
+// A large table's boundaries come from a sample of its pages instead of a
+// sort of the whole column: the splits are even to within the sample's
+// error, and every row is still read once.
+func TestSampledBoundariesOfALargeTable(t *testing.T) {
+	d := server(t)
+	tbl := d.table("sampled")
+	d.exec(fmt.Sprintf(`CREATE TABLE %s AS SELECT * FROM (
+		SELECT 1000000 + g AS id FROM generate_series(1, 18000) g
+		UNION ALL SELECT g * 500000000::bigint FROM generate_series(1, 2000) g) ids ORDER BY random()`, tbl))
+	d.exec("ANALYZE " + tbl)
+	type row struct{ ID int64 }
+	const total, n = 20_000, 4
+	splits, parts := readSplits(t, postgres.NewSource[row](d.url, postgres.Table(tbl), postgres.PartitionBy("id", n).SampleRows(4_000)))
+	if len(splits) != n {
+		t.Fatalf("%d splits, want %d", len(splits), n)
+	}
+	seen := map[int64]bool{}
+	var estimated int64
+	for i, p := range parts {
+		if got, want := float64(len(p)), float64(total)/n; math.Abs(got-want) > 0.15*want {
+			t.Errorf("split %d (%s): %d rows, want %v ± 15%%", i, splits[i].Desc, len(p), want)
+		}
+		for _, r := range p {
+			if seen[r.ID] {
+				t.Fatalf("id %d read twice", r.ID)
+			}
+			seen[r.ID] = true
+		}
+		estimated += splits[i].Records
+	}
+	if len(seen) != total {
+		t.Fatalf("%d rows read, want %d", len(seen), total)
+	}
+	if math.Abs(float64(estimated-total)) > 0.1*total {
+		t.Errorf("the splits' estimates add up to %d, want about %d", estimated, total)
+	}
+}
+
 // rowsOf turns records into printable rows, for sortedStrings.
 func rowsOf[T any](parts [][]T) [][]printed {
 	out := make([][]printed, len(parts))
@@ -229,8 +267,10 @@ func TestSchemaErrors(t *testing.T) {
 			[]string{"partition column nothing is not in the result"}},
 		{"time bounds on an integer", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("id", 3).TimeBounds(time.Unix(0, 0), time.Now())), postgres.ErrSchema,
 			[]string{"TimeBounds needs a date, timestamp or timestamptz partition column; id is bigint"}},
-		{"bad options", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("", 0), postgres.PartitionBy("id", 2).IntBounds(5, 5)), postgres.ErrConfig,
-			[]string{"needs a column", "at least 1", "lower bound must be below", "given twice"}},
+		{"bad options", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("", 0), postgres.PartitionBy("id", 2).IntBounds(5, 5).SampleRows(10)), postgres.ErrConfig,
+			[]string{"needs a column", "at least 1", "lower bound must be below", "given twice", "SampleRows finds boundaries by count"}},
+		{"a sampled query", splitsErr[item](d.url, postgres.Query("SELECT * FROM "+tbl), postgres.PartitionBy("id", 2).SampleRows(10)), postgres.ErrConfig,
+			[]string{"SampleRows samples tables"}},
 		{"not a struct", splitsErr[int](d.url, postgres.Table(tbl)), postgres.ErrConfig, []string{"int is not a struct"}},
 		{"bad connection string", splitsErr[item]("postgres://x:y@:bad", postgres.Table(tbl)), postgres.ErrConfig, nil},
 		{"nil From", splitsErr[item](d.url, nil), postgres.ErrConfig, []string{"nil From"}},

@@ -65,6 +65,8 @@ func NewSource[T any](connString string, from From, opts ...Option) *Source[T] {
 		errs = append(errs, fmt.Errorf("%w: nil From: use Table or Query", ErrConfig))
 	} else if t, ok := from.(table); ok && strings.TrimSpace(string(t)) == "" {
 		errs = append(errs, fmt.Errorf("%w: Table with an empty name", ErrConfig))
+	} else if _, ok := from.(query); ok && s.cfg.part != nil && s.cfg.part.sampleSet {
+		errs = append(errs, fmt.Errorf("%w: SampleRows samples tables; a query's rows are all counted", ErrConfig))
 	}
 	var err error
 	if s.conn, err = pgx.ParseConfig(connString); err != nil {
