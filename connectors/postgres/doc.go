@@ -64,6 +64,11 @@
 // count: integers, numeric, floats, dates, timestamps, text, uuid. An index
 // on the column lets each split read only its range.
 //
+// PartitionByBlocks(n) splits a table without such a column by ranges of
+// its pages (ctid ranges, which PostgreSQL 14 and later read with TID range
+// scans, so each split reads only its own pages), costing nothing to find;
+// the splits are as even as the rows are spread over the pages.
+//
 // Each split carries its size for the planner: Records is the row count
 // that the ranges were found from (exact up to ties at the boundaries;
 // scaled to the table's statistics from a sample), or

@@ -65,6 +65,7 @@ type Option interface{ apply(*config) }
 
 type config struct {
 	part        *Partitioning
+	blocks      int // PartitionByBlocks
 	consistency Consistency
 	stageOpts   []stages.Option
 	errs        []error
@@ -174,10 +175,29 @@ func (p Partitioning) apply(c *config) {
 	if p.bounds.given && p.sampleSet {
 		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy(%q, %d): SampleRows finds boundaries by count, which given bounds replace", ErrConfig, p.column, p.n))
 	}
-	if c.part != nil {
-		c.errs = append(c.errs, fmt.Errorf("%w: PartitionBy given twice (%q and %q)", ErrConfig, c.part.column, p.column))
+	if c.part != nil || c.blocks > 0 {
+		c.errs = append(c.errs, fmt.Errorf("%w: a second partitioning, PartitionBy(%q, %d)", ErrConfig, p.column, p.n))
 	}
 	c.part = &p
+}
+
+// PartitionByBlocks reads a table in n splits by ranges of its pages
+// (ctid ranges, TID range scans: PostgreSQL 14 or later), for a table
+// without a column to partition by: each split reads its pages and no
+// others. The splits are even by rows as far as the table's rows are
+// spread evenly over its pages. For tables and materialized views, under
+// OneSnapshot only: without one snapshot an update between the reads of
+// two splits could move a row from a page not yet read to one already read.
+func PartitionByBlocks(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errs = append(c.errs, fmt.Errorf("%w: PartitionByBlocks(%d): the number of splits must be at least 1", ErrConfig, n))
+		}
+		if c.part != nil || c.blocks > 0 {
+			c.errs = append(c.errs, fmt.Errorf("%w: a second partitioning, PartitionByBlocks(%d)", ErrConfig, n))
+		}
+		c.blocks = max(n, 1)
+	})
 }
 
 // Consistency says which snapshot of the database the splits see. It is an

@@ -28,6 +28,9 @@ func (s *Source[T]) partition(ctx context.Context, c *pgx.Conn, rel relation, fr
 	if rel.reltuples >= 0 {
 		estimate = int64(rel.reltuples)
 	}
+	if s.cfg.blocks > 0 {
+		return s.blockRanges(rel, estimate)
+	}
 	p := s.cfg.part
 	if p == nil {
 		return []rangeSpec{{records: estimate}}, nil
@@ -209,4 +212,45 @@ func evenSplit(lo, hi int64, n int) []int64 {
 		out = append(out, e)
 	}
 	return out
+}
+
+// blockRanges divides a table's pages into s.cfg.blocks ranges of ctids.
+// The last range has no upper end: pages added since the table's size was
+// taken hold no rows of the snapshot, but a range must still cover them.
+func (s *Source[T]) blockRanges(rel relation, estimate int64) ([]rangeSpec, error) {
+	if rel.kind != "r" && rel.kind != "m" {
+		return nil, fmt.Errorf("%w: %v: PartitionByBlocks needs a table or materialized view (relkind %q has no pages of its own)", ErrConfig, s.from, rel.kind)
+	}
+	if rel.version < 140000 {
+		return nil, fmt.Errorf("%w: %v: PartitionByBlocks needs PostgreSQL 14 or later for TID range scans (server_version_num %d)", ErrConfig, s.from, rel.version)
+	}
+	n := s.cfg.blocks
+	pages := rel.size / max(rel.blockSize, 1)
+	if n == 1 || pages < 2 {
+		return []rangeSpec{{records: estimate}}, nil
+	}
+	var edges []string
+	for _, e := range evenSplit(0, pages, n) {
+		edges = append(edges, quoteLiteral(fmt.Sprintf("(%d,0)", e))+"::tid")
+	}
+	share := func(lo, hi int64) int64 {
+		if estimate < 0 {
+			return -1
+		}
+		return int64(math.Round(float64(estimate) * float64(hi-lo) / float64(pages)))
+	}
+	var out []rangeSpec
+	lo := int64(0)
+	for i, e := range evenSplit(0, pages, n) {
+		var where string
+		if i == 0 {
+			where = fmt.Sprintf("ctid < %s", edges[0])
+		} else {
+			where = fmt.Sprintf("ctid >= %s AND ctid < %s", edges[i-1], edges[i])
+		}
+		out = append(out, rangeSpec{where: where, records: share(lo, e)})
+		lo = e
+	}
+	out = append(out, rangeSpec{where: "ctid >= " + edges[len(edges)-1], records: share(lo, pages)})
+	return out, nil
 }

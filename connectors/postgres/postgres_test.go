@@ -181,6 +181,46 @@ func TestNullPartitionValuesAreReadOnce(t *testing.T) {
 	}
 }
 
+// A table without a column to partition by is read in ranges of its pages,
+// each split scanning only its own (a TID range scan).
+func TestBlockPartitionsOfATable(t *testing.T) {
+	d := server(t)
+	tbl := d.makeItems(10_000)
+	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
+	splits, parts := readSplits(t, postgres.NewSource[item](d.url, postgres.Table(tbl), postgres.PartitionByBlocks(4)))
+	sameRows(t, "read by blocks", sortedStrings(parts...), want)
+	if len(splits) != 4 {
+		t.Fatalf("%d splits, want 4", len(splits))
+	}
+	for i, sp := range splits {
+		if got := float64(len(parts[i])); math.Abs(got-2500) > 0.05*2500 || math.Abs(got-float64(sp.Records)) > 0.05*2500 {
+			t.Errorf("split %d (%s): %d rows, estimated %d; want about 2500", i, sp.Desc, len(parts[i]), sp.Records)
+		}
+		_, where, _ := strings.Cut(sp.Desc, " WHERE ")
+		var plan string
+		if err := d.conn.QueryRow(ctxT(t), "EXPLAIN SELECT * FROM "+tbl+" WHERE "+where).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "Tid Range Scan") {
+			t.Errorf("split %d (%s) is planned as %s, not a TID range scan", i, where, plan)
+		}
+	}
+	d.exec("CREATE VIEW " + d.table("v") + " AS SELECT * FROM " + tbl)
+	for _, c := range []struct {
+		err  func() error
+		want string
+	}{
+		{splitsErr[item](d.url, postgres.Table(d.table("v")), postgres.PartitionByBlocks(2)), "needs a table or materialized view"},
+		{splitsErr[item](d.url, postgres.Query("SELECT * FROM "+tbl), postgres.PartitionByBlocks(2)), "a query has none"},
+		{splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionByBlocks(2), postgres.SnapshotPerSplit), "needs OneSnapshot"},
+		{splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionByBlocks(2), postgres.PartitionBy("id", 2)), "a second partitioning"},
+	} {
+		if err := c.err(); !errors.Is(err, postgres.ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want ErrConfig saying %q", err, c.want)
+		}
+	}
+}
+
 func TestQuerySource(t *testing.T) {
 	d := server(t)
 	tbl := d.makeItems(5_000)
@@ -268,7 +308,7 @@ func TestSchemaErrors(t *testing.T) {
 		{"time bounds on an integer", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("id", 3).TimeBounds(time.Unix(0, 0), time.Now())), postgres.ErrSchema,
 			[]string{"TimeBounds needs a date, timestamp or timestamptz partition column; id is bigint"}},
 		{"bad options", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("", 0), postgres.PartitionBy("id", 2).IntBounds(5, 5).SampleRows(10)), postgres.ErrConfig,
-			[]string{"needs a column", "at least 1", "lower bound must be below", "given twice", "SampleRows finds boundaries by count"}},
+			[]string{"needs a column", "at least 1", "lower bound must be below", "a second partitioning", "SampleRows finds boundaries by count"}},
 		{"a sampled query", splitsErr[item](d.url, postgres.Query("SELECT * FROM "+tbl), postgres.PartitionBy("id", 2).SampleRows(10)), postgres.ErrConfig,
 			[]string{"SampleRows samples tables"}},
 		{"not a struct", splitsErr[int](d.url, postgres.Table(tbl)), postgres.ErrConfig, []string{"int is not a struct"}},
@@ -329,10 +369,17 @@ func readErr[T any](url string, from postgres.From, opts ...postgres.Option) fun
 // opened before or after the change. The coordinating transaction ends once
 // every split has been read.
 func TestSplitsShareOneSnapshot(t *testing.T) {
+	t.Run("by id", func(t *testing.T) { splitsShareOneSnapshot(t, postgres.PartitionBy("id", 4)) })
+	// Updated rows move to other pages: the snapshot still finds their old
+	// versions where the splits' ranges were drawn.
+	t.Run("by blocks", func(t *testing.T) { splitsShareOneSnapshot(t, postgres.PartitionByBlocks(4)) })
+}
+
+func splitsShareOneSnapshot(t *testing.T, part postgres.Option) {
 	d := server(t)
 	tbl := d.makeItems(10_000)
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
-	src := postgres.NewSource[item](d.url, postgres.Table(tbl), postgres.PartitionBy("id", 4))
+	src := postgres.NewSource[item](d.url, postgres.Table(tbl), part)
 	ctx := ctxT(t)
 	splits, err := src.Splits(ctx)
 	if err != nil {

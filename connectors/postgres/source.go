@@ -67,6 +67,11 @@ func NewSource[T any](connString string, from From, opts ...Option) *Source[T] {
 		errs = append(errs, fmt.Errorf("%w: Table with an empty name", ErrConfig))
 	} else if _, ok := from.(query); ok && s.cfg.part != nil && s.cfg.part.sampleSet {
 		errs = append(errs, fmt.Errorf("%w: SampleRows samples tables; a query's rows are all counted", ErrConfig))
+	} else if _, ok := from.(query); ok && s.cfg.blocks > 0 {
+		errs = append(errs, fmt.Errorf("%w: PartitionByBlocks splits a table's pages; a query has none: use PartitionBy", ErrConfig))
+	}
+	if s.cfg.blocks > 0 && s.cfg.consistency != OneSnapshot {
+		errs = append(errs, fmt.Errorf("%w: PartitionByBlocks needs OneSnapshot: a row updated between the reads of two splits can move to another page", ErrConfig))
 	}
 	var err error
 	if s.conn, err = pgx.ParseConfig(connString); err != nil {
@@ -249,6 +254,9 @@ type relation struct {
 	name      string  // quoted for SQL
 	reltuples float64 // pg_class.reltuples: -1 when unknown
 	size      int64   // pg_relation_size
+	kind      string  // pg_class.relkind
+	blockSize int64   // the server's block_size
+	version   int     // server_version_num
 }
 
 // rowBytes estimates a record's size: the table's bytes a row, or the Go
@@ -266,16 +274,16 @@ func (s *Source[T]) relation(ctx context.Context, c *pgx.Conn) (relation, error)
 		return relation{reltuples: -1}, nil
 	}
 	var r relation
-	var kind string
-	err := c.QueryRow(ctx, `SELECT c.oid::regclass::text, c.reltuples::float8, c.relkind::text, pg_relation_size(c.oid)
-		FROM pg_class c WHERE c.oid = to_regclass($1::text)`, string(t)).Scan(&r.name, &r.reltuples, &kind, &r.size)
+	err := c.QueryRow(ctx, `SELECT c.oid::regclass::text, c.reltuples::float8, c.relkind::text, pg_relation_size(c.oid),
+		current_setting('block_size')::int8, current_setting('server_version_num')::int
+		FROM pg_class c WHERE c.oid = to_regclass($1::text)`, string(t)).Scan(&r.name, &r.reltuples, &r.kind, &r.size, &r.blockSize, &r.version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("postgres: %v does not exist (or is not visible on the search_path)", s.from)
 	}
 	if err != nil {
 		return r, fmt.Errorf("postgres: %v: %w", s.from, err)
 	}
-	if kind != "r" && kind != "m" { // views, partitioned and foreign tables: no own statistics
+	if r.kind != "r" && r.kind != "m" { // views, partitioned and foreign tables: no own statistics
 		r.reltuples = -1
 	}
 	return r, nil
