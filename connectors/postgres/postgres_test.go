@@ -225,8 +225,8 @@ func TestQuerySource(t *testing.T) {
 	d := server(t)
 	tbl := d.makeItems(5_000)
 	sql := `SELECT id * 2 AS id, k, upper(name) AS name, amount, score, flag, ts, day, local_ts, note, maybe_n,
-		id % 7 AS bucket FROM ` + tbl + ` WHERE k <> $1 AND note IS DISTINCT FROM $2`
-	want := d.reference("SELECT "+itemColumns+" FROM ("+sql+") q", 3, "note '5'")
+		id % 7 AS bucket FROM ` + tbl + ` WHERE k <> $1 AND note IS DISTINCT FROM $2 -- a trailing comment`
+	want := d.reference("SELECT "+itemColumns+" FROM ("+strings.TrimSuffix(sql, " -- a trailing comment")+") q", 3, "note '5'")
 	if len(want) != 4_500 {
 		t.Fatalf("the reference has %d rows", len(want))
 	}
@@ -299,8 +299,10 @@ func TestSchemaErrors(t *testing.T) {
 			[]string{"query", "column score is double precision", "round"}},
 		{"NULL into int64", readErr[nullIntoValue](d.url, postgres.Table(tbl), postgres.PartitionBy("id", 2)), postgres.ErrNull,
 			[]string{"table " + tbl, "row 10 (id = 10)", "column maybe_n is NULL", "MaybeN (int64) is not a pointer"}},
-		{"NULL into int64 in a query", readErr[nullIntoValue](d.url, postgres.Query("SELECT * FROM "+tbl+" ORDER BY id")), postgres.ErrNull,
+		{"NULL into int64 in a query", readErr[nullIntoValue](d.url, postgres.Query("SELECT * FROM "+tbl+" ORDER BY id;\n")), postgres.ErrNull,
 			[]string{"query", "row 10:", "column maybe_n is NULL"}},
+		{"a column twice", splitsErr[bigIntoSmall](d.url, postgres.Query("SELECT a.id, b.id FROM "+tbl+" a JOIN "+tbl+" b USING (k)")), postgres.ErrSchema,
+			[]string{"column id (field ID) appears 2 times"}},
 		{"no such table", splitsErr[item](d.url, postgres.Table(d.table("nothing"))), nil,
 			[]string{"table " + d.table("nothing") + " does not exist"}},
 		{"no such partition column", splitsErr[item](d.url, postgres.Table(tbl), postgres.PartitionBy("nothing", 3)), postgres.ErrSchema,
@@ -450,6 +452,48 @@ func TestSamplingRunSharesTheSnapshot(t *testing.T) {
 	}
 	sameRows(t, "the job's run after the sampling run", sortedStrings(parts...), want)
 	d.noSessions("after the job's run read every split")
+}
+
+// A server whose sessions may idle in a transaction for only 100 ms (a
+// common production setting) still keeps the coordinator, which idles by
+// design, and splits that wait for the job between reads.
+func TestSnapshotOutlivesIdleInTransactionTimeout(t *testing.T) {
+	d := server(t)
+	tbl := d.makeItems(1_000)
+	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
+	u := d.url + "&options=" + "-c%20idle_in_transaction_session_timeout%3D100"
+	src := postgres.NewSource[item](u, postgres.Table(tbl), postgres.PartitionBy("id", 2))
+	ctx := ctxT(t)
+	splits, err := src.Splits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	var parts [][]item
+	for _, sp := range splits {
+		r, err := src.Open(ctx, stages.Instance{}, sp)
+		if err != nil {
+			t.Fatalf("opening %s after the coordinator idled: %v", sp.Desc, err)
+		}
+		buf := make([]item, 10)
+		var p []item
+		for {
+			n, err := r.Read(buf)
+			p = append(p, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p) == 10 {
+				time.Sleep(300 * time.Millisecond) // the job is busy
+			}
+		}
+		r.Close()
+		parts = append(parts, p)
+	}
+	sameRows(t, "read with pauses", sortedStrings(parts...), want)
 }
 
 func TestSnapshotPerSplitSeesLaterChanges(t *testing.T) {

@@ -180,9 +180,11 @@ func widerFloat(c column) string {
 // problem at once, and returns the columns each field reads.
 func (r *record) fit(what string, cols []column) error {
 	byName := map[string]column{}
+	times := map[string]int{}
 	var names []string
 	for _, c := range cols {
 		byName[c.name] = c
+		times[c.name]++
 		names = append(names, c.name)
 	}
 	var problems []string
@@ -190,6 +192,10 @@ func (r *record) fit(what string, cols []column) error {
 		c, ok := byName[f.column]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("column %s (field %s) is missing", f.column, f.name))
+			continue
+		}
+		if times[f.column] > 1 {
+			problems = append(problems, fmt.Sprintf("column %s (field %s) appears %d times: name them apart with AS", f.column, f.name, times[f.column]))
 			continue
 		}
 		if ok, why := fits(c, f.elem); !ok {

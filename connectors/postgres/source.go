@@ -151,8 +151,12 @@ func (s *Source[T]) beginSnapshot(ctx context.Context) (*pgx.Conn, string, error
 		return nil, "", err
 	}
 	var id string
-	if _, err = c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err == nil {
-		err = c.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id)
+	// The coordinator is idle in its transaction by design: a server's
+	// idle_in_transaction_session_timeout must not end it.
+	if _, err = c.Exec(ctx, "SET idle_in_transaction_session_timeout = 0"); err == nil {
+		if _, err = c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err == nil {
+			err = c.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id)
+		}
 	}
 	if err != nil {
 		closeConn(c)
@@ -164,7 +168,8 @@ func (s *Source[T]) beginSnapshot(ctx context.Context) (*pgx.Conn, string, error
 // fromSQL is what the statements select FROM, and the arguments they take.
 func (s *Source[T]) fromSQL(tableName string) (string, []any) {
 	if q, ok := s.from.(query); ok {
-		return "(" + q.sql + ") AS sluice_q", q.args
+		// A newline ends a trailing -- comment; a trailing semicolon goes.
+		return "(" + strings.TrimRight(q.sql, "; \t\r\n") + "\n) AS sluice_q", q.args
 	}
 	return tableName, nil
 }
@@ -362,9 +367,18 @@ func (s *Source[T]) Open(ctx context.Context, inst stages.Instance, sp stages.Sp
 		}
 	}()
 	if snapID != "" {
-		_, err = c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		// A split waits in its transaction while the job applies
+		// backpressure: idle_in_transaction_session_timeout must not end it.
+		_, err = c.Exec(ctx, "SET idle_in_transaction_session_timeout = 0")
+		if err == nil {
+			_, err = c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		}
 		if err == nil {
 			_, err = c.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapID))
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "22023" { // invalid snapshot identifier
+			return nil, fmt.Errorf("%w: %s: the coordinating session that exported it has ended (terminated by the server?): %w", ErrSnapshot, sp.Desc, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %s: importing the snapshot: %w", sp.Desc, err)
