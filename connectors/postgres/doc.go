@@ -99,6 +99,13 @@
 // address. SnapshotPerSplit drops all this: each split sees the database
 // as it is when that split opens.
 //
+// The coordinator and the splits turn off idle_in_transaction_session_timeout
+// for their own sessions, since they wait in their transactions by design
+// (the coordinator for the last split to open, a split while the job
+// applies backpressure); a server's statement_timeout still applies to each
+// split's query (options=-c%20statement_timeout%3D0 in a connection URL
+// lifts it for long reads).
+//
 // # Connections and errors
 //
 // A split holds one connection while it is read, and the coordinator one
