@@ -13,6 +13,8 @@ import (
 
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/connectors/postgres"
+	"github.com/sluice-data/sluice/internal/testenv"
+	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -550,6 +552,7 @@ func TestReadInPipeline(t *testing.T) {
 	d := server(t)
 	tbl := d.makeItems(10_000)
 	want := d.reference("SELECT " + itemColumns + " FROM " + tbl)
+	before := len(testenv.Goroutines())
 	p := stages.NewPipeline("postgres-read")
 	items := postgres.Read[item](p, d.url, postgres.Table(tbl), postgres.PartitionBy("id", 6))
 	all := stages.Collect(stages.Map(items, func(it item) printed { return printed(it.String()) }))
@@ -571,6 +574,37 @@ func TestReadInPipeline(t *testing.T) {
 	if !strings.Contains(res.Plan.String(), "postgres") {
 		t.Errorf("the plan does not name the source stage postgres:\n%s", res.Plan)
 	}
+	d.noSessions("after the job")
+	testenv.CheckLeaks(t, before)
+}
+
+// A shuffle join of two sources: the runtime samples the left one for hot
+// keys in a run of its own before the job's run reads both.
+func TestShuffleJoinOfTwoSources(t *testing.T) {
+	d := server(t)
+	tbl := d.makeItems(5_000)
+	kinds := d.table("kinds")
+	d.exec("CREATE TABLE " + kinds + " AS SELECT g AS k, 'kind ' || g AS label FROM generate_series(0, 9) g")
+	type kind struct {
+		K     int32
+		Label string
+	}
+	p := stages.NewPipeline("postgres-join")
+	items := postgres.Read[item](p, d.url, postgres.Table(tbl), postgres.PartitionBy("id", 4))
+	labels := postgres.Read[kind](p, d.url, postgres.Table(kinds), postgres.PartitionBy("k", 2))
+	joined := stages.JoinFunc(stages.KeyBy(items, func(it item) int32 { return it.K }), stages.KeyBy(labels, func(k kind) int32 { return k.K }),
+		stages.Inner, func(_ int32, it item, l kind, _, _ bool) printed { return printed(fmt.Sprintf("%d %s", it.ID, l.Label)) },
+		stages.Strategy(plan.JoinShuffle))
+	got := stages.Collect(joined)
+	if _, err := sluice.Run(ctxT(t), p, sluice.Options{Parallelism: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 1; i <= 5_000; i++ {
+		want = append(want, fmt.Sprintf("%d kind %d", i, i%10))
+	}
+	slices.Sort(want)
+	sameRows(t, "join", sortedStrings(got.Values()), want)
 	d.noSessions("after the job")
 }
 
