@@ -593,7 +593,9 @@ func TestShuffleJoinOfTwoSources(t *testing.T) {
 	items := postgres.Read[item](p, d.url, postgres.Table(tbl), postgres.PartitionBy("id", 4))
 	labels := postgres.Read[kind](p, d.url, postgres.Table(kinds), postgres.PartitionBy("k", 2))
 	joined := stages.JoinFunc(stages.KeyBy(items, func(it item) int32 { return it.K }), stages.KeyBy(labels, func(k kind) int32 { return k.K }),
-		stages.Inner, func(_ int32, it item, l kind, _, _ bool) printed { return printed(fmt.Sprintf("%d %s", it.ID, l.Label)) },
+		stages.Inner, func(_ int32, it item, l kind, _, _ bool) printed {
+			return printed(fmt.Sprintf("%d %s", it.ID, l.Label))
+		},
 		stages.Strategy(plan.JoinShuffle))
 	got := stages.Collect(joined)
 	if _, err := sluice.Run(ctxT(t), p, sluice.Options{Parallelism: 2}); err != nil {
