@@ -133,6 +133,16 @@ func signaled(err error) bool {
 func globRows(t *testing.T, url string) []Row {
 	t.Helper()
 	if peers := os.Getenv("SLUICE_PEERS"); peers != "" && !strings.Contains(url, "://") {
+		any := false
+		_ = filepath.WalkDir(url, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+				any = true
+			}
+			return nil
+		})
+		if !any {
+			return nil // DuckDB fails on a glob that matches nothing
+		}
 		q := fmt.Sprintf("SELECT part, id, version FROM read_parquet('%s/**/*.parquet', hive_partitioning=false)", url)
 		out, err := exec.Command(peers, "sql", "-json", q).Output()
 		if err != nil {

@@ -1,7 +1,10 @@
 package parquetio
 
 import (
+	"context"
 	"os"
+
+	"github.com/sluice-data/sluice/internal/commit"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -38,4 +41,22 @@ func UsesDirect[T any](path string) (bool, error) {
 		return false, err
 	}
 	return rec.directPlan(pf.Schema(), ff) != nil, nil
+}
+
+// SetRename replaces the rename that publishes local files, and returns a
+// function restoring it.
+func SetRename(f func(from, to string) error) (restore func()) {
+	old := rename
+	rename = f
+	return func() { rename = old }
+}
+
+// CommitFS returns the commit protocol's view of the store of url and the
+// path of url in it.
+func CommitFS(ctx context.Context, url string) (commit.FS, string, error) {
+	loc, err := parseLocation(ctx, url)
+	if err != nil {
+		return nil, "", err
+	}
+	return commitFS(loc.st), loc.path, nil
 }

@@ -284,8 +284,11 @@ func (localStore) publish(_ context.Context, from, to string) error {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return err
 	}
-	return os.Rename(from, to)
+	return rename(from, to)
 }
+
+// rename is os.Rename; tests inject failures (a cross-device rename).
+var rename = os.Rename
 
 func (localStore) remove(_ context.Context, p string) error {
 	err := os.Remove(p)
