@@ -320,8 +320,8 @@ func TestSafetyRails(t *testing.T) {
 	home, _ := os.UserHomeDir()
 	for _, tc := range []struct {
 		name, out, want string
-		mode           Mode
-		force          bool
+		mode            Mode
+		force           bool
 	}{
 		{"a regular file", file, "it is a regular file", Overwrite, true},
 		{"the root", "/", "the root directory", Append, true},
