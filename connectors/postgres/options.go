@@ -115,7 +115,8 @@ const (
 // result (it need not be a field of the record type). Without bounds the
 // source finds the n-1 values that divide the non-NULL values into n parts
 // of equal row count (percentile_disc over the column, in the source's
-// snapshot), so a column with skewed values still gives splits of equal
+// snapshot; over a sample of a table larger than DefaultSampleRows, see
+// SampleRows), so a column with skewed values still gives splits of equal
 // size; duplicate values at a boundary give fewer splits. Any column type
 // with an ordering works: integers, numeric, floats, dates, timestamps,
 // text, uuid. The first split also reads the rows whose column is NULL.
