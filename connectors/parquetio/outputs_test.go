@@ -313,3 +313,22 @@ func TestS3LostLeaseCannotPublish(t *testing.T) {
 		t.Fatalf("after the new holder's empty overwrite: %d rows, %v", len(got), err)
 	}
 }
+
+// Invalid UTF-8 never reaches a STRING column: the job fails naming the
+// record and column, and the output is unchanged.
+func TestInvalidUTF8IsRefused(t *testing.T) {
+	type named struct {
+		ID   int64  `parquet:"id"`
+		Name string `parquet:"name"`
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	p := stages.NewPipeline("utf8")
+	parquetio.Write(stages.FromSlice(p, []named{{1, "ok"}, {2, "caf\xe9"}}), out)
+	_, err := runJob(t, p)
+	if !errors.Is(err, parquetio.ErrInvalidUTF8) || !strings.Contains(err.Error(), `column "name"`) || !strings.Contains(err.Error(), "record 1") {
+		t.Fatalf("want ErrInvalidUTF8 naming record 1 and column name, got %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed job left its output: %v", err)
+	}
+}

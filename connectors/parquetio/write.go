@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -46,7 +47,15 @@ type FileSink[T any] struct {
 	rec   *record
 	parts []partitioner[T]
 	err   error
+	// utf8 checks a record's text columns for invalid UTF-8 (nil: it
+	// has none).
+	utf8 func(rec unsafe.Pointer) (column string, ok bool)
 }
+
+// ErrInvalidUTF8 is wrapped when a record would write text that is not
+// valid UTF-8 into a STRING (or ENUM, JSON) column: parquet-go would write
+// the bytes as they are, and readers would fail on them or change them.
+var ErrInvalidUTF8 = errors.New("parquetio: invalid UTF-8 in a text column")
 
 type partitioner[T any] struct {
 	name        string
@@ -75,6 +84,7 @@ func Sink[T any](url string, opts ...WriteOption) *FileSink[T] {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
+		s.utf8 = utf8Checker(rec.typ)
 		if bad := brokenDateFields(rec.typ, "", map[reflect.Type]bool{}); len(bad) > 0 {
 			errs = append(errs, fmt.Errorf("%w: %v: time.Time fields tagged date (%s) would be written wrong by parquet-go v0.32 (nanoseconds cut to 32 bits, not days): use an int32 field tagged date, or a timestamp", ErrConfig, rec.typ, strings.Join(bad, ", ")))
 		}
@@ -287,6 +297,7 @@ type writer[T any] struct {
 	reverted  bool
 	groups    map[string]*group[T]
 	active    []*group[T]
+	records   int64 // records written, for messages
 	key       []byte
 	failed    error
 }
@@ -334,6 +345,15 @@ func (w *writer[T]) Write(recs []T) (err error) {
 			w.failed = err
 		}
 	}()
+	if check := w.s.utf8; check != nil {
+		for i := range recs {
+			if col, ok := check(unsafe.Pointer(&recs[i])); !ok {
+				return fmt.Errorf("%w: writing %s: record %d of instance %d (%s): column %q", ErrInvalidUTF8, w.s.url,
+					w.records+int64(i), w.inst.Index, formatRecord(recs[i]), col)
+			}
+		}
+	}
+	w.records += int64(len(recs))
 	if len(w.s.parts) == 0 {
 		return w.write("", recs)
 	}
@@ -691,4 +711,17 @@ func Repair(ctx context.Context, url string) error {
 		return fmt.Errorf("parquetio: repairing: %w", err)
 	}
 	return nil
+}
+
+// formatRecord renders a record for an error message, its text quoted so
+// that invalid bytes show.
+func formatRecord(x any) string {
+	s := fmt.Sprintf("%+q", x)
+	if strings.HasPrefix(s, "%!") {
+		s = fmt.Sprintf("%+v", x)
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
