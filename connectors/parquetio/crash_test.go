@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/connectors/jsonl"
 	"github.com/sluice-data/sluice/connectors/parquetio"
 	"github.com/sluice-data/sluice/internal/testenv"
+	"github.com/sluice-data/sluice/stages"
 )
 
 // Row is writejob's record (connectors/parquetio/internal/writejob).
@@ -368,4 +371,116 @@ func TestConcurrentWritersOneFails(t *testing.T) {
 	if g := globRows(t, out); !slices.Equal(g, snapshotOf("overwrite", nil, 2)) {
 		t.Fatalf("a glob reads %d rows, want the first writer's version 2 whole", len(g))
 	}
+}
+
+// TestCrashDuringCommitJSONL kills a JSON lines job at seeded moments of
+// its commit (all staged, once the manifest switched, after a delay) over
+// an older output: jsonl's reader then sees the old run's records or the
+// new run's, never a mix, and after the next run's cleanup so does a glob.
+func TestCrashDuringCommitJSONL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes")
+	}
+	bin := writejobBin(t)
+	run := func(out string, v int64, kill string, delay time.Duration) bool {
+		args := []string{"-format", "jsonl", "-out", out, "-version", strconv.FormatInt(v, 10), "-rows", "20000"}
+		if kill != "" {
+			args = append(args, "-kill", kill)
+		}
+		cmd := exec.Command(bin, args...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		limit := 2 * time.Minute
+		if delay > 0 {
+			limit = delay
+		}
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(limit):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			err = <-done
+		}
+		if err != nil && !signaled(err) {
+			t.Fatalf("writejob -format jsonl: %v\n%s", err, errb.String())
+		}
+		return signaled(err)
+	}
+	versionsOf := func(pattern string) map[int64]int {
+		t.Helper()
+		got, err := readJSONL(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return versions(got)
+	}
+	for seed := range uint64(crashSeeds(3)) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		out := filepath.Join(t.TempDir(), "out")
+		start := time.Now()
+		if run(out, 1, "", 0) {
+			t.Fatal("version 1 was killed")
+		}
+		clean := time.Since(start)
+		kind := []string{"staged", "manifest", "delay"}[seed%3]
+		var delay time.Duration
+		if kind == "delay" {
+			delay, kind = time.Duration(rng.Int64N(int64(clean+clean/4)))+time.Millisecond, ""
+		}
+		killed := run(out, 2, kind, delay)
+		got := versionsOf(out)
+		if !(len(got) == 1 && (got[1] == 20000 || got[2] == 20000)) {
+			t.Fatalf("seed %d (kill %q, delay %v, killed %v): jsonl reads %v, want one version's 20000 records", seed, kind, delay, killed, got)
+		}
+		if kind == "staged" && killed {
+			if g := versionsOf(filepath.Join(out, "*.jsonl")); len(g) != 1 || g[1] != 20000 {
+				t.Fatalf("seed %d: with the new files staged a glob reads %v", seed, g)
+			}
+		}
+		if run(out, 3, "", 0) {
+			t.Fatal("version 3 was killed")
+		}
+		if g := versionsOf(filepath.Join(out, "*.jsonl")); len(g) != 1 || g[3] != 20000 {
+			t.Fatalf("seed %d: after the next run a glob reads %v", seed, g)
+		}
+	}
+}
+
+// readJSONL reads writejob's JSON lines: a directory through jsonl's
+// reader (which follows the manifest), a glob by decoding every file it
+// matches, as a reader that ignores the manifest does.
+func readJSONL(pattern string) ([]Row, error) {
+	if fi, err := os.Stat(pattern); err == nil && fi.IsDir() {
+		p := stages.NewPipeline("read-jsonl")
+		c := stages.Collect(jsonl.Read[Row](p, pattern))
+		if _, err := sluice.Run(context.Background(), p, sluice.Options{}); err != nil {
+			return nil, err
+		}
+		return c.Values(), nil
+	}
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	var out []Row
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for dec.More() {
+			var r Row
+			if err := dec.Decode(&r); err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

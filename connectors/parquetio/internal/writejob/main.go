@@ -4,6 +4,7 @@
 //
 //	writejob -out URL -mode overwrite|append|overwrite-partitions -version V
 //	         [-rows N] [-parts P] [-kill staged|files=K|manifest] [-hold D]
+//	         [-format parquet|jsonl]
 //
 // Version V writes rows {part, id, version=V}: N rows over P partitions
 // (part = id % P); with overwrite-partitions, only the partitions whose
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/connectors/jsonl"
 	"github.com/sluice-data/sluice/connectors/parquetio"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -46,8 +48,15 @@ func main() {
 	parts := flag.Int64("parts", 24, "partitions")
 	kill := flag.String("kill", "", "staged, files=K or manifest")
 	hold := flag.Duration("hold", 0, "wait before the first record")
+	format := flag.String("format", "parquet", "parquet, or jsonl (overwrite only)")
 	flag.Parse()
-	if err := run(*out, *mode, *version, *rows, *parts, *kill, *hold); err != nil {
+	var err error
+	if *format == "jsonl" {
+		err = runJSONL(*out, *version, *rows, *kill)
+	} else {
+		err = run(*out, *mode, *version, *rows, *parts, *kill, *hold)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "writejob:", err)
 		os.Exit(1)
 	}
@@ -102,6 +111,39 @@ func run(out, mode string, version, rows, parts int64, kill string, hold time.Du
 	}
 	_, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 2})
 	return err
+}
+
+// runJSONL writes version v as JSON lines with two instances.
+func runJSONL(out string, v, rows int64, kill string) error {
+	var xs []Row
+	for id := range rows {
+		xs = append(xs, Row{Part: id % 4, ID: id, Version: v})
+	}
+	p := stages.NewPipeline("writejob")
+	src := stages.FromSlice(p, xs)
+	if kill == "staged" {
+		stages.Write[Row](src, dyingSink{jsonl.Sink[Row](out)}, stages.Parallelism(2))
+	} else {
+		jsonl.Write(src, out, stages.Parallelism(2))
+		if kill != "" {
+			if err := watch(kill, out, nil); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 2})
+	return err
+}
+
+// dyingSink wraps a sink whose writers kill the process at Commit.
+type dyingSink struct{ stages.Sink[Row] }
+
+func (d dyingSink) Open(ctx context.Context, inst stages.Instance) (stages.Writer[Row], error) {
+	w, err := d.Sink.Open(ctx, inst)
+	if err != nil {
+		return nil, err
+	}
+	return dyingWriter{w}, nil
 }
 
 // watch starts a goroutine that kills this process at the moment kill names.
