@@ -446,7 +446,11 @@ func (t *Txn) renew() {
 func (t *Txn) Staging() string { return t.fsys.Join(t.out, InternalDir, "staging", t.o.Run) }
 
 // Epoch returns the run's lease epoch.
-func (t *Txn) Epoch() int64 { return t.lease.rec.Epoch }
+func (t *Txn) Epoch() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lease.rec.Epoch
+}
 
 // Add records files an instance has published (paths relative to the
 // output, "/" separated).
@@ -496,10 +500,9 @@ func dirOfRel(rel string) string {
 // the lease.
 func (t *Txn) checkLease(ctx context.Context) error {
 	t.mu.Lock()
-	lost := t.lost
-	t.mu.Unlock()
-	if lost != nil {
-		return lost
+	defer t.mu.Unlock()
+	if t.lost != nil {
+		return t.lost
 	}
 	return t.lease.check(ctx, t.o.Now())
 }

@@ -391,3 +391,44 @@ func TestFindSnapshotBelowOutput(t *testing.T) {
 		t.Fatalf("a manifest naming ../etc/passwd: %v", err)
 	}
 }
+
+// TestLeaseIsRenewed: a running job's lease is renewed before it expires,
+// so a second run keeps failing; once released, it is free at once.
+func TestLeaseIsRenewed(t *testing.T) {
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "out")
+	o := opts("long", Overwrite)
+	o.LeaseTTL = 300 * time.Millisecond
+	txn, err := Begin(ctx, Local{}, out, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.mu.Lock()
+	first := txn.lease.rec.Expires
+	txn.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cur, _, err := currentLease(ctx, Local{}, filepath.Join(out, InternalDir, leaseDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Expires > first+int64(o.LeaseTTL/time.Millisecond) {
+			break // renewed past the first expiry at least once
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease was not renewed within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := Begin(ctx, Local{}, out, opts("other", Overwrite)); !errors.Is(err, ErrLeased) {
+		t.Fatalf("a second run past the first expiry: %v, want ErrLeased", err)
+	}
+	if err := txn.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Begin(ctx, Local{}, out, opts("other", Overwrite))
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	_ = next.Finish(ctx)
+}
