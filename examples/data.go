@@ -251,7 +251,9 @@ func writeParquet[T any](s stages.Stream[T], what, url string, opts []parquetio.
 }
 
 // reportingSink is a Parquet sink that counts the rows its instances commit
-// and reports them when the job commits.
+// and reports them when the job commits. It embeds the *parquetio.FileSink,
+// not an interface, so that it keeps every method of it that the runtime
+// looks for (stages.JobCommitter, wrapped here; stages.JobFinisher).
 type reportingSink[T any] struct {
 	*parquetio.FileSink[T]
 	what, url string
@@ -278,11 +280,16 @@ func (s *reportingSink[T]) CommitJob(ctx context.Context, inst stages.Instance) 
 }
 
 // countingWriter counts the records an instance writes, adding them to
-// total when it commits.
+// total when it commits and taking them back if the commit is reverted. It
+// embeds the stages.Writer interface, which has only the required methods:
+// each optional one that the runtime looks for on a writer is forwarded
+// here (stages.Reverter), or a failed later commit of the job would leave
+// the Parquet output published.
 type countingWriter[T any] struct {
 	stages.Writer[T]
-	n     int64
-	total *atomic.Int64
+	n         int64 // written since the last commit
+	committed int64 // added to total by commits
+	total     *atomic.Int64
 }
 
 func (w *countingWriter[T]) Write(xs []T) error {
@@ -298,7 +305,24 @@ func (w *countingWriter[T]) Commit() error {
 		return err
 	}
 	w.total.Add(w.n)
+	w.committed += w.n
 	w.n = 0
+	return nil
+}
+
+// Revert implements stages.Reverter: it reverts the wrapped writer's
+// commit. A wrapped writer that is not a stages.Reverter cannot revert, and
+// Revert returns stages.ErrNotReverted, as the runtime does for one.
+func (w *countingWriter[T]) Revert() error {
+	r, ok := w.Writer.(stages.Reverter)
+	if !ok {
+		return stages.ErrNotReverted
+	}
+	if err := r.Revert(); err != nil {
+		return err
+	}
+	w.total.Add(-w.committed)
+	w.committed = 0
 	return nil
 }
 
