@@ -26,6 +26,8 @@ import (
 // take the general path.
 
 // directEnabled turns the direct path off for tests comparing both paths.
+// Files that need a conversion (convert.go) take the direct path anyway:
+// the general path has none.
 var directEnabled = true
 
 type directKind uint8
@@ -37,6 +39,8 @@ const (
 	directDouble
 	directString
 	directTime // a time.Time field of a TIMESTAMP column
+	directConv // values converted to the field's type (converter)
+	directNil  // a pointer field whose column the file lacks: nil
 )
 
 // directField is one column of a direct read: where it is in the file and
@@ -45,61 +49,115 @@ type directField struct {
 	column int // file column index
 	offset uintptr
 	kind   directKind
-	unit   int64 // directTime: nanoseconds in the column's unit
-	ptr    bool  // the field is a pointer: nil for a null
+	unit   int64      // directTime: nanoseconds in the column's unit
+	lo, hi int64      // directTime: the values that v*unit does not overflow for
+	conv   *converter // directConv
+	ptr    bool       // the field is a pointer: nil for a null
 	name   string
 }
 
+// time converts a directTime value: parquet-go's time.Unix(0, v*unit).UTC(),
+// and exactly where that would overflow.
+func (f *directField) time(v int64) time.Time {
+	if v >= f.lo && v <= f.hi {
+		return time.Unix(0, v*f.unit).UTC()
+	}
+	return unixTime(v, f.unit)
+}
+
 // directPlan says how a file's columns fill the record's fields, or is nil
-// when the file or the record does not allow the direct path. The file's
-// column must have exactly the record's type (kind and logical type) and
-// must not be repeated. A pointer field reads an optional column, nil for
-// a null; a field that is not a pointer reads an optional file column only
-// where its row group holds no nulls, which fileFit.checkNulls ensures.
+// when the file or the record does not allow the direct path (see plan).
 func (r *record) directPlan(fs *parquet.Schema, ff *fileFit) []directField {
-	if !directEnabled {
-		return nil
+	p, _ := r.plan(fs, ff)
+	return p
+}
+
+// plan says how a file's columns fill the record's fields on the direct
+// path. It is nil, with a nil error, when the general path reads the file
+// instead: the record has a field the direct path cannot fill, or a
+// column's type is not exactly the record's. The file's column must not be
+// repeated. A pointer field reads an optional column, nil for a null, or
+// nil throughout when the file lacks the column; a field that is not a
+// pointer reads an optional file column only where its row group holds no
+// nulls, which fileFit.checkNulls ensures.
+//
+// A file that needs a conversion (ff.direct) must take the direct path,
+// converting those columns and reading the others as they are: plan
+// returns an error saying why when the record does not allow that.
+func (r *record) plan(fs *parquet.Schema, ff *fileFit) ([]directField, error) {
+	must := ff.direct
+	if !directEnabled && !must {
+		return nil, nil
+	}
+	general := func(format string, args ...any) ([]directField, error) {
+		if must {
+			return nil, fmt.Errorf("%w: %s, which only the direct read path does, for records whose fields are all flat and of its types (see the package documentation); %s",
+				ErrSchema, r.conversionNeeded(fs), fmt.Sprintf(format, args...))
+		}
+		return nil, nil
 	}
 	var out []directField
-	for _, path := range r.schema.Columns() {
-		if len(path) != 1 {
-			return nil
+	for i := range r.want {
+		w := &r.want[i]
+		f := r.typ.Field(w.field)
+		if !w.top || w.rep != 0 || w.def > 1 {
+			return general("column %s is nested or repeated", w.name)
 		}
-		want, _ := r.schema.Lookup(path...)
-		i, ok := r.fields[path[0]]
-		if !ok || want.MaxRepetitionLevel != 0 || want.MaxDefinitionLevel > 1 {
-			return nil
-		}
-		f := r.typ.Field(i)
-		ft, ptr := f.Type, false
-		if want.MaxDefinitionLevel == 1 {
+		if w.def == 1 && !w.ptr {
 			// Optional in the record: only a pointer field, nil for null.
-			if ft.Kind() != reflect.Pointer {
-				return nil
-			}
-			ft, ptr = ft.Elem(), true
+			return general("field %s is optional but not a pointer", f.Name)
 		}
-		got, ok := fs.Lookup(path...)
+		got, ok := fs.Lookup(w.path...)
 		if !ok {
-			if ff.filled(i) {
+			if ff.filled(w.field) {
 				continue // a partition key: fileFit fills it
 			}
-			return nil // the general path zeroes it
+			if !w.ptr {
+				return nil, fmt.Errorf("%w: column %s is missing", ErrSchema, w.name) // fit refuses it
+			}
+			out = append(out, directField{offset: f.Offset, kind: directNil, ptr: true, name: w.name})
+			continue
 		}
 		if got.MaxRepetitionLevel != 0 || got.MaxDefinitionLevel > 1 {
-			return nil
+			return general("column %s is repeated in the file", w.name)
 		}
-		wt, gt := want.Node.Type(), got.Node.Type()
-		if wt.Kind() != gt.Kind() || !sameLogical(wt.LogicalType(), gt.LogicalType()) {
-			return nil
+		gt := got.Node.Type()
+		fc, problem := convOf(w.elem, w.leafType(), gt, r.truncate)
+		if problem != "" { // the file changed since fit
+			return nil, fmt.Errorf("%w: column %s: %s", ErrSchema, w.name, problem)
 		}
-		kind, unit := directKindOf(ft, gt)
-		if kind == 0 {
-			return nil
+		if !must && (!fc.exact || fc.kind == directConv || !sameLogical(w.leafType().LogicalType(), gt.LogicalType())) {
+			return nil, nil // the general path reads it as before
 		}
-		out = append(out, directField{column: got.ColumnIndex, offset: f.Offset, kind: kind, unit: unit, ptr: ptr, name: path[0]})
+		if fc.kind == 0 {
+			return general("field %s is a %v", f.Name, f.Type)
+		}
+		df := directField{column: got.ColumnIndex, offset: f.Offset, kind: fc.kind, unit: fc.unit, conv: fc.conv, ptr: w.ptr, name: w.name}
+		if df.kind == directTime {
+			df.lo, df.hi = timeRange(df.unit)
+		}
+		out = append(out, df)
 	}
-	return out
+	return out, nil
+}
+
+// conversionNeeded names the first column of fs that needs a conversion
+// into the record, for messages.
+func (r *record) conversionNeeded(fs *parquet.Schema) string {
+	for i := range r.want {
+		w := &r.want[i]
+		got, ok := fs.Lookup(w.path...)
+		if !ok || !w.top {
+			continue
+		}
+		if w.decimal {
+			return fmt.Sprintf("column %s is read into a parquetio.Decimal", w.name)
+		}
+		if fc, problem := convOf(w.elem, w.leafType(), got.Node.Type(), r.truncate); problem == "" && !fc.exact {
+			return fmt.Sprintf("column %s needs a conversion (%s in the file into a %v field)", w.name, typeName(got.Node.Type()), w.elem)
+		}
+	}
+	return "the file needs a conversion"
 }
 
 func sameLogical(a, b *format.LogicalType) bool {
@@ -146,12 +204,17 @@ func directKindOf(t reflect.Type, ct parquet.Type) (directKind, int64) {
 // directReader reads a row group's columns into records.
 type directReader struct {
 	cols []*directColumn
+	nils []uintptr // offsets of pointer fields the file has no column for
 }
 
 func newDirectReader(rg parquet.RowGroup, fields []directField) *directReader {
 	chunks := rg.ColumnChunks()
 	d := &directReader{}
 	for _, f := range fields {
+		if f.kind == directNil {
+			d.nils = append(d.nils, f.offset)
+			continue
+		}
 		d.cols = append(d.cols, &directColumn{field: f, pages: chunks[f.column].Pages()})
 	}
 	return d
@@ -163,6 +226,11 @@ func (d *directReader) read(base unsafe.Pointer, stride uintptr, n int) error {
 	for _, c := range d.cols {
 		if err := c.read(base, stride, n); err != nil {
 			return err
+		}
+	}
+	for _, off := range d.nils {
+		for i := range n {
+			*(*unsafe.Pointer)(unsafe.Add(base, off+uintptr(i)*stride)) = nil
 		}
 	}
 	return nil
@@ -209,6 +277,10 @@ type directColumn struct {
 	// The strings of the last dictionary seen, made once per dictionary.
 	dict     parquet.Dictionary
 	dictStrs []string
+
+	// directConv: the current page's values converted (cv), the last
+	// dictionary's converted once (dictCV), and a plain page's buffer.
+	cv, dictCV, pageCV colValues
 }
 
 func (c *directColumn) drop() {
@@ -247,7 +319,7 @@ func (c *directColumn) load() error {
 		c.idx = values.Int32()
 		if c.dict != dict {
 			c.dict = dict
-			c.dictStrs = nil
+			c.dictStrs, c.dictCV = nil, nil
 		}
 		dv := dict.Page().Data()
 		values = &dv
@@ -261,6 +333,21 @@ func (c *directColumn) load() error {
 		c.f32 = values.Float()
 	case directDouble:
 		c.f64 = values.Double()
+	case directConv:
+		var err error
+		switch {
+		case c.idx == nil:
+			c.pageCV, err = c.field.conv.convert(values, c.pageCV)
+			c.cv = c.pageCV
+		case c.dictCV == nil:
+			c.dictCV, err = c.field.conv.convert(values, nil)
+			c.cv = c.dictCV
+		default:
+			c.cv = c.dictCV
+		}
+		if err != nil {
+			return fmt.Errorf("column %s: %s: %w", c.field.name, c.field.conv.desc, err)
+		}
 	case directString:
 		c.bytes, c.offs = values.ByteArray()
 		if c.idx != nil && c.dictStrs == nil {
@@ -288,6 +375,8 @@ func (c *directColumn) values() int {
 		return len(c.f32)
 	case directDouble:
 		return len(c.f64)
+	case directConv:
+		return c.cv.count()
 	default:
 		return len(c.offs) - 1
 	}
@@ -313,7 +402,13 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 			defs = c.defs[c.next : c.next+k]
 			vhi = vlo + present(defs)
 		}
-		if c.field.ptr {
+		if c.field.kind == directConv {
+			if c.field.ptr {
+				c.cv.putPointers(dst, stride, k, defs, c.idx, vlo, vhi)
+			} else {
+				c.cv.put(dst, stride, c.idx, vlo, vhi)
+			}
+		} else if c.field.ptr {
 			c.putPointers(dst, stride, k, defs, vlo, vhi)
 		} else if c.idx != nil {
 			idx := c.idx[vlo:vhi]
@@ -330,7 +425,7 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 				putIndexed(dst, stride, c.dictStrs, idx)
 			case directTime:
 				for i, j := range idx {
-					*(*time.Time)(unsafe.Add(dst, uintptr(i)*stride)) = time.Unix(0, c.i64[j]*c.field.unit).UTC()
+					*(*time.Time)(unsafe.Add(dst, uintptr(i)*stride)) = c.field.time(c.i64[j])
 				}
 			}
 		} else {
@@ -347,7 +442,7 @@ func (c *directColumn) read(base unsafe.Pointer, stride uintptr, n int) error {
 				putStrings(dst, stride, c.bytes, c.offs[vlo:vhi+1])
 			case directTime:
 				for i, v := range c.i64[vlo:vhi] {
-					*(*time.Time)(unsafe.Add(dst, uintptr(i)*stride)) = time.Unix(0, v*c.field.unit).UTC()
+					*(*time.Time)(unsafe.Add(dst, uintptr(i)*stride)) = c.field.time(v)
 				}
 			}
 		}
@@ -386,7 +481,7 @@ func (c *directColumn) putPointers(dst unsafe.Pointer, stride uintptr, n int, de
 		raw := gather(c.i64, c.idx, vlo, vhi)
 		times := make([]time.Time, len(raw))
 		for i, v := range raw {
-			times[i] = time.Unix(0, v*c.field.unit).UTC()
+			times[i] = c.field.time(v)
 		}
 		putPtrs(dst, stride, n, defs, times)
 	case directString:

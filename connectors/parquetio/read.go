@@ -423,6 +423,9 @@ func (s *FileSource[T]) fileSplits(ctx context.Context, loc *location, df *dataF
 		if err := meta.fit.checkNulls(rg); err != nil {
 			return nil, fmt.Errorf("%s: %w", desc, err)
 		}
+		if err := meta.fit.checkDeltas(&md.RowGroups[i]); err != nil {
+			return nil, fmt.Errorf("%s: %w", desc, err)
+		}
 		v := all
 		for _, bf := range meta.bound {
 			switch bf.chunkVerdict(rg.ColumnChunks()[bf.leaf.ColumnIndex], n) {

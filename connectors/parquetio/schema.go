@@ -1,22 +1,50 @@
 package parquetio
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
-// record describes a record type T: its Parquet schema and its top-level
-// fields by column name.
+// record describes a record type T: its Parquet schema, its top-level
+// fields by column name and the columns it reads.
 type record struct {
 	typ    reflect.Type
 	schema *parquet.Schema
 	fields map[string]int // top-level column name → struct field index
+	want   []wantColumn
+	// truncate allows conversions of timestamps to a coarser unit
+	// (TruncateTimestamps).
+	truncate bool
+}
+
+// wantColumn is a column that a record reads: a leaf of its Parquet schema
+// or a top-level Decimal field (which parquet-go's schema has no leaf for).
+type wantColumn struct {
+	path     []string
+	name     string // path joined with dots
+	field    int    // the top-level struct field that holds it
+	top      bool   // the field itself holds the column (path has one name)
+	decimal  bool   // a Decimal or *Decimal field
+	ptr      bool   // the top-level field is a pointer
+	elem     reflect.Type
+	leaf     parquet.LeafColumn // the record schema's column, unless decimal
+	def, rep int                // the record's maximum definition and repetition levels
+}
+
+// leafType is the column's type in the record's schema, nil for a Decimal.
+func (w *wantColumn) leafType() parquet.Type {
+	if w.decimal {
+		return nil
+	}
+	return w.leaf.Node.Type()
 }
 
 func recordOf[T any]() (rec *record, err error) {
@@ -30,6 +58,7 @@ func recordOf[T any]() (rec *record, err error) {
 		}
 	}()
 	rec = &record{typ: t, schema: parquet.SchemaOf(new(T)), fields: map[string]int{}}
+	var decimals []wantColumn
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -46,11 +75,61 @@ func recordOf[T any]() (rec *record, err error) {
 			}
 		}
 		rec.fields[name] = i
+		ft, ptr := f.Type, f.Type.Kind() == reflect.Pointer
+		if ptr {
+			ft = ft.Elem()
+		}
+		if ft == decimalType {
+			w := wantColumn{path: []string{name}, name: name, field: i, top: true, decimal: true, ptr: ptr, elem: ft}
+			if ptr {
+				w.def = 1
+			}
+			decimals = append(decimals, w)
+		} else if inner := decimalFields(f.Type, name, map[reflect.Type]bool{}); len(inner) > 0 {
+			return nil, fmt.Errorf("%w: record type %v: %s: a parquetio.Decimal must be a top-level field (or a pointer to one)",
+				ErrConfig, t, strings.Join(inner, ", "))
+		}
 	}
-	if len(rec.schema.Columns()) == 0 {
+	for _, path := range rec.schema.Columns() {
+		leaf, _ := rec.schema.Lookup(path...)
+		i := rec.fields[path[0]]
+		ft := t.Field(i).Type
+		w := wantColumn{path: path, name: strings.Join(path, "."), field: i, top: len(path) == 1,
+			ptr: ft.Kind() == reflect.Pointer, leaf: leaf, def: leaf.MaxDefinitionLevel, rep: leaf.MaxRepetitionLevel}
+		if w.ptr {
+			ft = ft.Elem()
+		}
+		w.elem = ft
+		rec.want = append(rec.want, w)
+	}
+	rec.want = append(rec.want, decimals...)
+	if len(rec.want) == 0 {
 		return nil, fmt.Errorf("%w: record type %v has no Parquet columns (no exported fields?)", ErrConfig, t)
 	}
 	return rec, nil
+}
+
+// decimalFields names the Decimal fields within t (a field's type, named
+// prefix), which only a record's top level may hold.
+func decimalFields(t reflect.Type, prefix string, seen map[reflect.Type]bool) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t == decimalType {
+		return []string{prefix}
+	}
+	if t.Kind() != reflect.Struct || t == timeType || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.IsExported() {
+			out = append(out, decimalFields(f.Type, prefix+"."+f.Name, seen)...)
+		}
+	}
+	return out
 }
 
 // brokenDateFields names the time.Time fields of t tagged date: parquet-go
@@ -60,7 +139,6 @@ func brokenDateFields(t reflect.Type, prefix string, seen map[reflect.Type]bool)
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
 		t = t.Elem()
 	}
-	timeType := reflect.TypeFor[time.Time]()
 	if t.Kind() != reflect.Struct || t == timeType || seen[t] {
 		return nil
 	}
@@ -100,6 +178,17 @@ type fileFit struct {
 	// fills sets record fields that are partition keys of the file's path
 	// and not columns of the file.
 	fills []fill
+	// direct: some column needs a conversion (convOf) or the record has a
+	// Decimal field, which only the direct read path does.
+	direct bool
+	// int32s lists the INT32 columns read, for checkDeltas.
+	int32s []int32Column
+}
+
+type int32Column struct {
+	index    int
+	name     string
+	unsigned bool
 }
 
 type nonNullColumn struct {
@@ -114,8 +203,12 @@ type fill struct {
 
 // fit checks the file schema fs against the record type. parquet-go would
 // read a missing column as zeros and convert some mismatched types
-// silently; both are errors here (DESIGN §7). parts are the file's
-// partition values.
+// silently; both are errors here (DESIGN §7), except the conversions that
+// convOf allows for top-level columns, which are exact (or truncate
+// timestamps where the user asked for it). A column the file lacks reads
+// as nil into a pointer field (schema evolution) and is an error for any
+// other top-level field. parts are the file's partition values. The
+// errors name the columns; the caller adds the file.
 func (r *record) fit(fs *parquet.Schema, parts []partition) (*fileFit, error) {
 	ff := &fileFit{}
 	var problems []string
@@ -139,35 +232,55 @@ func (r *record) fit(fs *parquet.Schema, parts []partition) (*fileFit, error) {
 		ff.fills = append(ff.fills, fill{field: i, value: v})
 		filled[p.key] = true
 	}
-	for _, path := range r.schema.Columns() {
-		name := strings.Join(path, ".")
-		want, _ := r.schema.Lookup(path...)
-		got, ok := fs.Lookup(path...)
+	for i := range r.want {
+		w := &r.want[i]
+		if w.decimal {
+			ff.direct = true
+		}
+		got, ok := fs.Lookup(w.path...)
 		if !ok {
-			if len(path) == 1 && filled[path[0]] {
+			if w.top && filled[w.path[0]] {
 				continue
 			}
-			if want.MaxDefinitionLevel == 0 && want.MaxRepetitionLevel == 0 {
-				problems = append(problems, fmt.Sprintf("column %s (%s) is missing", name, typeName(want.Node.Type())))
+			switch {
+			case w.top && w.rep == 0 && !w.ptr:
+				problems = append(problems, fmt.Sprintf("column %s is missing and field %s (%v) is not a pointer, which would read nil",
+					w.name, r.typ.Field(w.field).Name, r.typ.Field(w.field).Type))
+			case !w.top && w.def == 0 && w.rep == 0:
+				problems = append(problems, fmt.Sprintf("column %s (%s) is missing", w.name, typeName(w.leafType())))
 			}
 			continue
 		}
-		wt, gt := want.Node.Type(), got.Node.Type()
-		if wt.Kind() != gt.Kind() || (wt.Kind() == parquet.FixedLenByteArray && wt.Length() != gt.Length()) {
-			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name, typeName(gt), typeName(wt), r.typ))
+		gt := got.Node.Type()
+		if w.top && w.rep == 0 && got.MaxRepetitionLevel == 0 {
+			fc, problem := convOf(w.elem, w.leafType(), gt, r.truncate)
+			if problem != "" {
+				problems = append(problems, fmt.Sprintf("column %s: %s", w.name, problem))
+				continue
+			}
+			if !fc.exact {
+				ff.direct = true
+			}
+		} else if !w.decimal && !exactType(w.leafType(), gt) {
+			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", w.name, typeName(gt), typeName(w.leafType()), r.typ))
 			continue
 		}
-		if wl, gl := wt.LogicalType(), gt.LogicalType(); wl != nil && gl != nil && wl.String() != gl.String() {
-			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name, typeName(gt), typeName(wt), r.typ))
+		if w.rep != got.MaxRepetitionLevel {
+			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", w.name,
+				repetition(got.MaxRepetitionLevel), repetition(w.rep), r.typ))
 			continue
 		}
-		if want.MaxRepetitionLevel != got.MaxRepetitionLevel {
-			problems = append(problems, fmt.Sprintf("column %s is %s in the file but %s in %v", name,
-				repetition(got.MaxRepetitionLevel), repetition(want.MaxRepetitionLevel), r.typ))
-			continue
+		if w.def < got.MaxDefinitionLevel {
+			ff.nonNull = append(ff.nonNull, nonNullColumn{index: got.ColumnIndex, name: w.name})
 		}
-		if want.MaxDefinitionLevel < got.MaxDefinitionLevel {
-			ff.nonNull = append(ff.nonNull, nonNullColumn{index: got.ColumnIndex, name: name})
+		if gt.Kind() == parquet.Int32 {
+			_, signed, _ := intOf(gt)
+			ff.int32s = append(ff.int32s, int32Column{index: got.ColumnIndex, name: w.name, unsigned: !signed && decimalOf(gt) == nil})
+		}
+	}
+	if ff.direct && len(problems) == 0 {
+		if _, err := r.plan(fs, ff); err != nil {
+			return nil, err
 		}
 	}
 	if len(problems) > 0 {
@@ -194,6 +307,39 @@ func (ff *fileFit) checkNulls(rg parquet.RowGroup) error {
 		}
 		if n := fc.NullCount(); n > 0 {
 			return fmt.Errorf("%w: column %s holds %d nulls but its field is not optional (make it a pointer or tag it optional)", ErrSchema, c.name, n)
+		}
+	}
+	return nil
+}
+
+// checkDeltas refuses a row group with an INT32 column in
+// DELTA_BINARY_PACKED pages whose values span more than an int32: DuckDB
+// (V2 pages) computes such deltas in 64 bits, and parquet-go v0.32 decodes
+// them in 32 and gets values wrong by one, or refuses an unsigned page whose
+// first value is 2^31 or more. The column chunk's statistics bound the
+// span; without statistics the row group is read as it is.
+func (ff *fileFit) checkDeltas(md *format.RowGroup) error {
+	for _, c := range ff.int32s {
+		if c.index >= len(md.Columns) {
+			continue
+		}
+		cm := &md.Columns[c.index].MetaData
+		if !slices.Contains(cm.Encoding, format.DeltaBinaryPacked) {
+			continue
+		}
+		lo, hi := cm.Statistics.MinValue, cm.Statistics.MaxValue
+		if len(lo) != 4 || len(hi) != 4 {
+			if lo, hi = cm.Statistics.Min, cm.Statistics.Max; len(lo) != 4 || len(hi) != 4 {
+				continue
+			}
+		}
+		min, max := int64(int32(binary.LittleEndian.Uint32(lo))), int64(int32(binary.LittleEndian.Uint32(hi)))
+		if c.unsigned {
+			min, max = int64(binary.LittleEndian.Uint32(lo)), int64(binary.LittleEndian.Uint32(hi))
+		}
+		if max-min > math.MaxInt32 {
+			return fmt.Errorf("%w: column %s: its DELTA_BINARY_PACKED values span %d to %d, more than an int32, which parquet-go v0.32 decodes wrong (write the file with V1 pages or another encoding)",
+				ErrCorrupt, c.name, min, max)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@
 //	peers run -w w1|w2|w3 -in DATA -out DIR [-threads 2]
 //	peers verify -w w1|w2|w3 [-threads 0] DIR
 //	peers sql [-json] QUERY
+//	peers write-interop DIR
 //
 // See README.md for the workloads' queries and the checksum's definition.
 package main
@@ -38,6 +39,9 @@ const usage = `usage:
       runs one DuckDB query (session time zone UTC) and prints its rows:
       tab-separated, or with -json one JSON object a line (times as
       RFC 3339 strings in UTC, decimals as strings with their scale's digits)
+  peers write-interop DIR
+      writes Parquet files under DIR as DuckDB, Spark (INT96) and pyarrow
+      write them, for Sluice's reader tests, and prints their paths
 `
 
 func main() {
@@ -53,6 +57,8 @@ func main() {
 		err = verifyCmd(os.Args[2:], os.Stdout)
 	case "sql":
 		err = sqlCmd(os.Args[2:], os.Stdout)
+	case "write-interop":
+		err = writeInteropCmd(os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
