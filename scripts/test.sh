@@ -104,6 +104,13 @@ if [ -d ../shared/peers ] && [ -f ../shared/peers/go.mod ]; then
   (cd ../shared/peers && go build -o bin/verify ./cmd/verify) || log "could not build verify"
 fi
 
+# tools/peers (DuckDB and arrow-go, its own module), built once: the
+# parquetio interop tests run it through $SLUICE_PEERS (write-interop, sql).
+log "building tools/peers (cgo DuckDB: a few minutes the first time)"
+mkdir -p "$work/bin"
+(cd tools/peers && go build -o "$work/bin/peers" .)
+export SLUICE_PEERS="$work/bin/peers"
+
 log "go vet"
 go vet ./...
 
