@@ -31,6 +31,18 @@ type RestartPolicy struct {
 	MaxBackoff  time.Duration
 }
 
+// RetryPolicy decides how a source's transient errors are retried: a split
+// whose Open or Read fails with an error its connector declares transient
+// (stages.TransientErrors) is tried again after a backoff that doubles from
+// Backoff up to MaxBackoff, on the injected clock, at most Attempts times in
+// a row; a read that succeeds starts the count again. Zero Attempts fails at
+// the first transient error, as at any other.
+type RetryPolicy struct {
+	Attempts   int
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
 // Config configures a job's runtime.
 type Config struct {
 	Clock  clock.Clock
@@ -43,10 +55,13 @@ type Config struct {
 	// Credits is the number of batches each channel may have in flight.
 	Credits int
 	Restart RestartPolicy
+	Retry   RetryPolicy
 }
 
 // DefaultConfig returns the defaults: batches of 1024 records or 256 KiB,
-// 10 ms linger, 4 credits per channel, 3 restarts a minute from 10 ms backoff.
+// 10 ms linger, 4 credits per channel, 3 restarts a minute from 10 ms backoff,
+// 5 retries of a source's transient errors from 200 ms backoff up to 5 s
+// (6.2 s in all).
 func DefaultConfig() Config {
 	return Config{
 		Clock:        clock.Real(),
@@ -56,6 +71,7 @@ func DefaultConfig() Config {
 		Linger:       10 * time.Millisecond,
 		Credits:      4,
 		Restart:      RestartPolicy{MaxRestarts: 3, Window: time.Minute, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second},
+		Retry:        RetryPolicy{Attempts: 5, Backoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second},
 	}
 }
 
@@ -77,6 +93,12 @@ func (c Config) Validate() error {
 	if c.Restart.Backoff < 0 || c.Restart.MaxBackoff < c.Restart.Backoff {
 		errs = append(errs, fmt.Errorf("actors: Restart backoff %v..%v is not a range", c.Restart.Backoff, c.Restart.MaxBackoff))
 	}
+	if c.Retry.Attempts < 0 {
+		errs = append(errs, fmt.Errorf("actors: Retry.Attempts %d must not be negative", c.Retry.Attempts))
+	}
+	if c.Retry.Backoff < 0 || c.Retry.MaxBackoff < c.Retry.Backoff {
+		errs = append(errs, fmt.Errorf("actors: Retry backoff %v..%v is not a range", c.Retry.Backoff, c.Retry.MaxBackoff))
+	}
 	errs = append(errs, c.budget().Validate())
 	return errors.Join(errs...)
 }
@@ -86,9 +108,18 @@ func (c Config) budget() backpressure.Budget {
 }
 
 func (p RestartPolicy) backoff(failures int) time.Duration {
-	d := p.Backoff
-	for i := 1; i < failures && d < p.MaxBackoff; i++ {
+	return doubling(p.Backoff, p.MaxBackoff, failures)
+}
+
+func (p RetryPolicy) backoff(failures int) time.Duration {
+	return doubling(p.Backoff, p.MaxBackoff, failures)
+}
+
+// doubling is from after n failures: from doubled n-1 times, up to most.
+func doubling(from, most time.Duration, n int) time.Duration {
+	d := from
+	for i := 1; i < n && d < most; i++ {
 		d *= 2
 	}
-	return min(d, p.MaxBackoff)
+	return min(d, most)
 }

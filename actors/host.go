@@ -23,6 +23,7 @@ import (
 type (
 	startMsg   struct{}
 	produceMsg struct{}
+	retryMsg   struct{} // a source's backoff after a transient error has passed
 	tickMsg    struct{}
 	timerMsg   struct{}
 	// dataMsg carries a batch, or the end of input, on one channel; backlog
@@ -93,28 +94,63 @@ type host struct {
 	reported   bool
 	quietSince time.Time // an unbounded source's first read without data
 	idle       bool      // idleness sent
+	retrying   bool      // a retry timer is pending: the source reads nothing until it fires
+	eventTimes bool      // the vertex reads or assigns event times: it tracks the greatest seen
+
+	// The call the instance is in, for reports of a stuck job: since when
+	// (unix ns on the injected clock; 0 between calls), what kind and, for
+	// a source, which of its splits. Set around each call, not per record.
+	callSince atomic.Int64
+	callKind  atomic.Int32
+	callSplit atomic.Int32
 
 	// statistics, read by Snapshot from other goroutines
 	nodeRecords []atomic.Int64
 	sideRecords [][]atomic.Int64
 	recordsIn   atomic.Int64
 	inputs      []atomic.Int64 // records per input
-	busy        atomic.Int64   // ns
+	busy        atomic.Int64   // ns handling messages: reads, steps, writes, sends
 	blocked     atomic.Int64   // ns
 	restarts    atomic.Int64
+	retries     atomic.Int64 // transient source errors retried
 	peak        atomic.Int64 // most records in flight on one channel
 	checks      atomic.Int64
 	done        atomic.Bool
 	watermark   atomic.Int64
+	maxEvent    atomic.Int64      // the greatest event time this instance has emitted
 	dropped     [][2]atomic.Int64 // per chain node: late, closed
 }
+
+// Kinds of call an instance can be in (host.callKind).
+const (
+	callStep     = iota // an operator step: the chain's user functions
+	callRead            // a source reading a split
+	callOpen            // a source opening a split
+	callWrite           // a sink writing a batch
+	callOpenSink        // a sink opening
+)
+
+// enter notes that the instance is entering a call of kind (on split, for
+// a source) into code that is not the runtime's; leave notes that it is
+// back. Two atomic stores and a clock read around each call, none per
+// record.
+func (h *host) enter(kind, split int) {
+	h.callKind.Store(int32(kind))
+	h.callSplit.Store(int32(split))
+	h.callSince.Store(h.x.cfg.Clock.Now().UnixNano())
+}
+
+func (h *host) leave() { h.callSince.Store(0) }
 
 func newHost(x *Execution, v *plan.Vertex, op *core.Operator) *host {
 	h := &host{x: x, v: v, op: op, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
 		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
 	h.watermark.Store(math.MinInt64)
+	h.maxEvent.Store(math.MinInt64)
+	h.eventTimes = v.Head().Kind == plan.KindSource
 	for i, n := range v.Chain {
 		h.sideRecords[i] = make([]atomic.Int64, len(n.Side))
+		h.eventTimes = h.eventTimes || n.Watermarks != nil
 	}
 	return h
 }
@@ -166,6 +202,7 @@ const (
 	restartTimer
 	pollTimer  // an unbounded source's next read
 	eventTimer // the operator's next processing-time timer
+	retryTimer // a source's retry after a transient error
 	timers
 )
 
@@ -189,6 +226,11 @@ type instanceActor struct{ h *host }
 
 func (a *instanceActor) Receive(c actor.Context) {
 	h := a.h
+	// Everything the instance does happens here: the time handling a
+	// message is busy time, the source's reads and a sink's writes included.
+	clk := h.x.cfg.Clock
+	t0 := clk.Now()
+	defer func() { h.busy.Add(int64(clk.Now().Sub(t0))) }()
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		if h.started { // restarted after a panic: finish the interrupted work
@@ -198,6 +240,9 @@ func (a *instanceActor) Receive(c actor.Context) {
 	case startMsg:
 		h.start(c)
 	case produceMsg:
+		h.produce(c)
+	case retryMsg:
+		h.retrying = false
 		h.produce(c)
 	case dataMsg: // m.backlog, the sender's backlog, is for floating credit across processes
 		h.inq = append(h.inq, m)
@@ -222,7 +267,9 @@ func (a *instanceActor) Receive(c actor.Context) {
 func (h *host) start(c actor.Context) {
 	inst := h.op.Instance()
 	if tail := h.v.Tail(); tail.Kind == plan.KindSink {
+		h.enter(callOpenSink, 0)
 		w, err := openSink(h.x.ctx, tail, inst)
+		h.leave()
 		if err != nil {
 			h.x.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
 			return
@@ -244,7 +291,12 @@ func (h *host) start(c actor.Context) {
 // openSplit is a split being read.
 type openSplit struct {
 	split plan.Split
-	r     plan.Reader
+	index int         // in host.splits
+	r     plan.Reader // nil until opened, and after a transient error that needs it opened again
+	// records counts the records read from it; attempts the transient
+	// errors in a row it has had.
+	records  int64
+	attempts int
 }
 
 // openSink opens a sink instance, fencing a panic of the connector: the job
@@ -261,25 +313,37 @@ func openSink(ctx context.Context, n *plan.Node, inst plan.Instance) (w plan.Sin
 // produce reads one batch from the source, or ends its input. Splits are
 // read one after another; a split with no data for now (an unbounded one
 // answering ErrNoData) stays open while the instance moves on to its other
-// splits, so that every partition of a broker is read.
+// splits, so that every partition of a broker is read. A transient error
+// (see retry) pauses the instance for a backoff.
 func (h *host) produce(c actor.Context) {
-	if h.blockedNow() || h.op.Finished() || h.op.Pending() {
+	if h.retrying || h.blockedNow() || h.op.Finished() || h.op.Pending() {
 		return
 	}
 	inst := h.op.Instance()
 	if len(h.open) == 0 && h.split < len(h.splits) {
-		if !h.openNext(inst) {
-			return
-		}
+		h.openNext()
 	}
 	if len(h.open) == 0 {
 		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.EndOfInput}) })
 		return
 	}
 	h.cur %= len(h.open)
-	cur := h.open[h.cur]
+	cur := &h.open[h.cur]
+	if cur.r == nil {
+		h.enter(callOpen, cur.index)
+		r, err := h.v.Head().Source.Open(h.x.ctx, inst, cur.split)
+		h.leave()
+		if err != nil {
+			h.retry(c, cur, "opening", nil, err)
+			return
+		}
+		cur.r = r
+	}
+	h.enter(callRead, cur.index)
 	b, wm, kind, err := h.read(cur.r)
+	h.leave()
 	if kind != plan.ReadBatch && err == nil {
+		cur.attempts = 0
 		ev := core.Event{Kind: core.Watermark, Time: wm}
 		if kind == plan.ReadTime {
 			ev = core.Event{Kind: core.Timer, InBand: true, Time: h.x.cfg.Clock.Now().UnixNano()}
@@ -291,10 +355,13 @@ func (h *host) produce(c actor.Context) {
 	ended := errors.Is(err, io.EOF)
 	noData := errors.Is(err, plan.ErrNoData)
 	if err != nil && !ended && !noData {
-		h.x.fail(fmt.Errorf("%s: reading split %s: %w", inst, cur.split.Desc, err))
+		h.retry(c, cur, "reading", b, err)
 		return
 	}
+	cur.attempts = 0
 	if ended {
+		last := *cur
+		cur = &last
 		h.open = append(h.open[:h.cur], h.open[h.cur+1:]...)
 		if cerr := cur.r.Close(); cerr != nil {
 			h.x.fail(fmt.Errorf("%s: closing split %s: %w", inst, cur.split.Desc, cerr))
@@ -302,9 +369,7 @@ func (h *host) produce(c actor.Context) {
 		}
 	}
 	if b != nil {
-		h.quietSince, h.idle, h.quiet = time.Time{}, false, 0
-		now := h.x.cfg.Clock.Now().UnixNano()
-		h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b, Time: now}) })
+		h.emit(c, cur, b)
 	}
 	if !noData {
 		c.Send(h.self, produceMsg{})
@@ -313,10 +378,9 @@ func (h *host) produce(c actor.Context) {
 	// Nothing now from this split: try a split not yet opened, then the
 	// next open one; only when all of them are quiet, wait a linger.
 	if h.split < len(h.splits) {
-		if h.openNext(inst) {
-			h.cur = len(h.open) - 1
-			c.Send(h.self, produceMsg{})
-		}
+		h.openNext()
+		h.cur = len(h.open) - 1
+		c.Send(h.self, produceMsg{})
 		return
 	}
 	h.cur++
@@ -338,19 +402,81 @@ func (h *host) produce(c actor.Context) {
 	h.setTimer(pollTimer, h.x.cfg.Clock.AfterFunc(h.x.cfg.Linger, func() { root.Send(self, produceMsg{}) }))
 }
 
-// openNext opens the instance's next split; it reports false when the job
-// has failed.
-func (h *host) openNext(inst plan.Instance) bool {
-	s := h.splits[h.split]
-	h.split++
-	r, err := h.v.Head().Source.Open(h.x.ctx, inst, s)
-	if err != nil {
-		h.x.fail(fmt.Errorf("%s: opening split %s: %w", inst, s.Desc, err))
-		return false
+// emit steps a batch read from split s through the operator. s may point
+// into h.open, which the step does not change.
+func (h *host) emit(c actor.Context, s *openSplit, b *plan.Batch) {
+	if out := h.v.Head().Out; out != nil && out.Len != nil {
+		s.records += int64(out.Len(b.Data))
+	} else {
+		s.records++ // at least one: a batch is never empty
 	}
-	h.open = append(h.open, openSplit{split: s, r: r})
+	h.quietSince, h.idle, h.quiet = time.Time{}, false, 0
+	now := h.x.cfg.Clock.Now().UnixNano()
+	h.run(c, func() error { return h.op.Step(core.Event{Kind: core.Data, Batch: b, Time: now}) })
+}
+
+// transient is the mark package stages puts on an error that a source's
+// connector declares transient (stages.TransientErrors). Resumable reports
+// that the reader itself said so, and so can be read again after it; else
+// only the split can be opened again.
+type transient interface {
+	error
+	Resumable() bool
+}
+
+// retry handles the error err of split s, met while doing what ("opening",
+// "reading"), with b the records a read returned with it. An error that is
+// not transient fails the job. A transient one is tried again after the
+// retry policy's backoff, on the injected clock, until Attempts in a row
+// have failed: a resumable reader is read again where it stopped, after b
+// goes on; any other reader is closed and its split opened again, which is
+// safe only while none of its records have gone on, so a split that has
+// emitted some fails the job instead (reading it again would repeat them).
+func (h *host) retry(c actor.Context, s *openSplit, what string, b *plan.Batch, err error) {
+	inst, src := h.op.Instance(), h.v.Head()
+	var t transient
+	if !errors.As(err, &t) {
+		h.x.fail(fmt.Errorf("%s: %s (%s): %s split %s: %w", inst, src, src.Loc, what, s.split.Desc, err))
+		return
+	}
+	pol := h.x.cfg.Retry
+	s.attempts++
+	if s.attempts > pol.Attempts {
+		h.x.fail(fmt.Errorf("%s: %s (%s): %s split %s: giving up after %d transient errors in a row: %w",
+			inst, src, src.Loc, what, s.split.Desc, s.attempts, err))
+		return
+	}
+	resume := what == "reading" && t.Resumable()
+	if what == "reading" && !resume {
+		if s.records > 0 {
+			h.x.fail(fmt.Errorf("%s: %s (%s): reading split %s: transient error after %d of its records went on: "+
+				"the reader cannot resume mid-split, and opening the split again would repeat them: %w",
+				inst, src, src.Loc, s.split.Desc, s.records, err))
+			return
+		}
+		b = nil // the split is read again from its start
+		if cerr := s.r.Close(); cerr != nil {
+			h.x.cfg.Logger.Warn("closing a split after a transient error", "instance", inst.String(), "split", s.split.Desc, "err", cerr)
+		}
+		s.r = nil
+	}
+	d := pol.backoff(s.attempts)
+	h.retries.Add(1)
+	h.x.cfg.Logger.Warn("transient source error: retrying", "instance", inst.String(), "split", s.split.Desc,
+		"attempt", s.attempts, "backoff", d, "reopen", !resume, "err", err)
+	if b != nil {
+		h.emit(c, s, b)
+	}
+	h.retrying = true
+	root, self := h.x.system.Root, h.self
+	h.setTimer(retryTimer, h.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, retryMsg{}) }))
+}
+
+// openNext queues the instance's next split, to be opened when it is read.
+func (h *host) openNext() {
+	h.open = append(h.open, openSplit{split: h.splits[h.split], index: h.split})
+	h.split++
 	h.capWatermark()
-	return true
 }
 
 // capWatermark tells the operator, when the source orders its splits by
@@ -459,12 +585,15 @@ func (h *host) pump(c actor.Context) {
 // panic unwinds through here into protoactor's supervision.
 func (h *host) run(c actor.Context, step func() error) {
 	clk := h.x.cfg.Clock
-	t0 := clk.Now()
+	h.enter(callStep, 0)
 	err := step()
-	h.busy.Add(int64(clk.Now().Sub(t0)))
+	h.leave()
 	if err != nil {
 		h.x.fail(err)
 		return
+	}
+	if h.eventTimes {
+		h.noteEventTimes(h.op.Ready())
 	}
 	// Take the sends first and acknowledge them, then write the sink
 	// batches one at a time: if a write panics (a retried ForEach), the
@@ -475,7 +604,10 @@ func (h *host) run(c actor.Context, step func() error) {
 	}
 	h.op.AckSends()
 	for len(h.op.Ready().Sink) > 0 {
-		if err := h.writer.Write(h.op.Ready().Sink[0]); err != nil {
+		h.enter(callWrite, 0)
+		err := h.writer.Write(h.op.Ready().Sink[0])
+		h.leave()
+		if err != nil {
 			h.x.fail(fmt.Errorf("%s: writing: %w", h.op.Instance(), err))
 			return
 		}
@@ -521,6 +653,26 @@ func (h *host) run(c actor.Context, step func() error) {
 		h.setTimer(lingerTimer, clk.AfterFunc(h.x.cfg.Linger, func() { root.Send(self, tickMsg{}) }))
 	}
 	h.checkDone()
+}
+
+// noteEventTimes notes the greatest event time among the records rd sends
+// on or writes: the vertex reads or assigns event times, so these are the
+// times its source has seen (less those its chain filtered out).
+func (h *host) noteEventTimes(rd core.Ready) {
+	m := h.maxEvent.Load()
+	for _, s := range rd.Sends {
+		if s.Batch != nil {
+			for _, t := range s.Batch.Times {
+				m = max(m, t)
+			}
+		}
+	}
+	for _, b := range rd.Sink {
+		for _, t := range b.Times {
+			m = max(m, t)
+		}
+	}
+	h.maxEvent.Store(m)
 }
 
 // drain sends what the channel's credit allows, in order; the end of input

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
@@ -17,8 +18,10 @@ type StageStats struct {
 	// source: read).
 	Records int64
 	// Side counts the records sent to each side output (dead letters, late
-	// records).
-	Side []int64
+	// records), and SideNames names the record type of each (a
+	// stages.DeadLetter, a stages.Late).
+	Side      []int64
+	SideNames []string
 	// DroppedLate and DroppedClosed count the records a windowed stage
 	// dropped: behind the allowed lateness, and for windows whose trigger
 	// had finished.
@@ -40,15 +43,22 @@ type VertexStats struct {
 	// Note is the plan's note on the vertex (a join's strategy, skew).
 	Note string
 	// Watermark is the least output watermark over the instances (unix
-	// ns), and Lag how far it trails the clock; HasWatermark is false
-	// before any event time has reached the vertex and after its end.
+	// ns); HasWatermark is false before any event time has reached the
+	// vertex and after its end. Lag is how far the watermark trails the
+	// greatest event time the job's sources have seen (Result.EventTime),
+	// never the clock: a replay of last year's data lags by its disorder,
+	// not by a year. It is zero while no source has seen an event time.
 	Watermark    int64
 	Lag          time.Duration
 	HasWatermark bool
-	// Busy is the time spent processing; Blocked the time an instance had
-	// output waiting for credit (for a source: the time it could not read).
+	// Busy is the time its instances spent working: handling messages,
+	// a source's reads and a sink's writes included. Blocked is the time
+	// an instance had output waiting for credit (for a source: the time it
+	// could not read).
 	Busy, Blocked time.Duration
 	Restarts      int64
+	// Retries counts a source's transient errors that were retried.
+	Retries int64
 	// PeakInFlight is the most records ever in flight on one of its output
 	// channels, and LedgerChecks the number of invariant checks made.
 	PeakInFlight int64
@@ -63,11 +73,78 @@ type Result struct {
 	Elapsed  time.Duration
 	Stages   []StageStats
 	Vertices []VertexStats
+	// EventTime is the greatest event time (unix ns) that the vertices
+	// reading or assigning event times have emitted, and HasEventTime
+	// whether there has been one.
+	EventTime    int64
+	HasEventTime bool
+}
+
+// Call is an instance inside a call out of the runtime: into an operator
+// step, which runs the user's functions of its chain, or into a source or
+// sink connector.
+type Call struct {
+	Vertex   int
+	Instance plan.Instance
+	// What says what the call is: "in a user function", "reading split
+	// S", "opening split S", "writing to its sink", "opening its sink".
+	What string
+	// Since is when it began on the job's clock, and For how long ago that
+	// was.
+	Since time.Time
+	For   time.Duration
+}
+
+// Calls returns the instances that are inside a call now, longest first.
+// It reads one atomic timestamp per instance; it is safe to call at any
+// time.
+func (x *Execution) Calls() []Call {
+	now := x.cfg.Clock.Now()
+	var out []Call
+	for vi, v := range x.phys.Vertices {
+		for _, h := range x.hosts[vi] {
+			since := h.callSince.Load()
+			if since == 0 {
+				continue
+			}
+			c := Call{Vertex: v.ID, Instance: h.op.Instance(), Since: time.Unix(0, since)}
+			c.For = max(0, now.Sub(c.Since))
+			split := int(h.callSplit.Load())
+			switch h.callKind.Load() {
+			case callStep:
+				c.What = "in a user function"
+			case callRead:
+				c.What = "reading split " + h.splitDesc(split)
+			case callOpen:
+				c.What = "opening split " + h.splitDesc(split)
+			case callWrite:
+				c.What = "writing to its sink"
+			case callOpenSink:
+				c.What = "opening its sink"
+			}
+			out = append(out, c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Call) int { return a.Since.Compare(b.Since) })
+	return out
+}
+
+func (h *host) splitDesc(i int) string {
+	if i >= 0 && i < len(h.splits) {
+		return h.splits[i].Desc
+	}
+	return "?"
 }
 
 // Snapshot returns the job's statistics now. It is safe to call at any time.
 func (x *Execution) Snapshot() *Result {
-	r := &Result{Job: x.phys.Job, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start)}
+	r := &Result{Job: x.phys.Job, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start), EventTime: math.MinInt64}
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			r.EventTime = max(r.EventTime, h.maxEvent.Load())
+		}
+	}
+	r.HasEventTime = r.EventTime != math.MinInt64
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
 			InputRecords: make([][]int64, len(v.In))}
@@ -96,6 +173,7 @@ func (x *Execution) Snapshot() *Result {
 			vs.Busy += time.Duration(h.busy.Load())
 			vs.Blocked += time.Duration(h.blocked.Load())
 			vs.Restarts += h.restarts.Load()
+			vs.Retries += h.retries.Load()
 			vs.PeakInFlight = max(vs.PeakInFlight, h.peak.Load())
 			vs.LedgerChecks += h.checks.Load()
 			if h.done.Load() {
@@ -108,7 +186,9 @@ func (x *Execution) Snapshot() *Result {
 		}
 		if vs.Watermark != math.MinInt64 && vs.Watermark != math.MaxInt64 {
 			vs.HasWatermark = true
-			vs.Lag = x.cfg.Clock.Now().Sub(time.Unix(0, vs.Watermark))
+			if r.HasEventTime {
+				vs.Lag = max(0, time.Duration(r.EventTime-vs.Watermark))
+			}
 		}
 		r.Vertices = append(r.Vertices, vs)
 		for i, n := range v.Chain {
@@ -116,8 +196,12 @@ func (x *Execution) Snapshot() *Result {
 			if n.Kind == plan.KindSource {
 				total = v.Records()
 			}
-			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i], Side: side[i], Total: total,
-				DroppedLate: late[i], DroppedClosed: closed[i]})
+			names := make([]string, len(n.Side))
+			for p, sd := range n.Side {
+				names[p] = sd.Name
+			}
+			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i],
+				Side: side[i], SideNames: names, Total: total, DroppedLate: late[i], DroppedClosed: closed[i]})
 		}
 	}
 	return r

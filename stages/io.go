@@ -42,6 +42,55 @@ type Reader[T any] interface {
 // marks it idle so that its silence does not hold back the watermark.
 var ErrNoData = plan.ErrNoData
 
+// TransientErrors is implemented by a Source, and by a Reader, whose
+// connector knows which of its errors may pass if the call is made again (a
+// connection reset, a timeout, an object store's 5xx); the runtime retries
+// those under its retry policy (actors.RetryPolicy: attempts, with a
+// doubling backoff on the job's clock) and fails the job on any other.
+//
+// On the Source, Transient classifies the errors of Open and of its
+// Readers' Read after which the split can be opened again: the runtime
+// closes the reader and opens the split anew, which reads it from its
+// start, so it does so only while none of the split's records have gone on;
+// a split that has emitted records fails the job instead, naming it. A
+// Reader that implements Transient itself can resume: after an error it
+// classifies as transient, Read is called again on the same reader, which
+// goes on where it stopped, and any records returned with the error are
+// kept. A reader that cannot resume mid-split must not implement it.
+//
+// Transient must be cheap and safe to call from any goroutine; it is called
+// only for errors other than io.EOF and ErrNoData.
+type TransientErrors interface {
+	Transient(err error) bool
+}
+
+// transientError marks an error that a source's connector declared
+// transient, for the runtime, which sees only plan.Reader: it retries an
+// error with a Resumable method.
+type transientError struct {
+	err       error
+	resumable bool // the reader declared it: Read may be called again
+}
+
+func (e *transientError) Error() string   { return e.err.Error() }
+func (e *transientError) Unwrap() error   { return e.err }
+func (e *transientError) Resumable() bool { return e.resumable }
+
+// markTransient marks err when the reader r (resumable) or the source src
+// declares it transient.
+func markTransient(err error, r, src any) error {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, ErrNoData) {
+		return err
+	}
+	if t, ok := r.(TransientErrors); ok && t.Transient(err) {
+		return &transientError{err: err, resumable: true}
+	}
+	if t, ok := src.(TransientErrors); ok && t.Transient(err) {
+		return &transientError{err: err}
+	}
+	return err
+}
+
 // Read adds a source stage.
 func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
 	loc := caller()
@@ -54,9 +103,9 @@ func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
 		Open: func(ctx context.Context, inst plan.Instance, s plan.Split) (plan.Reader, error) {
 			r, err := src.Open(ctx, inst, s)
 			if err != nil {
-				return nil, err
+				return nil, markTransient(err, nil, src)
 			}
-			return &batchReader[T]{r: r}, nil
+			return &batchReader[T]{r: r, src: src}, nil
 		},
 	}
 	return Stream[T]{p: p, node: n}
@@ -64,6 +113,7 @@ func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
 
 type batchReader[T any] struct {
 	r   Reader[T]
+	src Source[T]
 	buf []T // kept across reads that return nothing (polls of a broker)
 }
 
@@ -73,6 +123,7 @@ func (b *batchReader[T]) Read(max int) (*plan.Batch, error) {
 	}
 	buf := b.buf[:max]
 	n, err := b.r.Read(buf)
+	err = markTransient(err, b.r, b.src)
 	if n == 0 {
 		if err == nil {
 			err = fmt.Errorf("stages: reader returned no records and no error")

@@ -69,7 +69,7 @@ func Jobs() []*Job {
 // all reported.
 func (j *Job) Build(args map[string]string) (*Pipeline, error) {
 	p := NewPipeline(j.Name)
-	a := Args{m: args, used: map[string]bool{}, p: p}
+	a := Args{m: args, used: map[string]bool{}, empty: map[string]bool{}, p: p}
 	j.build(p, a)
 	var unknown []string
 	for k := range args {
@@ -86,11 +86,26 @@ func (j *Job) Build(args map[string]string) (*Pipeline, error) {
 
 // Args are a job's arguments. Each getter returns the default when the
 // argument is absent; a value that does not parse is reported by Build with
-// the argument's name.
+// the argument's name, and so is a value given as empty (--arg out=) unless
+// the job allows it (AllowEmpty): an empty value never silently takes the
+// default.
 type Args struct {
-	m    map[string]string
-	used map[string]bool
-	p    *Pipeline
+	m     map[string]string
+	used  map[string]bool
+	empty map[string]bool // arguments that may be given as empty
+	p     *Pipeline
+}
+
+// AllowEmpty declares that the arguments keys may be given as empty: String
+// returns "" for them rather than reporting an error. Call it before
+// reading them.
+func (a Args) AllowEmpty(keys ...string) {
+	if a.empty == nil {
+		return
+	}
+	for _, k := range keys {
+		a.empty[k] = true
+	}
 }
 
 func (a Args) get(k string) (string, bool) {
@@ -116,12 +131,24 @@ func (a Args) Fail(k string, format string, args ...any) {
 	}
 }
 
-// String returns argument k.
+// String returns argument k. An empty value is an error, reported by
+// Build, unless AllowEmpty allowed it.
 func (a Args) String(k, def string) string {
-	if v, ok := a.get(k); ok {
-		return v
+	v, ok := a.get(k)
+	if !ok {
+		return def
 	}
-	return def
+	if v == "" && !a.empty[k] {
+		if a.p != nil {
+			hint := "give it a value, or leave it out"
+			if def != "" {
+				hint += fmt.Sprintf(" for the default %q", def)
+			}
+			a.p.errs = append(a.p.errs, fmt.Errorf("%w: --arg %s= is empty: %s", ErrBuild, k, hint))
+		}
+		return def
+	}
+	return v
 }
 
 // Int returns argument k as an int.

@@ -23,16 +23,20 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
 )
 
-// Pipeline is a graph of stages under construction.
+// Pipeline is a graph of stages under construction. It runs once: its
+// sinks hold one run's results (a Collection gathers them), so running it
+// again is an error; build a new one instead.
 type Pipeline struct {
 	g    plan.Graph
 	errs []error
 	ids  map[string]string // stable ID → location
+	ran  atomic.Bool
 }
 
 // NewPipeline returns an empty pipeline for the named job.
@@ -55,6 +59,27 @@ func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
 func (p *Pipeline) Errorf(format string, args ...any) {
 	p.fail(caller(), format, args...)
 }
+
+// ErrRanAlready is wrapped by the error of a second run of a Pipeline.
+var ErrRanAlready = errors.New("stages: a pipeline runs once")
+
+// BeginRun marks the pipeline as run; the runtime calls it as a run starts.
+// It returns an error naming the pipeline when it has been called before:
+// a second run would add its records to the first's (in a Collection).
+func (p *Pipeline) BeginRun() error {
+	if p.ran.Swap(true) {
+		return fmt.Errorf("%w: pipeline %q has run already; build a new Pipeline to run the job again", ErrRanAlready, p.g.Name)
+	}
+	return nil
+}
+
+// ErrConfig is for connectors to wrap in the error of a configuration that
+// cannot work, when they find it only as the job starts (in Splits): the
+// command line then exits with status 2, a usage error, rather than 1, a
+// failed job. A connector's own sentinel can wrap it:
+//
+//	var ErrConfig = fmt.Errorf("myconn: %w", stages.ErrConfig)
+var ErrConfig = errors.New("invalid configuration")
 
 // ErrBuild is wrapped by every graph-building mistake.
 var ErrBuild = errors.New("stages: invalid pipeline")
