@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -20,6 +21,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -37,20 +39,21 @@ import (
 //	func main() { sluice.Main() }
 //
 // The commands are run (a job in this process), plan, jobs and help; see
-// `sluice help`. Main exits with status 0 on success, 1 when a job fails or
-// is interrupted, and 2 on a usage error or when a job cannot start (an
-// unknown job, a bad argument, a source that cannot list its splits). The
-// first SIGINT or SIGTERM cancels a running job; a second one kills the
-// process.
+// `sluice help`. Standard output carries only what a job prints itself;
+// progress, the summary, warnings and errors go to standard error, each
+// error line prefixed with the program's name. Main exits with status 0 on
+// success, 1 when the job fails (reading its input included), 2 on a usage
+// or configuration error found before the job starts, and 128 plus the
+// signal's number when SIGINT (130) or SIGTERM (143) stopped it. The first
+// such signal stops the job and says what the stop waits for; a second one
+// exits at once.
 func Main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // the next signal takes the default action
-	}()
-	c := &cli{name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr)}
-	code := c.main(ctx, os.Args[1:])
-	stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	c := &cli{name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr),
+		signals: sigs, exit: os.Exit}
+	code := c.main(context.Background(), os.Args[1:])
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 
@@ -66,11 +69,28 @@ func isTerminal(w io.Writer) bool {
 
 // Exit statuses.
 const (
-	exitOK     = 0
-	exitFailed = 1 // the job failed or was interrupted
-	// exitUsage: a bad command line, or a job that cannot start: unknown,
-	// bad arguments, an invalid plan, a source that cannot list its splits.
+	exitOK = 0
+	// exitFailed: the job failed, or reading its input did, listing its
+	// splits and sampling its keys included.
+	exitFailed = 1
+	// exitUsage: a bad command line, flag or job argument, an unknown job,
+	// an invalid graph or plan: all found before the job starts.
 	exitUsage = 2
+	// 75 (EX_TEMPFAIL) is kept for a job stopped at a final checkpoint,
+	// to be resumed from it.
+
+	// exitSignal plus the signal's number: 130 for SIGINT, 143 for SIGTERM.
+	exitSignal = 128
+)
+
+// Defaults of the run command's flags.
+const (
+	defaultStuckAfter = 30 * time.Second
+	// stopReportAfter is how long a stop may take before the command says
+	// what it waits for; a call older than blockedHint when the signal
+	// comes is reported at once.
+	stopReportAfter = time.Second
+	blockedHint     = 100 * time.Millisecond
 )
 
 // cli is one invocation of the command line.
@@ -78,11 +98,27 @@ type cli struct {
 	name           string // the program's name in messages
 	stdout, stderr io.Writer
 	tty            bool // whether stderr is a terminal: progress bars are drawn there
+	// signals delivers SIGINT and SIGTERM (nil: none); exit ends the
+	// process at once, on a second signal.
+	signals <-chan os.Signal
+	exit    func(code int)
+
+	mu     sync.Mutex
+	lines  io.Writer         // where stderr lines go: stderr, or above the progress bars
+	job    *actors.Execution // the job running, for the report of a stop
+	signal os.Signal         // the first signal received
 }
 
 // main runs the command line args (without the program name) and returns
 // the exit status.
 func (c *cli) main(ctx context.Context, args []string) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.signals != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go c.handleSignals(cancel, done)
+	}
 	if len(args) == 0 {
 		c.usage(c.stderr)
 		return exitUsage
@@ -97,30 +133,204 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	default:
-		c.errorf("unknown command %q", cmd)
-		c.usage(c.stderr)
+		c.errorf("unknown command %q (run '%s help')", cmd, c.name)
 		return exitUsage
 	}
 }
 
+// errorf prints an error on stderr, every line of it prefixed with the
+// program's name.
 func (c *cli) errorf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "%s: %s\n", c.name, fmt.Sprintf(format, args...))
+	c.printf("", format, args...)
+}
+
+// warnf prints a warning on stderr.
+func (c *cli) warnf(format string, args ...any) {
+	c.printf("warning: ", format, args...)
+}
+
+func (c *cli) printf(kind, format string, args ...any) {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
+		fmt.Fprintf(&b, "%s: %s%s\n", c.name, kind, line)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.lines
+	if w == nil {
+		w = c.stderr
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil && w != c.stderr {
+		io.WriteString(c.stderr, b.String()) // the bars have stopped
+	}
+}
+
+// setLines makes w, or stderr when nil, where stderr lines go.
+func (c *cli) setLines(w io.Writer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = w
+}
+
+func (c *cli) setJob(x *actors.Execution) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.job = x
+}
+
+// interrupted returns the first signal received, or nil.
+func (c *cli) interrupted() os.Signal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.signal
+}
+
+// handleSignals cancels the command at the first signal and says what the
+// stop waits for; it exits at once at the second.
+func (c *cli) handleSignals(cancel context.CancelFunc, done <-chan struct{}) {
+	var report <-chan time.Time
+	for {
+		select {
+		case <-done:
+			return
+		case <-report:
+			report = nil
+			c.reportStop(true)
+		case s := <-c.signals:
+			c.mu.Lock()
+			first := c.signal
+			if first == nil {
+				c.signal = s
+			}
+			c.mu.Unlock()
+			if first != nil {
+				c.errorf("%s again: exiting now", signalName(s))
+				c.exit(exitSignal + signalNumber(s))
+				return
+			}
+			cancel()
+			if !c.reportStop(false) {
+				report = time.After(stopReportAfter)
+			}
+		}
+	}
+}
+
+// reportStop says what stopping the command waits for: the calls it is
+// blocked in, or, when always is set, that it is still stopping. It
+// reports whether it said anything.
+func (c *cli) reportStop(always bool) bool {
+	c.mu.Lock()
+	x, sig := c.job, c.signal
+	c.mu.Unlock()
+	again := fmt.Sprintf("send %s again to exit now", signalName(sig))
+	if sig == os.Interrupt {
+		again = "press Ctrl-C again to exit now"
+	}
+	var stuck []actors.Call
+	if x != nil {
+		for _, call := range x.Calls() {
+			if call.For >= blockedHint {
+				stuck = append(stuck, call)
+			}
+		}
+	}
+	switch {
+	case len(stuck) > 0:
+		what := describeCall(x, stuck[0], ", blocked")
+		if len(stuck) > 1 {
+			what += fmt.Sprintf(" (and %d more)", len(stuck)-1)
+		}
+		c.errorf("stopping: waiting for %s; %s", what, again)
+	case !always:
+		return false
+	case x != nil:
+		c.errorf("stopping: waiting for job %q to stop; %s", x.Plan().Job, again)
+	default:
+		c.errorf("stopping; %s", again)
+	}
+	return true
+}
+
+// describeCall names the stage and instance of call and says what it has
+// been doing, and for how long: `stage map "parse" (v2) instance 1/2` +
+// verb + ` in a user function for 12s`.
+func describeCall(x *actors.Execution, call actors.Call, verb string) string {
+	stage := fmt.Sprintf("v%d", call.Vertex)
+	for _, v := range x.Plan().Vertices {
+		if v.ID == call.Vertex {
+			stage = fmt.Sprintf("%s (v%d)", v.Name(), v.ID)
+		}
+	}
+	return fmt.Sprintf("stage %s instance %d/%d%s %s for %s", stage, call.Instance.Index+1, call.Instance.Parallelism,
+		verb, call.What, roughly(call.For))
+}
+
+// roughly rounds d for a message: whole seconds from 10 s, tenths below.
+func roughly(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return fmt.Sprint(s)
+}
+
+func signalNumber(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return int(n)
+	}
+	return 2
+}
+
+// status is the exit status of a command that err ended.
+func (c *cli) status(err error) int {
+	switch {
+	case c.interrupted() != nil:
+		return exitSignal + signalNumber(c.interrupted())
+	case errors.Is(err, stages.ErrBuild), errors.Is(err, stages.ErrConfig), errors.Is(err, plan.ErrInvalid), errors.Is(err, ErrOptions):
+		return exitUsage
+	default:
+		return exitFailed
+	}
 }
 
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprintf(w, `%[1]s runs dataflow jobs that are linked into this binary.
 
 Usage:
-  %[1]s run JOB [--arg key=value]... [--parallelism N] [--quiet] [--plan]
-  %[1]s plan JOB [--arg key=value]... [--parallelism N]
+  %[1]s run JOB [--arg key=value]... [flags]
+  %[1]s plan JOB [--arg key=value]... [flags]
   %[1]s jobs
   %[1]s help [COMMAND]
 
 Commands:
-  run    runs a job in this process and prints a summary of its stages
+  run    runs a job in this process
   plan   prints a job's physical plan without running it
   jobs   lists the registered jobs
   help   shows this text, or a command's flags
+
+Standard output carries only what a job prints itself. Progress (on a
+terminal), the summary of a run, warnings and errors go to standard error;
+every error line starts with "%[1]s:".
+
+Exit status:
+  0    the command succeeded
+  1    the job failed: a user function, a source or a sink, or reading the
+       input (listing its files included)
+  2    a usage or configuration error, found before the job starts: a bad
+       flag or job argument, an unknown job, an invalid graph or plan
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. The first signal
+       stops the job, and says what the stop waits for when it takes long;
+       a second one exits at once.
 `, c.name)
 }
 
@@ -142,8 +352,7 @@ func (c *cli) help(args []string) int {
 		c.usage(c.stdout)
 		return exitOK
 	default:
-		c.errorf("unknown command %q", args[0])
-		c.usage(c.stderr)
+		c.errorf("unknown command %q (run '%s help')", args[0], c.name)
 		return exitUsage
 	}
 	fs.SetOutput(c.stdout)
@@ -153,10 +362,16 @@ func (c *cli) help(args []string) int {
 
 // jobFlags are the flags of the commands that build a job.
 type jobFlags struct {
-	args        argsFlag
-	parallelism int
+	args           argsFlag
+	parallelism    int
+	maxParallelism int
 	// run only
 	quiet, plan bool
+	stuckAfter  time.Duration
+}
+
+func (f *jobFlags) options() Options {
+	return Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism}
 }
 
 func (c *cli) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
@@ -168,15 +383,19 @@ func (c *cli) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
 		fs.PrintDefaults()
 	}
 	fs.Var(f.args, "arg", "a job argument `key=value`; repeat it for each argument")
-	fs.IntVar(&f.parallelism, "parallelism", 0, "instances of each stage that sets none (0: the number of CPUs)")
+	fs.IntVar(&f.parallelism, "parallelism", 0, "instances of each stage that sets none (0: the number of CPUs, at most -max-parallelism)")
+	fs.IntVar(&f.maxParallelism, "max-parallelism", DefaultMaxParallelism,
+		"the number of key groups: the most instances a stage can have, fixed for the life of a job's state (1 to 32768)")
 	return fs, f
 }
 
 func (c *cli) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs, f := c.newFlagSet("run", "Runs a registered job in this process, showing its progress on standard error\n"+
-		"when that is a terminal, then prints a summary of its stages to standard output.")
-	fs.BoolVar(&f.quiet, "quiet", false, "draw no progress bars")
+		"when that is a terminal, then printing a summary of its stages there.")
+	fs.BoolVar(&f.quiet, "quiet", false, "draw no progress bars and print no summary (warnings and errors still)")
 	fs.BoolVar(&f.plan, "plan", false, "print the physical plan before the summary")
+	fs.DurationVar(&f.stuckAfter, "stuck-after", defaultStuckAfter,
+		"warn when an instance has been in one call (a user function, a read, a write) this long (0: never)")
 	return fs, f
 }
 
@@ -189,17 +408,17 @@ func (c *cli) planFlags() (*flag.FlagSet, *jobFlags) {
 // the command should end.
 func (c *cli) parseJob(fs *flag.FlagSet, args []string) (string, int) {
 	cmd := strings.TrimPrefix(fs.Name(), c.name+" ")
+	fs.SetOutput(io.Discard) // errors are ours to print, on one line
 	if err := fs.Parse(args); err != nil {
-		return "", parseStatus(err)
+		return "", c.flagError(fs, cmd, err)
 	}
 	if fs.NArg() == 0 {
-		c.errorf("%s: missing JOB (`%s jobs` lists them)", cmd, c.name)
-		fs.Usage()
+		c.errorf("%s: missing JOB (run '%s jobs' to list them, '%s help %s' for the flags)", cmd, c.name, c.name, cmd)
 		return "", exitUsage
 	}
 	job := fs.Arg(0)
 	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return "", parseStatus(err)
+		return "", c.flagError(fs, cmd, err)
 	}
 	if fs.NArg() > 0 {
 		extra := fs.Arg(0)
@@ -213,14 +432,18 @@ func (c *cli) parseJob(fs *flag.FlagSet, args []string) (string, int) {
 	return job, -1
 }
 
-func parseStatus(err error) int {
+// flagError reports a flag that does not parse in one line and where to
+// read the usage, or prints the usage when asked (-h).
+func (c *cli) flagError(fs *flag.FlagSet, cmd string, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(c.stdout)
+		fs.Usage()
 		return exitOK
 	}
-	return exitUsage // the flag package has printed the error and the usage
+	c.errorf("%s: %v (run '%s help %s')", cmd, err, c.name, cmd)
+	return exitUsage
 }
 
-// build looks the job up and builds its pipeline, or reports why it cannot.
 // pipeline parses a job's command line and builds its pipeline; a code of
 // 0 or more means stop with it.
 func (c *cli) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pipeline, int) {
@@ -231,9 +454,23 @@ func (c *cli) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pi
 	return c.build(name, f)
 }
 
+// build checks the flags, looks the job up and builds its pipeline, or
+// reports why it cannot.
 func (c *cli) build(name string, f *jobFlags) (*stages.Pipeline, int) {
+	bad := false
 	if f.parallelism < 0 {
 		c.errorf("--parallelism %d must not be negative", f.parallelism)
+		bad = true
+	}
+	if f.maxParallelism < 1 || f.maxParallelism > 1<<15 {
+		c.errorf("--max-parallelism %d must be from 1 to 32768", f.maxParallelism)
+		bad = true
+	}
+	if f.stuckAfter < 0 {
+		c.errorf("--stuck-after %v must not be negative", f.stuckAfter)
+		bad = true
+	}
+	if bad {
 		return nil, exitUsage
 	}
 	job, ok := stages.Lookup(name)
@@ -243,21 +480,24 @@ func (c *cli) build(name string, f *jobFlags) (*stages.Pipeline, int) {
 			c.errorf("unknown job %q: this binary registers no jobs (import a package that calls stages.Register)", name)
 			return nil, exitUsage
 		}
-		c.errorf("unknown job %q; the registered jobs are:", name)
-		c.listJobs(c.stderr, jobs)
+		names := make([]string, len(jobs))
+		for i, j := range jobs {
+			names[i] = j.Name
+		}
+		c.errorf("unknown job %q; the registered jobs are %s (run '%s jobs' for what they do)", name, strings.Join(names, ", "), c.name)
 		return nil, exitUsage
 	}
 	p, err := job.Build(f.args)
 	if err != nil {
 		c.errorf("job %q: %v", name, err)
-		return nil, exitUsage
+		return nil, c.status(err)
 	}
 	return p, -1
 }
 
 func (c *cli) jobs(args []string) int {
 	if len(args) > 0 {
-		c.errorf("jobs takes no arguments")
+		c.errorf("jobs takes no arguments (run '%s help jobs')", c.name)
 		return exitUsage
 	}
 	jobs := stages.Jobs()
@@ -283,16 +523,16 @@ func (c *cli) plan(ctx context.Context, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	phys, err := Plan(ctx, p, Options{Parallelism: f.parallelism})
+	phys, err := Plan(ctx, p, f.options())
 	if err != nil {
 		c.errorf("%v", err)
-		return exitUsage
+		return c.status(err)
 	}
 	fmt.Fprint(c.stdout, phys)
 	return exitOK
 }
 
-// pollInterval is how often progress is refreshed.
+// pollInterval is how often progress is refreshed and calls are checked.
 const pollInterval = 150 * time.Millisecond
 
 func (c *cli) run(ctx context.Context, args []string) int {
@@ -301,49 +541,138 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	x, err := Start(ctx, p, Options{Parallelism: f.parallelism})
+	x, err := Start(ctx, p, f.options())
 	if err != nil {
 		c.errorf("%v", err)
-		return exitUsage
+		return c.status(err)
 	}
-	if !f.quiet && c.tty {
-		c.watch(ctx, x)
-	}
+	c.setJob(x)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go c.monitor(x, f, stop, stopped)
 	// Sinks commit inside Wait, and a job may print when it commits: the
 	// bars are gone by then.
 	res, err := x.Wait()
-	if f.plan {
-		fmt.Fprint(c.stdout, res.Plan)
-		fmt.Fprintln(c.stdout)
+	close(stop)
+	<-stopped
+	c.setJob(nil)
+	if !f.quiet {
+		if f.plan {
+			fmt.Fprint(c.stderr, res.Plan)
+			fmt.Fprintln(c.stderr)
+		}
+		writeSummary(c.stderr, res)
 	}
-	writeSummary(c.stdout, res)
+	c.warnSetAside(res)
 	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			c.errorf("job %q interrupted", p.Name())
-		} else {
+		sig := c.interrupted()
+		switch {
+		case sig != nil && errors.Is(err, context.Canceled):
+			c.errorf("job %q interrupted by %s", p.Name(), signalName(sig))
+			if errors.Is(err, actors.ErrJobFailed) { // more went wrong than the stop
+				c.errorf("%v", err)
+			}
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			c.errorf("job %q cancelled", p.Name())
+		default:
 			c.errorf("%v", err)
 		}
-		return exitFailed
+		return c.status(err)
 	}
 	return exitOK
 }
 
-// watch draws progress bars on stderr until the job ends or ctx is done.
-func (c *cli) watch(ctx context.Context, x *actors.Execution) {
-	bars := newProgress(c.stderr, x.Snapshot())
+// monitor draws progress bars on a terminal until the job ends, and warns
+// of an instance in one call for longer than --stuck-after, until stop.
+func (c *cli) monitor(x *actors.Execution, f *jobFlags, stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	var bars *progress
+	if !f.quiet && c.tty {
+		bars = newProgress(c.stderr, x.Snapshot())
+		c.setLines(bars.p)
+	}
+	finish := func() {
+		if bars != nil {
+			c.setLines(nil)
+			snap := x.Snapshot()
+			bars.finish(snap, finished(snap))
+			bars = nil
+		}
+	}
+	defer finish()
+	stuck := stuckReports{}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	done := x.Done()
 	for {
 		select {
 		case <-tick.C:
-			bars.update(x.Snapshot(), false)
-		case <-x.Done():
-			snap := x.Snapshot()
-			bars.finish(snap, finished(snap))
+			if bars != nil {
+				bars.update(x.Snapshot(), false)
+			}
+			if f.stuckAfter > 0 {
+				c.reportStuck(x, f.stuckAfter, stuck)
+			}
+		case <-done:
+			done = nil
+			finish()
+		case <-stop:
 			return
-		case <-ctx.Done():
-			bars.finish(x.Snapshot(), false)
-			return
+		}
+	}
+}
+
+// stuckReports holds, for each call reported as stuck, how long it must
+// last to be reported again.
+type stuckReports map[stuckCall]time.Duration
+
+type stuckCall struct {
+	vertex, instance int
+	since            time.Time
+}
+
+// reportStuck warns of every call older than after, again each time its
+// age doubles.
+func (c *cli) reportStuck(x *actors.Execution, after time.Duration, reported stuckReports) {
+	for _, call := range x.Calls() {
+		if call.For < after {
+			break // longest first
+		}
+		k := stuckCall{call.Vertex, call.Instance.Index, call.Since}
+		next, ok := reported[k]
+		if !ok {
+			next = after
+		}
+		if call.For >= next {
+			c.warnf("%s", describeCall(x, call, " has been"))
+			reported[k] = 2 * call.For
+		}
+	}
+}
+
+// warnSetAside warns of the records that stages dropped as late or set
+// aside on side outputs (dead letters, late records).
+func (c *cli) warnSetAside(res *Result) {
+	for _, s := range res.Stages {
+		where := fmt.Sprintf("stage %s (v%d, %s)", s.Name, s.Vertex, s.Loc)
+		if s.DroppedLate > 0 {
+			c.warnf("%s dropped %d records as late: behind the watermark by more than the allowed lateness", where, s.DroppedLate)
+		}
+		if s.DroppedClosed > 0 {
+			c.warnf("%s dropped %d records of windows whose trigger had finished", where, s.DroppedClosed)
+		}
+		for i, n := range s.Side {
+			if n > 0 {
+				name := ""
+				if i < len(s.SideNames) {
+					name = " (" + s.SideNames[i] + ")"
+				}
+				c.warnf("%s set aside %d records on side output %d%s", where, n, i+1, name)
+			}
+		}
+	}
+	for _, v := range res.Vertices {
+		if v.Retries > 0 {
+			c.warnf("v%d %s retried %d transient source errors", v.ID, v.Name, v.Retries)
 		}
 	}
 }

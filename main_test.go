@@ -3,52 +3,46 @@ package sluice
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	_ "github.com/sluice-data/sluice/examples"
+	"github.com/sluice-data/sluice/examples"
 	"github.com/sluice-data/sluice/stages"
+	"github.com/sluice-data/sluice/testdata/testjobs"
 )
 
-// started receives a token when test-block's source starts reading.
-var started = make(chan struct{}, 1)
+// binary is the sluice command built from testdata/testmain (the bundled
+// examples and the test jobs) for the tests that run it as a process.
+var binary string
 
-func init() {
-	// test-block reads until its context is cancelled.
-	stages.Register("test-block", func(p *stages.Pipeline, _ stages.Args) {
-		stages.ForEach(stages.Read[int](p, blockSource{}), func(int) error { return nil })
-	}).Describe("blocks until cancelled")
-	// test-panic panics on every record.
-	stages.Register("test-panic", func(p *stages.Pipeline, _ stages.Args) {
-		xs := stages.Map(stages.FromSlice(p, []int{1, 2, 3}), func(x int) int { panic("boom") })
-		stages.ForEach(xs, func(int) error { return nil })
-	}).Describe("fails")
-}
-
-type blockSource struct{}
-
-func (blockSource) Splits(context.Context) ([]stages.Split, error) {
-	return []stages.Split{{Records: -1, Bytes: -1, Desc: "forever"}}, nil
-}
-
-func (blockSource) Open(ctx context.Context, _ stages.Instance, _ stages.Split) (stages.Reader[int], error) {
-	return blockReader{ctx}, nil
-}
-
-type blockReader struct{ ctx context.Context }
-
-func (r blockReader) Read([]int) (int, error) {
-	select {
-	case started <- struct{}{}:
-	default:
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	<-r.ctx.Done()
-	return 0, r.ctx.Err()
+	// The bundled jobs print to this process's stdout: not in these tests.
+	examples.SetOutput(io.Discard)
+	binary = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", binary, "./testdata/testmain")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the sluice command: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
-
-func (blockReader) Close() error { return nil }
 
 // command runs a command line in this process.
 func command(ctx context.Context, tty bool, args ...string) (code int, stdout, stderr string) {
@@ -84,8 +78,8 @@ func TestRunSumByKey(t *testing.T) {
 			t.Fatalf("tty %v: exit %d, stderr:\n%s", tty, code, errs)
 		}
 		for _, name := range stageNames(t, "sum-by-key", map[string]string{"rows": "200000", "keys": "100"}) {
-			if !strings.Contains(out, name+" ") {
-				t.Errorf("tty %v: the summary does not name stage %s:\n%s", tty, name, out)
+			if !strings.Contains(errs, name+" ") {
+				t.Errorf("tty %v: the summary does not name stage %s:\n%s", tty, name, errs)
 			}
 		}
 		for _, want := range []string{
@@ -95,9 +89,14 @@ func TestRunSumByKey(t *testing.T) {
 			"source \"generator\"  v1      2            200000  ",
 			"\nelapsed ",
 		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("tty %v: stdout lacks %q:\n%s", tty, want, out)
+			if !strings.Contains(errs, want) {
+				t.Errorf("tty %v: stderr lacks %q:\n%s", tty, want, errs)
 			}
+		}
+		// The job prints its top ten itself (examples print to the process's
+		// stdout, not this buffer): nothing of the runtime goes to stdout.
+		if out != "" {
+			t.Errorf("tty %v: stdout has the runtime's output:\n%s", tty, out)
 		}
 		if got := strings.Contains(errs, `v1 source "generator"`); got != tty {
 			t.Errorf("tty %v: progress on stderr %v, want %v:\n%s", tty, got, tty, errs)
@@ -107,11 +106,8 @@ func TestRunSumByKey(t *testing.T) {
 
 func TestRunQuiet(t *testing.T) {
 	code, out, errs := command(context.Background(), true, "run", "--quiet", "wordcount")
-	if code != 0 || errs != "" {
-		t.Fatalf("exit %d, stderr:\n%s", code, errs)
-	}
-	if !strings.Contains(out, `flatmap "words"`) || strings.Contains(out, "max-parallelism") {
-		t.Errorf("want a summary without the plan, got:\n%s", out)
+	if code != 0 || errs != "" || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errs)
 	}
 }
 
@@ -120,7 +116,7 @@ func TestRunUnknownJob(t *testing.T) {
 	if code != 2 || out != "" {
 		t.Fatalf("exit %d, stdout %q; want 2 and nothing", code, out)
 	}
-	for _, want := range []string{`unknown job "no-such-job"`, "sum-by-key", "wordcount"} {
+	for _, want := range []string{`sluice: unknown job "no-such-job"`, "sum-by-key", "wordcount"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
@@ -134,16 +130,18 @@ func TestRunBadArguments(t *testing.T) {
 	}{
 		{[]string{"run", "sum-by-key", "--arg", "rows=many"}, []string{`rows="many"`, "integer"}},
 		{[]string{"run", "sum-by-key", "--arg", "colour=red"}, []string{"no argument colour"}},
-		{[]string{"plan", "sum-by-key", "--arg", "keys=0"}, []string{"Keys 0", "generator"}},
-		{[]string{"run", "sum-by-key", "--arg", "rows"}, []string{"want key=value"}},
+		{[]string{"run", "sum-by-key", "--arg", "rows"}, []string{"want key=value", "(run 'sluice help run')"}},
 		{[]string{"run", "sum-by-key", "--arg", "rows=1", "--arg", "rows=2"}, []string{"rows is given twice"}},
 		{[]string{"run", "sum-by-key", "rows=1"}, []string{"--arg rows=1"}},
+		{[]string{"run", "sum-by-key", "--arg", "out="}, []string{"--arg out= is empty"}},
 		{[]string{"run", "sum-by-key", "--parallelism", "-1"}, []string{"--parallelism -1"}},
-		{[]string{"run", "sum-by-key", "--parallelism", "1000"}, []string{"exceeds max parallelism"}},
+		{[]string{"run", "sum-by-key", "--parallelism", "1000"}, []string{"exceeds max parallelism 128"}},
+		{[]string{"run", "sum-by-key", "--parallelism", "20", "--max-parallelism", "16"}, []string{"exceeds max parallelism 16"}},
+		{[]string{"plan", "sum-by-key", "--max-parallelism", "0"}, []string{"--max-parallelism 0"}},
+		{[]string{"run", "sum-by-key", "--stuck-after", "-1s"}, []string{"--stuck-after -1s"}},
 		{[]string{"run", "--quiet"}, []string{"missing JOB"}},
-		{[]string{"run", "sum-by-key", "--bogus"}, []string{"-bogus"}},
-		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
-		{nil, []string{"Usage:"}},
+		{[]string{"run", "sum-by-key", "--bogus"}, []string{"sluice: run: flag provided but not defined: -bogus (run 'sluice help run')\n"}},
+		{[]string{"frobnicate"}, []string{`sluice: unknown command "frobnicate" (run 'sluice help')`}},
 	} {
 		code, _, errs := command(context.Background(), false, tc.args...)
 		if code != 2 {
@@ -154,6 +152,14 @@ func TestRunBadArguments(t *testing.T) {
 				t.Errorf("%q: stderr lacks %q:\n%s", tc.args, want, errs)
 			}
 		}
+		for _, line := range strings.SplitAfter(strings.TrimSuffix(errs, "\n"), "\n") {
+			if !strings.HasPrefix(line, "sluice: ") {
+				t.Errorf("%q: an error line without the prefix: %q", tc.args, line)
+			}
+		}
+	}
+	if code, _, errs := command(context.Background(), false); code != 2 || !strings.Contains(errs, "Usage:") {
+		t.Errorf("no command: exit %d, stderr:\n%s", code, errs)
 	}
 }
 
@@ -162,42 +168,39 @@ func TestRunFailedJob(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}
-	if !strings.Contains(errs, "boom") || !strings.Contains(errs, "job failed") {
+	if !strings.Contains(errs, "sluice: job \"test-panic\": job failed:") || !strings.Contains(errs, "boom") {
 		t.Errorf("stderr does not explain the failure:\n%s", errs)
 	}
-	if !strings.Contains(out, "RESTARTS") {
-		t.Errorf("no summary of the failed run:\n%s", out)
+	if !strings.Contains(errs, "RESTARTS") || out != "" {
+		t.Errorf("want a summary of the failed run on stderr and nothing on stdout; stdout %q, stderr:\n%s", out, errs)
 	}
 }
 
-// TestRunInterrupted cancels a running job, as Ctrl-C does, with and without
+// TestRunInterrupted stops a running job with a signal, with and without
 // progress bars.
 func TestRunInterrupted(t *testing.T) {
 	for _, tty := range []bool{false, true} {
-		ctx, cancel := context.WithCancel(context.Background())
-		type result struct {
-			code     int
-			out, err string
+		sigs := make(chan os.Signal, 1)
+		var out, errs bytes.Buffer
+		c := &cli{name: "sluice", stdout: &out, stderr: &errs, tty: tty, signals: sigs,
+			exit: func(code int) { t.Errorf("tty %v: exit(%d) after one signal", tty, code) }}
+		done := make(chan int)
+		go func() { done <- c.main(context.Background(), []string{"run", "test-block", "--parallelism", "1"}) }()
+		<-testjobs.Started
+		sigs <- os.Interrupt
+		code := <-done
+		if code != 130 || !strings.Contains(errs.String(), `sluice: job "test-block" interrupted by SIGINT`) {
+			t.Errorf("tty %v: exit %d, stderr:\n%s", tty, code, errs.String())
 		}
-		done := make(chan result)
-		go func() {
-			code, out, errs := command(ctx, tty, "run", "test-block", "--parallelism", "1")
-			done <- result{code, out, errs}
-		}()
-		<-started
-		cancel()
-		r := <-done
-		if r.code != 1 || !strings.Contains(r.err, `job "test-block" interrupted`) {
-			t.Errorf("tty %v: exit %d, stderr:\n%s", tty, r.code, r.err)
-		}
-		if !strings.Contains(r.out, "elapsed") {
-			t.Errorf("tty %v: no summary of the interrupted run:\n%s", tty, r.out)
+		if !strings.Contains(errs.String(), "elapsed") || out.Len() != 0 {
+			t.Errorf("tty %v: want a summary of the interrupted run on stderr only; stdout %q, stderr:\n%s", tty, out.String(), errs.String())
 		}
 	}
 }
 
 func TestPlan(t *testing.T) {
-	code, out, errs := command(context.Background(), false, "plan", "sum-by-key", "--arg", "rows=1000000", "--parallelism", "3")
+	code, out, errs := command(context.Background(), false, "plan", "sum-by-key", "--arg", "rows=1000000", "--parallelism", "3",
+		"--max-parallelism", "64")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs)
 	}
@@ -206,14 +209,15 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	phys, err := Plan(context.Background(), p, Options{Parallelism: 3})
+	phys, err := Plan(context.Background(), p, Options{Parallelism: 3, MaxParallelism: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out != phys.String() {
 		t.Errorf("got\n%s\nwant\n%s", out, phys)
 	}
-	if !strings.Contains(out, `v1 ×3 source "generator"`) || !strings.Contains(out, "1000000 records") {
+	if !strings.Contains(out, `v1 ×3 source "generator"`) || !strings.Contains(out, "1000000 records") ||
+		!strings.Contains(out, "max-parallelism 64\n") {
 		t.Errorf("unexpected plan:\n%s", out)
 	}
 }
@@ -223,20 +227,19 @@ func TestJobsAndHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"jobs"}, []string{"sum-by-key  ", "wordcount  ", "test-block", "blocks until cancelled"}},
-		{[]string{"help"}, []string{"Usage:", "run JOB"}},
-		{[]string{"help", "run"}, []string{"-arg key=value", "-parallelism", "-quiet", "-plan"}},
-		{[]string{"help", "plan"}, []string{"-arg key=value"}},
+		{[]string{"jobs"}, []string{"sum-by-key  ", "wordcount  ", "test-block", "reads until cancelled"}},
+		{[]string{"help"}, []string{"Usage:", "run JOB", "Exit status:", "130  interrupted by SIGINT", "143 by SIGTERM"}},
+		{[]string{"help", "run"}, []string{"-arg key=value", "-parallelism", "-max-parallelism", "-quiet", "-plan", "-stuck-after"}},
+		{[]string{"help", "plan"}, []string{"-arg key=value", "-max-parallelism"}},
 		{[]string{"run", "-h"}, []string{"-quiet"}},
 	} {
 		code, out, errs := command(context.Background(), false, tc.args...)
-		if code != 0 {
+		if code != 0 || errs != "" {
 			t.Errorf("%q: exit %d, stderr:\n%s", tc.args, code, errs)
 		}
-		all := out + errs
 		for _, want := range tc.want {
-			if !strings.Contains(all, want) {
-				t.Errorf("%q: output lacks %q:\n%s", tc.args, want, all)
+			if !strings.Contains(out, want) {
+				t.Errorf("%q: stdout lacks %q:\n%s", tc.args, want, out)
 			}
 		}
 	}
@@ -278,6 +281,8 @@ func TestFormatting(t *testing.T) {
 		{round(12345678912 * time.Nanosecond).String(), "12.3s"},
 		{share(time.Second, 2*time.Second, 2), "1s (25%)"},
 		{share(time.Second, 0, 2), "1s"},
+		{roughly(12345 * time.Millisecond).String(), "12s"},
+		{roughly(1234 * time.Millisecond).String(), "1.2s"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -301,5 +306,249 @@ func TestRateMeter(t *testing.T) {
 		if got := m.add(tc.at, tc.records); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("add(%v, %d) = %v, want %v", tc.at, tc.records, got, tc.want)
 		}
+	}
+}
+
+// The tests below run the command as a process.
+
+// syncBuffer is a buffer written by a process and read by a test that waits
+// for what it holds.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until the buffer holds want, failing the test at the
+// deadline.
+func (s *syncBuffer) waitFor(t *testing.T, what, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		has, changed := strings.Contains(s.b.String(), want), s.changed
+		s.mu.Unlock()
+		if has {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%s: no %q within %v:\n%s", what, want, timeout, s.String())
+		}
+	}
+}
+
+// process is a run of the sluice command.
+type process struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	exited         chan struct{}
+}
+
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(binary, args...), stdout: newSyncBuffer(), stderr: newSyncBuffer(), exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its status; past the
+// deadline it kills it and fails the test.
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+		t.Fatalf("%q did not exit within %v; stderr:\n%s", p.cmd.Args, timeout, p.stderr.String())
+		return -1
+	}
+}
+
+func (p *process) signal(t *testing.T, s os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errorLines checks that every line of stderr is an error or warning line
+// of the command's (with --quiet there is nothing else).
+func errorLines(t *testing.T, args []string, stderr string) {
+	t.Helper()
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(stderr, "\n"), "\n") {
+		if line != "" && !strings.HasPrefix(line, "sluice: ") {
+			t.Errorf("%q: a stderr line without the prefix: %q", args, line)
+		}
+	}
+}
+
+// TestCommandExitStatus runs the command as a process: its status, its
+// standard output holding only what the job printed, and its standard error
+// the rest.
+func TestCommandExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		stdout     string // contained; "" for empty
+		stderr     []string
+		onlyErrors bool // every stderr line is sluice's
+	}{
+		{[]string{"run", "wordcount"}, 0, "distinct words; the 10 with the greatest count:", []string{"STAGE ", "BUSY", "\nelapsed "}, false},
+		{[]string{"run", "--quiet", "wordcount"}, 0, "distinct words", nil, true},
+		{[]string{"run", "--quiet", "test-args", "--arg", "out=x"}, 0, "out: x\n", nil, true},
+		{[]string{"run", "--quiet", "test-panic"}, 1, "", []string{`sluice: job "test-panic": job failed:`, "boom"}, true},
+		// A data error is a failure of the job, found while listing as while reading.
+		{[]string{"run", "--quiet", "wordcount", "--arg", "in=/no/such/file"}, 1, "", []string{"/no/such/file", "listing splits"}, true},
+		{[]string{"run", "test-late", "--quiet"}, 0, "",
+			[]string{`sluice: warning: stage window "per-minute" (v2, testjobs/testjobs.go:`, "dropped 100 records as late"}, true},
+		{[]string{"run", "test-dead-letters", "--quiet"}, 0, "",
+			[]string{`sluice: warning: stage trymap "evens"`, "set aside 5 records on side output 1 (stages.DeadLetter)"}, true},
+		{[]string{"run", "sum-by-key", "--bogus"}, 2, "", []string{"sluice: run: flag provided but not defined: -bogus (run 'sluice help run')\n"}, true},
+		{[]string{"run", "--parallelism", "many", "wordcount"}, 2, "", []string{`invalid value "many" for flag -parallelism`, "(run 'sluice help run')"}, true},
+		{[]string{"run", "test-args", "--arg", "out="}, 2, "", []string{"--arg out= is empty"}, true},
+		{[]string{"run", "no-such-job"}, 2, "", []string{`unknown job "no-such-job"`}, true},
+		{[]string{"plan", "sum-by-key", "--max-parallelism", "16", "--parallelism", "2"}, 0, "job \"sum-by-key\" max-parallelism 16\n", nil, true},
+		{[]string{"plan", "sum-by-key", "--max-parallelism", "40000"}, 2, "", []string{"--max-parallelism 40000"}, true},
+		{[]string{"help"}, 0, "Exit status:", nil, true},
+		{[]string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`}, true},
+	} {
+		p := startProcess(t, tc.args...)
+		code := p.wait(t, 30*time.Second)
+		stdout, stderr := p.stdout.String(), p.stderr.String()
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr:\n%s", tc.args, code, tc.code, stderr)
+		}
+		if tc.stdout == "" && stdout != "" || !strings.Contains(stdout, tc.stdout) {
+			t.Errorf("%q: stdout %q, want it to hold %q", tc.args, stdout, tc.stdout)
+		}
+		for _, want := range tc.stderr {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("%q: stderr lacks %q:\n%s", tc.args, want, stderr)
+			}
+		}
+		if tc.onlyErrors {
+			errorLines(t, tc.args, stderr)
+		}
+		if strings.Contains(stdout, "STAGE") || strings.Contains(stdout, "elapsed") {
+			t.Errorf("%q: the summary is on stdout:\n%s", tc.args, stdout)
+		}
+	}
+}
+
+// TestCommandTruncatedParquet: a truncated Parquet file is a data error,
+// exit status 1, like any failure of the job.
+func TestCommandTruncatedParquet(t *testing.T) {
+	dir := t.TempDir()
+	gen := startProcess(t, "run", "--quiet", "gen-orders", "--arg", "out="+dir, "--arg", "orders=5000", "--arg", "users=100")
+	if code := gen.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("gen-orders: exit %d:\n%s", code, gen.stderr.String())
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "orders", "*.parquet"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no orders written: %v", err)
+	}
+	fi, err := os.Stat(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(files[0], fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--quiet", "orders-per-user", "--arg", "orders=" + filepath.Join(dir, "orders"), "--arg", "out=" + filepath.Join(dir, "out")}
+	p := startProcess(t, args...)
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), filepath.Base(files[0])) {
+		t.Errorf("stderr does not name the file %s:\n%s", files[0], p.stderr.String())
+	}
+	errorLines(t, args, p.stderr.String())
+}
+
+// TestCommandSignals: SIGINT and SIGTERM stop a running job with 130 and
+// 143; the summary and the reason go to stderr, and stdout holds only what
+// the job printed.
+func TestCommandSignals(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		name string
+		code int
+	}{{syscall.SIGINT, "SIGINT", 130}, {syscall.SIGTERM, "SIGTERM", 143}} {
+		p := startProcess(t, "run", "test-endless")
+		p.stdout.waitFor(t, "the job to run", "running\n", 30*time.Second)
+		p.signal(t, tc.sig)
+		if code := p.wait(t, 30*time.Second); code != tc.code {
+			t.Errorf("%s: exit %d, want %d; stderr:\n%s", tc.name, code, tc.code, p.stderr.String())
+		}
+		stderr := p.stderr.String()
+		for _, want := range []string{"\nelapsed ", `sluice: job "test-endless" interrupted by ` + tc.name + "\n"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tc.name, want, stderr)
+			}
+		}
+		if got := p.stdout.String(); got != "running\n" {
+			t.Errorf("%s: stdout %q, want only the job's line", tc.name, got)
+		}
+	}
+}
+
+// TestCommandStuckUserFunction: a user function that never returns is
+// reported with its stage and instance; the first Ctrl-C says what the stop
+// waits for, and the second exits at once.
+func TestCommandStuckUserFunction(t *testing.T) {
+	p := startProcess(t, "run", "test-stuck", "--stuck-after", "200ms")
+	p.stderr.waitFor(t, "the stuck report", "has been in a user function for", 30*time.Second)
+	stuck := `sluice: warning: stage source → map "wait-forever" → foreach (v1) instance 1/1 has been in a user function for`
+	if !strings.Contains(p.stderr.String(), stuck) {
+		t.Errorf("stderr lacks %q:\n%s", stuck, p.stderr.String())
+	}
+	p.signal(t, syscall.SIGINT)
+	p.stderr.waitFor(t, "the stop report", "press Ctrl-C again to exit now", 10*time.Second)
+	stopping := `sluice: stopping: waiting for stage source → map "wait-forever" → foreach (v1) instance 1/1, blocked in a user function for`
+	if !strings.Contains(p.stderr.String(), stopping) {
+		t.Errorf("stderr lacks %q:\n%s", stopping, p.stderr.String())
+	}
+	start := time.Now()
+	p.signal(t, syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 130 {
+		t.Errorf("exit %d, want 130; stderr:\n%s", code, p.stderr.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the second Ctrl-C took %v to exit", d)
+	}
+	if !strings.Contains(p.stderr.String(), "sluice: SIGINT again: exiting now\n") {
+		t.Errorf("stderr does not say why it exited:\n%s", p.stderr.String())
 	}
 }

@@ -5,6 +5,7 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -19,11 +20,19 @@ type Options struct {
 	// the zero value takes actors.DefaultConfig().
 	Runtime *actors.Config
 	// Parallelism is the default number of instances of a stage; zero takes
-	// the number of CPUs.
+	// the number of CPUs, or MaxParallelism if that is less.
 	Parallelism int
-	// MaxParallelism is the number of key groups; zero takes 128.
+	// MaxParallelism is the number of key groups, the most instances a
+	// stage can have; zero takes DefaultMaxParallelism.
 	MaxParallelism int
 }
+
+// ErrOptions is wrapped by the error of Options that cannot be planned.
+var ErrOptions = errors.New("invalid options")
+
+// DefaultMaxParallelism is the number of key groups when Options sets none,
+// as in Flink.
+const DefaultMaxParallelism = 128
 
 // Result is what a run reports: the plan and per-stage statistics.
 type Result = actors.Result
@@ -45,11 +54,14 @@ func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical
 		facts.Splits[n.ID] = splits
 	}
 	cfg := plan.Config{DefaultParallelism: opts.Parallelism, MaxParallelism: opts.MaxParallelism}
-	if cfg.DefaultParallelism == 0 {
-		cfg.DefaultParallelism = runtime.GOMAXPROCS(0)
-	}
 	if cfg.MaxParallelism == 0 {
-		cfg.MaxParallelism = 128
+		cfg.MaxParallelism = DefaultMaxParallelism
+	}
+	if cfg.DefaultParallelism == 0 {
+		cfg.DefaultParallelism = max(1, min(runtime.GOMAXPROCS(0), cfg.MaxParallelism))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("job %q: %w: %w", p.Name(), ErrOptions, err)
 	}
 	phys, err := plan.Build(p.Graph(), facts, cfg)
 	if err != nil {
@@ -72,10 +84,15 @@ func (o Options) runtime() actors.Config {
 	return actors.DefaultConfig()
 }
 
-// Start plans p and starts running it in this process.
+// Start plans p and starts running it in this process. A pipeline runs
+// once: starting it again, after a run or during one, is an error
+// (stages.ErrRanAlready); one whose planning failed may be started again.
 func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execution, error) {
 	phys, err := Plan(ctx, p, opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.BeginRun(); err != nil {
 		return nil, err
 	}
 	return actors.Start(ctx, phys, opts.runtime())
