@@ -211,11 +211,11 @@ func (t *Txn) checkPath() error {
 // snapshot, and the output directory itself if Begin made it and it is
 // left empty (local only).
 func (t *Txn) removeCreated() {
+	if t.lease != nil && t.lost == nil {
+		_ = t.fsys.Remove(context.Background(), t.lease.path)
+	}
 	if !t.fsys.Local() {
 		return
-	}
-	if t.lease != nil {
-		_ = os.Remove(t.lease.path)
 	}
 	_ = os.Remove(filepath.Join(t.out, InternalDir, leaseDir))
 	_ = os.Remove(filepath.Join(t.out, InternalDir, "staging"))
