@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -450,6 +452,44 @@ func (r *reader[T]) fetchOnce(dst []T, wait bool) (n int, reset bool, err error)
 func consumerGone(err error) bool {
 	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 		errors.Is(err, natsgo.ErrNoResponders)
+}
+
+// Transient implements stages.TransientErrors for the errors of Open and
+// of a reader that cannot go on, after which opening the split again may
+// work: no server reachable (refused, reset, not yet back from a restart),
+// a server shutting down, a request that timed out. The runtime retries
+// them with a backoff, opening the split again only while none of its
+// records have gone on: an ephemeral consumer starts again from the start
+// position, and a durable one from the server's position.
+func (s *source[T]) Transient(err error) bool {
+	if badMessage(err) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	return transient(err) || errors.Is(err, natsgo.ErrNoServers) || errors.Is(err, natsgo.ErrConnectionClosed) ||
+		errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// Transient implements stages.TransientErrors for the errors after which
+// the reader can be read again where it stopped, its connection being
+// open: a pull request that timed out or met a leader change or a server
+// restarting in a cluster, a connection reconnecting, an acknowledgement
+// that failed (the reader keeps it to send again). The records it returned
+// with the error are the next ones of the split: the runtime keeps them.
+func (r *reader[T]) Transient(err error) bool {
+	if badMessage(err) || errors.Is(err, context.Canceled) || r.nc == nil || r.nc.IsClosed() {
+		return false
+	}
+	return transient(err) || errors.Is(err, natsgo.ErrNoResponders) ||
+		errors.Is(err, context.DeadlineExceeded) && r.ctx.Err() == nil
+}
+
+// badMessage reports a message that does not decode: never transient.
+func badMessage(err error) bool {
+	var me *MessageError
+	return errors.As(err, &me)
 }
 
 // transient reports an error after which the next pull request may work.
