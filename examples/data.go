@@ -238,6 +238,32 @@ func outputDir(args stages.Args, job string) string {
 	return filepath.Join(os.TempDir(), "sluice-"+job)
 }
 
+// outputOptions reads the arguments every job writing Parquet takes:
+//
+//	mode   overwrite (the default), append, overwrite-partitions (replace only the
+//	       partitions written) or error-if-exists
+//	force  true to write where the safety rails refuse (the working directory, a
+//	       directory of files Sluice did not write); nothing foreign is deleted
+func outputOptions(args stages.Args) []parquetio.WriteOption {
+	var opts []parquetio.WriteOption
+	switch m := args.String("mode", "overwrite"); m {
+	case "overwrite":
+		opts = append(opts, parquetio.Overwrite)
+	case "append":
+		opts = append(opts, parquetio.Append)
+	case "overwrite-partitions":
+		opts = append(opts, parquetio.OverwritePartitions)
+	case "error-if-exists":
+		opts = append(opts, parquetio.ErrorIfExists)
+	default:
+		args.Fail("mode", "%q is not overwrite, append, overwrite-partitions or error-if-exists", m)
+	}
+	if args.Bool("force", false) {
+		opts = append(opts, parquetio.Force())
+	}
+	return opts
+}
+
 // writeParquet writes s as snappy Parquet under url, replacing what is
 // there, and prints "<what>: wrote N rows to URL" when the job commits.
 // The sink stage is named what; stageOpts configure it further.
@@ -344,8 +370,8 @@ var GenOrders = stages.Register("gen-orders", func(p *stages.Pipeline, args stag
 		args.Fail("out", "gen-orders needs out=DIR")
 	}
 	s := ordersArgs(args, "")
-	writeParquet(s.ReadOrders(p), "orders", filepath.Join(out, "orders"), nil)
-	writeParquet(s.ReadUsers(p), "users", filepath.Join(out, "users"), nil)
+	writeParquet(s.ReadOrders(p), "orders", filepath.Join(out, "orders"), outputOptions(args))
+	writeParquet(s.ReadUsers(p), "users", filepath.Join(out, "users"), outputOptions(args))
 }).Describe("writes generated orders and users as Parquet under out=DIR (orders=1000000 users=100000 seed=1 zipf=0 days=30)")
 
 // GenEvents writes generated events as snappy Parquet under out/events
@@ -369,7 +395,7 @@ var GenEvents = stages.Register("gen-events", func(p *stages.Pipeline, args stag
 		args.Fail("out", "gen-events needs out=DIR")
 	}
 	s := eventsArgs(args, "")
-	writeParquet(s.ReadEvents(p, stages.Parallelism(1)), "events", filepath.Join(out, "events"), nil, stages.Parallelism(1))
+	writeParquet(s.ReadEvents(p, stages.Parallelism(1)), "events", filepath.Join(out, "events"), outputOptions(args), stages.Parallelism(1))
 }).Describe("writes generated events as Parquet under out=DIR, in time order (events=1000000 users=100000 seed=1 zipf=1.1 every=1ms disorder=5s)")
 
 // SetOutput makes the bundled jobs print to w instead of standard output;

@@ -41,7 +41,7 @@ var OrdersJoin = stages.Register("orders-join", func(p *stages.Pipeline, args st
 		}, stages.Name("join users"))
 	days := &dayNames{}
 	writeParquet(rows, "orders-join", outputDir(args, "orders-join"),
-		[]parquetio.WriteOption{parquetio.PartitionByFunc("day", func(r OrderUser) string { return days.of(r.TS) })})
+		append(outputOptions(args), parquetio.PartitionByFunc("day", func(r OrderUser) string { return days.of(r.TS) })))
 }).Describe("W1: joins orders with users (orders=PATH users=PATH, or generated) and writes Parquet by day= under out=DIR")
 
 // OrdersPerUser (W2) counts each user's orders and sums their amounts. Its
@@ -71,7 +71,7 @@ var OrdersPerUser = stages.Register("orders-per-user", func(p *stages.Pipeline, 
 	rows := stages.Map(totals, func(kv stages.KV[int64, Tally]) UserTotal {
 		return UserTotal{UserID: kv.Key, Cnt: kv.Value.Cnt, SumAmount: kv.Value.Sum}
 	}, stages.Name("user-total"))
-	writeParquet(rows, "orders-per-user", outputDir(args, "orders-per-user"), nil)
+	writeParquet(rows, "orders-per-user", outputDir(args, "orders-per-user"), outputOptions(args))
 }).Describe("W2: counts and sums each user's orders (orders=PATH, or generated) into Parquet under out=DIR")
 
 // EventsWindows (W3) counts each user's events and sums their amounts per
@@ -98,7 +98,7 @@ var EventsWindows = stages.Register("events-windows", func(p *stages.Pipeline, a
 	} else {
 		events = eventsArgs(args, "n-").ReadEvents(p)
 	}
-	writeParquet(UserMinutes(events), "events-windows", outputDir(args, "events-windows"), nil)
+	writeParquet(UserMinutes(events), "events-windows", outputDir(args, "events-windows"), outputOptions(args))
 }).Describe("W3: counts and sums each user's events per minute (events=PATH, or generated) into Parquet under out=DIR")
 
 // MaxDelay is how far out of order events-windows takes events to be.

@@ -97,7 +97,7 @@ func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer
 	txn, err := st.txn, st.err
 	st.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+		return nil, commit.MarkConfig(fmt.Errorf("jsonl: opening %s: %w", final, err), stages.ErrConfig)
 	}
 	staging := filepath.Join(txn.Staging(), PartName(inst.Index, run)+".inprogress")
 	if err := os.MkdirAll(filepath.Dir(staging), 0o755); err != nil {

@@ -226,7 +226,7 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 			Data:      func(name string) bool { return strings.HasSuffix(name, ".parquet") },
 		})
 		if state.err != nil {
-			state.err = fmt.Errorf("parquetio: %w", state.err)
+			state.err = commit.MarkConfig(fmt.Errorf("parquetio: %w", state.err), stages.ErrConfig)
 		}
 	}
 	txn, err := state.txn, state.err

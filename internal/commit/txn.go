@@ -624,3 +624,20 @@ func (t *Txn) release(ctx context.Context, dirty bool) {
 		return
 	}
 }
+
+// MarkConfig returns err marked as also being config (errors.Is(err,
+// config) holds, its message unchanged) when it is a mistake of the user's
+// configuration: ErrUnsafe or ErrExists. Connectors pass stages.ErrConfig,
+// so that the command line exits with a usage status.
+func MarkConfig(err, config error) error {
+	if err == nil || !(errors.Is(err, ErrUnsafe) || errors.Is(err, ErrExists)) {
+		return err
+	}
+	return marked{err, config}
+}
+
+type marked struct{ err, also error }
+
+func (m marked) Error() string        { return m.err.Error() }
+func (m marked) Unwrap() error        { return m.err }
+func (m marked) Is(target error) bool { return target == m.also }
