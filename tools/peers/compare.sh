@@ -119,7 +119,7 @@ for w in $WORKLOADS; do
 	st=() dt=() sj=() dq=() sok=1 dok=1
 	for ((i = 1; i <= REPS; i++)); do
 		echo "$w: sluice run $* (run $i/$REPS)" >&2
-		if t=$(GOMAXPROCS=$THREADS timed "$logs/sluice-$w.log" "$sluice" run "$@" --parallelism "$THREADS" --quiet $SLUICE_FLAGS); then
+		if t=$(GOMAXPROCS=$THREADS timed "$logs/sluice-$w.log" "$sluice" run "$@" --parallelism "$THREADS" $SLUICE_FLAGS); then
 			st+=("$t")
 			sj+=("$(seconds "$(awk '/^elapsed /{ print $2 }' "$logs/sluice-$w.log")")")
 		else
