@@ -1,6 +1,7 @@
 package parquetio
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -422,6 +423,11 @@ func timeRange(unit int64) (lo, hi int64) {
 type errRange struct{ what string }
 
 func (e *errRange) Error() string { return e.what }
+
+func isRangeError(err error) bool {
+	var re *errRange
+	return errors.As(err, &re)
+}
 
 // rescaleConverter converts timestamps of unit from (nanoseconds) to unit
 // to: exactly when to is finer (an error past int64's range), and

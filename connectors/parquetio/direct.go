@@ -22,8 +22,14 @@ import (
 // 40% of the job's CPU time. The direct path reads five columns of 1M rows
 // in 31-33 ms against 150-160 ms (`go test -run - -bench Read1M -count 3
 // ./connectors/parquetio`, all and all-general), and W2 went from 2.12-2.25 s
-// to 1.20-1.34 s. Other records, and files whose columns differ in type,
-// take the general path.
+// to 1.20-1.34 s. Other records take the general path, and so do files
+// whose columns differ in type from the record's, except where convOf
+// converts them (convert.go): those take the direct path always, with the
+// converted columns' values converted a page (or a dictionary) at a time
+// and stored as the other columns' are. The direct path also fills other
+// integer widths, float64 from FLOAT, DATE, INT96 and DECIMAL, but only in
+// such files, so that records reading files without conversions keep the
+// path they had.
 
 // directEnabled turns the direct path off for tests comparing both paths.
 // Files that need a conversion (convert.go) take the direct path anyway:
@@ -334,13 +340,16 @@ func (c *directColumn) load() error {
 	case directDouble:
 		c.f64 = values.Double()
 	case directConv:
+		// A copy for the converter, so that values itself stays on the
+		// stack for the other kinds.
+		src := *values
 		var err error
 		switch {
 		case c.idx == nil:
-			c.pageCV, err = c.field.conv.convert(values, c.pageCV)
+			c.pageCV, err = c.field.conv.convert(&src, c.pageCV)
 			c.cv = c.pageCV
 		case c.dictCV == nil:
-			c.dictCV, err = c.field.conv.convert(values, nil)
+			c.dictCV, err = c.field.conv.convert(&src, nil)
 			c.cv = c.dictCV
 		default:
 			c.cv = c.dictCV

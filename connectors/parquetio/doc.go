@@ -48,9 +48,56 @@
 //
 // Records whose Parquet fields are all flat and of type int32, int64,
 // float32, float64, string or time.Time (a TIMESTAMP column), or pointers
-// to those (optional columns, nil for null), are read on a direct path: each column's pages are decoded straight into the records'
-// fields, about five times faster than parquet-go's row reader, which the
-// other records use. Both paths give the same records.
+// to those (optional columns, nil for null), are read on a direct path:
+// each column's pages are decoded straight into the records' fields, about
+// five times faster than parquet-go's row reader, which the other records
+// use. Both paths give the same records.
+//
+// # Types read
+//
+// Files that DuckDB, Spark, pandas or pyarrow write often hold another
+// type than the record field's tag says. Each file's schema is checked
+// once against the record, and these top-level columns are converted,
+// exactly:
+//
+//   - an INT64 TIMESTAMP of any unit (MILLIS, MICROS, NANOS) and either
+//     isAdjustedToUTC flag into a time.Time (in UTC; exact for every year,
+//     not only 1677-2262 as int64 nanoseconds), and into an int64 field
+//     tagged with another timestamp unit: scaled to a finer unit (a value
+//     past int64's range is an error naming the file, row group and
+//     column), truncated toward the past to a coarser one only with the
+//     TruncateTimestamps option, refused otherwise;
+//   - an INT96 timestamp (Spark's and Impala's) into a time.Time, and into
+//     an int64 tagged timestamp(nanosecond) (coarser units with
+//     TruncateTimestamps);
+//   - a DATE into a time.Time (midnight UTC) or an int32 (days since
+//     1970-01-01);
+//   - an integer into any integer field at least as wide and of the same
+//     signedness, or an unsigned one into a wider signed field (UINT32 into
+//     int64; UINT64 into int64 is refused);
+//   - a DECIMAL (INT32, INT64, fixed or variable bytes) into a float64 when
+//     it has at most 15 digits (the float64 nearest the decimal, which
+//     gives the decimal back), and of any precision into a Decimal, an
+//     exact unscaled integer and scale; more digits into a float64 are
+//     refused;
+//   - a FLOAT into a float64.
+//
+// A column the file lacks reads as nil into a pointer field, so that the
+// files of a dataset whose schema grew read together; into any other field
+// it is an error. Every other difference, and every conversion that could
+// lose information, is an error wrapping ErrSchema that names the file and
+// the column. Converted files are read on the direct path, so a record
+// that reads one must have only flat fields of its types (int8 to int64,
+// uint8 to uint64, float32, float64, string, time.Time, Decimal, or
+// pointers to those); a nested, repeated, bool or []byte field beside a
+// conversion is an error that says so. Known gaps: files whose schema root
+// is REPEATED (arrow-go's default) read as all-repeated and are refused;
+// DuckDB's V2 DELTA_BINARY_PACKED pages of an INTEGER or UINTEGER column
+// whose values span more than an int32 are refused (ErrCorrupt), because
+// parquet-go v0.32 decodes them wrong; filters (Where) bind to the file's
+// column type: a DECIMAL stored as INT32 or INT64 compares exactly with
+// integers and Decimal values (not floats), while a DECIMAL stored as bytes
+// and an INT96 column cannot be filtered.
 //
 // parquet-go panics on some damaged files; every call into it is fenced,
 // and a panic becomes an error wrapping ErrCorrupt that names the file and

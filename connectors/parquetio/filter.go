@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"strconv"
 	"strings"
@@ -352,6 +353,9 @@ func toValue(typ parquet.Type, x any) (parquet.Value, error) {
 	if lt != nil {
 		ltv = lt.Value
 	}
+	if d, ok := ltv.(*format.DecimalType); ok {
+		return decimalValue(typ, d, x)
+	}
 	if t, ok := x.(time.Time); ok {
 		switch l := ltv.(type) {
 		case *format.TimestampType:
@@ -451,4 +455,42 @@ func typeName(t parquet.Type) string {
 		}
 	}
 	return s
+}
+
+// decimalValue converts an integer or a Decimal to the unscaled value of a
+// DECIMAL column stored as INT32 or INT64, exactly: a value with more
+// fraction digits than the column's scale, or out of its range, is an
+// error. Floats are refused: 0.1 is not a decimal. DECIMAL columns stored
+// as bytes are not filtered (parquet-go compares them as bytes).
+func decimalValue(typ parquet.Type, d *format.DecimalType, x any) (parquet.Value, error) {
+	if typ.Kind() != parquet.Int32 && typ.Kind() != parquet.Int64 {
+		return parquet.Value{}, fmt.Errorf("a DECIMAL column stored as %s cannot be filtered", typ.Kind())
+	}
+	var r *big.Rat
+	v := reflect.ValueOf(x)
+	switch {
+	case v.Type() == decimalType:
+		r = x.(Decimal).Rat()
+	case v.CanInt():
+		r = new(big.Rat).SetInt64(v.Int())
+	case v.CanUint():
+		r = new(big.Rat).SetInt(new(big.Int).SetUint64(v.Uint()))
+	default:
+		return parquet.Value{}, fmt.Errorf("a DECIMAL column compares with an integer or a parquetio.Decimal, not a %T", x)
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Scale)), nil)))
+	if !r.IsInt() {
+		return parquet.Value{}, fmt.Errorf("%v has more fraction digits than the column's scale %d", x, d.Scale)
+	}
+	n := r.Num()
+	if typ.Kind() == parquet.Int32 {
+		if !n.IsInt64() || n.Int64() < math.MinInt32 || n.Int64() > math.MaxInt32 {
+			return parquet.Value{}, fmt.Errorf("%v is out of the column's range", x)
+		}
+		return parquet.Int32Value(int32(n.Int64())), nil
+	}
+	if !n.IsInt64() {
+		return parquet.Value{}, fmt.Errorf("%v is out of the column's range", x)
+	}
+	return parquet.Int64Value(n.Int64()), nil
 }

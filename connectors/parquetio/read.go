@@ -706,10 +706,10 @@ func (rd *reader[T]) Read(buf []T) (n int, err error) {
 		want := int(min(int64(len(buf)-n), rr.end-rr.start))
 		out := buf[n : n+want]
 		k, rerr := rd.readRows(out)
-		if re := (*errRange)(nil); errors.As(rerr, &re) {
-			return n, fmt.Errorf("%s: %w: reading rows from %d: %v", rd.desc, ErrSchema, rd.pos, rerr)
-		}
 		if rerr != nil && rerr != io.EOF {
+			if isRangeError(rerr) { // a value a conversion cannot hold
+				return n, fmt.Errorf("%s: %w: reading rows from %d: %v", rd.desc, ErrSchema, rd.pos, rerr)
+			}
 			return n, fmt.Errorf("%s: %w: reading row %d: %v", rd.desc, ErrCorrupt, rd.pos, rerr)
 		}
 		if k < want && (rerr == io.EOF || k == 0) {
