@@ -332,3 +332,36 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 		t.Fatalf("the failed job left its output: %v", err)
 	}
 }
+
+// The object store's conditional writes, on a real S3 server: what the
+// lease and the manifest's switch rest on.
+func TestS3ConditionalWrites(t *testing.T) {
+	_, _, urlOf := s3Bucket(t)
+	ctx := context.Background()
+	fsys, dir, err := parquetio.CommitFS(ctx, urlOf("cond"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fsys.Join(dir, "x")
+	v1, err := fsys.WriteFile(ctx, p, []byte("one"), commit.Cond{IfAbsent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.WriteFile(ctx, p, []byte("two"), commit.Cond{IfAbsent: true}); !errors.Is(err, commit.ErrPrecondition) {
+		t.Fatalf("If-None-Match on an existing key: %v, want ErrPrecondition", err)
+	}
+	v2, err := fsys.WriteFile(ctx, p, []byte("two"), commit.Cond{IfMatch: v1})
+	if err != nil {
+		t.Fatalf("If-Match with the current ETag: %v", err)
+	}
+	if _, err := fsys.WriteFile(ctx, p, []byte("three"), commit.Cond{IfMatch: v1}); !errors.Is(err, commit.ErrPrecondition) {
+		t.Fatalf("If-Match with a stale ETag: %v, want ErrPrecondition", err)
+	}
+	data, v, err := fsys.ReadFile(ctx, p)
+	if err != nil || string(data) != "two" || v != v2 {
+		t.Fatalf("read back %q version %q (%v), want \"two\" version %q", data, v, err, v2)
+	}
+	if _, _, err := fsys.ReadFile(ctx, fsys.Join(dir, "absent")); !errors.Is(err, commit.ErrNotExist) {
+		t.Fatalf("reading an absent key: %v", err)
+	}
+}
