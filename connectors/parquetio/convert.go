@@ -34,7 +34,9 @@ import (
 // in an int64 (every value of a DECIMAL of up to 18 digits) is in Unscaled,
 // with Big nil; a larger one is in Big, with Unscaled 0.
 //
-// Decimal fields are read only (a sink cannot write them) and only as
+// Compare decimals with Cmp (== compares Big by pointer). A Big value may
+// be shared by records that read one dictionary entry: treat it as read
+// only. Decimal fields are read only (a sink cannot write them) and only as
 // top-level fields of a record whose fields the direct read path can fill
 // (see the package documentation).
 type Decimal struct {

@@ -31,7 +31,7 @@ func peersBinary(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("SLUICE_PEERS")
 	if p == "" {
-		testenv.Need(t, "SLUICE_PEERS is not set: build tools/peers ((cd tools/peers && go build -o /tmp/peers .)) and set SLUICE_PEERS=/tmp/peers")
+		testenv.Need(t, "SLUICE_PEERS is not set: build tools/peers with (cd tools/peers && go build -o /tmp/peers .) and set SLUICE_PEERS=/tmp/peers")
 	}
 	return p
 }
