@@ -21,8 +21,12 @@ import (
 )
 
 // binary is the sluice command built from testdata/testmain (the bundled
-// examples and the test jobs) for the tests that run it as a process.
-var binary string
+// examples and the test jobs) for the tests that run it as a process, with
+// buildFlags: those of this test binary, so that it builds from the cache.
+var (
+	binary     string
+	buildFlags []string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sluice-cli-test")
@@ -33,7 +37,7 @@ func TestMain(m *testing.M) {
 	// The bundled jobs print to this process's stdout: not in these tests.
 	examples.SetOutput(io.Discard)
 	binary = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", binary, "./testdata/testmain")
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", binary, "./testdata/testmain")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the sluice command: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -367,6 +371,9 @@ func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(binary, args...), stdout: newSyncBuffer(), stderr: newSyncBuffer(), exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	// A -race binary sleeps a second before it exits, unless told not to;
+	// a race it finds fails the test with exit status 66.
+	p.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
