@@ -446,6 +446,8 @@ func TestCommandExitStatus(t *testing.T) {
 		{[]string{"run", "--parallelism", "many", "wordcount"}, 2, "", []string{`invalid value "many" for flag -parallelism`, "(run 'sluice help run')"}, true},
 		{[]string{"run", "test-args", "--arg", "out="}, 2, "", []string{"--arg out= is empty"}, true},
 		{[]string{"run", "no-such-job"}, 2, "", []string{`unknown job "no-such-job"`}, true},
+		// A connector's configuration error found as the job starts is a usage error.
+		{[]string{"run", "--quiet", "sum-by-key", "--arg", "keys=0"}, 2, "", []string{"generator: invalid configuration: Keys 0"}, true},
 		{[]string{"plan", "sum-by-key", "--max-parallelism", "16", "--parallelism", "2"}, 0, "job \"sum-by-key\" max-parallelism 16\n", nil, true},
 		{[]string{"plan", "sum-by-key", "--max-parallelism", "40000"}, 2, "", []string{"--max-parallelism 40000"}, true},
 		{[]string{"help"}, 0, "Exit status:", nil, true},

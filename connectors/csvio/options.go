@@ -13,7 +13,7 @@ import (
 // and, for a row, the line.
 var (
 	// ErrConfig is wrapped by errors in options and record types.
-	ErrConfig = errors.New("csvio: invalid configuration")
+	ErrConfig = fmt.Errorf("csvio: %w", stages.ErrConfig)
 	// ErrNoFiles is wrapped when the pattern matches no file.
 	ErrNoFiles = errors.New("csvio: no files match")
 	// ErrHeader is wrapped when a file's header does not fit the record

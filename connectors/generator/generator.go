@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+
+	"github.com/sluice-data/sluice/stages"
 )
 
 // Row is one generated record.
@@ -101,7 +103,7 @@ func DefaultConfig() Config {
 }
 
 // ErrConfig is wrapped by every problem Config.Validate reports.
-var ErrConfig = errors.New("generator: invalid config")
+var ErrConfig = fmt.Errorf("generator: %w", stages.ErrConfig)
 
 // Validate reports every problem of c at once; each wraps ErrConfig.
 func (c Config) Validate() error {

@@ -18,7 +18,7 @@ import (
 // file and, where it applies, the row group and column.
 var (
 	// ErrConfig is wrapped by errors in options and URLs.
-	ErrConfig = errors.New("parquetio: invalid configuration")
+	ErrConfig = fmt.Errorf("parquetio: %w", stages.ErrConfig)
 	// ErrNotFound is wrapped when the URL names nothing.
 	ErrNotFound = errors.New("parquetio: not found")
 	// ErrSchema is wrapped when a file's schema does not fit the record type.

@@ -13,7 +13,7 @@ import (
 // or query and, where it applies, the split, the column and the row.
 var (
 	// ErrConfig is wrapped by errors in options and connection strings.
-	ErrConfig = errors.New("postgres: invalid configuration")
+	ErrConfig = fmt.Errorf("postgres: %w", stages.ErrConfig)
 	// ErrSchema is wrapped when the result's columns do not fit the record
 	// type: a missing column, or a column type that would lose data.
 	ErrSchema = errors.New("postgres: schema mismatch")
