@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -73,7 +74,7 @@ func TestIdlePartition(t *testing.T) {
 		idle   = time.Second
 		linger = 10 * time.Millisecond
 	)
-	clk := clock.NewManual(time.Unix(1000, 0))
+	clk := &pollClock{Manual: clock.NewManual(time.Unix(1000, 0))}
 	cfg := actors.DefaultConfig()
 	cfg.Clock, cfg.Linger = clk, linger
 	f := &feed{parts: make([][]click, 2)}
@@ -119,9 +120,13 @@ func TestIdlePartition(t *testing.T) {
 		// Partition 0 stays busy: a click each step, in the next minute.
 		step := int64(clk.Now().Sub(start) / linger)
 		f.push(0, click{User: 2, Ms: 70_000 + step})
-		e0, e1 := f.empty[0].Load(), f.empty[1].Load()
+		e0, e1, armed := f.empty[0].Load(), f.empty[1].Load(), clk.polls.Load()
 		clk.Advance(linger)
-		waitFor(t, "the partitions to poll", func() bool { return f.empty[0].Load() > e0 && f.empty[1].Load() > e1 })
+		// Both partitions poll, and then set their next poll's timer:
+		// advancing before that would leave the timer for a later step.
+		waitFor(t, "the partitions to poll", func() bool {
+			return f.empty[0].Load() > e0 && f.empty[1].Load() > e1 && clk.polls.Load() >= armed+2
+		})
 	}
 	waitFor(t, fmt.Sprintf("the window to fire at %v of manual time (idle timeout %v + linger %v)", clk.Now().Sub(start), idle, linger),
 		func() bool { return fired.Load() > 0 })
@@ -175,4 +180,22 @@ func TestUnboundedSplitsAllRead(t *testing.T) {
 	if _, err := x.Wait(); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
+}
+
+// pollClock is a manual clock that counts the timers source instances set
+// for their next poll after a read found nothing (host.produce's), so that
+// a test advances time only once they are set.
+type pollClock struct {
+	*clock.Manual
+	polls atomic.Int64
+}
+
+func (c *pollClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	pc := make([]uintptr, 1)
+	if runtime.Callers(2, pc) == 1 {
+		if fn := runtime.FuncForPC(pc[0] - 1); fn != nil && strings.HasSuffix(fn.Name(), ".(*host).produce") {
+			defer c.polls.Add(1)
+		}
+	}
+	return c.Manual.AfterFunc(d, f)
 }
