@@ -4,13 +4,13 @@
 //	sluice run sum-by-key          # runs one in this process
 //	sluice plan wordcount          # prints its physical plan
 //
-// A program with its own jobs links them in and calls sluice.Main the same
+// A program with its own jobs links them in and calls cli.Main the same
 // way.
 package main
 
 import (
-	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/cli"
 	_ "github.com/sluice-data/sluice/examples"
 )
 
-func main() { sluice.Main() }
+func main() { cli.Main() }

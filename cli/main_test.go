@@ -1,4 +1,4 @@
-package sluice
+package cli
 
 import (
 	"bytes"
@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/cli/testdata/testjobs"
 	"github.com/sluice-data/sluice/examples"
 	"github.com/sluice-data/sluice/stages"
-	"github.com/sluice-data/sluice/testdata/testjobs"
 )
 
 // binary is the sluice command built from testdata/testmain (the bundled
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 // command runs a command line in this process.
 func command(ctx context.Context, tty bool, args ...string) (code int, stdout, stderr string) {
 	var out, errs bytes.Buffer
-	c := &cli{name: "sluice", stdout: &out, stderr: &errs, tty: tty}
+	c := &invocation{name: "sluice", stdout: &out, stderr: &errs, tty: tty}
 	code = c.main(ctx, args)
 	return code, out.String(), errs.String()
 }
@@ -186,7 +187,7 @@ func TestRunInterrupted(t *testing.T) {
 	for _, tty := range []bool{false, true} {
 		sigs := make(chan os.Signal, 1)
 		var out, errs bytes.Buffer
-		c := &cli{name: "sluice", stdout: &out, stderr: &errs, tty: tty, signals: sigs,
+		c := &invocation{name: "sluice", stdout: &out, stderr: &errs, tty: tty, signals: sigs,
 			exit: func(code int) { t.Errorf("tty %v: exit(%d) after one signal", tty, code) }}
 		done := make(chan int)
 		go func() { done <- c.main(context.Background(), []string{"run", "test-block", "--parallelism", "1"}) }()
@@ -213,7 +214,7 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	phys, err := Plan(context.Background(), p, Options{Parallelism: 3, MaxParallelism: 64})
+	phys, err := sluice.Plan(context.Background(), p, sluice.Options{Parallelism: 3, MaxParallelism: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sluice
+package cli
 
 import (
 	"os"

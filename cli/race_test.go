@@ -1,6 +1,6 @@
 //go:build race
 
-package sluice
+package cli
 
 // The tests build the command with -race when they are built so: the
 // packages it needs are then in the build cache already.

@@ -4,9 +4,9 @@
 package main
 
 import (
-	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/cli"
+	_ "github.com/sluice-data/sluice/cli/testdata/testjobs"
 	_ "github.com/sluice-data/sluice/examples"
-	_ "github.com/sluice-data/sluice/testdata/testjobs"
 )
 
-func main() { sluice.Main() }
+func main() { cli.Main() }

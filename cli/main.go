@@ -1,4 +1,21 @@
-package sluice
+// Package cli is the command line of a binary that links jobs in: the
+// commands run, plan, jobs and help, progress bars, the summary of a run,
+// signal handling and exit statuses. cmd/sluice calls Main with the bundled
+// examples registered, and a user's own binary calls it from its main
+// function with its jobs registered at init:
+//
+//	package main
+//
+//	import (
+//		"github.com/sluice-data/sluice/cli"
+//		_ "example.com/myjobs" // calls stages.Register at init
+//	)
+//
+//	func main() { cli.Main() }
+//
+// A program that runs a pipeline itself calls sluice.Run and links none of
+// this package.
+package cli
 
 import (
 	"context"
@@ -20,37 +37,27 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
 
-// Main is the command line of a binary that links jobs in: cmd/sluice calls
-// it with the bundled examples registered, and a user's own binary calls it
-// from its main function with its jobs registered at init:
-//
-//	package main
-//
-//	import (
-//		"github.com/sluice-data/sluice"
-//		_ "example.com/myjobs" // calls stages.Register at init
-//	)
-//
-//	func main() { sluice.Main() }
-//
-// The commands are run (a job in this process), plan, jobs and help; see
-// `sluice help`. Standard output carries only what a job prints itself;
-// progress, the summary, warnings and errors go to standard error, each
-// error line prefixed with the program's name. Main exits with status 0 on
-// success, 1 when the job fails (reading its input included), 2 on a usage
-// or configuration error found before the job starts, and 128 plus the
+// Main runs the command line of os.Args and exits; it does not return. The
+// commands are run (a job in this process), plan, jobs and help; see
+// `sluice help`. Messages name the program as the base name of os.Args[0].
+// Standard output carries only what a job prints itself; progress, the
+// summary, warnings and errors go to standard error, each error line
+// prefixed with the program's name. Main exits with status 0 on success, 1
+// when the job fails (reading its input included), 2 on a usage or
+// configuration error found before the job starts, and 128 plus the
 // signal's number when SIGINT (130) or SIGTERM (143) stopped it. The first
 // such signal stops the job and says what the stop waits for; a second one
 // exits at once.
 func Main() {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	c := &cli{name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr),
+	c := &invocation{name: filepath.Base(os.Args[0]), stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr),
 		signals: sigs, exit: os.Exit}
 	code := c.main(context.Background(), os.Args[1:])
 	signal.Stop(sigs)
@@ -93,8 +100,8 @@ const (
 	blockedHint     = 100 * time.Millisecond
 )
 
-// cli is one invocation of the command line.
-type cli struct {
+// invocation is one run of the command line.
+type invocation struct {
 	name           string // the program's name in messages
 	stdout, stderr io.Writer
 	tty            bool // whether stderr is a terminal: progress bars are drawn there
@@ -111,7 +118,7 @@ type cli struct {
 
 // main runs the command line args (without the program name) and returns
 // the exit status.
-func (c *cli) main(ctx context.Context, args []string) int {
+func (c *invocation) main(ctx context.Context, args []string) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if c.signals != nil {
@@ -140,16 +147,16 @@ func (c *cli) main(ctx context.Context, args []string) int {
 
 // errorf prints an error on stderr, every line of it prefixed with the
 // program's name.
-func (c *cli) errorf(format string, args ...any) {
+func (c *invocation) errorf(format string, args ...any) {
 	c.printf("", format, args...)
 }
 
 // warnf prints a warning on stderr.
-func (c *cli) warnf(format string, args ...any) {
+func (c *invocation) warnf(format string, args ...any) {
 	c.printf("warning: ", format, args...)
 }
 
-func (c *cli) printf(kind, format string, args ...any) {
+func (c *invocation) printf(kind, format string, args ...any) {
 	var b strings.Builder
 	for _, line := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
 		fmt.Fprintf(&b, "%s: %s%s\n", c.name, kind, line)
@@ -166,20 +173,20 @@ func (c *cli) printf(kind, format string, args ...any) {
 }
 
 // setLines makes w, or stderr when nil, where stderr lines go.
-func (c *cli) setLines(w io.Writer) {
+func (c *invocation) setLines(w io.Writer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lines = w
 }
 
-func (c *cli) setJob(x *actors.Execution) {
+func (c *invocation) setJob(x *actors.Execution) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.job = x
 }
 
 // interrupted returns the first signal received, or nil.
-func (c *cli) interrupted() os.Signal {
+func (c *invocation) interrupted() os.Signal {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.signal
@@ -187,7 +194,7 @@ func (c *cli) interrupted() os.Signal {
 
 // handleSignals cancels the command at the first signal and says what the
 // stop waits for; it exits at once at the second.
-func (c *cli) handleSignals(cancel context.CancelFunc, done <-chan struct{}) {
+func (c *invocation) handleSignals(cancel context.CancelFunc, done <-chan struct{}) {
 	var report <-chan time.Time
 	for {
 		select {
@@ -219,7 +226,7 @@ func (c *cli) handleSignals(cancel context.CancelFunc, done <-chan struct{}) {
 // reportStop says what stopping the command waits for: the calls it is
 // blocked in, or, when always is set, that it is still stopping. It
 // reports whether it said anything.
-func (c *cli) reportStop(always bool) bool {
+func (c *invocation) reportStop(always bool) bool {
 	c.mu.Lock()
 	x, sig := c.job, c.signal
 	c.mu.Unlock()
@@ -292,18 +299,18 @@ func signalNumber(s os.Signal) int {
 }
 
 // status is the exit status of a command that err ended.
-func (c *cli) status(err error) int {
+func (c *invocation) status(err error) int {
 	switch {
 	case c.interrupted() != nil:
 		return exitSignal + signalNumber(c.interrupted())
-	case errors.Is(err, stages.ErrBuild), errors.Is(err, stages.ErrConfig), errors.Is(err, plan.ErrInvalid), errors.Is(err, ErrOptions):
+	case errors.Is(err, stages.ErrBuild), errors.Is(err, stages.ErrConfig), errors.Is(err, plan.ErrInvalid), errors.Is(err, sluice.ErrOptions):
 		return exitUsage
 	default:
 		return exitFailed
 	}
 }
 
-func (c *cli) usage(w io.Writer) {
+func (c *invocation) usage(w io.Writer) {
 	fmt.Fprintf(w, `%[1]s runs dataflow jobs that are linked into this binary.
 
 Usage:
@@ -334,7 +341,7 @@ Exit status:
 `, c.name)
 }
 
-func (c *cli) help(args []string) int {
+func (c *invocation) help(args []string) int {
 	if len(args) == 0 {
 		c.usage(c.stdout)
 		return exitOK
@@ -370,11 +377,11 @@ type jobFlags struct {
 	stuckAfter  time.Duration
 }
 
-func (f *jobFlags) options() Options {
-	return Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism}
+func (f *jobFlags) options() sluice.Options {
+	return sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism}
 }
 
-func (c *cli) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
+func (c *invocation) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
 	f := &jobFlags{args: argsFlag{}}
 	fs := flag.NewFlagSet(c.name+" "+cmd, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -384,12 +391,12 @@ func (c *cli) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
 	}
 	fs.Var(f.args, "arg", "a job argument `key=value`; repeat it for each argument")
 	fs.IntVar(&f.parallelism, "parallelism", 0, "instances of each stage that sets none (0: the number of CPUs, at most -max-parallelism)")
-	fs.IntVar(&f.maxParallelism, "max-parallelism", DefaultMaxParallelism,
+	fs.IntVar(&f.maxParallelism, "max-parallelism", sluice.DefaultMaxParallelism,
 		"the number of key groups: the most instances a stage can have, fixed for the life of a job's state (1 to 32768)")
 	return fs, f
 }
 
-func (c *cli) runFlags() (*flag.FlagSet, *jobFlags) {
+func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs, f := c.newFlagSet("run", "Runs a registered job in this process, showing its progress on standard error\n"+
 		"when that is a terminal, then printing a summary of its stages there.")
 	fs.BoolVar(&f.quiet, "quiet", false, "draw no progress bars and print no summary (warnings and errors still)")
@@ -399,14 +406,14 @@ func (c *cli) runFlags() (*flag.FlagSet, *jobFlags) {
 	return fs, f
 }
 
-func (c *cli) planFlags() (*flag.FlagSet, *jobFlags) {
+func (c *invocation) planFlags() (*flag.FlagSet, *jobFlags) {
 	return c.newFlagSet("plan", "Prints a registered job's physical plan without running it.")
 }
 
 // parseJob parses a command line of the form JOB [flags], accepting flags
 // before JOB too. It returns the job's name, or an exit status >= 0 when
 // the command should end.
-func (c *cli) parseJob(fs *flag.FlagSet, args []string) (string, int) {
+func (c *invocation) parseJob(fs *flag.FlagSet, args []string) (string, int) {
 	cmd := strings.TrimPrefix(fs.Name(), c.name+" ")
 	fs.SetOutput(io.Discard) // errors are ours to print, on one line
 	if err := fs.Parse(args); err != nil {
@@ -434,7 +441,7 @@ func (c *cli) parseJob(fs *flag.FlagSet, args []string) (string, int) {
 
 // flagError reports a flag that does not parse in one line and where to
 // read the usage, or prints the usage when asked (-h).
-func (c *cli) flagError(fs *flag.FlagSet, cmd string, err error) int {
+func (c *invocation) flagError(fs *flag.FlagSet, cmd string, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(c.stdout)
 		fs.Usage()
@@ -446,7 +453,7 @@ func (c *cli) flagError(fs *flag.FlagSet, cmd string, err error) int {
 
 // pipeline parses a job's command line and builds its pipeline; a code of
 // 0 or more means stop with it.
-func (c *cli) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pipeline, int) {
+func (c *invocation) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pipeline, int) {
 	name, code := c.parseJob(fs, args)
 	if code >= 0 {
 		return nil, code
@@ -456,7 +463,7 @@ func (c *cli) pipeline(fs *flag.FlagSet, f *jobFlags, args []string) (*stages.Pi
 
 // build checks the flags, looks the job up and builds its pipeline, or
 // reports why it cannot.
-func (c *cli) build(name string, f *jobFlags) (*stages.Pipeline, int) {
+func (c *invocation) build(name string, f *jobFlags) (*stages.Pipeline, int) {
 	bad := false
 	if f.parallelism < 0 {
 		c.errorf("--parallelism %d must not be negative", f.parallelism)
@@ -495,7 +502,7 @@ func (c *cli) build(name string, f *jobFlags) (*stages.Pipeline, int) {
 	return p, -1
 }
 
-func (c *cli) jobs(args []string) int {
+func (c *invocation) jobs(args []string) int {
 	if len(args) > 0 {
 		c.errorf("jobs takes no arguments (run '%s help jobs')", c.name)
 		return exitUsage
@@ -509,7 +516,7 @@ func (c *cli) jobs(args []string) int {
 	return exitOK
 }
 
-func (c *cli) listJobs(w io.Writer, jobs []*stages.Job) {
+func (c *invocation) listJobs(w io.Writer, jobs []*stages.Job) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, j := range jobs {
 		fmt.Fprintf(tw, "  %s\t%s\n", j.Name, j.Doc)
@@ -517,13 +524,13 @@ func (c *cli) listJobs(w io.Writer, jobs []*stages.Job) {
 	tw.Flush()
 }
 
-func (c *cli) plan(ctx context.Context, args []string) int {
+func (c *invocation) plan(ctx context.Context, args []string) int {
 	fs, f := c.planFlags()
 	p, code := c.pipeline(fs, f, args)
 	if code >= 0 {
 		return code
 	}
-	phys, err := Plan(ctx, p, f.options())
+	phys, err := sluice.Plan(ctx, p, f.options())
 	if err != nil {
 		c.errorf("%v", err)
 		return c.status(err)
@@ -535,13 +542,13 @@ func (c *cli) plan(ctx context.Context, args []string) int {
 // pollInterval is how often progress is refreshed and calls are checked.
 const pollInterval = 150 * time.Millisecond
 
-func (c *cli) run(ctx context.Context, args []string) int {
+func (c *invocation) run(ctx context.Context, args []string) int {
 	fs, f := c.runFlags()
 	p, code := c.pipeline(fs, f, args)
 	if code >= 0 {
 		return code
 	}
-	x, err := Start(ctx, p, f.options())
+	x, err := sluice.Start(ctx, p, f.options())
 	if err != nil {
 		c.errorf("%v", err)
 		return c.status(err)
@@ -583,7 +590,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 
 // monitor draws progress bars on a terminal until the job ends, and warns
 // of an instance in one call for longer than --stuck-after, until stop.
-func (c *cli) monitor(x *actors.Execution, f *jobFlags, stop <-chan struct{}, stopped chan<- struct{}) {
+func (c *invocation) monitor(x *actors.Execution, f *jobFlags, stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	var bars *progress
 	if !f.quiet && c.tty {
@@ -632,7 +639,7 @@ type stuckCall struct {
 
 // reportStuck warns of every call older than after, again each time its
 // age doubles.
-func (c *cli) reportStuck(x *actors.Execution, after time.Duration, reported stuckReports) {
+func (c *invocation) reportStuck(x *actors.Execution, after time.Duration, reported stuckReports) {
 	for _, call := range x.Calls() {
 		if call.For < after {
 			break // longest first
@@ -651,7 +658,7 @@ func (c *cli) reportStuck(x *actors.Execution, after time.Duration, reported stu
 
 // warnSetAside warns of the records that stages dropped as late or set
 // aside on side outputs (dead letters, late records).
-func (c *cli) warnSetAside(res *Result) {
+func (c *invocation) warnSetAside(res *sluice.Result) {
 	for _, s := range res.Stages {
 		where := fmt.Sprintf("stage %s (v%d, %s)", s.Name, s.Vertex, s.Loc)
 		if s.DroppedLate > 0 {
@@ -678,7 +685,7 @@ func (c *cli) warnSetAside(res *Result) {
 }
 
 // finished reports whether every instance of the job has finished.
-func finished(res *Result) bool {
+func finished(res *sluice.Result) bool {
 	for _, v := range res.Vertices {
 		if v.Finished < v.Parallelism {
 			return false
@@ -702,7 +709,7 @@ type progressLine struct {
 
 const barWidth = 24
 
-func newProgress(w io.Writer, snap *Result) *progress {
+func newProgress(w io.Writer, snap *sluice.Result) *progress {
 	// The caller has decided that w is a terminal; mpb checks only *os.File.
 	pr := &progress{p: mpb.New(mpb.WithOutput(w), mpb.ForceTTY(), mpb.WithAutoRefresh(),
 		mpb.WithWidth(100), mpb.WithRefreshRate(pollInterval))}
@@ -730,7 +737,7 @@ func newProgress(w io.Writer, snap *Result) *progress {
 
 // update shows snap: rates over the last second, or over the whole run when
 // final.
-func (pr *progress) update(snap *Result, final bool) {
+func (pr *progress) update(snap *sluice.Result, final bool) {
 	for i, s := range snap.Stages {
 		if i >= len(pr.lines) {
 			break
@@ -754,7 +761,7 @@ func (pr *progress) update(snap *Result, final bool) {
 
 // finish draws the last state and stops drawing: bars complete when the
 // job succeeded and stay where they stopped otherwise.
-func (pr *progress) finish(snap *Result, ok bool) {
+func (pr *progress) finish(snap *sluice.Result, ok bool) {
 	pr.update(snap, true)
 	for _, l := range pr.lines {
 		if ok {
@@ -803,7 +810,7 @@ func human(n float64) string {
 
 // writeSummary prints a table of the stages, a table of the vertices and
 // the elapsed time.
-func writeSummary(w io.Writer, res *Result) {
+func writeSummary(w io.Writer, res *sluice.Result) {
 	secs := res.Elapsed.Seconds()
 	par := map[int]int{}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
