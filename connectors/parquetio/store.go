@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -19,6 +18,8 @@ import (
 	"gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob" // s3:// URLs
 	"gocloud.dev/gcerrors"
+
+	"github.com/sluice-data/sluice/internal/commit"
 )
 
 // location is a parsed URL: a store and a path (a directory, a file or a
@@ -190,37 +191,17 @@ func (localStore) display(p string) string    { return p }
 func (localStore) join(elem ...string) string { return filepath.Join(elem...) }
 func (localStore) local() bool                { return true }
 
-func (localStore) stat(_ context.Context, p string) (bool, int64, bool, error) {
-	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, 0, false, nil
-	}
-	if err != nil {
-		return false, 0, false, err
-	}
-	return !fi.IsDir(), fi.Size(), true, nil
+func (localStore) stat(ctx context.Context, p string) (bool, int64, bool, error) {
+	return commit.Local{}.Stat(ctx, p)
 }
 
-func (localStore) list(_ context.Context, dir string) ([]entry, []string, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, nil, err
+func (localStore) list(ctx context.Context, dir string) ([]entry, []string, error) {
+	es, dirs, err := commit.Local{}.List(ctx, dir)
+	files := make([]entry, len(es))
+	for i, e := range es {
+		files[i] = entry{name: e.Name, size: e.Size}
 	}
-	var files []entry
-	var dirs []string
-	for _, de := range des {
-		switch {
-		case de.IsDir():
-			dirs = append(dirs, de.Name())
-		case de.Type().IsRegular():
-			fi, err := de.Info()
-			if err != nil {
-				return nil, nil, err
-			}
-			files = append(files, entry{name: de.Name(), size: fi.Size()})
-		}
-	}
-	return files, dirs, nil
+	return files, dirs, err
 }
 
 func (localStore) openReader(_ context.Context, p string, _ int64, _ []byte, stats *Stats) (readerAt, error) {
@@ -300,26 +281,7 @@ func (localStore) remove(_ context.Context, p string) error {
 
 func (localStore) removeAll(_ context.Context, dir string) error { return os.RemoveAll(dir) }
 
-func (localStore) syncDirs(dirs []string) error {
-	sort.Strings(dirs)
-	for _, d := range dirs {
-		f, err := os.Open(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("syncing directory %s: %w", d, err)
-		}
-	}
-	return nil
-}
+func (localStore) syncDirs(dirs []string) error { return commit.Local{}.SyncDirs(dirs) }
 
 // blobStore is a bucket of gocloud.dev/blob.
 type blobStore struct {
