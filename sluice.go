@@ -10,6 +10,7 @@ import (
 	"runtime"
 
 	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/clock"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -19,6 +20,11 @@ type Options struct {
 	// Runtime configures batching, credits, restarts, the clock and logging;
 	// the zero value takes actors.DefaultConfig().
 	Runtime *actors.Config
+	// Clock is the clock the job runs on: its processing-time triggers,
+	// linger, idleness, backoff and elapsed times. Nil takes Runtime's
+	// (the wall clock by default). A test passes a clock.Manual here and
+	// to stages.NewTestStream, whose script then moves processing time.
+	Clock clock.Clock
 	// Parallelism is the default number of instances of a stage; zero takes
 	// the number of CPUs, or MaxParallelism if that is less.
 	Parallelism int
@@ -78,10 +84,14 @@ func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical
 }
 
 func (o Options) runtime() actors.Config {
+	cfg := actors.DefaultConfig()
 	if o.Runtime != nil {
-		return *o.Runtime
+		cfg = *o.Runtime
 	}
-	return actors.DefaultConfig()
+	if o.Clock != nil {
+		cfg.Clock = o.Clock
+	}
+	return cfg
 }
 
 // Start plans p and starts running it in this process. A pipeline runs

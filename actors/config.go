@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/backpressure"
-	"github.com/sluice-data/sluice/internal/clock"
+	"github.com/sluice-data/sluice/clock"
 )
 
 // RestartPolicy decides whether a failed instance is restarted: at most

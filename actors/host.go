@@ -14,8 +14,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sluice-data/sluice/backpressure"
+	"github.com/sluice-data/sluice/clock"
 	"github.com/sluice-data/sluice/core"
-	"github.com/sluice-data/sluice/internal/clock"
 	"github.com/sluice-data/sluice/plan"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
-	"github.com/sluice-data/sluice/internal/clock"
+	"github.com/sluice-data/sluice/clock"
 	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"

@@ -27,7 +27,7 @@ type TestStream[T any] struct {
 	steps []testStep[T]
 }
 
-// Advancer moves a manual clock (internal/clock.Manual is one).
+// Advancer moves a manual clock (clock.Manual is one).
 type Advancer interface{ Advance(time.Duration) }
 
 type testStep[T any] struct {

@@ -25,7 +25,7 @@ var forbiddenDirect = []string{"os", "os/exec", "net", "net/http", "syscall", "m
 
 // forbiddenDeps may not be reached at all, directly or not.
 var forbiddenDeps = []string{"github.com/asynkron/protoactor-go", "github.com/hashicorp/memberlist", "net", "google.golang.org/grpc",
-	module + "/actors", module + "/connectors", module + "/internal/clock"}
+	module + "/actors", module + "/connectors", module + "/clock"}
 
 // forbiddenCalls are package-level functions that read the clock or global
 // randomness.

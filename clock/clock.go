@@ -1,6 +1,11 @@
 // Package clock is the one place Sluice reads time. Everything that needs the
 // time of day or a timer takes a Clock, so that tests and the simulator can
 // drive time by hand.
+//
+// It is public so that a user's tests can do the same: build a Manual, pass
+// it to the job as sluice.Options.Clock and to stages.NewTestStream, and the
+// test stream's script moves processing time (see sluice's
+// ExampleOptions_clock).
 package clock
 
 import (

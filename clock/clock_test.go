@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-data/sluice/internal/clock"
+	"github.com/sluice-data/sluice/clock"
 )
 
 var start = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
