@@ -136,7 +136,7 @@ func TestSkewedJoin(t *testing.T) {
 		p := stages.NewPipeline("skew")
 		o := stages.KeyBy(stages.FromSlice(p, orders), func(o order) int64 { return o.User })
 		u := stages.KeyBy(stages.FromSlice(p, users), func(u user) int64 { return u.ID })
-		opts := []stages.Option{stages.Strategy(plan.JoinShuffle), stages.Parallelism(8)}
+		opts := []stages.JoinOption{stages.Strategy(plan.JoinShuffle), stages.Parallelism(8)}
 		if !skew {
 			opts = append(opts, stages.NoSkew())
 		}

@@ -35,7 +35,7 @@ func randomOps(r *rand.Rand) []op {
 
 func applyStages(s stages.Stream[int64], ops []op) stages.Stream[int64] {
 	for _, o := range ops {
-		opts := []stages.Option{}
+		opts := []stages.MapOption{}
 		if o.par > 0 {
 			opts = append(opts, stages.Parallelism(o.par))
 		}

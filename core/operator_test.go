@@ -58,7 +58,7 @@ type emptyReader[T any] struct{}
 func (emptyReader[T]) Read([]T) (int, error) { return 0, io.EOF }
 func (emptyReader[T]) Close() error          { return nil }
 
-func source(p *stages.Pipeline, opts ...stages.Option) stages.Stream[int64] {
+func source(p *stages.Pipeline, opts ...stages.SourceOption) stages.Stream[int64] {
 	return stages.Read[int64](p, testSource[int64]{splits: 4}, opts...)
 }
 

@@ -224,8 +224,8 @@ func (s EventsSpec) Event(r generator.Row) Event {
 }
 
 // ReadEvents adds a source of the generated events.
-func (s EventsSpec) ReadEvents(p *stages.Pipeline, opts ...stages.Option) stages.Stream[Event] {
-	return stages.Read(p, generator.Source(s.Config(), s.Event), append([]stages.Option{stages.Name("events")}, opts...)...)
+func (s EventsSpec) ReadEvents(p *stages.Pipeline, opts ...stages.SourceOption) stages.Stream[Event] {
+	return stages.Read(p, generator.Source(s.Config(), s.Event), append([]stages.SourceOption{stages.Name("events")}, opts...)...)
 }
 
 // outputDir returns the out argument, or a directory named after the job
@@ -267,13 +267,13 @@ func outputOptions(args stages.Args) []parquetio.WriteOption {
 // writeParquet writes s as snappy Parquet under url, replacing what is
 // there, and prints "<what>: wrote N rows to URL" when the job commits.
 // The sink stage is named what; stageOpts configure it further.
-func writeParquet[T any](s stages.Stream[T], what, url string, opts []parquetio.WriteOption, stageOpts ...stages.Option) {
+func writeParquet[T any](s stages.Stream[T], what, url string, opts []parquetio.WriteOption, stageOpts ...stages.SinkOption) {
 	sink := parquetio.Sink[T](url, append([]parquetio.WriteOption{parquetio.Overwrite}, opts...)...)
 	if err := sink.Err(); err != nil {
 		s.Pipeline().Errorf("%v", err)
 	}
 	stages.Write[T](s, &reportingSink[T]{FileSink: sink, what: what, url: url},
-		append([]stages.Option{stages.Name(what)}, stageOpts...)...)
+		append([]stages.SinkOption{stages.Name(what)}, stageOpts...)...)
 }
 
 // reportingSink is a Parquet sink that counts the rows its instances commit

@@ -8,30 +8,19 @@ import (
 	"github.com/sluice-data/sluice/window"
 )
 
-// MaxDelay sets how far out of order event times may arrive at EventTime:
-// the watermark trails the greatest time seen by this much (Flink's bounded
-// out-of-orderness).
-func MaxDelay(d time.Duration) Option { return optionFunc(func(o *stageOptions) { o.maxDelay = d }) }
-
-// IdleAfter marks a source instance idle when it has had no data for d, so
-// that a quiet partition does not hold back every window downstream. A
-// record from it makes it active again (records behind the watermark by
-// then are late).
-func IdleAfter(d time.Duration) Option { return optionFunc(func(o *stageOptions) { o.idle = d }) }
-
 // EventTime gives s's records the event times ts returns and starts
 // watermarks: each instance's watermark is the greatest time it has seen
 // minus MaxDelay, sent downstream with every linger tick; downstream
 // stages take the least watermark over their inputs. Put it right after
 // the source, where it fuses with it: one watermark per source instance.
-func EventTime[T any](s Stream[T], ts func(T) time.Time, opts ...Option) Stream[T] {
+func EventTime[T any](s Stream[T], ts func(T) time.Time, opts ...EventTimeOption) Stream[T] {
 	loc := caller()
 	check(loc, "eventtime", s, ts == nil)
 	o := applyOptions(opts)
 	if o.maxDelay < 0 || o.idle < 0 {
 		s.p.fail(loc, "eventtime: MaxDelay %v and IdleAfter %v must not be negative", o.maxDelay, o.idle)
 	}
-	out := transform[T, T](s, loc, "eventtime", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	out := transform[T, T](s, loc, "eventtime", o, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			times := make([]int64, len(xs))
@@ -76,18 +65,18 @@ type Late[K comparable, T any] struct {
 // (EventTime upstream). Records later than the allowed lateness, or for
 // windows whose trigger has finished, are counted per stage (see the job
 // summary); WindowAggregateLate also routes them to a side output.
-func WindowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) Stream[Windowed[K, O]] {
+func WindowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...AggregateOption) Stream[Windowed[K, O]] {
 	out, _ := windowAggregate(k, w, c, false, caller(), opts)
 	return out
 }
 
 // WindowAggregateLate is WindowAggregate with the dropped records as a side
 // output, which must be read.
-func WindowAggregateLate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
+func WindowAggregateLate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...AggregateOption) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
 	return windowAggregate(k, w, c, true, caller(), opts)
 }
 
-func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], late bool, loc string, opts []Option) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
+func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], late bool, loc string, opts []AggregateOption) (Stream[Windowed[K, O]], Stream[Late[K, T]]) {
 	p := k.s.p
 	check(loc, "window", k.s, c.Lift == nil || c.Merge == nil || c.Output == nil || k.key == nil)
 	if w == nil {
@@ -122,7 +111,11 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	if late {
 		node.Side = []*plan.Type{plan.TypeOf[Late[K, T]]()}
 	}
-	n := p.addNode(loc, node, append([]Option{Name(fmt.Sprintf("%s %s", c.Name, w))}, opts...))
+	o := applyOptions(opts)
+	if o.name == "" {
+		o.name = fmt.Sprintf("%s %s", c.Name, w)
+	}
+	n := p.addNode(loc, node, o)
 	n.NewState = func(inst plan.Instance) plan.State {
 		if eowEnabled && endOfWindowOnly(strategy) {
 			return newEOWState(n, strategy.Spec().Fn, c, zero, late, k.hash, inst.MaxParallelism)

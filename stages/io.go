@@ -92,12 +92,12 @@ func markTransient(err error, r, src any) error {
 }
 
 // Read adds a source stage.
-func Read[T any](p *Pipeline, src Source[T], opts ...Option) Stream[T] {
+func Read[T any](p *Pipeline, src Source[T], opts ...SourceOption) Stream[T] {
 	loc := caller()
 	if src == nil {
 		p.fail(loc, "read: nil source")
 	}
-	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "source", Out: plan.TypeOf[T]()}, opts)
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "source", Out: plan.TypeOf[T]()}, applyOptions(opts))
 	n.Source = &plan.SourceSpec{
 		Discover: func(ctx context.Context) ([]plan.Split, error) { return src.Splits(ctx) },
 		Open: func(ctx context.Context, inst plan.Instance, s plan.Split) (plan.Reader, error) {
@@ -138,7 +138,7 @@ func (b *batchReader[T]) Close() error { return b.r.Close() }
 
 // FromSlice adds a source that reads xs, split in chunks so that several
 // instances can share it.
-func FromSlice[T any](p *Pipeline, xs []T, opts ...Option) Stream[T] {
+func FromSlice[T any](p *Pipeline, xs []T, opts ...SourceOption) Stream[T] {
 	return Read[T](p, sliceSource[T](xs), opts...)
 }
 
@@ -215,15 +215,15 @@ type JobFinisher interface {
 }
 
 // Write adds a sink stage.
-func Write[T any](s Stream[T], sink Sink[T], opts ...Option) {
+func Write[T any](s Stream[T], sink Sink[T], opts ...SinkOption) {
 	loc := caller()
 	check(loc, "write", s, sink == nil)
 	addSink(s, loc, "sink", sink, opts)
 }
 
-func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []Option) *plan.Node {
+func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption) *plan.Node {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindSink, Op: op, Out: plan.TypeOf[T](),
-		Inputs: []plan.Input{s.input()}}, opts)
+		Inputs: []plan.Input{s.input()}}, applyOptions(opts))
 	n.Sink = &plan.SinkSpec{Open: func(ctx context.Context, inst plan.Instance) (plan.SinkWriter, error) {
 		w, err := sink.Open(ctx, inst)
 		if err != nil {
@@ -277,7 +277,7 @@ func (b *batchWriter[T]) Revert() error {
 
 // ForEach adds a sink that calls f for every record. f sees each record at
 // least once: a batch retried after a panic is passed again.
-func ForEach[T any](s Stream[T], f func(T) error, opts ...Option) {
+func ForEach[T any](s Stream[T], f func(T) error, opts ...SinkOption) {
 	loc := caller()
 	check(loc, "foreach", s, f == nil)
 	addSink(s, loc, "foreach", funcSink[T](f), opts)
@@ -312,7 +312,7 @@ type Collection[T any] struct {
 }
 
 // Collect adds a sink that gathers s into the returned Collection.
-func Collect[T any](s Stream[T], opts ...Option) *Collection[T] {
+func Collect[T any](s Stream[T], opts ...SinkOption) *Collection[T] {
 	loc := caller()
 	check(loc, "collect", s, false)
 	c := &Collection[T]{}
@@ -368,7 +368,7 @@ func (w *collectWriter[T]) Revert() error {
 
 // Sequence adds a source of the integers [start, end), in splits of equal
 // size, like Beam's GenerateSequence and Flink's fromSequence.
-func Sequence(p *Pipeline, start, end int64, opts ...Option) Stream[int64] {
+func Sequence(p *Pipeline, start, end int64, opts ...SourceOption) Stream[int64] {
 	if end < start {
 		p.fail(caller(), "sequence: end %d before start %d", end, start)
 		end = start

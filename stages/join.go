@@ -39,45 +39,13 @@ type Joined[K comparable, L, R any] struct {
 // built once per process and shared by its instances.)
 const DefaultBroadcastThreshold = 256 << 20
 
-// Strategy forces a join's strategy: plan.JoinBroadcast or plan.JoinShuffle.
-func Strategy(s plan.JoinStrategy) Option {
-	return optionFunc(func(o *stageOptions) { o.strategy = s })
-}
-
-// BroadcastThreshold sets the estimated build-side size, in bytes, under
-// which the planner broadcasts a join.
-func BroadcastThreshold(bytes int64) Option {
-	return optionFunc(func(o *stageOptions) { o.threshold = bytes })
-}
-
-// NoSkew turns off a join's skew handling: no sampling, no splitting.
-func NoSkew() Option { return optionFunc(func(o *stageOptions) { o.skewOff = true }) }
-
-// SkewFactor sets how a join judges skew from its sample: an instance is
-// skewed when its share exceeds max(minShare, factor × the median share).
-// The defaults are 2 and 0.05.
-func SkewFactor(factor, minShare float64) Option {
-	return optionFunc(func(o *stageOptions) { o.skewFactor, o.skewShare = factor, minShare })
-}
-
-// HotKeys declares keys of a join's left side that are hot: each is split
-// over ways instances, whatever the sample says. The keys must be of the
-// join's key type.
-func HotKeys(ways int, keys ...any) Option {
-	return optionFunc(func(o *stageOptions) { o.hotKeys, o.hotWays = append(o.hotKeys, keys...), ways })
-}
-
-// Records declares how many records a stage emits, for planning: a source
-// whose size is unknown, or a filter known to keep few records.
-func Records(n int64) Option { return optionFunc(func(o *stageOptions) { o.records = n }) }
-
 // Join joins left and right on equal keys. The right side is the build side:
 // it is held in memory, in one hash table per process when the join is
 // broadcast (the planner's choice when the right side's estimated size is
 // under the threshold; see BroadcastThreshold and Strategy), or partitioned
 // by key with the left side otherwise. Every pair of matching records gives
 // one output; unmatched records are kept as kind says.
-func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind JoinKind, opts ...Option) Stream[Joined[K, L, R]] {
+func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind JoinKind, opts ...JoinOption) Stream[Joined[K, L, R]] {
 	return joinFunc(left, right, kind, func(k K, l L, r R, hasLeft, hasRight bool) Joined[K, L, R] {
 		return Joined[K, L, R]{Key: k, Left: l, Right: r, HasLeft: hasLeft, HasRight: hasRight}
 	}, caller(), opts)
@@ -87,12 +55,12 @@ func Join[K comparable, L, R any](left Keyed[K, L], right Keyed[K, R], kind Join
 // record, with hasLeft or hasRight false), saving the Joined record and a
 // Map after it: what a feature join that projects columns wants.
 func JoinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], kind JoinKind,
-	f func(key K, l L, r R, hasLeft, hasRight bool) O, opts ...Option) Stream[O] {
+	f func(key K, l L, r R, hasLeft, hasRight bool) O, opts ...JoinOption) Stream[O] {
 	return joinFunc(left, right, kind, f, caller(), opts)
 }
 
 func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], kind JoinKind,
-	f func(key K, l L, r R, hasLeft, hasRight bool) O, loc string, opts []Option) Stream[O] {
+	f func(key K, l L, r R, hasLeft, hasRight bool) O, loc string, opts []JoinOption) Stream[O] {
 	p := left.s.p
 	check(loc, "join", left.s, left.key == nil || f == nil)
 	check(loc, "join", right.s, right.key == nil)
@@ -131,7 +99,7 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 		Inputs: []plan.Input{
 			{From: l.node, Edge: plan.Hash, Key: kvKey[K, L](left.hash)},
 			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
-		}}, opts)
+		}}, o)
 	n.NewState = func(inst plan.Instance) plan.State {
 		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
@@ -150,7 +118,7 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 // keyed adds the stage that computes k's keys: a fusable transform to
 // KV[K, T], so that routing and joining never call user code.
 func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
-	return transform[T, KV[K, T]](k.s, loc, "key", nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, KV[K, T]](k.s, loc, "key", stageOptions{}, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]KV[K, T], len(xs))

@@ -199,26 +199,27 @@ func Max[T any, N cmp.Ordered](f func(T) N) Combiner[T, N, N] {
 // pre-combined per instance before the shuffle (as Spark's map-side combine),
 // so a hot key costs one record per instance, not one per input record.
 // Only the global window, which fires at the end of input, is supported so far.
-func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...Option) Stream[KV[K, O]] {
+func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Combiner[T, A, O], opts ...AggregateOption) Stream[KV[K, O]] {
 	loc := caller()
 	p := k.s.p
 	check(loc, "aggregate", k.s, c.Lift == nil || c.Merge == nil || c.Output == nil || k.key == nil)
 	if w == nil || !w.IsGlobal() {
 		p.fail(loc, "aggregate: window %v: Aggregate is for the global window; use WindowAggregate for event-time windows", w)
 	}
-	name := c.Name
-	if o := applyOptions(opts); o.name != "" {
-		name = o.name
-	} else if name == "" {
-		name = "aggregate"
+	o := applyOptions(opts)
+	if o.name == "" {
+		o.name = c.Name
+	}
+	if o.name == "" {
+		o.name = "aggregate"
 	}
 	pre := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "combine", Out: plan.TypeOf[KV[K, A]](),
-		Inputs: []plan.Input{k.s.input()}}, []Option{Name(name)})
+		Inputs: []plan.Input{k.s.input()}}, stageOptions{name: o.name})
 	pre.NewState = func(plan.Instance) plan.State {
 		return newCombineState(pre, k.key, c, combineLimit[K, A]())
 	}
 	agg := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "aggregate", Out: plan.TypeOf[KV[K, O]](),
-		Inputs: []plan.Input{{From: pre, Edge: plan.Hash, Key: kvKey[K, A](k.hash)}}}, append([]Option{Name(name)}, opts...))
+		Inputs: []plan.Input{{From: pre, Edge: plan.Hash, Key: kvKey[K, A](k.hash)}}}, o)
 	agg.NewState = func(plan.Instance) plan.State { return newAggregateState[K, T, A, O](agg, c) }
 	return Stream[KV[K, O]]{p: p, node: agg}
 }
@@ -379,11 +380,11 @@ func (s *aggregateState[K, T, A, O]) Lost() bool { return s.lost }
 // GroupByKey gathers the records of each key into one slice, emitted at the
 // end of input. Use Aggregate when the group can be folded: it moves far less
 // data.
-func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[KV[K, []T]] {
+func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...AggregateOption) Stream[KV[K, []T]] {
 	loc := caller()
 	p := k.s.p
 	check(loc, "groupbykey", k.s, k.key == nil)
-	keyed := transform[T, KV[K, T]](k.s, loc, "key", nil, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	keyed := transform[T, KV[K, T]](k.s, loc, "key", stageOptions{}, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]KV[K, T], len(xs))
@@ -396,7 +397,7 @@ func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[KV[K,
 		}
 	})
 	g := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "groupbykey", Out: plan.TypeOf[KV[K, []T]](),
-		Inputs: []plan.Input{{From: keyed.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}, opts)
+		Inputs: []plan.Input{{From: keyed.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}, applyOptions(opts))
 	g.NewState = func(plan.Instance) plan.State { return &groupState[K, T]{index: map[K]int32{}} }
 	return Stream[KV[K, []T]]{p: p, node: g}
 }

@@ -15,6 +15,40 @@
 // Mistakes made while building (a nil function, a parallelism below one,
 // mixing pipelines, a duplicate stage ID) are collected with the file and
 // line of the call that made them and reported by Pipeline.Err, and by Run.
+//
+// # Options
+//
+// Options are typed by the kind of stage they configure, as Beam Go's
+// WindowIntoOption is: each kind of stage takes its own sealed interface,
+// and each option implements the interfaces of the stages it applies to, so
+// an option given to a stage it does not apply to does not compile:
+//
+//	stages.Map(s, f, stages.Name("parse"), stages.Parallelism(4)) // compiles
+//	stages.Map(s, f, stages.MaxDelay(time.Second))                // does not
+//
+// The kinds, and the stage functions that take them:
+//
+//	SourceOption     Read, FromSlice, Sequence, TestStream.Read
+//	MapOption        Map, Filter, FlatMap, FlatMapSide, TryMap, MapBatches
+//	EventTimeOption  EventTime
+//	AggregateOption  Aggregate, GroupByKey, WindowAggregate, WindowAggregateLate
+//	JoinOption       Join, JoinFunc
+//	SinkOption       Write, ForEach, Collect
+//
+// The options, and the kinds they apply to:
+//
+//	Name, Parallelism    every kind (StageOption)
+//	ID                   Aggregate and Join: the stages that keep keyed state (StatefulOption)
+//	Records              Source, Map, Aggregate and Join: the stages whose output
+//	                     count the planner estimates (RecordsOption)
+//	MaxDelay, IdleAfter  EventTime
+//	Strategy, BroadcastThreshold, NoSkew, SkewFactor, HotKeys
+//	                     Join
+//
+// KeyBy's option, HashWith, is a KeyOption, typed by the key. A mistake an
+// option's type cannot show (a negative MaxDelay, a parallelism below one,
+// a TestStream given a parallelism other than one, a hot key of another
+// type than the join's) is a graph error at the user's line.
 package stages
 
 import (
@@ -24,7 +58,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluice-data/sluice/plan"
 )
@@ -110,54 +143,9 @@ func (s Stream[T]) Pipeline() *Pipeline { return s.p }
 // Node returns the plan node that produces s.
 func (s Stream[T]) Node() *plan.Node { return s.node }
 
-// Option configures a stage.
-type Option interface{ apply(*stageOptions) }
-
-type stageOptions struct {
-	name        string
-	id          string
-	parallelism int
-	parSet      bool
-	strategy    plan.JoinStrategy
-	threshold   int64
-	records     int64
-	skewOff     bool
-	skewFactor  float64
-	skewShare   float64
-	hotKeys     []any
-	hotWays     int
-	maxDelay    time.Duration
-	idle        time.Duration
-}
-
-func applyOptions(opts []Option) stageOptions {
-	var o stageOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
-	return o
-}
-
-type optionFunc func(*stageOptions)
-
-func (f optionFunc) apply(o *stageOptions) { f(o) }
-
-// Name names a stage in plans, progress and errors.
-func Name(name string) Option { return optionFunc(func(o *stageOptions) { o.name = name }) }
-
-// ID gives a stateful stage a stable identity: its state is keyed by it.
-func ID(id string) Option { return optionFunc(func(o *stageOptions) { o.id = id }) }
-
-// Parallelism sets the number of instances of a stage.
-func Parallelism(n int) Option {
-	return optionFunc(func(o *stageOptions) { o.parallelism, o.parSet = n, true })
-}
-
-// addNode appends a node built by a stage function; loc is the user's call.
-func (p *Pipeline) addNode(loc string, n *plan.Node, opts []Option) *plan.Node {
-	o := applyOptions(opts)
+// addNode appends a node built by a stage function with the options o the
+// user gave it; loc is the user's call.
+func (p *Pipeline) addNode(loc string, n *plan.Node, o stageOptions) *plan.Node {
 	n.ID = len(p.g.Nodes) + 1
 	n.Records = o.records
 	n.Loc = loc

@@ -83,19 +83,24 @@ func (ts *TestStream[T]) AdvanceProcessingTime(d time.Duration) *TestStream[T] {
 	return ts
 }
 
-// Read adds the test stream as a source stage: one instance, one split.
-// Its input ends after the last step; the watermark then goes to the end of
-// time only if the script says so, or when the job's input ends.
-func (ts *TestStream[T]) Read(p *Pipeline, opts ...Option) Stream[T] {
+// Read adds the test stream as a source stage: one instance, one split
+// (a Parallelism other than 1 is a graph error). Its input ends after the
+// last step; the watermark then goes to the end of time only if the script
+// says so, or when the job's input ends.
+func (ts *TestStream[T]) Read(p *Pipeline, opts ...SourceOption) Stream[T] {
 	loc := caller()
+	o := applyOptions(opts)
+	if o.parSet && o.parallelism != 1 {
+		p.fail(loc, "teststream: parallelism %d: a test stream has one instance", o.parallelism)
+	}
+	o.parallelism, o.parSet = 1, true
 	for _, st := range ts.steps {
 		if st.pt != 0 && ts.clock == nil {
 			p.fail(loc, "teststream: AdvanceProcessingTime needs the clock given to NewTestStream")
 			break
 		}
 	}
-	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "teststream", Out: plan.TypeOf[T]()},
-		append(opts, Parallelism(1)))
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "teststream", Out: plan.TypeOf[T]()}, o)
 	n.Source = &plan.SourceSpec{
 		Discover: func(context.Context) ([]plan.Split, error) {
 			var recs int64

@@ -7,19 +7,19 @@ import (
 )
 
 // transform adds a stateless node over one input.
-func transform[T, U any](s Stream[T], loc, op string, opts []Option,
+func transform[T, U any](s Stream[T], loc, op string, o stageOptions,
 	fn func(n *plan.Node) func(*plan.Batch) *plan.Batch) Stream[U] {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: op, Out: plan.TypeOf[U](),
-		Inputs: []plan.Input{s.input()}}, opts)
+		Inputs: []plan.Input{s.input()}}, o)
 	n.Transform = fn(n)
 	return Stream[U]{p: s.p, node: n}
 }
 
 // Map applies f to every record.
-func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
+func Map[T, U any](s Stream[T], f func(T) U, opts ...MapOption) Stream[U] {
 	loc := caller()
 	check(loc, "map", s, f == nil)
-	return transform[T, U](s, loc, "map", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "map", applyOptions(opts), func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]U, len(xs))
@@ -34,10 +34,10 @@ func Map[T, U any](s Stream[T], f func(T) U, opts ...Option) Stream[U] {
 }
 
 // Filter keeps the records for which keep returns true.
-func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
+func Filter[T any](s Stream[T], keep func(T) bool, opts ...MapOption) Stream[T] {
 	loc := caller()
 	check(loc, "filter", s, keep == nil)
-	return transform[T, T](s, loc, "filter", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, T](s, loc, "filter", applyOptions(opts), func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]T, 0, len(xs))
@@ -62,10 +62,10 @@ func Filter[T any](s Stream[T], keep func(T) bool, opts ...Option) Stream[T] {
 
 // FlatMap calls f for every record; f emits any number of outputs, each
 // with the event time of its input.
-func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...Option) Stream[U] {
+func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...MapOption) Stream[U] {
 	loc := caller()
 	check(loc, "flatmap", s, f == nil)
-	return transform[T, U](s, loc, "flatmap", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "flatmap", applyOptions(opts), func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			out := make([]U, 0, len(xs))
@@ -89,11 +89,11 @@ func FlatMap[T, U any](s Stream[T], f func(x T, emit func(U)), opts ...Option) S
 // FlatMapSide is FlatMap with a side output: f emits results with out and
 // records for the side stream (dead letters, rejects) with side. The side
 // stream must be read by some stage: records are never dropped silently.
-func FlatMapSide[T, U, D any](s Stream[T], f func(x T, out func(U), side func(D)), opts ...Option) (Stream[U], Stream[D]) {
+func FlatMapSide[T, U, D any](s Stream[T], f func(x T, out func(U), side func(D)), opts ...MapOption) (Stream[U], Stream[D]) {
 	loc := caller()
 	check(loc, "flatmap", s, f == nil)
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: "flatmap", Out: plan.TypeOf[U](),
-		Side: []*plan.Type{plan.TypeOf[D]()}, Inputs: []plan.Input{s.input()}}, opts)
+		Side: []*plan.Type{plan.TypeOf[D]()}, Inputs: []plan.Input{s.input()}}, applyOptions(opts))
 	n.Tee = func(in *plan.Batch) (*plan.Batch, []*plan.Batch) {
 		xs := in.Data.([]T)
 		out := make([]U, 0, len(xs))
@@ -132,7 +132,7 @@ type DeadLetter struct {
 // TryMap applies f to every record; records for which f fails go to the
 // returned dead-letter stream, which must be read (written somewhere, or
 // counted): nothing is dropped silently.
-func TryMap[T, U any](s Stream[T], f func(T) (U, error), opts ...Option) (Stream[U], Stream[DeadLetter]) {
+func TryMap[T, U any](s Stream[T], f func(T) (U, error), opts ...MapOption) (Stream[U], Stream[DeadLetter]) {
 	loc := caller()
 	check(loc, "trymap", s, f == nil)
 	var stage string
@@ -143,7 +143,7 @@ func TryMap[T, U any](s Stream[T], f func(T) (U, error), opts ...Option) (Stream
 			return
 		}
 		out(u)
-	}, append([]Option{Name("trymap")}, opts...)...)
+	}, append([]MapOption{Name("trymap")}, opts...)...)
 	main.node.Op, main.node.Loc = "trymap", loc
 	stage = main.node.String()
 	return main, dead
@@ -160,10 +160,10 @@ func formatRecord(x any) string {
 // MapBatches applies f to whole batches of records, for work that is cheaper
 // per batch (vectorised code, a model). f must not keep or modify its input.
 // Its output carries no event times.
-func MapBatches[T, U any](s Stream[T], f func([]T) []U, opts ...Option) Stream[U] {
+func MapBatches[T, U any](s Stream[T], f func([]T) []U, opts ...MapOption) Stream[U] {
 	loc := caller()
 	check(loc, "mapbatches", s, f == nil)
-	return transform[T, U](s, loc, "mapbatches", opts, func(n *plan.Node) func(*plan.Batch) *plan.Batch {
+	return transform[T, U](s, loc, "mapbatches", applyOptions(opts), func(n *plan.Node) func(*plan.Batch) *plan.Batch {
 		return func(in *plan.Batch) *plan.Batch {
 			xs := in.Data.([]T)
 			defer func() { repanic(recover(), n, xs, -1) }()
@@ -212,7 +212,7 @@ func Union[T any](ss ...Stream[T]) Stream[T] {
 	if len(ss) == 1 {
 		return ss[0]
 	}
-	n := p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: "union", Out: plan.TypeOf[T](), Inputs: inputs}, nil)
+	n := p.addNode(loc, &plan.Node{Kind: plan.KindTransform, Op: "union", Out: plan.TypeOf[T](), Inputs: inputs}, stageOptions{})
 	n.Transform = identity(n)
 	return Stream[T]{p: p, node: n}
 }

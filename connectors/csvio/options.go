@@ -37,7 +37,7 @@ type config struct {
 	lazyQuotes       bool
 	trimLeadingSpace bool
 	timeLayout       string
-	stageOpts        []stages.Option
+	stageOpts        []stages.SourceOption
 	errs             []error
 }
 
@@ -77,9 +77,9 @@ func TimeLayout(layout string) Option {
 	})
 }
 
-// StageOptions passes stage options (stages.Name, stages.Parallelism) to the
-// source stage that Read or ReadOrDeadLetter adds.
-func StageOptions(opts ...stages.Option) Option {
+// StageOptions passes source options (stages.Name, stages.Parallelism,
+// stages.Records) to the source stage that Read or ReadOrDeadLetter adds.
+func StageOptions(opts ...stages.SourceOption) Option {
 	return optionFunc(func(c *config) { c.stageOpts = append(c.stageOpts, opts...) })
 }
 

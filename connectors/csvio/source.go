@@ -106,8 +106,8 @@ func Source[T any](pattern string, opts ...Option) *FileSource[T] {
 // that does not fit.
 func (s *FileSource[T]) Err() error { return s.err }
 
-func (s *FileSource[T]) stageOptions() []stages.Option {
-	return append([]stages.Option{stages.Name("csv")}, s.cfg.stageOpts...)
+func (s *FileSource[T]) stageOptions() []stages.SourceOption {
+	return append([]stages.SourceOption{stages.Name("csv")}, s.cfg.stageOpts...)
 }
 
 // Splits implements stages.Source.

@@ -32,8 +32,8 @@ func Source[T any](cfg Config, f func(Row) T) stages.Source[T] {
 // Read adds a source stage of cfg's rows to p, named "generator" unless
 // opts name it. An invalid cfg fails sluice.Plan and sluice.Run with an
 // error naming the stage and wrapping ErrConfig.
-func Read(p *stages.Pipeline, cfg Config, opts ...stages.Option) stages.Stream[Row] {
-	return stages.Read(p, Rows(cfg), append([]stages.Option{stages.Name("generator")}, opts...)...)
+func Read(p *stages.Pipeline, cfg Config, opts ...stages.SourceOption) stages.Stream[Row] {
+	return stages.Read(p, Rows(cfg), append([]stages.SourceOption{stages.Name("generator")}, opts...)...)
 }
 
 // lazy validates a Config at once and builds its Generator on first use.

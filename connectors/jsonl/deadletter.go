@@ -100,8 +100,8 @@ const MaxRecord = 1024
 //
 // opts configure the source stage; the parse stage runs with the source's
 // parallelism.
-func ReadOrDeadLetter[T any](p *stages.Pipeline, pattern string, opts ...stages.Option) (stages.Stream[T], stages.Stream[stages.DeadLetter]) {
-	src := stages.Read(p, Lines(pattern), append([]stages.Option{stages.Name("jsonl")}, opts...)...)
+func ReadOrDeadLetter[T any](p *stages.Pipeline, pattern string, opts ...stages.SourceOption) (stages.Stream[T], stages.Stream[stages.DeadLetter]) {
+	src := stages.Read(p, Lines(pattern), append([]stages.SourceOption{stages.Name("jsonl")}, opts...)...)
 	var stage string
 	// Records to decode into: a T passed to json.Unmarshal escapes, and
 	// instances run the function concurrently.

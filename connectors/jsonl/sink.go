@@ -30,8 +30,8 @@ var ErrState = errors.New("jsonl: writer used out of order")
 // Write adds a sink stage that writes s as JSON lines into dir, named
 // "jsonl" unless opts name it. See the package documentation for the files
 // it writes and when they appear.
-func Write[T any](s stages.Stream[T], dir string, opts ...stages.Option) {
-	stages.Write(s, Sink[T](dir), append([]stages.Option{stages.Name("jsonl")}, opts...)...)
+func Write[T any](s stages.Stream[T], dir string, opts ...stages.SinkOption) {
+	stages.Write(s, Sink[T](dir), append([]stages.SinkOption{stages.Name("jsonl")}, opts...)...)
 }
 
 // Sink returns a sink that writes JSON lines into dir, replacing the

@@ -78,8 +78,8 @@ func (e *LineError) Is(target error) bool { return target == ErrBadLine }
 // Read adds a source stage that reads the JSON lines files that pattern
 // names (a path, or a filepath.Match glob), one split per file, failing on a
 // line that does not parse. The stage is named "jsonl" unless opts name it.
-func Read[T any](p *stages.Pipeline, pattern string, opts ...stages.Option) stages.Stream[T] {
-	return stages.Read(p, Source[T](pattern, Fail), append([]stages.Option{stages.Name("jsonl")}, opts...)...)
+func Read[T any](p *stages.Pipeline, pattern string, opts ...stages.SourceOption) stages.Stream[T] {
+	return stages.Read(p, Source[T](pattern, Fail), append([]stages.SourceOption{stages.Name("jsonl")}, opts...)...)
 }
 
 // Source returns a source of the JSON lines files that pattern names, one

@@ -57,7 +57,7 @@ type readConfig struct {
 	errs           []error
 	stats          *Stats
 	onOpen         func(file string)
-	stageOpts      []stages.Option
+	stageOpts      []stages.SourceOption
 
 	truncateTimes bool // TruncateTimestamps
 }
@@ -72,7 +72,7 @@ type writeConfig struct {
 	mode           Mode
 	force          bool
 	stats          *Stats
-	stageOpts      []stages.Option
+	stageOpts      []stages.SinkOption
 	errs           []error
 }
 
@@ -147,12 +147,20 @@ func WithStats(s *Stats) Option {
 	}
 }
 
-// StageOptions passes stage options (stages.Name, stages.Parallelism) to the
-// stage that Read or Write adds.
-func StageOptions(opts ...stages.Option) Option {
+// StageOptions passes options that every stage takes (stages.Name,
+// stages.Parallelism) to the stage that Read or Write adds.
+func StageOptions(opts ...stages.StageOption) Option {
 	return bothFunc{
-		r: func(c *readConfig) { c.stageOpts = append(c.stageOpts, opts...) },
-		w: func(c *writeConfig) { c.stageOpts = append(c.stageOpts, opts...) },
+		r: func(c *readConfig) {
+			for _, o := range opts {
+				c.stageOpts = append(c.stageOpts, o)
+			}
+		},
+		w: func(c *writeConfig) {
+			for _, o := range opts {
+				c.stageOpts = append(c.stageOpts, o)
+			}
+		},
 	}
 }
 

@@ -67,7 +67,7 @@ type config struct {
 	part        *Partitioning
 	blocks      int // PartitionByBlocks
 	consistency Consistency
-	stageOpts   []stages.Option
+	stageOpts   []stages.SourceOption
 	errs        []error
 }
 
@@ -75,9 +75,9 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// StageOptions passes stage options (stages.Name, stages.Parallelism) to the
-// stage that Read adds.
-func StageOptions(opts ...stages.Option) Option {
+// StageOptions passes source options (stages.Name, stages.Parallelism,
+// stages.Records) to the stage that Read adds.
+func StageOptions(opts ...stages.SourceOption) Option {
 	return optionFunc(func(c *config) { c.stageOpts = append(c.stageOpts, opts...) })
 }
 

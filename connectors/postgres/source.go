@@ -26,7 +26,7 @@ func Read[T any](p *stages.Pipeline, connString string, from From, opts ...Optio
 	if err := src.Err(); err != nil {
 		p.Errorf("%v", err)
 	}
-	return stages.Read[T](p, src, append([]stages.Option{stages.Name("postgres")}, src.cfg.stageOpts...)...)
+	return stages.Read[T](p, src, append([]stages.SourceOption{stages.Name("postgres")}, src.cfg.stageOpts...)...)
 }
 
 // Source reads a table or a query as records of type T. It implements
