@@ -479,36 +479,8 @@ func (d *decoder[T]) text(start, end int64) string {
 	return truncate(buf)
 }
 
-// truncate returns b as a string of at most MaxRecord bytes and an
-// ellipsis. A byte that is not part of valid UTF-8 becomes the four
-// characters \xNN, so that a dead letter can be written anywhere text can.
-func truncate(b []byte) string {
-	if utf8.Valid(b) {
-		if len(b) <= MaxRecord {
-			return string(b)
-		}
-		i := MaxRecord
-		for i > 0 && !utf8.RuneStart(b[i]) {
-			i--
-		}
-		return string(b[:i]) + "…"
-	}
-	const hex = "0123456789abcdef"
-	var out []byte
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		piece := b[:n]
-		if r == utf8.RuneError && n == 1 {
-			piece = []byte{'\\', 'x', hex[b[0]>>4], hex[b[0]&15]}
-		}
-		if len(out)+len(piece) > MaxRecord {
-			return string(out) + "…"
-		}
-		out = append(out, piece...)
-		b = b[n:]
-	}
-	return string(out)
-}
+// truncate returns b as a dead letter's Record (filesplits.Excerpt).
+func truncate(b []byte) string { return filesplits.Excerpt(b, MaxRecord) }
 
 func (d *decoder[T]) close() error {
 	if d.f == nil {

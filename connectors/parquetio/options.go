@@ -287,17 +287,10 @@ func (m Mode) applyWrite(c *writeConfig) { c.mode = m }
 
 // String names the mode.
 func (m Mode) String() string {
-	switch m {
-	case ErrorIfExists:
-		return "error-if-exists"
-	case Overwrite:
-		return "overwrite"
-	case Append:
-		return "append"
-	case OverwritePartitions:
-		return "overwrite-partitions"
+	if m < ErrorIfExists || m > OverwritePartitions {
+		return fmt.Sprintf("Mode(%d)", int(m))
 	}
-	return fmt.Sprintf("Mode(%d)", int(m))
+	return m.commitMode().String()
 }
 
 // AllowEmpty lets a source read a directory that holds no data files (and

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluice-data/sluice/internal/commit"
 	"github.com/sluice-data/sluice/stages"
@@ -104,4 +105,36 @@ func List(pkg, pattern, ext string, errNoFiles error) ([]stages.Split, error) {
 		splits[i] = stages.Split{Index: i, Records: -1, Bytes: size, Desc: f, Data: f}
 	}
 	return splits, nil
+}
+
+// Excerpt returns b as a string of at most max bytes and an ellipsis, for
+// a dead letter's Record. A byte that is not part of valid UTF-8 becomes
+// the four characters \xNN, so that a dead letter can be written anywhere
+// text can.
+func Excerpt(b []byte, max int) string {
+	if utf8.Valid(b) {
+		if len(b) <= max {
+			return string(b)
+		}
+		i := max
+		for i > 0 && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		return string(b[:i]) + "…"
+	}
+	const hex = "0123456789abcdef"
+	var out []byte
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		piece := b[:n]
+		if r == utf8.RuneError && n == 1 {
+			piece = []byte{'\\', 'x', hex[b[0]>>4], hex[b[0]&15]}
+		}
+		if len(out)+len(piece) > max {
+			return string(out) + "…"
+		}
+		out = append(out, piece...)
+		b = b[n:]
+	}
+	return string(out)
 }
