@@ -5,6 +5,8 @@ package sluice
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -25,6 +27,16 @@ type Options struct {
 	// (the wall clock by default). A test passes a clock.Manual here and
 	// to stages.NewTestStream, whose script then moves processing time.
 	Clock clock.Clock
+	// Seed is the job's seed, its runtime's one source of randomness: the
+	// run ID, which names the run's output files, is derived from the
+	// job's name and the seed, so a run started again with the seed of
+	// another writes files of the same names. Zero takes Runtime's seed,
+	// or when that is zero too a random one; the seed a run used is in its
+	// Result (Result.Seed, beside Result.Run), to start it again with.
+	// Replay into another output, never into the one the run wrote: files
+	// of the same names replace that snapshot's in place (in Append mode
+	// its rows are lost), and the sinks do not refuse it yet.
+	Seed uint64
 	// Parallelism is the default number of instances of a stage; zero takes
 	// the number of CPUs, or MaxParallelism if that is less.
 	Parallelism int
@@ -73,7 +85,7 @@ func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical
 	if err != nil {
 		return nil, err
 	}
-	facts.HotKeys, err = sampleSkew(ctx, p.Graph(), phys, facts, cfg, opts.runtime())
+	facts.HotKeys, err = sampleSkew(ctx, p.Graph(), phys, facts, cfg, opts.seeded().runtime())
 	if err != nil {
 		return nil, fmt.Errorf("job %q: %w", p.Name(), err)
 	}
@@ -91,13 +103,30 @@ func (o Options) runtime() actors.Config {
 	if o.Clock != nil {
 		cfg.Clock = o.Clock
 	}
+	if o.Seed != 0 {
+		cfg.Seed = o.Seed
+	}
 	return cfg
+}
+
+// seeded returns o with its seed chosen: Seed, Runtime's, or a random one.
+func (o Options) seeded() Options {
+	if o.Seed == 0 && o.Runtime != nil {
+		o.Seed = o.Runtime.Seed
+	}
+	for o.Seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		o.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	return o
 }
 
 // Start plans p and starts running it in this process. A pipeline runs
 // once: starting it again, after a run or during one, is an error
 // (stages.ErrRanAlready); one whose planning failed may be started again.
 func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execution, error) {
+	opts = opts.seeded()
 	phys, err := Plan(ctx, p, opts)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,12 @@ type RetryPolicy struct {
 type Config struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Seed is the runtime's one source of randomness: the run ID (which names
+	// the run's output files) is derived from the job's name and Seed, so
+	// two runs of a job with one seed write files of the same names. Start
+	// takes it as given, 0 included; sluice.Start picks one when its
+	// Options leave it 0.
+	Seed uint64
 	// BatchRecords and BatchBytes bound one batch.
 	BatchRecords int
 	BatchBytes   int64

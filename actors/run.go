@@ -2,7 +2,8 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
 	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), system: system,
-		done: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID()}
+		done: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed)}
 	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
 	for _, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
@@ -265,6 +266,9 @@ func (x *Execution) closeReaders() {
 // Plan returns the physical plan being run.
 func (x *Execution) Plan() *plan.Physical { return x.phys }
 
+// Run returns the run's ID, derived from the job's name and Config.Seed.
+func (x *Execution) Run() string { return x.run }
+
 // Done is closed when the job has ended (before Wait has cleaned up).
 func (x *Execution) Done() <-chan struct{} { return x.done }
 
@@ -352,11 +356,16 @@ func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	h.setTimer(restartTimer, j.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, restartMsg{pid: child}) }))
 }
 
-// runID returns a random identifier for one run of a job.
-func runID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// runID returns the identifier of a run of job with seed: 12 hex digits of
+// SHA-256 over both, so a run replayed with its seed has the same ID (and
+// the same output file names), and runs of other seeds or jobs differ.
+func runID(job string, seed uint64) string {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seed)
+	h.Write(b[:])
+	h.Write([]byte(job))
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // panicError turns a panic value into an error.

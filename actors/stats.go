@@ -68,7 +68,12 @@ type VertexStats struct {
 
 // Result describes a job, while it runs or once it has ended.
 type Result struct {
-	Job      string
+	Job string
+	// Run is the run's ID, derived from Job and Seed; a run started again
+	// with Config.Seed (sluice.Options.Seed) set to Seed has the same Run
+	// and writes files of the same names.
+	Run      string
+	Seed     uint64
 	Plan     *plan.Physical
 	Elapsed  time.Duration
 	Stages   []StageStats
@@ -138,7 +143,7 @@ func (h *host) splitDesc(i int) string {
 
 // Snapshot returns the job's statistics now. It is safe to call at any time.
 func (x *Execution) Snapshot() *Result {
-	r := &Result{Job: x.phys.Job, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start), EventTime: math.MinInt64}
+	r := &Result{Job: x.phys.Job, Run: x.run, Seed: x.cfg.Seed, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start), EventTime: math.MinInt64}
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			r.EventTime = max(r.EventTime, h.maxEvent.Load())
