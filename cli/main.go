@@ -375,10 +375,11 @@ type jobFlags struct {
 	// run only
 	quiet, plan bool
 	stuckAfter  time.Duration
+	seed        uint64
 }
 
 func (f *jobFlags) options() sluice.Options {
-	return sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism}
+	return sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed}
 }
 
 func (c *invocation) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
@@ -403,6 +404,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs.BoolVar(&f.plan, "plan", false, "print the physical plan before the summary")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", defaultStuckAfter,
 		"warn when an instance has been in one call (a user function, a read, a write) this long (0: never)")
+	fs.Uint64Var(&f.seed, "seed", 0,
+		"the job's seed: its run ID, which names its output files, derives from it (0: a random one; the summary prints the seed used)")
 	return fs, f
 }
 
@@ -842,7 +845,7 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 			fmt.Fprintf(w, "v%d: %s\n", v.ID, v.Note)
 		}
 	}
-	fmt.Fprintf(w, "\nelapsed %s\n", round(res.Elapsed))
+	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
 }
 
 // setAside says what a stage did not pass on: side outputs (dead letters,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,6 +204,35 @@ func TestRunInterrupted(t *testing.T) {
 	}
 }
 
+// TestRunSeed: --seed sets the job's seed, which the summary prints with
+// the run ID derived from it; without it the summary prints the seed chosen.
+func TestRunSeed(t *testing.T) {
+	seedLine := regexp.MustCompile(`\nseed (\d+) \(run (\S+)\)\n`)
+	summary := func(args ...string) (seed, run string) {
+		t.Helper()
+		code, _, errs := command(context.Background(), false, append([]string{"run", "wordcount"}, args...)...)
+		m := seedLine.FindStringSubmatch(errs)
+		if code != 0 || m == nil {
+			t.Fatalf("%q: exit %d, no seed line in stderr:\n%s", args, code, errs)
+		}
+		return m[1], m[2]
+	}
+	seed, run := summary("--seed", "42")
+	if seed != "42" {
+		t.Errorf("--seed 42: the summary prints seed %s", seed)
+	}
+	if _, again := summary("--seed", "42"); again != run {
+		t.Errorf("--seed 42 twice: runs %s and %s, want one ID", run, again)
+	}
+	if seed, other := summary(); seed == "0" || other == run {
+		t.Errorf("no --seed: seed %s, run %s; want a seed chosen and another run ID than %s", seed, other, run)
+	}
+	if code, _, errs := command(context.Background(), false, "run", "wordcount", "--seed", "-1"); code != 2 ||
+		!strings.Contains(errs, `invalid value "-1" for flag -seed`) {
+		t.Errorf("--seed -1: exit %d, stderr:\n%s", code, errs)
+	}
+}
+
 func TestPlan(t *testing.T) {
 	code, out, errs := command(context.Background(), false, "plan", "sum-by-key", "--arg", "rows=1000000", "--parallelism", "3",
 		"--max-parallelism", "64")
@@ -234,7 +264,7 @@ func TestJobsAndHelp(t *testing.T) {
 	}{
 		{[]string{"jobs"}, []string{"sum-by-key  ", "wordcount  ", "test-block", "reads until cancelled"}},
 		{[]string{"help"}, []string{"Usage:", "run JOB", "Exit status:", "130  interrupted by SIGINT", "143 by SIGTERM"}},
-		{[]string{"help", "run"}, []string{"-arg key=value", "-parallelism", "-max-parallelism", "-quiet", "-plan", "-stuck-after"}},
+		{[]string{"help", "run"}, []string{"-arg key=value", "-parallelism", "-max-parallelism", "-quiet", "-plan", "-stuck-after", "-seed"}},
 		{[]string{"help", "plan"}, []string{"-arg key=value", "-max-parallelism"}},
 		{[]string{"run", "-h"}, []string{"-quiet"}},
 	} {
