@@ -9,7 +9,9 @@ import (
 	"github.com/sluice-data/sluice/stages"
 )
 
-func reviewSends(t *testing.T, op *core.Operator, ev core.Event) []core.Send {
+// stepSends steps op with ev (and a tick after data, to flush the batch)
+// and returns the sends it made ready.
+func stepSends(t *testing.T, op *core.Operator, ev core.Event) []core.Send {
 	t.Helper()
 	if err := op.Step(ev); err != nil {
 		t.Fatal(err)
@@ -33,12 +35,12 @@ func hasIdle(ss []core.Send) bool {
 	return false
 }
 
-// TestReviewIdleAgainAfterLateData: a source instance goes idle, then sends
-// a batch whose times do not move its watermark (the batch makes the
-// downstream channel active again), then goes quiet again. Its second
-// idleness must reach downstream, or the downstream watermark stays held by
+// TestIdleAgainAfterLateData: a source instance that goes idle, sends a
+// batch whose times do not move its watermark (the batch makes the
+// downstream channel active again) and goes quiet again sends its second
+// idleness downstream too; otherwise the downstream watermark stays held by
 // this channel's old watermark for good.
-func TestReviewIdleAgainAfterLateData(t *testing.T) {
+func TestIdleAgainAfterLateData(t *testing.T) {
 	p := stages.NewPipeline("idle-again")
 	ev := stages.EventTime(source(p), func(x int64) time.Time { return time.Unix(0, x) }, stages.IdleAfter(time.Second))
 	stages.Collect(stages.GroupByKey(stages.KeyBy(ev, ident), stages.Parallelism(2)))
@@ -47,15 +49,15 @@ func TestReviewIdleAgainAfterLateData(t *testing.T) {
 	op := core.New(v, instance(phys, v, 0), core.Config{BatchRecords: 16, BatchBytes: 1 << 20, MaxParallelism: 8})
 	batch := func(xs ...int64) *plan.Batch { return &plan.Batch{Data: xs} }
 
-	reviewSends(t, op, core.Event{Kind: core.Data, Batch: batch(100), Time: 1})
-	if !hasIdle(reviewSends(t, op, core.Event{Kind: core.Idle})) {
+	stepSends(t, op, core.Event{Kind: core.Data, Batch: batch(100), Time: 1})
+	if !hasIdle(stepSends(t, op, core.Event{Kind: core.Idle})) {
 		t.Fatal("first idleness not sent")
 	}
-	data := reviewSends(t, op, core.Event{Kind: core.Data, Batch: batch(50), Time: 2}) // behind the watermark
+	data := stepSends(t, op, core.Event{Kind: core.Data, Batch: batch(50), Time: 2}) // behind the watermark
 	if len(data) == 0 {
 		t.Fatal("the late record was not sent")
 	}
-	if !hasIdle(reviewSends(t, op, core.Event{Kind: core.Idle})) {
+	if !hasIdle(stepSends(t, op, core.Event{Kind: core.Idle})) {
 		t.Fatal("idleness after the channel was made active again by data was not sent: downstream waits on this channel forever")
 	}
 }
