@@ -1,6 +1,7 @@
 // Package sluice is the façade of the Sluice dataflow engine: Run runs a
-// pipeline built with package stages in this process, and Main is the
-// command line of a binary that links jobs in (see cmd/sluice).
+// pipeline built with package stages in this process, and Start starts one.
+// The command line of a binary that links jobs in is package cli
+// (cli.Main; see cmd/sluice), which this package does not link.
 package sluice
 
 import (

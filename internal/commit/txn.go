@@ -156,6 +156,9 @@ func Begin(ctx context.Context, fsys FS, out string, o Options) (*Txn, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := t.checkRunReused(ctx); err != nil {
+		return fail(err)
+	}
 	if t.lease.prev != nil {
 		o.Logger.Warn("cleaning up after a run that did not finish", "output", fsys.Display(out), "run", t.lease.prev.Run, "epoch", t.lease.prev.Epoch)
 		if err := t.fence(ctx); err != nil {
@@ -171,6 +174,33 @@ func Begin(ctx context.Context, fsys FS, out string, o Options) (*Txn, error) {
 	t.renewing.Add(1)
 	go t.renew()
 	return t, nil
+}
+
+// ErrRunReused is wrapped when a run's ID has written the output before
+// (a job replayed with the same seed): its files would replace the ones of
+// the snapshot they are named like.
+var ErrRunReused = errors.New("the run's ID has written this output before")
+
+// checkRunReused refuses a run whose ID the output already knows: in its
+// snapshot, in the lease it takes over, or in its staging.
+func (t *Txn) checkRunReused(ctx context.Context) error {
+	run := t.o.Run
+	reused := t.lease.prev != nil && t.lease.prev.Run == run
+	if t.prev != nil && !reused {
+		reused = t.prev.Run == run || slices.ContainsFunc(t.prev.Files, func(f File) bool { return strings.Contains(base(f.Path), run) })
+	}
+	if !reused {
+		_, _, exists, err := t.fsys.Stat(ctx, t.Staging())
+		if err != nil {
+			return err
+		}
+		reused = exists
+	}
+	if reused {
+		return fmt.Errorf("%s: %w: run %s (a replay with the same seed?): write the replay to another output, or run with another seed",
+			t.fsys.Display(t.out), ErrRunReused, run)
+	}
+	return nil
 }
 
 func hidden(name string) bool { return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") }
@@ -630,7 +660,7 @@ func (t *Txn) release(ctx context.Context, dirty bool) {
 // configuration: ErrUnsafe or ErrExists. Connectors pass stages.ErrConfig,
 // so that the command line exits with a usage status.
 func MarkConfig(err, config error) error {
-	if err == nil || !(errors.Is(err, ErrUnsafe) || errors.Is(err, ErrExists)) {
+	if err == nil || !(errors.Is(err, ErrUnsafe) || errors.Is(err, ErrExists) || errors.Is(err, ErrRunReused)) {
 		return err
 	}
 	return marked{err, config}

@@ -432,3 +432,21 @@ func TestLeaseIsRenewed(t *testing.T) {
 	}
 	_ = next.Finish(ctx)
 }
+
+// TestReusedRunRefused: a run whose ID already wrote the output (a job
+// replayed with its seed) is refused before it can replace files of the
+// snapshot named like its own.
+func TestReusedRunRefused(t *testing.T) {
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "out")
+	run(t, out, "abc123", Append, "part-00000-abc123.dat")
+	run(t, out, "def456", Append, "part-00000-def456.dat")
+	for _, mode := range []Mode{Append, Overwrite, OverwritePartitions} {
+		if _, err := Begin(ctx, Local{}, out, opts("abc123", mode)); !errors.Is(err, ErrRunReused) || !strings.Contains(err.Error(), "abc123") {
+			t.Fatalf("%v with a run ID of the snapshot: %v, want ErrRunReused", mode, err)
+		}
+	}
+	if got := manifestFiles(t, out); !slices.Equal(got, []string{"part-00000-abc123.dat", "part-00000-def456.dat"}) {
+		t.Fatalf("the refused runs changed the manifest: %v", got)
+	}
+}
