@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/connectors/nats"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -86,13 +87,7 @@ func TestSourceRetriesUntilTheServerIsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for x.Snapshot().Vertices[0].Retries == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the source did not retry within 30 s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
+	testenv.WaitFor(t, "the source to retry", 30*time.Second, func() bool { return x.Snapshot().Vertices[0].Retries > 0 })
 	s = start()
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	res, err := x.Wait()

@@ -345,16 +345,10 @@ func TestConcurrentWritersOneFails(t *testing.T) {
 	}
 	defer func() { _ = first.Process.Kill() }()
 	// Wait until the first holds the lease (its epoch's file appears).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m, _ := filepath.Glob(filepath.Join(out, "_sluice", "lease", "*2")); len(m) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the first writer never took the lease: %s", ferr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, "the first writer to take the lease", 30*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(out, "_sluice", "lease", "*2"))
+		return len(m) == 1
+	})
 	start := time.Now()
 	killed, stderr := runWritejob(t, out, "overwrite", 3)
 	took := time.Since(start)

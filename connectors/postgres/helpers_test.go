@@ -101,18 +101,10 @@ func (d *db) sessions() (all, idleInTx int) {
 // seconds (a backend leaves pg_stat_activity shortly after its client).
 func (d *db) noSessions(after string) {
 	d.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		all, idle := d.sessions()
-		if all == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			d.t.Errorf("%d sessions (%d idle in a transaction) left %s", all, idle, after)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(d.t, "the sources' sessions to end "+after, 10*time.Second, func() bool {
+		all, _ := d.sessions()
+		return all == 0
+	})
 }
 
 // item is a record of the items table: every kind of column the source

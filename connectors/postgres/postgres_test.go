@@ -470,6 +470,8 @@ func TestSnapshotOutlivesIdleInTransactionTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What is under test: sessions idle in their transactions for longer
+	// than the server's 100 ms timeout allows.
 	time.Sleep(300 * time.Millisecond)
 	var parts [][]item
 	for _, sp := range splits {
@@ -489,7 +491,7 @@ func TestSnapshotOutlivesIdleInTransactionTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(p) == 10 {
-				time.Sleep(300 * time.Millisecond) // the job is busy
+				time.Sleep(300 * time.Millisecond) // under test: the split idles past the timeout, as while the job is busy
 			}
 		}
 		r.Close()

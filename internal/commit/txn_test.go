@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-data/sluice/internal/testenv"
 )
 
 var ours = regexp.MustCompile(`^part-[0-9]{5}-[0-9a-z]+\.dat$`).MatchString
@@ -406,20 +408,10 @@ func TestLeaseIsRenewed(t *testing.T) {
 	txn.mu.Lock()
 	first := txn.lease.rec.Expires
 	txn.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, "the lease to be renewed past its first expiry", 10*time.Second, func() bool {
 		cur, _, err := currentLease(ctx, Local{}, filepath.Join(out, InternalDir, leaseDir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cur.Expires > first+int64(o.LeaseTTL/time.Millisecond) {
-			break // renewed past the first expiry at least once
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lease was not renewed within 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && cur.Expires > first+int64(o.LeaseTTL/time.Millisecond)
+	})
 	if _, err := Begin(ctx, Local{}, out, opts("other", Overwrite)); !errors.Is(err, ErrLeased) {
 		t.Fatalf("a second run past the first expiry: %v, want ErrLeased", err)
 	}

@@ -83,3 +83,17 @@ func CheckLeaks(t testing.TB, before int) {
 
 // Race reports whether the race detector is on.
 func Race() bool { return raceEnabled }
+
+// WaitFor waits until cond holds, checking it every few milliseconds, and
+// fails the test naming what it waited for once within has passed: the
+// one way the tests wait on something another goroutine or process does.
+func WaitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
