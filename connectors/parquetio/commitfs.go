@@ -2,8 +2,6 @@ package parquetio
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,12 +67,7 @@ func (f blobFS) ReadFile(ctx context.Context, p string) ([]byte, string, error) 
 		}
 		return nil, "", fmt.Errorf("%s: the object store returned no ETag", f.s.display(p))
 	}
-	return data, contentVersion(data), nil
-}
-
-func contentVersion(data []byte) string {
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:12])
+	return data, commit.ContentVersion(data), nil
 }
 
 // memLocks serializes the conditional writes of buckets other than S3's
@@ -90,12 +83,11 @@ func (f blobFS) WriteFile(ctx context.Context, p string, data []byte, cond commi
 				return "", err
 			}
 		}
-		cur, v, err := f.ReadFile(ctx, p)
+		_, v, err := f.ReadFile(ctx, p)
 		exists := err == nil
 		if err != nil && !errors.Is(err, commit.ErrNotExist) {
 			return "", err
 		}
-		_ = cur
 		switch {
 		case cond.IfAbsent && exists:
 			return "", fmt.Errorf("%s: %w: it exists", f.s.display(p), commit.ErrPrecondition)
@@ -105,7 +97,7 @@ func (f blobFS) WriteFile(ctx context.Context, p string, data []byte, cond commi
 		if err := f.put(ctx, p, data, nil); err != nil {
 			return "", err
 		}
-		return contentVersion(data), nil
+		return commit.ContentVersion(data), nil
 	}
 	if cond.Fence != nil {
 		if err := cond.Fence(ctx); err != nil {

@@ -179,6 +179,16 @@ func (m Mode) commitMode() commit.Mode {
 // part-<instance>-<run>-<seq><codec>.parquet.
 var dataFileName = regexp.MustCompile(`^part-[0-9]{5}-[0-9A-Za-z_]+-[0-9]{4,}(\.[a-z0-9]+)?\.parquet$`)
 
+// outputOptions are the commit protocol's options for a Parquet output.
+func outputOptions(mode commit.Mode, force bool, job, run string) commit.Options {
+	return commit.Options{
+		Mode: mode, Force: force, Job: job, Run: run,
+		ForceHint: "pass parquetio.Force() (the bundled jobs: --arg force=true)",
+		Ours:      dataFileName.MatchString,
+		Data:      func(name string) bool { return strings.HasSuffix(name, ".parquet") },
+	}
+}
+
 // stagedSuffix ends the names of staged files, so that no reader's
 // *.parquet glob matches them before they are published.
 const stagedSuffix = ".inprogress"
@@ -219,12 +229,7 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 	state.mu.Lock()
 	if !state.opened {
 		state.opened = true
-		state.txn, state.err = commit.Begin(ctx, commitFS(st), out, commit.Options{
-			Mode: s.cfg.mode.commitMode(), Force: s.cfg.force, Job: inst.Job, Run: run,
-			ForceHint: "pass parquetio.Force() (the bundled jobs: --arg force=true)",
-			Ours:      dataFileName.MatchString,
-			Data:      func(name string) bool { return strings.HasSuffix(name, ".parquet") },
-		})
+		state.txn, state.err = commit.Begin(ctx, commitFS(st), out, outputOptions(s.cfg.mode.commitMode(), s.cfg.force, inst.Job, run))
 		if state.err != nil {
 			state.err = commit.MarkConfig(fmt.Errorf("parquetio: %w", state.err), stages.ErrConfig)
 		}
@@ -699,11 +704,7 @@ func Repair(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("repairing %s: %w", url, err)
 	}
-	txn, err := commit.Begin(ctx, commitFS(loc.st), loc.path, commit.Options{
-		Mode: commit.Append, Force: true, Job: "repair", Run: newRunID(),
-		Ours: dataFileName.MatchString,
-		Data: func(name string) bool { return strings.HasSuffix(name, ".parquet") },
-	})
+	txn, err := commit.Begin(ctx, commitFS(loc.st), loc.path, outputOptions(commit.Append, true, "repair", newRunID()))
 	if err != nil {
 		return fmt.Errorf("parquetio: repairing: %w", err)
 	}

@@ -141,8 +141,9 @@ func (Local) List(_ context.Context, dir string) ([]Entry, []string, error) {
 	return files, dirs, nil
 }
 
-// localVersion is the version of a local file: a hash of its content.
-func localVersion(data []byte) string {
+// ContentVersion is the version of a file in a store without ETags (a
+// local file system, an in-process bucket): a hash of its content.
+func ContentVersion(data []byte) string {
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:12])
 }
@@ -152,7 +153,7 @@ func (Local) ReadFile(_ context.Context, p string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return data, localVersion(data), nil
+	return data, ContentVersion(data), nil
 }
 
 // WriteFile writes a temporary file beside p, syncs it and links (when
@@ -187,7 +188,7 @@ func (l Local) WriteFile(ctx context.Context, p string, data []byte, cond Cond) 
 		if err != nil {
 			return "", err
 		}
-		if localVersion(cur) != cond.IfMatch {
+		if ContentVersion(cur) != cond.IfMatch {
 			return "", fmt.Errorf("%s: %w: it was changed by another writer", p, ErrPrecondition)
 		}
 	}
@@ -220,7 +221,7 @@ func (l Local) WriteFile(ctx context.Context, p string, data []byte, cond Cond) 
 	if err := syncDir(dir); err != nil {
 		return "", err
 	}
-	return localVersion(data), nil
+	return ContentVersion(data), nil
 }
 
 // lockFile takes the exclusive lock (flock) of a directory, held by the
