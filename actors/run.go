@@ -64,7 +64,7 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	for _, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
-			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism,
+			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism, Seed: cfg.Seed,
 				LocalInstances: v.Parallelism, Shared: x.sharedValue}
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)

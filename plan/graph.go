@@ -61,6 +61,10 @@ type Instance struct {
 	Parallelism int
 	// MaxParallelism is the job's number of key groups.
 	MaxParallelism int
+	// Seed is the job's seed: state that needs randomness (a hash table's
+	// seed) derives it from Seed, so a run replayed with the same seed
+	// behaves alike in every process.
+	Seed uint64
 	// LocalInstances is the number of the operator's instances in this
 	// process.
 	LocalInstances int
