@@ -58,10 +58,22 @@ type Config struct {
 	BatchBytes   int64
 	// Linger is how long a partly filled batch may wait before it is sent.
 	Linger time.Duration
+	// Poll is how long an unbounded source waits before it reads again
+	// when none of its splits had data; 0 is Linger.
+	Poll time.Duration
 	// Credits is the number of batches each channel may have in flight.
 	Credits int
 	Restart RestartPolicy
 	Retry   RetryPolicy
+	// Executor runs the job's tasks; nil is Actors().
+	Executor Executor
+}
+
+func (c Config) executor() Executor {
+	if c.Executor == nil {
+		return Actors()
+	}
+	return c.Executor
 }
 
 // DefaultConfig returns the defaults: batches of 1024 records or 256 KiB,
@@ -92,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.Linger <= 0 {
 		errs = append(errs, fmt.Errorf("actors: Linger %v must be positive", c.Linger))
+	}
+	if c.Poll < 0 {
+		errs = append(errs, fmt.Errorf("actors: Poll %v must not be negative", c.Poll))
 	}
 	if c.Restart.MaxRestarts < 0 {
 		errs = append(errs, fmt.Errorf("actors: Restart.MaxRestarts %d must not be negative", c.Restart.MaxRestarts))

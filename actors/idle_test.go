@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,15 +67,15 @@ func (r *feedReader) Close() error { return nil }
 // watermark far behind while the other keeps sending. Once it has been quiet for the idle timeout it is
 // marked idle and no longer holds the watermark back, so the window that the
 // other partition's watermark has passed fires: within the idle timeout
-// plus one linger of manual time.
+// plus one poll interval of manual time.
 func TestIdlePartition(t *testing.T) {
 	const (
-		idle   = time.Second
-		linger = 10 * time.Millisecond
+		idle = time.Second
+		poll = 15 * time.Millisecond
 	)
-	clk := &pollClock{Manual: clock.NewManual(time.Unix(1000, 0))}
+	clk := &pollClock{Manual: clock.NewManual(time.Unix(1000, 0)), poll: poll}
 	cfg := actors.DefaultConfig()
-	cfg.Clock, cfg.Linger = clk, linger
+	cfg.Clock, cfg.Linger, cfg.Poll = clk, 10*time.Millisecond, poll
 	f := &feed{parts: make([][]click, 2)}
 
 	p := stages.NewPipeline("idle")
@@ -108,7 +107,7 @@ func TestIdlePartition(t *testing.T) {
 	}
 	// Let both partitions read what they have, then count quiet time.
 	waitFor(t, "both partitions to drain", func() bool { return f.empty[0].Load() > 0 && f.empty[1].Load() > 0 })
-	// Step manual time one linger at a time, each step waiting until both
+	// Step manual time one poll interval at a time, each step waiting until both
 	// partitions have polled, up to the idle timeout: by then the quiet
 	// partition has been marked idle, and the window must fire with no more
 	// manual time passing.
@@ -118,17 +117,17 @@ func TestIdlePartition(t *testing.T) {
 			t.Fatalf("the window fired after %v, before the quiet partition was idle: its watermark should hold it", clk.Now().Sub(start))
 		}
 		// Partition 0 stays busy: a click each step, in the next minute.
-		step := int64(clk.Now().Sub(start) / linger)
+		step := int64(clk.Now().Sub(start) / poll)
 		f.push(0, click{User: 2, Ms: 70_000 + step})
 		e0, e1, armed := f.empty[0].Load(), f.empty[1].Load(), clk.polls.Load()
-		clk.Advance(linger)
+		clk.Advance(poll)
 		// Both partitions poll, and then set their next poll's timer:
 		// advancing before that would leave the timer for a later step.
 		waitFor(t, "the partitions to poll", func() bool {
 			return f.empty[0].Load() > e0 && f.empty[1].Load() > e1 && clk.polls.Load() >= armed+2
 		})
 	}
-	waitFor(t, fmt.Sprintf("the window to fire at %v of manual time (idle timeout %v + linger %v)", clk.Now().Sub(start), idle, linger),
+	waitFor(t, fmt.Sprintf("the window to fire at %v of manual time (idle timeout %v + poll %v)", clk.Now().Sub(start), idle, poll),
 		func() bool { return fired.Load() > 0 })
 	t.Logf("window fired after %v of manual time", clk.Now().Sub(start))
 	v, ok := panes.Load(window.Time(0))
@@ -183,19 +182,18 @@ func TestUnboundedSplitsAllRead(t *testing.T) {
 }
 
 // pollClock is a manual clock that counts the timers source instances set
-// for their next poll after a read found nothing (host.produce's), so that
-// a test advances time only once they are set.
+// for their next poll after a read found nothing: those of the poll
+// interval, which the test makes differ from every other timer's. A test
+// advances time only once they are set.
 type pollClock struct {
 	*clock.Manual
+	poll  time.Duration
 	polls atomic.Int64
 }
 
 func (c *pollClock) AfterFunc(d time.Duration, f func()) clock.Timer {
-	pc := make([]uintptr, 1)
-	if runtime.Callers(2, pc) == 1 {
-		if fn := runtime.FuncForPC(pc[0] - 1); fn != nil && strings.HasSuffix(fn.Name(), ".(*host).produce") {
-			defer c.polls.Add(1)
-		}
+	if d == c.poll {
+		defer c.polls.Add(1)
 	}
 	return c.Manual.AfterFunc(d, f)
 }

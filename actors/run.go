@@ -7,12 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
@@ -23,13 +20,12 @@ var ErrJobFailed = errors.New("job failed")
 
 // Execution is a running job.
 type Execution struct {
-	phys   *plan.Physical
-	cfg    Config
-	ctx    context.Context
-	start  time.Time
-	system *actor.ActorSystem
-	job    *actor.PID
-	hosts  [][]*host // [vertex][instance]
+	phys  *plan.Physical
+	cfg   Config
+	ctx   context.Context
+	start time.Time
+	hosts [][]*host // [vertex][instance]
+	eng   engine
 
 	doneOnce sync.Once
 	done     chan struct{}
@@ -44,6 +40,22 @@ type Execution struct {
 	run       string
 }
 
+// An Executor runs a job's instances: it steps each instance's core.Task
+// with the messages its peers send and the timers it asks for. Every
+// decision about an instance is its Task's; an executor only delivers.
+type Executor interface {
+	// Name names the executor ("actors", "sim") in logs and errors.
+	Name() string
+	start(x *Execution) (engine, error)
+}
+
+// engine is a started executor's hold on a job.
+type engine interface {
+	// stop stops stepping tasks and returns once none is being stepped,
+	// or an error if that cannot be (a user function blocked for good).
+	stop() error
+}
+
 type sharedValue struct {
 	once sync.Once
 	v    any
@@ -55,13 +67,10 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	system := actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))
-	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), system: system,
+	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(),
 		done: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed)}
 	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
-	for _, v := range phys.Vertices {
+	for vi, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
 			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism, Seed: cfg.Seed,
@@ -69,17 +78,15 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)
 			}
-			hs[i] = newHost(x, v, core.New(v, inst, ccfg))
+			hs[i] = newHost(x, vi, inst, ccfg)
 		}
 		x.hosts = append(x.hosts, hs)
 	}
-	ja := &jobActor{x: x, failures: map[*actor.PID][]time.Time{}}
-	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ja }), "job")
+	eng, err := cfg.executor().start(x)
 	if err != nil {
-		system.Shutdown()
-		return nil, fmt.Errorf("job %q: starting: %w", phys.Job, err)
+		return nil, err
 	}
-	x.job = pid
+	x.eng = eng
 	// Cancelling ctx ends the job at once, whether or not Wait is running.
 	go func() {
 		select {
@@ -130,23 +137,16 @@ func (x *Execution) instances() int {
 func (x *Execution) Wait() (*Result, error) {
 	<-x.done // a cancelled ctx ends the job through the watcher in Start
 	err := x.err
-	// Stop every actor before touching the hosts from this goroutine. If
+	// Stop every task before touching the hosts from this goroutine. If
 	// they do not stop (a user function blocked for good), the hosts are
 	// still in use: leave the sinks and readers alone and say so.
-	if serr := x.system.Root.StopFuture(x.job).Wait(); serr != nil {
-		x.system.Shutdown()
+	if serr := x.eng.stop(); serr != nil {
 		if err == nil {
-			err = errors.New("the job ended but its actors did not stop")
+			err = errors.New("the job ended but its tasks did not stop")
 		}
 		x.finishJob(true)
 		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
-	}
-	x.system.Shutdown()
-	for _, hs := range x.hosts {
-		for _, h := range hs {
-			h.stopTimers()
-		}
 	}
 	if err == nil {
 		err = x.commit()
@@ -173,8 +173,8 @@ func (x *Execution) Wait() (*Result, error) {
 func (x *Execution) commit() error {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
-			if h.writer != nil {
-				if err := h.writer.Commit(); err != nil {
+			if w := h.task.Writer(); w != nil {
+				if err := w.Commit(); err != nil {
 					return fmt.Errorf("%s: committing: %w", h.op.Instance(), err)
 				}
 				h.committed = true
@@ -224,11 +224,12 @@ func (x *Execution) instanceOf(v *plan.Vertex, i int) plan.Instance {
 func (x *Execution) abort() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
-			if h.writer == nil {
+			w := h.task.Writer()
+			if w == nil {
 				continue
 			}
 			if !h.committed {
-				if err := h.writer.Abort(); err != nil {
+				if err := w.Abort(); err != nil {
 					// The job has failed already; say what was left behind.
 					x.cfg.Logger.Error("aborting sink left output behind", "instance", h.op.Instance().String(), "err", err)
 					x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: aborting: %w", h.op.Instance(), err))
@@ -236,7 +237,7 @@ func (x *Execution) abort() {
 				continue
 			}
 			var err error
-			if r, ok := h.writer.(plan.Reverter); ok {
+			if r, ok := w.(plan.Reverter); ok {
 				err = r.Revert()
 			} else {
 				err = errors.New("the sink cannot revert its commit: its output stays published")
@@ -253,12 +254,7 @@ func (x *Execution) abort() {
 func (x *Execution) closeReaders() {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
-			for _, o := range h.open {
-				if o.r != nil {
-					_ = o.r.Close()
-				}
-			}
-			h.open = nil
+			h.task.CloseReaders()
 		}
 	}
 }
@@ -272,88 +268,31 @@ func (x *Execution) Run() string { return x.run }
 // Done is closed when the job has ended (before Wait has cleaned up).
 func (x *Execution) Done() <-chan struct{} { return x.done }
 
-// jobActor supervises the instance actors.
-type jobActor struct {
-	x        *Execution
-	pids     [][]*actor.PID
-	byPID    map[*actor.PID]*host
-	failures map[*actor.PID][]time.Time
-	self     *actor.PID
-}
-
-type restartMsg struct{ pid *actor.PID }
-
-func (j *jobActor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		j.self = c.Self()
-		j.byPID = map[*actor.PID]*host{}
-		for vi, hs := range j.x.hosts {
-			v := j.x.phys.Vertices[vi]
-			row := make([]*actor.PID, len(hs))
-			for i, h := range hs {
-				h := h
-				pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &instanceActor{h: h} }),
-					fmt.Sprintf("v%d-%d", v.ID, i))
-				if err != nil {
-					j.x.fail(fmt.Errorf("spawning %s: %w", h.op.Instance(), err))
-					return
-				}
-				row[i] = pid
-				j.byPID[pid] = h
-			}
-			j.pids = append(j.pids, row)
-		}
-		// Wire every host before starting any: a started instance sends
-		// to its peers as soon as they grant credit.
-		for _, hs := range j.x.hosts {
-			for _, h := range hs {
-				h.wire(j.pids, c.Self())
-			}
-		}
-		for vi, hs := range j.x.hosts {
-			for i := range hs {
-				c.Send(j.pids[vi][i], startMsg{})
-			}
-		}
-	case restartMsg:
-		c.(actor.Supervisor).RestartChildren(m.pid)
-	}
-}
-
-// HandleFailure makes jobActor the supervisor strategy of its children: it
-// restarts a failed instance under the restart policy or fails the job.
-func (j *jobActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
-	h := j.byPID[child]
-	if h == nil {
-		j.x.fail(fmt.Errorf("unknown actor %s failed: %v", child, reason))
-		return
-	}
-	pol := j.x.cfg.Restart
-	now := j.x.cfg.Clock.Now()
-	recent := j.failures[child][:0]
-	for _, t := range j.failures[child] {
+// restartAfter applies the restart policy, on the injected clock, to a
+// failure of h: reason is what it panicked with, failures the times of its
+// failures so far (by instance, kept by the executor). It returns the
+// backoff before the restart, or false when the instance has failed too
+// often and the job fails.
+func (x *Execution) restartAfter(h *host, failures map[core.Addr][]time.Time, reason any) (time.Duration, bool) {
+	pol := x.cfg.Restart
+	now := x.cfg.Clock.Now()
+	a := h.task.Addr()
+	recent := failures[a][:0]
+	for _, t := range failures[a] {
 		if now.Sub(t) < pol.Window {
 			recent = append(recent, t)
 		}
 	}
 	recent = append(recent, now)
-	j.failures[child] = recent
+	failures[a] = recent
 	err := panicError(reason)
-	j.x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)
+	x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)
 	if len(recent) > pol.MaxRestarts {
-		j.x.fail(fmt.Errorf("%s failed %d times within %v, giving up: %w", h.op.Instance(), len(recent), pol.Window, err))
-		sup.StopChildren(child)
-		return
+		x.fail(fmt.Errorf("%s failed %d times within %v, giving up: %w", h.op.Instance(), len(recent), pol.Window, err))
+		return 0, false
 	}
 	h.restarts.Add(1)
-	d := pol.backoff(len(recent))
-	if d <= 0 {
-		sup.RestartChildren(child)
-		return
-	}
-	root, self := j.x.system.Root, j.self
-	h.setTimer(restartTimer, j.x.cfg.Clock.AfterFunc(d, func() { root.Send(self, restartMsg{pid: child}) }))
+	return pol.backoff(len(recent)), true
 }
 
 // runID returns the identifier of a run of job with seed: 12 hex digits of

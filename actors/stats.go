@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
 )
 
@@ -115,16 +116,16 @@ func (x *Execution) Calls() []Call {
 			c := Call{Vertex: v.ID, Instance: h.op.Instance(), Since: time.Unix(0, since)}
 			c.For = max(0, now.Sub(c.Since))
 			split := int(h.callSplit.Load())
-			switch h.callKind.Load() {
-			case callStep:
+			switch core.CallKind(h.callKind.Load()) {
+			case core.CallStep:
 				c.What = "in a user function"
-			case callRead:
-				c.What = "reading split " + h.splitDesc(split)
-			case callOpen:
-				c.What = "opening split " + h.splitDesc(split)
-			case callWrite:
+			case core.CallRead:
+				c.What = "reading split " + h.task.SplitDesc(split)
+			case core.CallOpen:
+				c.What = "opening split " + h.task.SplitDesc(split)
+			case core.CallWrite:
 				c.What = "writing to its sink"
-			case callOpenSink:
+			case core.CallOpenSink:
 				c.What = "opening its sink"
 			}
 			out = append(out, c)
@@ -132,13 +133,6 @@ func (x *Execution) Calls() []Call {
 	}
 	slices.SortStableFunc(out, func(a, b Call) int { return a.Since.Compare(b.Since) })
 	return out
-}
-
-func (h *host) splitDesc(i int) string {
-	if i >= 0 && i < len(h.splits) {
-		return h.splits[i].Desc
-	}
-	return "?"
 }
 
 // Snapshot returns the job's statistics now. It is safe to call at any time.

@@ -11,24 +11,24 @@ import (
 
 // stepSends steps op with ev (and a tick after data, to flush the batch)
 // and returns the sends it made ready.
-func stepSends(t *testing.T, op *core.Operator, ev core.Event) []core.Send {
+func stepSends(t *testing.T, op *core.Operator, ev core.Msg) []core.Msg {
 	t.Helper()
 	if err := op.Step(ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Kind == core.Data {
-		if err := op.Step(core.Event{Kind: core.Tick}); err != nil {
+		if err := op.Step(core.Msg{Kind: core.Tick}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := append([]core.Send(nil), op.Ready().Sends...)
+	s := append([]core.Msg(nil), op.Ready().Sends...)
 	op.Advance()
 	return s
 }
 
-func hasIdle(ss []core.Send) bool {
+func hasIdle(ss []core.Msg) bool {
 	for _, s := range ss {
-		if s.Idle {
+		if s.Kind == core.Idle {
 			return true
 		}
 	}
@@ -49,15 +49,15 @@ func TestIdleAgainAfterLateData(t *testing.T) {
 	op := core.New(v, instance(phys, v, 0), core.Config{BatchRecords: 16, BatchBytes: 1 << 20, MaxParallelism: 8})
 	batch := func(xs ...int64) *plan.Batch { return &plan.Batch{Data: xs} }
 
-	stepSends(t, op, core.Event{Kind: core.Data, Batch: batch(100), Time: 1})
-	if !hasIdle(stepSends(t, op, core.Event{Kind: core.Idle})) {
+	stepSends(t, op, core.Msg{Kind: core.Data, Batch: batch(100), Time: 1})
+	if !hasIdle(stepSends(t, op, core.Msg{Kind: core.Idle})) {
 		t.Fatal("first idleness not sent")
 	}
-	data := stepSends(t, op, core.Event{Kind: core.Data, Batch: batch(50), Time: 2}) // behind the watermark
+	data := stepSends(t, op, core.Msg{Kind: core.Data, Batch: batch(50), Time: 2}) // behind the watermark
 	if len(data) == 0 {
 		t.Fatal("the late record was not sent")
 	}
-	if !hasIdle(stepSends(t, op, core.Event{Kind: core.Idle})) {
+	if !hasIdle(stepSends(t, op, core.Msg{Kind: core.Idle})) {
 		t.Fatal("idleness after the channel was made active again by data was not sent: downstream waits on this channel forever")
 	}
 }

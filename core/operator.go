@@ -45,66 +45,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EventKind tells events apart.
-type EventKind int
-
-const (
-	// Data carries a batch from an input channel (or, for a source, from the
-	// reader).
-	Data EventKind = iota
-	// EndOfInput says an input channel (or a source's reader) has ended.
-	EndOfInput
-	// Tick asks for partly filled output batches to be sent (the linger).
-	Tick
-	// Watermark carries an input channel's watermark in Time.
-	Watermark
-	// Idle says an input channel (or, for a source, the reader) has no data
-	// for now: it no longer holds back the watermark.
-	Idle
-	// Timer says processing time has reached Time: due processing-time
-	// timers fire.
-	Timer
-	// SplitCap, for a source, says it opened a new split and caps its
-	// generated watermarks at Time: the least event time (Split.Order) of
-	// the splits it has yet to read.
-	SplitCap
-)
-
-// Event is one input to Step.
-type Event struct {
-	Kind    EventKind
-	Input   int // index into the vertex's inputs; ignored for sources
-	Channel int // sending instance
-	Batch   *plan.Batch
-	// Time is the watermark of a Watermark event and the processing time
-	// (unix ns) of Data and Timer events.
-	Time int64
-	// InBand marks a Timer event that travels with the data (a test
-	// stream's processing time): it fires timers down the whole graph.
-	InBand bool
-}
-
-// Send is one item for the runtime to deliver to a channel of an output edge:
-// a batch (which needs credit), or a control event that travels in order
-// behind the data without credit: a watermark, idleness, the end of input.
-type Send struct {
-	Edge      int // index into the vertex's Out
-	Channel   int // receiving instance
-	Batch     *plan.Batch
-	Records   int
-	Bytes     int64
-	End       bool
-	Watermark bool // Time is the sender's watermark
-	Idle      bool
-	Timer     bool // processing time moved to Time, in band
-	// Time is the watermark, the processing time of a Timer, or for a
-	// batch the processing time it was sent at.
-	Time int64
-}
-
 // Ready is what the operator has for the runtime after a Step.
 type Ready struct {
-	Sends []Send
+	// Sends are Data and control messages for channels of output
+	// edges, addressed by Edge and Channel.
+	Sends []Msg
 	// Sink holds batches for the vertex's sink writer, in order.
 	Sink []*plan.Batch
 	// Finished is set once all input has ended and everything has been
@@ -196,7 +141,7 @@ func (o *Operator) Instance() plan.Instance { return o.inst }
 
 // Step applies one event. It may panic with a user function's panic; the
 // runtime then calls Resume on the same Operator after restarting.
-func (o *Operator) Step(ev Event) error {
+func (o *Operator) Step(ev Msg) error {
 	if o.finished {
 		if ev.Kind == Tick { // a linger timer that fired late
 			return nil
@@ -282,20 +227,22 @@ func (o *Operator) Step(ev Event) error {
 				o.time.genMax[k] = minTime
 			}
 		}
+	case Time:
+		o.time.pt = max(o.time.pt, ev.Time)
+		if o.v.Head().Kind == plan.KindSource {
+			o.queue = append(o.queue, item{node: 1, timer: true, inband: true, time: o.time.pt})
+		} else {
+			o.queue = append(o.queue, item{node: 0, timer: true, inband: true, time: o.time.pt})
+		}
 	case Timer:
 		o.time.pt = max(o.time.pt, ev.Time)
-		switch {
-		case ev.InBand && o.v.Head().Kind == plan.KindSource:
-			o.queue = append(o.queue, item{node: 1, timer: true, inband: true, time: o.time.pt})
-		case ev.InBand:
-			o.queue = append(o.queue, item{node: 0, timer: true, inband: true, time: o.time.pt})
-		default:
-			for k, st := range o.states {
-				if _, ok := st.(plan.TimeState); ok {
-					o.queue = append(o.queue, item{node: k, timer: true, time: o.time.pt})
-				}
+		for k, st := range o.states {
+			if _, ok := st.(plan.TimeState); ok {
+				o.queue = append(o.queue, item{node: k, timer: true, time: o.time.pt})
 			}
 		}
+	default:
+		return fmt.Errorf("core: %s: operator cannot step a %s message", o.inst, ev.Kind)
 	}
 	return o.Resume()
 }

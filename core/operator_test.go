@@ -465,7 +465,7 @@ func (e *scriptEnv) step(kv map[string]string, rest []string) (string, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return "", err
 	}
-	ev := core.Event{Input: input, Channel: channel}
+	ev := core.Msg{Input: input, Channel: channel}
 	switch rest[0] {
 	case "data":
 		t := e.v.Head().Out
@@ -544,13 +544,13 @@ func (e *scriptEnv) ready() string {
 
 // renderSend renders a send and flags any disagreement between its counts
 // and its batch.
-func renderSend(v *plan.Vertex, s core.Send) string {
+func renderSend(v *plan.Vertex, s core.Msg) string {
 	if s.Edge < 0 || s.Edge >= len(v.Out) {
 		return fmt.Sprintf("send to no edge %d", s.Edge)
 	}
 	e := v.Out[s.Edge]
 	head := fmt.Sprintf("edge %d %s→v%d ch%d:", s.Edge, e.Kind, e.To.ID, s.Channel)
-	if s.End {
+	if s.Kind == core.EndOfInput {
 		if s.Batch != nil || s.Records != 0 {
 			return head + " end WITH DATA " + formatBatch(s.Batch)
 		}
@@ -594,7 +594,7 @@ type cluster struct {
 
 type delivery struct {
 	op *core.Operator
-	ev core.Event
+	ev core.Msg
 }
 
 func newCluster(t testing.TB, phys *plan.Physical, cfg core.Config) *cluster {
@@ -617,10 +617,10 @@ func feed[T any](c *cluster, data []T, size int) {
 		ops := c.ops[v]
 		for i, k := 0, 0; i < len(data); i, k = i+size, k+1 {
 			b := &plan.Batch{Data: slices.Clone(data[i:min(i+size, len(data))])}
-			c.fifo = append(c.fifo, delivery{ops[k%len(ops)], core.Event{Kind: core.Data, Batch: b}})
+			c.fifo = append(c.fifo, delivery{ops[k%len(ops)], core.Msg{Kind: core.Data, Batch: b}})
 		}
 		for _, op := range ops {
-			c.fifo = append(c.fifo, delivery{op, core.Event{Kind: core.EndOfInput}})
+			c.fifo = append(c.fifo, delivery{op, core.Msg{Kind: core.EndOfInput}})
 		}
 	}
 }
@@ -635,7 +635,7 @@ func (c *cluster) run() error {
 		}
 		c.steps++
 		if c.tick > 0 && c.steps%c.tick == 0 && !d.op.Finished() {
-			if err := c.step(d.op, core.Event{Kind: core.Tick}); err != nil {
+			if err := c.step(d.op, core.Msg{Kind: core.Tick}); err != nil {
 				return err
 			}
 		}
@@ -650,7 +650,7 @@ func (c *cluster) run() error {
 	return nil
 }
 
-func (c *cluster) step(op *core.Operator, ev core.Event) error {
+func (c *cluster) step(op *core.Operator, ev core.Msg) error {
 	err, p := catch(func() error { return op.Step(ev) })
 	if p != nil {
 		c.panics = append(c.panics, p)
@@ -675,8 +675,8 @@ func (c *cluster) step(op *core.Operator, ev core.Event) error {
 	for _, s := range rd.Sends {
 		c.log = append(c.log, fmt.Sprintf("v%d/%d %s", v.ID, me, renderSend(v, s)))
 		e := v.Out[s.Edge]
-		next := core.Event{Kind: core.Data, Input: e.Input, Channel: me, Batch: s.Batch}
-		if s.End {
+		next := core.Msg{Kind: core.Data, Input: e.Input, Channel: me, Batch: s.Batch}
+		if s.Kind == core.EndOfInput {
 			next.Kind = core.EndOfInput
 		}
 		c.fifo = append(c.fifo, delivery{c.ops[e.To][s.Channel], next})
@@ -850,7 +850,7 @@ func TestResumeCompletesTheBatch(t *testing.T) {
 	phys := buildPlan(t, p, 1, 8)
 	v := phys.Vertices[0]
 	op := core.New(v, instance(phys, v, 0), restartCfg())
-	_, pv := catch(func() error { return op.Step(core.Event{Kind: core.Data, Batch: &plan.Batch{Data: []int64{1, 2, 3}}}) })
+	_, pv := catch(func() error { return op.Step(core.Msg{Kind: core.Data, Batch: &plan.Batch{Data: []int64{1, 2, 3}}}) })
 	if pv == nil {
 		t.Fatal("Step did not panic")
 	}
@@ -1050,7 +1050,7 @@ func outputProperties(t *testing.T, graph string, seed uint64) error {
 			if ended[s.Edge][s.Channel] {
 				return fmt.Errorf("send after the end: %s", renderSend(v, s))
 			}
-			if s.End {
+			if s.Kind == core.EndOfInput {
 				ended[s.Edge][s.Channel] = true
 				continue
 			}
@@ -1076,7 +1076,7 @@ func outputProperties(t *testing.T, graph string, seed uint64) error {
 	for range 1 + rng.IntN(30) {
 		switch rng.IntN(4) {
 		case 0:
-			if err := op.Step(core.Event{Kind: core.Tick}); err != nil {
+			if err := op.Step(core.Msg{Kind: core.Tick}); err != nil {
 				return err
 			}
 			if op.Buffered() {
@@ -1088,7 +1088,7 @@ func outputProperties(t *testing.T, graph string, seed uint64) error {
 				b[i] = rng.Int64N(1000)
 			}
 			in = append(in, b...)
-			if err := op.Step(core.Event{Kind: core.Data, Batch: &plan.Batch{Data: b}}); err != nil {
+			if err := op.Step(core.Msg{Kind: core.Data, Batch: &plan.Batch{Data: b}}); err != nil {
 				return err
 			}
 		}
@@ -1096,7 +1096,7 @@ func outputProperties(t *testing.T, graph string, seed uint64) error {
 			return err
 		}
 	}
-	if err := op.Step(core.Event{Kind: core.EndOfInput}); err != nil {
+	if err := op.Step(core.Msg{Kind: core.EndOfInput}); err != nil {
 		return err
 	}
 	if err := collect(); err != nil {
@@ -1187,11 +1187,11 @@ func TestTimesFollowRecords(t *testing.T) {
 	}
 	var got []string
 	for _, b := range steps {
-		if err := op.Step(core.Event{Kind: core.Data, Batch: b}); err != nil {
+		if err := op.Step(core.Msg{Kind: core.Data, Batch: b}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := op.Step(core.Event{Kind: core.Tick}); err != nil {
+	if err := op.Step(core.Msg{Kind: core.Tick}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range op.Ready().Sends {
@@ -1224,11 +1224,11 @@ func TestHashTimesWithMixedBatches(t *testing.T) {
 		{Data: []int64{1, 2}},
 		{Data: []int64{3}, Times: []int64{300}},
 	} {
-		if err, pv := catch(func() error { return op.Step(core.Event{Kind: core.Data, Batch: b}) }); err != nil || pv != nil {
+		if err, pv := catch(func() error { return op.Step(core.Msg{Kind: core.Data, Batch: b}) }); err != nil || pv != nil {
 			t.Fatalf("Step: %v %v", err, pv)
 		}
 	}
-	if err, pv := catch(func() error { return op.Step(core.Event{Kind: core.Tick}) }); err != nil || pv != nil {
+	if err, pv := catch(func() error { return op.Step(core.Msg{Kind: core.Tick}) }); err != nil || pv != nil {
 		t.Fatalf("Tick: %v %v", err, pv)
 	}
 	var got []string
@@ -1251,7 +1251,7 @@ func TestEndOfInputCountsChannels(t *testing.T) {
 	phys := buildPlan(t, p, 2, 8)
 	v := phys.Vertices[1] // map → collect, fed by 2 source instances
 	op := core.New(v, instance(phys, v, 0), restartCfg())
-	for _, ev := range []core.Event{
+	for _, ev := range []core.Msg{
 		{Kind: core.EndOfInput, Channel: 0},
 		{Kind: core.EndOfInput, Channel: 0},
 	} {
@@ -1262,7 +1262,7 @@ func TestEndOfInputCountsChannels(t *testing.T) {
 	if op.Finished() {
 		t.Fatal("finished though channel 1 has not ended")
 	}
-	if err := op.Step(core.Event{Kind: core.Data, Channel: 1, Batch: &plan.Batch{Data: []int64{7}}}); err != nil {
+	if err := op.Step(core.Msg{Kind: core.Data, Channel: 1, Batch: &plan.Batch{Data: []int64{7}}}); err != nil {
 		t.Fatalf("data from channel 1: %v", err)
 	}
 }

@@ -35,7 +35,7 @@ func newOutput(e *plan.Edge, self int, cfg Config) *output {
 	return o
 }
 
-func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
+func (o *output) add(edge int, b *plan.Batch, sends []Msg) []Msg {
 	if o.t.Count(b) == 0 {
 		return sends
 	}
@@ -81,11 +81,11 @@ func (o *output) add(edge int, b *plan.Batch, sends []Send) []Send {
 
 // addTo adds b to channel c: a batch of a good size goes as it is, a small
 // one is gathered with others.
-func (o *output) addTo(edge, c int, b *plan.Batch, sends []Send) []Send {
+func (o *output) addTo(edge, c int, b *plan.Batch, sends []Msg) []Msg {
 	n := o.t.Count(b)
 	buf := o.bufs[c]
 	if o.t.Count(buf) == 0 && n >= o.limit/2 && n <= o.limit {
-		return append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: n, Bytes: int64(n) * int64(o.t.Size), Time: o.pt})
+		return append(sends, Msg{Kind: Data, Edge: edge, Channel: c, Batch: b, Records: n, Bytes: int64(n) * int64(o.t.Size), Time: o.pt})
 	}
 	if o.t.Count(buf) == 0 {
 		o.bufPT[c] = o.pt
@@ -117,7 +117,7 @@ func appendTimes(dst []int64, have int, src []int64, n int) []int64 {
 
 // cut sends channel c's buffer as batches of at most limit records, keeping
 // a partial remainder unless all is set.
-func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
+func (o *output) cut(edge, c int, sends []Msg, all bool) []Msg {
 	buf := o.bufs[c]
 	n := o.t.Count(buf)
 	i := 0
@@ -127,7 +127,7 @@ func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
 		if buf.Times != nil {
 			b.Times = buf.Times[i:j]
 		}
-		sends = append(sends, Send{Edge: edge, Channel: c, Batch: b, Records: j - i, Bytes: int64(j-i) * int64(o.t.Size), Time: o.bufPT[c]})
+		sends = append(sends, Msg{Kind: Data, Edge: edge, Channel: c, Batch: b, Records: j - i, Bytes: int64(j-i) * int64(o.t.Size), Time: o.bufPT[c]})
 	}
 	rest := &plan.Batch{}
 	if i < n {
@@ -142,7 +142,7 @@ func (o *output) cut(edge, c int, sends []Send, all bool) []Send {
 
 // copyToAll repeats the sends from index k on, made for channel 0, for every
 // other channel.
-func (o *output) copyToAll(sends []Send, k int) []Send {
+func (o *output) copyToAll(sends []Msg, k int) []Msg {
 	made := len(sends)
 	for i := k; i < made; i++ {
 		for c := 1; c < len(o.bufs); c++ {
@@ -154,7 +154,7 @@ func (o *output) copyToAll(sends []Send, k int) []Send {
 	return sends
 }
 
-func (o *output) flush(edge int, sends []Send) []Send {
+func (o *output) flush(edge int, sends []Msg) []Msg {
 	if o.e.Kind == plan.Broadcast {
 		if o.t.Count(o.bufs[0]) == 0 {
 			return sends
@@ -171,9 +171,9 @@ func (o *output) flush(edge int, sends []Send) []Send {
 	return sends
 }
 
-func (o *output) end(edge int, sends []Send) []Send {
+func (o *output) end(edge int, sends []Msg) []Msg {
 	for c := range o.bufs {
-		sends = append(sends, Send{Edge: edge, Channel: c, End: true})
+		sends = append(sends, Msg{Kind: EndOfInput, Edge: edge, Channel: c})
 	}
 	return sends
 }

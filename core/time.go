@@ -85,7 +85,7 @@ func (t *timeState) regenerate(node int, maxDelay int64) bool {
 	return false
 }
 
-func (o *Operator) checkChannel(ev Event) error {
+func (o *Operator) checkChannel(ev Msg) error {
 	if ev.Input < 0 || ev.Input >= len(o.time.chWM) || ev.Channel < 0 || ev.Channel >= len(o.time.chWM[ev.Input]) {
 		return fmt.Errorf("core: %s: event on unknown input %d channel %d", o.inst, ev.Input, ev.Channel)
 	}
@@ -148,12 +148,12 @@ func (o *Operator) control(it item) error {
 		switch {
 		case it.wm && it.time > t.outWM:
 			t.outWM, t.idleOut = it.time, false
-			o.broadcast(Send{Watermark: true, Time: it.time})
+			o.broadcast(Msg{Kind: Watermark, Time: it.time})
 		case it.idle && !t.idleOut:
 			t.idleOut = true
-			o.broadcast(Send{Idle: true})
+			o.broadcast(Msg{Kind: Idle})
 		case it.timer && it.inband:
-			o.broadcast(Send{Timer: true, Time: it.time})
+			o.broadcast(Msg{Kind: Time, Time: it.time})
 		}
 		return nil
 	}
@@ -210,7 +210,7 @@ func (o *Operator) control(it item) error {
 
 // broadcast sends a control event on every channel of every output edge,
 // behind the data those channels hold.
-func (o *Operator) broadcast(s Send) {
+func (o *Operator) broadcast(s Msg) {
 	for i, out := range o.outs {
 		o.ready.Sends = out.flush(i, o.ready.Sends)
 		for c := range out.bufs {

@@ -1,0 +1,767 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/sluice-data/sluice/backpressure"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// A Task is one operator instance with everything the runtime decides for
+// it: which input to take next, the credit of each channel in and out, the
+// backlog waiting for credit, which of a source's splits to read, when a
+// source is idle, when to retry a transient error, and the order in which a
+// sink's batches are written. It is a pure state machine in the shape of
+// raft's RawNode: an executor steps it with a message and the time, takes
+// what it has for others with Ready, and acknowledges that with Advance.
+//
+// A Task reads time only from its Step calls and holds no goroutine. It
+// calls a source's Open and Read and a sink's Open, Write and Prepare
+// itself, through plan's interfaces: what those do is the connector's
+// business, and a request and a reply per batch would cost a message each
+// for nothing (every executor would make the same call at the same point).
+type Task struct {
+	cfg  TaskConfig
+	v    *plan.Vertex
+	op   *Operator
+	self Addr
+
+	outs    [][]*chanOut // [edge][channel]
+	ins     [][]*chanIn  // [input][channel]
+	inq     []Msg
+	started bool
+
+	// source
+	splits []plan.Split
+	split  int         // the next split to open
+	open   []openSplit // splits being read
+	cur    int         // the one read next
+	quiet  int         // open splits in a row that had no data
+	// sink
+	writer plan.SinkWriter
+
+	linger     bool  // a Tick is due
+	timerAt    int64 // when the Timer asked for is due; 0: none
+	blockedAt  int64 // since when an output has had a backlog; 0: not blocked
+	quietSince int64 // an unbounded source's first read without data; 0: not quiet
+	idle       bool  // idleness sent
+	retrying   bool  // a Retry is due: the source reads nothing until it comes
+	eventTimes bool  // the vertex reads or assigns event times: it tracks the greatest seen
+	reported   bool
+	err        error
+
+	ready TaskReady
+
+	// Counters, for statistics.
+	Blocked  time.Duration // time with a backlog waiting for credit
+	Retries  int64         // transient source errors retried
+	Peak     int64         // most records in flight on one channel
+	Checks   int64         // ledger checks
+	MaxEvent int64         // the greatest event time this instance has emitted
+}
+
+// TaskConfig configures a Task.
+type TaskConfig struct {
+	// Ctx is passed to a source's and a sink's Open.
+	Ctx    context.Context
+	Budget backpressure.Budget
+	// Linger is how long a partly filled batch may wait.
+	Linger time.Duration
+	// Poll is how long an unbounded source waits before it reads again
+	// when all its splits had no data; 0 is Linger.
+	Poll time.Duration
+	// RetryAttempts and RetryBackoff are the policy for a source's
+	// transient errors: at most RetryAttempts in a row, the nth after
+	// RetryBackoff(n).
+	RetryAttempts int
+	RetryBackoff  func(attempt int) time.Duration
+	Logger        *slog.Logger
+	// Calls, if not nil, is told when the task calls into code that is not
+	// the runtime's (for reports of a stuck job).
+	Calls Calls
+}
+
+// Calls is told around each call a Task makes into user or connector code:
+// which kind, and for a source which split. Never per record.
+type Calls interface {
+	Enter(kind CallKind, split int)
+	Leave()
+}
+
+// CallKind is the kind of call a Task is in.
+type CallKind int
+
+const (
+	CallStep     CallKind = iota // an operator step: the chain's user functions
+	CallRead                     // a source reading a split
+	CallOpen                     // a source opening a split
+	CallWrite                    // a sink writing a batch
+	CallOpenSink                 // a sink opening
+)
+
+// Addr names an instance: its vertex's index in the plan and its index.
+type Addr struct{ Vertex, Instance int }
+
+// Out is a message for another instance.
+type Out struct {
+	To  Addr
+	Msg Msg
+}
+
+// TimerKind names the timers a Task asks for. At most one of each kind is
+// pending; asking again moves it.
+type TimerKind int
+
+const (
+	TimerLinger TimerKind = iota // delivers Tick
+	TimerPoll                    // delivers Produce
+	TimerEvent                   // delivers Timer
+	TimerRetry                   // delivers Retry
+	NumTimers
+)
+
+// Message returns the kind of message the timer delivers.
+func (k TimerKind) Message() Kind {
+	return [...]Kind{TimerLinger: Tick, TimerPoll: Produce, TimerEvent: Timer, TimerRetry: Retry}[k]
+}
+
+// TimerReq asks for message Kind.Message() at time At (unix ns).
+type TimerReq struct {
+	Kind TimerKind
+	At   int64
+}
+
+// TaskReady is what a Task has for its executor after a Step.
+type TaskReady struct {
+	// Msgs go to other instances, in order per receiver.
+	Msgs []Out
+	// Timers are set, each replacing the pending one of its kind.
+	Timers []TimerReq
+	// Produce asks for a Produce message to the task itself, behind what
+	// its mailbox holds: a source reads its next batch.
+	Produce bool
+	// Done is set once, when the instance has finished and everything has
+	// left it (a sink's writer has prepared).
+	Done bool
+}
+
+// chanOut is the sending end of one channel.
+type chanOut struct {
+	to      Addr
+	input   int // the edge's input index at the receiver
+	ledger  *backpressure.Ledger
+	backlog []Msg
+}
+
+// chanIn is the receiving end of one channel.
+type chanIn struct {
+	from     Addr
+	edge     int // the edge's index at the sender
+	receiver *backpressure.Receiver
+}
+
+// openSplit is a split being read.
+type openSplit struct {
+	split plan.Split
+	index int         // in Task.splits
+	r     plan.Reader // nil until opened, and after a transient error that needs it opened again
+	// records counts the records read from it; attempts the transient
+	// errors in a row it has had.
+	records  int64
+	attempts int
+}
+
+// NewTask returns the task of instance inst of vertex vi of phys.
+func NewTask(phys *plan.Physical, vi int, inst plan.Instance, ocfg Config, cfg TaskConfig) *Task {
+	v := phys.Vertices[vi]
+	t := &Task{cfg: cfg, v: v, op: New(v, inst, ocfg), self: Addr{vi, inst.Index}, MaxEvent: math.MinInt64}
+	t.eventTimes = v.Head().Kind == plan.KindSource
+	for _, n := range v.Chain {
+		t.eventTimes = t.eventTimes || n.Watermarks != nil
+	}
+	index := func(w *plan.Vertex) int {
+		i := slices.Index(phys.Vertices, w)
+		if i < 0 {
+			panic("core: vertex not in plan")
+		}
+		return i
+	}
+	for _, e := range v.Out {
+		to := index(e.To)
+		row := make([]*chanOut, e.To.Parallelism)
+		for c := range row {
+			row[c] = &chanOut{to: Addr{to, c}, input: e.Input, ledger: backpressure.NewLedger(cfg.Budget)}
+		}
+		t.outs = append(t.outs, row)
+	}
+	for _, e := range v.In {
+		from := index(e.From)
+		edge := slices.Index(e.From.Out, e)
+		row := make([]*chanIn, e.From.Parallelism)
+		for c := range row {
+			row[c] = &chanIn{from: Addr{from, c}, edge: edge, receiver: backpressure.NewReceiver(cfg.Budget)}
+		}
+		t.ins = append(t.ins, row)
+	}
+	if v.Head().Kind == plan.KindSource {
+		t.splits = v.SplitsOf(inst.Index)
+	}
+	return t
+}
+
+// Operator returns the task's operator.
+func (t *Task) Operator() *Operator { return t.op }
+
+// Addr returns the task's address.
+func (t *Task) Addr() Addr { return t.self }
+
+// Writer returns the sink's writer, once opened.
+func (t *Task) Writer() plan.SinkWriter { return t.writer }
+
+// SplitDesc describes split i of the task's source.
+func (t *Task) SplitDesc(i int) string {
+	if i >= 0 && i < len(t.splits) {
+		return t.splits[i].Desc
+	}
+	return "?"
+}
+
+// Ready returns what the task has for its executor.
+func (t *Task) Ready() *TaskReady { return &t.ready }
+
+// Advance acknowledges the last Ready.
+func (t *Task) Advance() {
+	clear(t.ready.Msgs)
+	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0]}
+}
+
+// HasReady reports whether Ready holds anything.
+func (t *Task) HasReady() bool {
+	r := &t.ready
+	return len(r.Msgs) > 0 || len(r.Timers) > 0 || r.Produce || r.Done
+}
+
+// Step handles message m at processing time now (unix ns). An error ends
+// the job; a panic (a user function's) unwinds to the executor, which
+// restarts the instance and calls Resume.
+func (t *Task) Step(now int64, m Msg) error {
+	if t.err != nil {
+		return t.err
+	}
+	switch m.Kind {
+	case Start:
+		t.start(now)
+	case Produce:
+		t.produce(now)
+	case Retry:
+		t.retrying = false
+		t.produce(now)
+	case Data, EndOfInput, Watermark, Idle, Time:
+		t.inq = append(t.inq, m)
+		t.pump(now)
+	case Credit:
+		ch := t.outs[m.Edge][m.Channel]
+		ch.ledger.Grant(m.Grant)
+		t.drain(now, ch)
+		t.pump(now)
+	case Timer:
+		t.timerAt = 0
+		t.run(now, func() error { return t.op.Step(Msg{Kind: Timer, Time: now}) })
+	case Tick:
+		t.linger = false
+		t.run(now, func() error { return t.op.Step(Msg{Kind: Tick}) })
+	default:
+		t.fail(fmt.Errorf("core: %s: task cannot step a %s message", t.op.Instance(), m.Kind))
+	}
+	return t.err
+}
+
+// Resume finishes the work a panic interrupted, after a restart.
+func (t *Task) Resume(now int64) error {
+	if t.err != nil {
+		return t.err
+	}
+	if t.started {
+		t.run(now, t.op.Resume)
+		t.pump(now)
+	}
+	return t.err
+}
+
+func (t *Task) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+func (t *Task) enter(kind CallKind, split int) {
+	if t.cfg.Calls != nil {
+		t.cfg.Calls.Enter(kind, split)
+	}
+}
+
+func (t *Task) leave() {
+	if t.cfg.Calls != nil {
+		t.cfg.Calls.Leave()
+	}
+}
+
+func (t *Task) send(to Addr, m Msg) { t.ready.Msgs = append(t.ready.Msgs, Out{To: to, Msg: m}) }
+
+func (t *Task) setTimer(k TimerKind, at int64) {
+	t.ready.Timers = append(t.ready.Timers, TimerReq{Kind: k, At: at})
+}
+
+func (t *Task) start(now int64) {
+	inst := t.op.Instance()
+	if tail := t.v.Tail(); tail.Kind == plan.KindSink {
+		t.enter(CallOpenSink, 0)
+		w, err := openSink(t.cfg.Ctx, tail, inst)
+		t.leave()
+		if err != nil {
+			t.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
+			return
+		}
+		t.writer = w
+	}
+	t.started = true
+	for _, row := range t.ins {
+		for _, in := range row {
+			t.send(in.from, Msg{Kind: Credit, Edge: in.edge, Channel: inst.Index, Grant: in.receiver.Open()})
+		}
+	}
+	if t.v.Head().Kind == plan.KindSource {
+		t.ready.Produce = true
+	}
+	t.pump(now)
+}
+
+// openSink opens a sink instance, fencing a panic of the connector: the job
+// fails naming the instance rather than restarting without a writer.
+func openSink(ctx context.Context, n *plan.Node, inst plan.Instance) (w plan.SinkWriter, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, fmt.Errorf("%s (%s) panicked: %v", n, n.Loc, r)
+		}
+	}()
+	return n.Sink.Open(ctx, inst)
+}
+
+// produce reads one batch from the source, or ends its input. Splits are
+// read one after another; a split with no data for now (an unbounded one
+// answering ErrNoData) stays open while the instance moves on to its other
+// splits, so that every partition of a broker is read. A transient error
+// (see retry) pauses the instance for a backoff.
+func (t *Task) produce(now int64) {
+	if t.retrying || t.blockedNow() || t.op.Finished() || t.op.Pending() || !t.started {
+		return
+	}
+	inst := t.op.Instance()
+	if len(t.open) == 0 && t.split < len(t.splits) {
+		t.openNext()
+	}
+	if len(t.open) == 0 {
+		t.run(now, func() error { return t.op.Step(Msg{Kind: EndOfInput}) })
+		return
+	}
+	t.cur %= len(t.open)
+	cur := &t.open[t.cur]
+	if cur.r == nil {
+		t.enter(CallOpen, cur.index)
+		r, err := t.v.Head().Source.Open(t.cfg.Ctx, inst, cur.split)
+		t.leave()
+		if err != nil {
+			t.retry(now, cur, "opening", nil, err)
+			return
+		}
+		cur.r = r
+	}
+	t.enter(CallRead, cur.index)
+	b, wm, kind, err := t.read(cur.r)
+	t.leave()
+	if kind != plan.ReadBatch && err == nil {
+		cur.attempts = 0
+		ev := Msg{Kind: Watermark, Time: wm}
+		if kind == plan.ReadTime {
+			ev = Msg{Kind: Time, Time: now}
+		}
+		t.run(now, func() error { return t.op.Step(ev) })
+		t.ready.Produce = true
+		return
+	}
+	ended := errors.Is(err, io.EOF)
+	noData := errors.Is(err, plan.ErrNoData)
+	if err != nil && !ended && !noData {
+		t.retry(now, cur, "reading", b, err)
+		return
+	}
+	cur.attempts = 0
+	if ended {
+		last := *cur
+		cur = &last
+		t.open = append(t.open[:t.cur], t.open[t.cur+1:]...)
+		if cerr := cur.r.Close(); cerr != nil {
+			t.fail(fmt.Errorf("%s: closing split %s: %w", inst, cur.split.Desc, cerr))
+			return
+		}
+	}
+	if b != nil {
+		t.emit(now, cur, b)
+	}
+	if !noData {
+		t.ready.Produce = true
+		return
+	}
+	// Nothing now from this split: try a split not yet opened, then the
+	// next open one; only when all of them are quiet, wait a linger.
+	if t.split < len(t.splits) {
+		t.openNext()
+		t.cur = len(t.open) - 1
+		t.ready.Produce = true
+		return
+	}
+	t.cur++
+	if t.quiet++; t.quiet < len(t.open) {
+		t.ready.Produce = true
+		return
+	}
+	t.quiet = 0
+	// Past the idle timeout, tell downstream not to wait for this instance.
+	if t.quietSince == 0 {
+		t.quietSince = now
+	}
+	if idle := t.idleTimeout(); idle > 0 && !t.idle && time.Duration(now-t.quietSince) >= idle {
+		t.idle = true
+		t.run(now, func() error { return t.op.Step(Msg{Kind: Idle}) })
+	}
+	poll := t.cfg.Poll
+	if poll <= 0 {
+		poll = t.cfg.Linger
+	}
+	t.setTimer(TimerPoll, now+int64(poll))
+}
+
+// emit steps a batch read from split s through the operator. s may point
+// into t.open, which the step does not change.
+func (t *Task) emit(now int64, s *openSplit, b *plan.Batch) {
+	if out := t.v.Head().Out; out != nil && out.Len != nil {
+		s.records += int64(out.Len(b.Data))
+	} else {
+		s.records++ // at least one: a batch is never empty
+	}
+	t.quietSince, t.idle, t.quiet = 0, false, 0
+	t.run(now, func() error { return t.op.Step(Msg{Kind: Data, Batch: b, Time: now}) })
+}
+
+// transient is the mark package stages puts on an error that a source's
+// connector declares transient (stages.TransientErrors). Resumable reports
+// that the reader itself said so, and so can be read again after it; else
+// only the split can be opened again.
+type transient interface {
+	error
+	Resumable() bool
+}
+
+// retry handles the error err of split s, met while doing what ("opening",
+// "reading"), with b the records a read returned with it. An error that is
+// not transient fails the job. A transient one is tried again after the
+// retry policy's backoff until RetryAttempts in a row have failed: a
+// resumable reader is read again where it stopped, after b goes on; any
+// other reader is closed and its split opened again, which is safe only
+// while none of its records have gone on, so a split that has emitted some
+// fails the job instead (reading it again would repeat them).
+func (t *Task) retry(now int64, s *openSplit, what string, b *plan.Batch, err error) {
+	inst, src := t.op.Instance(), t.v.Head()
+	var tr transient
+	if !errors.As(err, &tr) {
+		t.fail(fmt.Errorf("%s: %s (%s): %s split %s: %w", inst, src, src.Loc, what, s.split.Desc, err))
+		return
+	}
+	s.attempts++
+	if s.attempts > t.cfg.RetryAttempts {
+		t.fail(fmt.Errorf("%s: %s (%s): %s split %s: giving up after %d transient errors in a row: %w",
+			inst, src, src.Loc, what, s.split.Desc, s.attempts, err))
+		return
+	}
+	resume := what == "reading" && tr.Resumable()
+	if what == "reading" && !resume {
+		if s.records > 0 {
+			t.fail(fmt.Errorf("%s: %s (%s): reading split %s: transient error after %d of its records went on: "+
+				"the reader cannot resume mid-split, and opening the split again would repeat them: %w",
+				inst, src, src.Loc, s.split.Desc, s.records, err))
+			return
+		}
+		b = nil // the split is read again from its start
+		if cerr := s.r.Close(); cerr != nil {
+			t.cfg.Logger.Warn("closing a split after a transient error", "instance", inst.String(), "split", s.split.Desc, "err", cerr)
+		}
+		s.r = nil
+	}
+	d := t.cfg.RetryBackoff(s.attempts)
+	t.Retries++
+	t.cfg.Logger.Warn("transient source error: retrying", "instance", inst.String(), "split", s.split.Desc,
+		"attempt", s.attempts, "backoff", d, "reopen", !resume, "err", err)
+	if b != nil {
+		t.emit(now, s, b)
+	}
+	t.retrying = true
+	t.setTimer(TimerRetry, now+int64(d))
+}
+
+// openNext queues the instance's next split, to be opened when it is read.
+func (t *Task) openNext() {
+	t.open = append(t.open, openSplit{split: t.splits[t.split], index: t.split})
+	t.split++
+	t.capWatermark()
+}
+
+// capWatermark tells the operator, when the source orders its splits by
+// event time, that a split has opened and the least event time of the
+// splits this instance has still to open.
+func (t *Task) capWatermark() {
+	if !slices.ContainsFunc(t.splits, func(s plan.Split) bool { return s.Order != 0 }) {
+		return
+	}
+	cap := int64(math.MaxInt64)
+	for _, s := range t.splits[t.split:] {
+		cap = min(cap, s.Order)
+	}
+	if err := t.op.Step(Msg{Kind: SplitCap, Time: cap}); err != nil {
+		t.fail(err)
+	}
+}
+
+// idleTimeout is the source's idle timeout, from the node that assigns its
+// event times.
+func (t *Task) idleTimeout() time.Duration {
+	for _, n := range t.v.Chain {
+		if n.Watermarks != nil {
+			return time.Duration(n.Watermarks.Idle)
+		}
+	}
+	return 0
+}
+
+// read reads a batch or, from an EventReader, a watermark, fencing a panic
+// of the reader: its position is unknown after one, so the job fails with
+// the split named.
+func (t *Task) read(r plan.Reader) (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, kind, err = nil, plan.ReadBatch, fmt.Errorf("reader panicked: %v", r)
+		}
+	}()
+	n := t.cfg.Budget.BatchRecords
+	if er, ok := r.(plan.EventReader); ok {
+		return er.ReadEvent(n)
+	}
+	b, err = r.Read(n)
+	return b, 0, plan.ReadBatch, err
+}
+
+// pump steps queued input while the outputs are not blocked.
+func (t *Task) pump(now int64) {
+	if t.v.Head().Kind == plan.KindSource {
+		if !t.blockedNow() && !t.op.Finished() && t.started {
+			// A credit may have unblocked the source; Produce messages
+			// are idempotent, so an extra one is harmless.
+			t.ready.Produce = true
+		}
+		return
+	}
+	// Ends of input need no credit, so they can arrive before the start
+	// message that opens the sink: hold everything until started.
+	for t.started && len(t.inq) > 0 && !t.blockedNow() && !t.op.Pending() && t.err == nil {
+		k := t.next()
+		if k < 0 {
+			break
+		}
+		m := t.inq[k]
+		t.inq = append(t.inq[:k], t.inq[k+1:]...)
+		if m.Kind == Data {
+			// Processing time travels with the data from the source, so
+			// that timers fire in order with it under a manual clock.
+			if m.Time == 0 {
+				m.Time = now
+			}
+			// The operator holds the batch from here on: its buffer is free.
+			t.ins[m.Input][m.Channel].receiver.Consumed(m.Records, m.Bytes)
+		}
+		t.run(now, func() error { return t.op.Step(m) })
+	}
+}
+
+// next chooses the queued message to step: the oldest of the input the
+// operator prefers (a join's build side), else the oldest; order within an
+// input stays. A message of the input the operator cannot take yet (a
+// join's probe side) waits; -1 if nothing can go.
+func (t *Task) next() int {
+	k := 0
+	if pref := t.op.Preferred(); pref >= 0 {
+		for i, m := range t.inq {
+			if m.Input == pref {
+				k = i
+				break
+			}
+		}
+	}
+	if wait := t.op.Waiting(); wait >= 0 && t.inq[k].Input == wait {
+		k = slices.IndexFunc(t.inq, func(m Msg) bool { return m.Input != wait })
+	}
+	return k
+}
+
+// run applies step to the operator and ships what it made ready. A user
+// panic unwinds through here to the executor.
+func (t *Task) run(now int64, step func() error) {
+	t.enter(CallStep, 0)
+	err := step()
+	t.leave()
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	rd := t.op.Ready()
+	if t.eventTimes {
+		t.noteEventTimes(rd)
+	}
+	// Take the sends first and acknowledge them, then write the sink
+	// batches one at a time: if a write panics (a retried ForEach), the
+	// restart resumes with what is left, and nothing goes out twice.
+	for _, s := range rd.Sends {
+		ch := t.outs[s.Edge][s.Channel]
+		ch.backlog = append(ch.backlog, s)
+	}
+	t.op.AckSends()
+	for len(t.op.Ready().Sink) > 0 {
+		t.enter(CallWrite, 0)
+		err := t.writer.Write(t.op.Ready().Sink[0])
+		t.leave()
+		if err != nil {
+			t.fail(fmt.Errorf("%s: writing: %w", t.op.Instance(), err))
+			return
+		}
+		t.op.AckSink(1)
+	}
+	t.op.Advance()
+	for _, row := range t.outs {
+		for _, ch := range row {
+			t.drain(now, ch)
+		}
+	}
+	for _, row := range t.ins {
+		for _, in := range row {
+			if g, ok := in.receiver.Take(); ok {
+				t.send(in.from, Msg{Kind: Credit, Edge: in.edge, Channel: t.op.Instance().Index, Grant: g})
+			}
+		}
+	}
+	if at, ok := t.op.NextTimer(); ok && (t.timerAt == 0 || at < t.timerAt) {
+		t.timerAt = at
+		t.setTimer(TimerEvent, max(at, now))
+	}
+	if t.op.Buffered() && !t.linger {
+		t.linger = true
+		t.setTimer(TimerLinger, now+int64(t.cfg.Linger))
+	}
+	t.checkDone()
+}
+
+// noteEventTimes notes the greatest event time among the records rd sends
+// on or writes: the vertex reads or assigns event times, so these are the
+// times its source has seen (less those its chain filtered out).
+func (t *Task) noteEventTimes(rd Ready) {
+	m := t.MaxEvent
+	for _, s := range rd.Sends {
+		if s.Batch != nil {
+			for _, x := range s.Batch.Times {
+				m = max(m, x)
+			}
+		}
+	}
+	for _, b := range rd.Sink {
+		for _, x := range b.Times {
+			m = max(m, x)
+		}
+	}
+	t.MaxEvent = m
+}
+
+// drain sends what the channel's credit allows, in order; control messages
+// consume no credit but wait behind the data.
+func (t *Task) drain(now int64, ch *chanOut) {
+	wasBlocked := t.blockedAt != 0
+	idx := t.op.Instance().Index
+	for len(ch.backlog) > 0 {
+		s := ch.backlog[0]
+		if s.Kind == Data {
+			if !ch.ledger.CanSend(s.Bytes) {
+				break
+			}
+			ch.ledger.Send(s.Records, s.Bytes)
+			t.Peak = max(t.Peak, ch.ledger.PeakRecords())
+			t.Checks++
+		}
+		ch.backlog[0] = Msg{}
+		ch.backlog = ch.backlog[1:]
+		s.Input, s.Channel, s.Backlog = ch.input, idx, len(ch.backlog)
+		t.send(ch.to, s)
+	}
+	ch.ledger.SetBacklog(len(ch.backlog))
+	blocked := t.blockedNow()
+	switch {
+	case blocked && !wasBlocked:
+		t.blockedAt = max(now, 1)
+	case !blocked && wasBlocked:
+		t.Blocked += time.Duration(now - t.blockedAt)
+		t.blockedAt = 0
+	}
+	t.checkDone()
+}
+
+func (t *Task) blockedNow() bool {
+	for _, row := range t.outs {
+		for _, ch := range row {
+			if len(ch.backlog) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkDone reports the instance done once its operator has finished and
+// everything, the ends of input included, has left.
+func (t *Task) checkDone() {
+	if t.reported || !t.op.Finished() || t.blockedNow() || t.err != nil {
+		return
+	}
+	if t.writer != nil {
+		if err := t.writer.Prepare(); err != nil {
+			t.fail(fmt.Errorf("%s: preparing sink: %w", t.op.Instance(), err))
+			return
+		}
+	}
+	t.reported = true
+	t.ready.Done = true
+}
+
+// Finished reports whether the task has reported Done.
+func (t *Task) Finished() bool { return t.reported }
+
+// CloseReaders closes the splits still open (a job that ended early).
+func (t *Task) CloseReaders() {
+	for _, o := range t.open {
+		if o.r != nil {
+			_ = o.r.Close()
+		}
+	}
+	t.open = nil
+}
