@@ -168,7 +168,7 @@ func (c *compiled[T]) Fingerprint() Fingerprint { return c.fp }
 func (c *compiled[T]) Type() string             { return c.name }
 
 func (c *compiled[T]) Append(dst []byte, v *T) []byte {
-	return appendOps(dst, c.tc.ops, unsafe.Pointer(v), 0)
+	return appendValue(dst, c.tc, unsafe.Pointer(v), 0)
 }
 
 func (c *compiled[T]) Decode(src []byte, v *T) ([]byte, error) {
@@ -228,9 +228,12 @@ func AppendBatch[T any](dst []byte, c Codec[T], rows []T) []byte {
 	dst = AppendHeader(dst, c.Fingerprint())
 	dst = binary.AppendUvarint(dst, uint64(len(rows)))
 	if s, ok := c.(*compiled[T]); ok { // the common case, without a dynamic call per row
+		if s.tc.flat >= 0 && len(rows) > 0 {
+			return appendFlat(dst, s.tc, unsafe.Pointer(&rows[0]), len(rows))
+		}
 		dst = slices.Grow(dst, len(rows)*s.tc.min)
 		for i := range rows {
-			dst = appendOps(dst, s.tc.ops, unsafe.Pointer(&rows[i]), 0)
+			dst = appendValue(dst, s.tc, unsafe.Pointer(&rows[i]), 0)
 		}
 		return dst
 	}

@@ -19,6 +19,11 @@ type typeCodec struct {
 	min  int  // the fewest bytes a value encodes to; 0 only for a type of no size
 	size int  // t.Size()
 	raw  bool // the value's memory is its encoding: ops is one opCopy of size bytes
+	// flat is how many bytes the ops write besides strings' lengths and
+	// bytes, if every op is on the fast path (opCopy, opString, opBool,
+	// opTime); else -1. strs are the strings' offsets.
+	flat int
+	strs []uintptr
 }
 
 type opKind uint8
@@ -45,6 +50,7 @@ type op struct {
 	kind   opKind
 	signed bool // opInt
 	n      int  // opCopy: bytes; opArray: elements
+	words  int  // opCopy in appendFlat: copy n bytes as this many 8-byte words (up to 8), or -1 for memmove
 	off    uintptr
 	sub    *typeCodec
 	val    *typeCodec
@@ -121,6 +127,30 @@ func (s *session) compile(t reflect.Type, path string) (*typeCodec, error) {
 	if tc.min == 0 {
 		tc.ops = nil // a type of no size: nothing to encode
 	}
+	tc.flat = 0
+	for i, o := range tc.ops {
+		switch o.kind {
+		case opCopy:
+			tc.flat += o.n
+			// Whole words, reading past the run only inside the value.
+			tc.ops[i].words = -1
+			if w := (o.n + 7) / 8; w <= 8 && int(o.off)+w*8 <= tc.size {
+				tc.ops[i].words = w
+			}
+		case opBool:
+			tc.flat++
+		case opTime:
+			tc.flat += timeSize
+		case opString:
+			tc.strs = append(tc.strs, o.off)
+		default:
+			tc.flat, tc.strs = -1, nil
+		}
+		if tc.flat < 0 {
+			break
+		}
+	}
+
 	return tc, nil
 }
 

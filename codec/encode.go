@@ -10,6 +10,125 @@ import (
 	"unsafe"
 )
 
+// appendValue appends the encoding of the value at p, of tc's type.
+func appendValue(dst []byte, tc *typeCodec, p unsafe.Pointer, depth int) []byte {
+	if tc.flat >= 0 {
+		return appendFlat(dst, tc, p, 1)
+	}
+	return appendOps(dst, tc.ops, p, depth)
+}
+
+// slack is the room appendFlat keeps past what it writes: word copies may
+// write up to 7 bytes past a run's end, which later bytes overwrite.
+const slack = 8
+
+// appendFlat appends the encodings of the n values at p, p+size, ... of
+// tc's type, whose ops are all on the fast path. It makes room for all of
+// them at once, then writes with no checks.
+func appendFlat(dst []byte, tc *typeCodec, p unsafe.Pointer, n int) []byte {
+	need := tc.flat*n + slack
+	if len(tc.strs) > 0 {
+		for r := range n {
+			v := unsafe.Add(p, r*tc.size)
+			for _, off := range tc.strs {
+				l := len(*(*string)(unsafe.Add(v, off)))
+				need += l + uvarintLen(l)
+			}
+		}
+	}
+	dst = slices.Grow(dst, need)
+	start := len(dst)
+	base := unsafe.Pointer(unsafe.SliceData(dst[start : start+need])) // checks the room once
+	d := base
+	ops := tc.ops
+	for r := range n {
+		v := unsafe.Add(p, r*tc.size)
+		for i := range ops {
+			o := &ops[i]
+			q := unsafe.Add(v, o.off)
+			switch o.kind {
+			case opCopy:
+				type w8 = [8]byte
+				switch o.words { // whole words, unrolled
+				case 8:
+					*(*w8)(unsafe.Add(d, 56)) = *(*w8)(unsafe.Add(q, 56))
+					fallthrough
+				case 7:
+					*(*w8)(unsafe.Add(d, 48)) = *(*w8)(unsafe.Add(q, 48))
+					fallthrough
+				case 6:
+					*(*w8)(unsafe.Add(d, 40)) = *(*w8)(unsafe.Add(q, 40))
+					fallthrough
+				case 5:
+					*(*w8)(unsafe.Add(d, 32)) = *(*w8)(unsafe.Add(q, 32))
+					fallthrough
+				case 4:
+					*(*w8)(unsafe.Add(d, 24)) = *(*w8)(unsafe.Add(q, 24))
+					fallthrough
+				case 3:
+					*(*w8)(unsafe.Add(d, 16)) = *(*w8)(unsafe.Add(q, 16))
+					fallthrough
+				case 2:
+					*(*w8)(unsafe.Add(d, 8)) = *(*w8)(unsafe.Add(q, 8))
+					fallthrough
+				case 1:
+					*(*w8)(d) = *(*w8)(q)
+				default:
+					copy(unsafe.Slice((*byte)(d), o.n), unsafe.Slice((*byte)(q), o.n))
+				}
+				d = unsafe.Add(d, o.n)
+			case opString:
+				s := *(*string)(q)
+				l := len(s)
+				if l >= 0x80 {
+					d = unsafe.Add(d, binary.PutUvarint(unsafe.Slice((*byte)(d), binary.MaxVarintLen64), uint64(l)))
+					d = unsafe.Add(d, copy(unsafe.Slice((*byte)(d), l), s))
+					continue
+				}
+				*(*byte)(d) = byte(l)
+				d = unsafe.Add(d, 1)
+				// Short strings are copied without a call, in pieces that
+				// overlap rather than read past the string.
+				sp := unsafe.Pointer(unsafe.StringData(s))
+				switch {
+				case l >= 16:
+					for w := 0; w < l-8; w += 8 {
+						*(*[8]byte)(unsafe.Add(d, w)) = *(*[8]byte)(unsafe.Add(sp, w))
+					}
+					*(*[8]byte)(unsafe.Add(d, l-8)) = *(*[8]byte)(unsafe.Add(sp, l-8))
+				case l >= 8:
+					*(*[8]byte)(d) = *(*[8]byte)(sp)
+					*(*[8]byte)(unsafe.Add(d, l-8)) = *(*[8]byte)(unsafe.Add(sp, l-8))
+				case l >= 4:
+					*(*[4]byte)(d) = *(*[4]byte)(sp)
+					*(*[4]byte)(unsafe.Add(d, l-4)) = *(*[4]byte)(unsafe.Add(sp, l-4))
+				case l >= 2:
+					*(*[2]byte)(d) = *(*[2]byte)(sp)
+					*(*[2]byte)(unsafe.Add(d, l-2)) = *(*[2]byte)(unsafe.Add(sp, l-2))
+				case l == 1:
+					*(*byte)(d) = *(*byte)(sp)
+				}
+				d = unsafe.Add(d, l)
+			case opTime:
+				putTime((*[timeSize]byte)(d), (*time.Time)(q))
+				d = unsafe.Add(d, timeSize)
+			case opBool:
+				*(*byte)(d) = *(*byte)(q) // a bool's byte is 0 or 1
+				d = unsafe.Add(d, 1)
+			}
+		}
+	}
+	return dst[:start+int(uintptr(d)-uintptr(base))]
+}
+
+func uvarintLen(n int) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
+}
+
 // appendOps appends the encoding of the value at p, as ops describe it.
 func appendOps(dst []byte, ops []op, p unsafe.Pointer, depth int) []byte {
 	for i := range ops {
@@ -59,7 +178,7 @@ func appendSlow(dst []byte, o *op, q unsafe.Pointer, depth int) []byte {
 		return o.fn.enc(dst, q, depth)
 	case opArray:
 		for i := range o.n {
-			dst = appendOps(dst, o.sub.ops, unsafe.Add(q, i*o.sub.size), depth)
+			dst = appendValue(dst, o.sub, unsafe.Add(q, i*o.sub.size), depth)
 		}
 		return dst
 	}
@@ -72,7 +191,7 @@ func appendSlow(dst []byte, o *op, q unsafe.Pointer, depth int) []byte {
 		if e == nil {
 			return append(dst, 0)
 		}
-		return appendOps(append(dst, 1), o.sub.ops, e, depth+1)
+		return appendValue(append(dst, 1), o.sub, e, depth+1)
 	case opSlice:
 		h := (*sliceHeader)(q)
 		if h.data == nil {
@@ -86,7 +205,7 @@ func appendSlow(dst []byte, o *op, q unsafe.Pointer, depth int) []byte {
 			return dst
 		}
 		for i := range h.len {
-			dst = appendOps(dst, o.sub.ops, unsafe.Add(h.data, i*o.sub.size), depth+1)
+			dst = appendValue(dst, o.sub, unsafe.Add(h.data, i*o.sub.size), depth+1)
 		}
 		return dst
 	case opMap:
@@ -118,9 +237,9 @@ func appendMap(dst []byte, o *op, q unsafe.Pointer, depth int) []byte {
 	for it := m.MapRange(); it.Next(); {
 		k.SetIterKey(it)
 		v.SetIterValue(it)
-		buf = appendOps(buf, o.sub.ops, k.Addr().UnsafePointer(), depth)
+		buf = appendValue(buf, o.sub, k.Addr().UnsafePointer(), depth)
 		ends = append(ends, len(buf))
-		buf = appendOps(buf, o.val.ops, v.Addr().UnsafePointer(), depth)
+		buf = appendValue(buf, o.val, v.Addr().UnsafePointer(), depth)
 		ends = append(ends, len(buf))
 	}
 	start := 0
@@ -154,6 +273,12 @@ const (
 )
 
 func appendTime(dst []byte, t *time.Time) []byte {
+	var b [timeSize]byte
+	putTime(&b, t)
+	return append(dst, b[:]...)
+}
+
+func putTime(b *[timeSize]byte, t *time.Time) {
 	sec := t.Unix()
 	ns := uint32(t.Nanosecond())
 	var off int32
@@ -162,7 +287,7 @@ func appendTime(dst []byte, t *time.Time) []byte {
 		off = int32(o)
 		ns |= zoneFlag
 	}
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(sec))
-	dst = binary.LittleEndian.AppendUint32(dst, ns)
-	return binary.LittleEndian.AppendUint32(dst, uint32(off))
+	binary.LittleEndian.PutUint64(b[:], uint64(sec))
+	binary.LittleEndian.PutUint32(b[8:], ns)
+	binary.LittleEndian.PutUint32(b[12:], uint32(off))
 }

@@ -84,7 +84,10 @@ func roundTripSeed(t *testing.T, seed uint64) {
 		v := reflect.New(typ)
 		genValue(r, v.Elem(), 0)
 		p := v.UnsafePointer()
-		enc := appendOps([]byte{0xAA}, tc.ops, p, 0)[1:] // append to a non-empty dst
+		enc := appendValue([]byte{0xAA}, tc, p, 0)[1:] // append to a non-empty dst
+		if slow := appendOps(nil, tc.ops, p, 0); !bytes.Equal(slow, enc) {
+			t.Fatalf("seed %d value %d: appendOps and appendValue differ:\n%x\n%x", seed, i, slow, enc)
+		}
 		if len(enc) < tc.min {
 			t.Fatalf("seed %d value %d: %d bytes, fewer than the minimum %d", seed, i, len(enc), tc.min)
 		}
@@ -99,7 +102,7 @@ func roundTripSeed(t *testing.T, seed uint64) {
 		if diff := compare(v.Elem(), w.Elem(), ""); diff != "" {
 			t.Fatalf("seed %d (rerun with -codec.seed=%d) value %d of %s: %s", seed, seed, i, typ, diff)
 		}
-		again := appendOps(nil, tc.ops, w.UnsafePointer(), 0)
+		again := appendValue(nil, tc, w.UnsafePointer(), 0)
 		if !bytes.Equal(enc, again) {
 			t.Fatalf("seed %d (rerun with -codec.seed=%d) value %d of %s: encoded again differs:\n first %x\nsecond %x", seed, seed, i, typ, enc, again)
 		}
