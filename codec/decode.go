@@ -70,7 +70,7 @@ func decodeOps(src []byte, ops []op, p unsafe.Pointer, depth int) ([]byte, error
 			if len(src) < o.n {
 				return nil, at(truncated(o.n, len(src)), o.name)
 			}
-			copy(unsafe.Slice((*byte)(q), o.n), src[:o.n])
+			copyIn(q, unsafe.Pointer(unsafe.SliceData(src)), o.n)
 			src = src[o.n:]
 		case opString:
 			if len(src) > 0 && src[0] < 0x80 && int(src[0]) < len(src) {
@@ -111,6 +111,51 @@ func decodeOps(src []byte, ops []op, p unsafe.Pointer, depth int) ([]byte, error
 		}
 	}
 	return src, nil
+}
+
+// copyIn copies n bytes from s to d: runs up to 64 bytes in words, exactly
+// (the last word overlaps the one before), without a call.
+func copyIn(d, s unsafe.Pointer, n int) {
+	type w8 = [8]byte
+	switch {
+	case n > 64:
+		copy(unsafe.Slice((*byte)(d), n), unsafe.Slice((*byte)(s), n))
+	case n >= 8:
+		switch n / 8 {
+		case 8:
+			*(*w8)(unsafe.Add(d, 56)) = *(*w8)(unsafe.Add(s, 56))
+			fallthrough
+		case 7:
+			*(*w8)(unsafe.Add(d, 48)) = *(*w8)(unsafe.Add(s, 48))
+			fallthrough
+		case 6:
+			*(*w8)(unsafe.Add(d, 40)) = *(*w8)(unsafe.Add(s, 40))
+			fallthrough
+		case 5:
+			*(*w8)(unsafe.Add(d, 32)) = *(*w8)(unsafe.Add(s, 32))
+			fallthrough
+		case 4:
+			*(*w8)(unsafe.Add(d, 24)) = *(*w8)(unsafe.Add(s, 24))
+			fallthrough
+		case 3:
+			*(*w8)(unsafe.Add(d, 16)) = *(*w8)(unsafe.Add(s, 16))
+			fallthrough
+		case 2:
+			*(*w8)(unsafe.Add(d, 8)) = *(*w8)(unsafe.Add(s, 8))
+			fallthrough
+		case 1:
+			*(*w8)(d) = *(*w8)(s)
+		}
+		*(*w8)(unsafe.Add(d, n-8)) = *(*w8)(unsafe.Add(s, n-8))
+	case n >= 4:
+		*(*[4]byte)(d) = *(*[4]byte)(s)
+		*(*[4]byte)(unsafe.Add(d, n-4)) = *(*[4]byte)(unsafe.Add(s, n-4))
+	case n >= 2:
+		*(*[2]byte)(d) = *(*[2]byte)(s)
+		*(*[2]byte)(unsafe.Add(d, n-2)) = *(*[2]byte)(unsafe.Add(s, n-2))
+	case n == 1:
+		*(*byte)(d) = *(*byte)(s)
+	}
 }
 
 // decodeSlow is decodeOps for the ops off the fast path.
@@ -343,9 +388,11 @@ func decodeTime(b []byte, t *time.Time) error {
 	return nil
 }
 
-// zones caches the locations of decoded times by offset, up to maxZones
-// of them, so that decoding a time allocates none.
+// The locations of decoded times, by offset, so that decoding a time
+// allocates none: the offsets of a quarter hour up to a day each way in an
+// array, up to maxZones others in a map.
 var (
+	quarters [2*96 + 1]atomic.Pointer[time.Location]
 	zones    sync.Map // int32 → *time.Location
 	numZones atomic.Int32
 )
@@ -353,6 +400,17 @@ var (
 const maxZones = 1024
 
 func fixedZone(off int32) *time.Location {
+	if off%900 == 0 && off >= -96*900 && off <= 96*900 {
+		q := &quarters[off/900+96]
+		if l := q.Load(); l != nil {
+			return l
+		}
+		l := time.FixedZone("", int(off))
+		if q.CompareAndSwap(nil, l) {
+			return l
+		}
+		return q.Load()
+	}
 	if l, ok := zones.Load(off); ok {
 		return l.(*time.Location)
 	}
