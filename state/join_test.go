@@ -64,7 +64,9 @@ func (m *joinMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intCoder{}, intCoder{}, intCoder{}) }
 }
 
-func (m *joinMachine) restore(b []byte) error { return m.j.Restore(b, intCoder{}, intCoder{}, intCoder{}) }
+func (m *joinMachine) restore(b []byte) error {
+	return m.j.Restore(b, intCoder{}, intCoder{}, intCoder{})
+}
 
 func genJoin(r *rand.Rand) []op {
 	var ops []op
