@@ -72,7 +72,7 @@ func (t *Table[K, V]) tag(k K) uint64 { return Mix64(t.hash(k)^t.seed) | 1 }
 // slot returns k's slot, or the empty slot where k would go, and k's tag.
 // The table must have an empty slot.
 func (t *Table[K, V]) slot(k K) (*slot[K, V], uint64) {
-	tag := t.tag(k)
+	tag := Mix64(t.hash(k)^t.seed) | 1 // t.tag(k), written out: slot stays inlinable
 	mask := uint64(len(t.slots) - 1)
 	for i := tag >> t.shift; ; i = (i + 1) & mask {
 		s := &t.slots[i]
