@@ -15,7 +15,7 @@ func TestCombinePassThrough(t *testing.T) {
 		passThrough bool
 	}{{keys: 1_000, passThrough: false}, {keys: 1 << 40, passThrough: true}} {
 		n := &plan.Node{Op: "combine", Name: "sum"}
-		s := newCombineState(n, func(x int64) int64 { return x % tc.keys }, Sum(func(x int64) int64 { return x }), 1<<22)
+		s := newCombineState(n, func(x int64) int64 { return x % tc.keys }, Sum(func(x int64) int64 { return x }), 1<<22, 1)
 		var emitted []KV[int64, int64]
 		emit := func(b *plan.Batch) { emitted = append(emitted, b.Data.([]KV[int64, int64])...) }
 		var want int64

@@ -1,9 +1,8 @@
 package stages
 
 import (
-	"slices"
-
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 	"github.com/sluice-data/sluice/window"
 )
 
@@ -35,16 +34,11 @@ type eowState[K comparable, T, A, O any] struct {
 	c      Combiner[T, A, O]
 	zero   func() A
 	late   bool
-	hash   func(K) uint64 // KeyBy's: its key group is hash % groups
-	groups int
-
-	wins  map[window.Interval][]*hashTable[K, A] // by key group; nil: none yet
-	open  []window.Interval                      // the keys of wins by end, then start
-	free  []*hashTable[K, A]
-	wm    int64
-	lifts []A
-	ws    []window.Interval
-	lost  bool
+	groups state.Groups[K] // KeyBy's hash modulo the job's key groups
+	st     *state.Windows[K, A]
+	lifts  []A
+	ws     []window.Interval
+	lost   bool
 
 	droppedLate int64
 	lateOut     []Late[K, T]
@@ -52,46 +46,9 @@ type eowState[K comparable, T, A, O any] struct {
 }
 
 func newEOWState[K comparable, T, A, O any](n *plan.Node, fn window.Fn, c Combiner[T, A, O], zero func() A, late bool,
-	hash func(K) uint64, maxPar int) *eowState[K, T, A, O] {
-	return &eowState[K, T, A, O]{n: n, fn: fn, c: c, zero: zero, late: late, hash: hash, groups: max(1, maxPar),
-		wm: minTime, wins: map[window.Interval][]*hashTable[K, A]{}}
-}
-
-// window returns the key-group tables of window w, opening it.
-func (s *eowState[K, T, A, O]) window(w window.Interval) []*hashTable[K, A] {
-	if ts := s.wins[w]; ts != nil {
-		return ts
-	}
-	ts := make([]*hashTable[K, A], s.groups)
-	s.wins[w] = ts
-	i, _ := slices.BinarySearchFunc(s.open, w, byEnd)
-	s.open = slices.Insert(s.open, i, w)
-	return ts
-}
-
-// table returns key group g's table in ts, making it when needed.
-func (s *eowState[K, T, A, O]) table(ts []*hashTable[K, A], g uint64) *hashTable[K, A] {
-	if t := ts[g]; t != nil {
-		return t
-	}
-	var t *hashTable[K, A]
-	if n := len(s.free); n > 0 {
-		t, s.free = s.free[n-1], s.free[:n-1]
-	} else {
-		t = newHashTable[K, A](s.n.ID)
-	}
-	ts[g] = t
-	return t
-}
-
-func byEnd(a, b window.Interval) int {
-	if a.End != b.End {
-		if a.End < b.End {
-			return -1
-		}
-		return 1
-	}
-	return a.Compare(b)
+	groups state.Groups[K], seed uint64) *eowState[K, T, A, O] {
+	return &eowState[K, T, A, O]{n: n, fn: fn, c: c, zero: zero, late: late, groups: groups,
+		st: state.NewWindows[K, A](groups, state.Seed(seed, n.ID))}
 }
 
 // StepTime adds a batch in the two phases of windowState.StepTime.
@@ -104,11 +61,12 @@ func (s *eowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(
 		lastW window.Interval
 		lastT []*hashTable[K, A]
 	)
+	wmNow := window.Time(s.st.Watermark())
 	for i := range xs {
 		at := window.Time(in.Times[i])
 		s.ws = s.fn.Assign(at, s.ws[:0])
 		for _, w := range s.ws {
-			if window.Time(s.wm) >= w.End {
+			if wmNow >= w.End {
 				s.droppedLate++
 				if s.late {
 					s.lateOut = append(s.lateOut, Late[K, T]{Key: xs[i].Key, Value: xs[i].Value, Time: at, Window: w})
@@ -117,9 +75,9 @@ func (s *eowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(
 				continue
 			}
 			if lastT == nil || w != lastW {
-				lastW, lastT = w, s.window(w)
+				lastW, lastT = w, s.st.Window(w)
 			}
-			t := s.table(lastT, s.hash(xs[i].Key)%uint64(s.groups))
+			t := s.st.Group(lastT, s.groups.Of(xs[i].Key))
 			if v, found := t.Find(xs[i].Key); found {
 				*v = s.c.Merge(*v, s.lifts[i])
 			} else {
@@ -134,12 +92,12 @@ func (s *eowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(
 // fire moves the watermark to wm and emits the panes of the windows that
 // have ended, in order of their ends.
 func (s *eowState[K, T, A, O]) fire(wm int64, emit func(*plan.Batch)) {
-	s.wm = max(s.wm, wm)
-	for len(s.open) > 0 && s.open[0].End <= window.Time(s.wm) {
-		w := s.open[0]
-		s.open = s.open[1:]
-		ts := s.wins[w]
-		delete(s.wins, w)
+	s.st.Advance(wm)
+	for {
+		w, ts, ok := s.st.Ended()
+		if !ok {
+			break
+		}
 		n := 0
 		for _, t := range ts {
 			if t != nil {
@@ -170,12 +128,7 @@ func (s *eowState[K, T, A, O]) fire(wm int64, emit func(*plan.Batch)) {
 		for i := range times {
 			times[i] = int64(w.MaxTimestamp())
 		}
-		for _, t := range ts {
-			if t != nil {
-				t.Clear()
-				s.free = append(s.free, t)
-			}
-		}
+		s.st.Recycle(ts)
 		if len(out) > 0 {
 			emit(&plan.Batch{Data: out, Times: times})
 		}
@@ -205,7 +158,7 @@ func (s *eowState[K, T, A, O]) Fire(int64, func(*plan.Batch)) {}
 
 // Step serves a batch without times (never, behind EventTime).
 func (s *eowState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
-	s.StepTime(in, s.wm, minTime, emit)
+	s.StepTime(in, s.st.Watermark(), minTime, emit)
 }
 
 // Flush fires every window as the watermark reaches the end of time.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 	"github.com/sluice-data/sluice/window"
 )
 
@@ -41,7 +42,7 @@ func TestEndOfWindowStateMatchesDriver(t *testing.T) {
 		}
 		for seed := range uint64(40) {
 			n := &plan.Node{ID: 7, Op: "window"}
-			fast := newEOWState(n, st.Spec().Fn, c, zero, true, hasher[int64](), 8)
+			fast := newEOWState(n, st.Spec().Fn, c, zero, true, state.Groups[int64]{Hash: hasher[int64](), Max: 8}, seed)
 			slow := newWindowState(n, drv, c, hasher[int64](), true, 8)
 			var fastOut, slowOut []string
 			collect := func(out *[]string) func(*plan.Batch) {

@@ -118,7 +118,7 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 	n := p.addNode(loc, node, o)
 	n.NewState = func(inst plan.Instance) plan.State {
 		if eowEnabled && endOfWindowOnly(strategy) {
-			return newEOWState(n, strategy.Spec().Fn, c, zero, late, k.hash, inst.MaxParallelism)
+			return newEOWState(n, strategy.Spec().Fn, c, zero, late, groupsOf(k.hash, inst), inst.Seed)
 		}
 		return newWindowState(n, drv, c, k.hash, late, inst.MaxParallelism)
 	}

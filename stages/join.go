@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 )
 
 // JoinKind says which unmatched records a join keeps.
@@ -101,14 +102,15 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
 		}}, o)
 	n.NewState = func(inst plan.Instance) plan.State {
-		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f}
+		groups := groupsOf(left.hash, inst)
+		seed := state.Seed(inst.Seed, n.ID)
+		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, own: state.NewJoin[K, L, R](groups, seed, kind == FullOuter)}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
 			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
-				return &sharedTable[K, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances), t: newBuildTable[K, R](n.ID)}, nil
+				return &sharedTable[K, L, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances),
+					t: state.NewJoin[K, L, R](groups, seed, false)}, nil
 			})
-			s.shared = v.(*sharedTable[K, R])
-		} else {
-			s.own = newBuildTable[K, R](n.ID)
+			s.shared = v.(*sharedTable[K, L, R])
 		}
 		return s
 	}
@@ -132,63 +134,25 @@ func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
 	})
 }
 
-// buildTable is a join's build side: each key's first row sits in the
-// key's hash table slot, so that probing a key with one row (a dimension
-// table's primary key) costs one cache miss, and further rows of a key
-// chain through more. Rows are numbered in arrival order, for the matched
-// rows of a full outer join.
-type buildTable[K comparable, R any] struct {
-	t    *hashTable[K, buildRow[R]]
-	more []buildRow[R]
-	rows int32
-}
-
-type buildRow[R any] struct {
-	r    R
-	id   int32 // arrival number
-	next int32 // the key's next row: more[next-1]; 0: none
-}
-
-func newBuildTable[K comparable, R any](id int) *buildTable[K, R] {
-	return &buildTable[K, R]{t: newHashTable[K, buildRow[R]](id)}
-}
-
-func (b *buildTable[K, R]) add(xs []KV[K, R]) {
-	for i := range xs {
-		v, found := b.t.Find(xs[i].Key)
-		row := buildRow[R]{r: xs[i].Value, id: b.rows}
-		if found {
-			// The newcomer goes second in the key's chain, behind the
-			// first row that stays in the slot.
-			row.next = v.next
-			b.more = append(b.more, row)
-			v.next = int32(len(b.more))
-		} else {
-			*v = row
-		}
-		b.rows++
-	}
-}
-
 // sharedTable is a broadcast join's build side, built once per process by
 // all the join's instances there. Every instance receives every build batch
 // (the same *Batch: see core's broadcast output); the first to see a batch
 // inserts it under the lock, the others skip it. An instance whose build
 // input has ended has seen every batch, each inserted before its own look
 // at it, so from then on the table is complete and read without the lock.
-type sharedTable[K comparable, R any] struct {
+type sharedTable[K comparable, L, R any] struct {
 	mu    sync.Mutex
 	seen  map[*plan.Batch]int // instances that have seen a batch
 	local int                 // the join's instances in this process
-	t     *buildTable[K, R]
+	t     *state.Join[K, L, R]
 }
 
-func (s *sharedTable[K, R]) add(b *plan.Batch) {
+func (s *sharedTable[K, L, R]) add(b *plan.Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.seen[b] + 1
 	if n == 1 {
-		s.t.add(b.Data.([]KV[K, R]))
+		addBuild(s.t, b.Data.([]KV[K, R]))
 	}
 	if n == s.local {
 		delete(s.seen, b)
@@ -197,21 +161,27 @@ func (s *sharedTable[K, R]) add(b *plan.Batch) {
 	}
 }
 
-// joinState is one join instance: input 0 probes, input 1 builds.
+// addBuild adds build rows to j.
+func addBuild[K comparable, L, R any](j *state.Join[K, L, R], xs []KV[K, R]) {
+	for i := range xs {
+		j.Add(xs[i].Key, xs[i].Value)
+	}
+}
+
+// joinState is one join instance: input 0 probes, input 1 builds. Its
+// keyed state (state.Join: build rows, held probes, matches) is own; a
+// broadcast join's build rows are in the process's shared table instead.
 type joinState[K comparable, L, R, O any] struct {
 	n      *plan.Node
 	kind   JoinKind
 	f      func(K, L, R, bool, bool) O
-	shared *sharedTable[K, R]
-	own    *buildTable[K, R] // a shuffle join's own build side
+	shared *sharedTable[K, L, R]
+	own    *state.Join[K, L, R]
 
-	built   bool
-	pending []*plan.Batch  // probe batches that came before the build side ended
-	hits    []*buildRow[R] // a probe batch's first build rows, nil where none
-	matched []bool         // build rows matched, by id, for a full outer join
+	hits []*state.Row[R] // a probe batch's first build rows, nil where none
 }
 
-func (s *joinState[K, L, R, O]) table() *buildTable[K, R] {
+func (s *joinState[K, L, R, O]) table() *state.Join[K, L, R] {
 	if s.shared != nil {
 		return s.shared.t
 	}
@@ -224,21 +194,22 @@ func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan
 			s.shared.add(in)
 			return
 		}
-		s.own.add(in.Data.([]KV[K, R]))
+		addBuild(s.own, in.Data.([]KV[K, R]))
 		return
 	}
-	if !s.built {
-		s.pending = append(s.pending, in)
+	if !s.own.Built() {
+		for _, x := range in.Data.([]KV[K, L]) {
+			s.own.Hold(x.Key, x.Value)
+		}
 		return
 	}
-	s.probe(in, emit)
+	s.probe(in.Data.([]KV[K, L]), emit)
 }
 
 // probe joins a probe batch; the user's f may panic, and then nothing has
 // been emitted and nothing changed but the (idempotent) matched set.
-func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
+func (s *joinState[K, L, R, O]) probe(xs []KV[K, L], emit func(*plan.Batch)) {
 	b := s.table()
-	xs := in.Data.([]KV[K, L])
 	// First every lookup, then every output: lookups with nothing else in
 	// the loop are independent, so the processor overlaps their cache
 	// misses; interleaved with the user's f and the appends, fewer were in
@@ -253,8 +224,7 @@ func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
 	// Hashing a key can panic too (an interface key holding a slice).
 	defer func() { repanic(recover(), s.n, xs, i) }()
 	for i = range xs {
-		v, _ := b.t.Get(xs[i].Key)
-		hits = append(hits, v)
+		hits = append(hits, b.Get(xs[i].Key))
 	}
 	out := make([]O, 0, len(xs))
 	var noR R
@@ -267,15 +237,9 @@ func (s *joinState[K, L, R, O]) probe(in *plan.Batch, emit func(*plan.Batch)) {
 			}
 			continue
 		}
-		for {
-			out = append(out, s.f(x.Key, x.Value, v.r, true, true))
-			if s.kind == FullOuter {
-				s.matched[v.id] = true
-			}
-			if v.next == 0 {
-				break
-			}
-			v = &b.more[v.next-1]
+		for ; v != nil; v = b.Next(v) {
+			out = append(out, s.f(x.Key, x.Value, v.R, true, true))
+			s.own.Match(v)
 		}
 	}
 	if len(out) > 0 {
@@ -287,16 +251,20 @@ func (s *joinState[K, L, R, O]) EndInput(i int, emit func(*plan.Batch)) {
 	if i != 1 {
 		return
 	}
-	s.built = true
-	if s.kind == FullOuter {
-		s.matched = make([]bool, s.table().rows)
-	}
+	s.own.EndBuild()
 	// Probe what waited; drop it only when all of it is done, so that a
 	// panic retries the whole of it (its outputs were not kept).
-	for _, b := range s.pending {
-		s.probe(b, emit)
+	held := s.own.Held()
+	const chunk = 1024
+	xs := make([]KV[K, L], 0, min(chunk, len(held)))
+	for i := 0; i < len(held); i += chunk {
+		xs = xs[:0]
+		for _, h := range held[i:min(i+chunk, len(held))] {
+			xs = append(xs, KV[K, L](h))
+		}
+		s.probe(xs, emit)
 	}
-	s.pending = nil
+	s.own.DropHeld()
 }
 
 func (s *joinState[K, L, R, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
@@ -307,7 +275,6 @@ func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 	if s.kind != FullOuter {
 		return
 	}
-	b := s.table()
 	var out []O
 	var noL L
 	var at KV[K, R] // the row being emitted, for a panic's report
@@ -316,16 +283,9 @@ func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 			repanic(p, s.n, []KV[K, R]{at}, 0)
 		}
 	}()
-	b.t.All(func(k K, first *buildRow[R]) {
-		for v := first; ; v = &b.more[v.next-1] {
-			if !s.matched[v.id] {
-				at = KV[K, R]{Key: k, Value: v.r}
-				out = append(out, s.f(k, noL, v.r, false, true))
-			}
-			if v.next == 0 {
-				break
-			}
-		}
+	s.own.Unmatched(func(k K, r *R) {
+		at = KV[K, R]{Key: k, Value: *r}
+		out = append(out, s.f(k, noL, *r, false, true))
 	})
 	if len(out) > 0 {
 		emit(&plan.Batch{Data: out})
@@ -337,7 +297,7 @@ func (s *joinState[K, L, R, O]) Lost() bool { return false }
 // Waiting holds the probe input until the build side has ended, when the
 // planner found that safe (plan.JoinSpec.HoldProbe).
 func (s *joinState[K, L, R, O]) Waiting() int {
-	if !s.built && s.n.Join.HoldProbe {
+	if !s.own.Built() && s.n.Join.HoldProbe {
 		return 0
 	}
 	return -1
@@ -349,7 +309,7 @@ func (s *joinState[K, L, R, O]) Waiting() int {
 // (refusing them could deadlock a graph that feeds both sides from one
 // source).
 func (s *joinState[K, L, R, O]) Preferred() int {
-	if s.built {
+	if s.own.Built() {
 		return -1
 	}
 	return 1

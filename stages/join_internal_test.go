@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 )
 
 // TestSharedTableBuiltOnce feeds the same build batches to three instances
@@ -23,11 +24,11 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		}
 		batches = append(batches, &plan.Batch{Data: rows})
 	}
-	shared := &sharedTable[int64, int64]{seen: map[*plan.Batch]int{}, local: instances, t: newBuildTable[int64, int64](1)}
+	shared := &sharedTable[int64, int64, int64]{seen: map[*plan.Batch]int{}, local: instances, t: newJoinTable[int64, int64, int64](false)}
 	states := make([]*joinState[int64, int64, int64, Joined[int64, int64, int64]], instances)
 	var wg sync.WaitGroup
 	for i := range states {
-		states[i] = &joinState[int64, int64, int64, Joined[int64, int64, int64]]{kind: Inner, shared: shared,
+		states[i] = &joinState[int64, int64, int64, Joined[int64, int64, int64]]{kind: Inner, shared: shared, own: newJoinTable[int64, int64, int64](false),
 			f: func(k, l, r int64, hl, hr bool) Joined[int64, int64, int64] {
 				return Joined[int64, int64, int64]{Key: k, Left: l, Right: r, HasLeft: hl, HasRight: hr}
 			}}
@@ -47,7 +48,7 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		}(states[i], i)
 	}
 	wg.Wait()
-	if n := shared.t.rows; n != 5000 {
+	if n := shared.t.Rows(); n != 5000 {
 		t.Errorf("shared table holds %d rows, want 5000 (each build row once)", n)
 	}
 	if len(shared.seen) != 0 {
@@ -80,8 +81,9 @@ func BenchmarkJoinProbe(b *testing.B) {
 	for i := range rows {
 		rows[i] = KV[int64, benchUser]{Key: int64(i), Value: benchUser{ID: int64(i), Age: 30, Country: "de", LTV: 1}}
 	}
-	t := newBuildTable[int64, benchUser](3)
-	t.add(rows)
+	t := newJoinTable[int64, [3]int64, benchUser](false)
+	addBuild(t, rows)
+	t.EndBuild()
 	r := rand.New(rand.NewPCG(1, 2))
 	batches := make([][]KV[int64, [3]int64], 256)
 	for j := range batches {
@@ -98,9 +100,9 @@ func BenchmarkJoinProbe(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1024), "ns/probe")
 	}
 	b.Run("probe", func(b *testing.B) {
-		s := &joinState[int64, [3]int64, benchUser, benchOut]{n: &plan.Node{}, kind: Inner, f: f, own: t, built: true}
+		s := &joinState[int64, [3]int64, benchUser, benchOut]{n: &plan.Node{}, kind: Inner, f: f, own: t}
 		for n := range b.N {
-			s.probe(&plan.Batch{Data: batches[n%len(batches)]}, func(*plan.Batch) {})
+			s.probe(batches[n%len(batches)], func(*plan.Batch) {})
 		}
 		perProbe(b)
 	})
@@ -109,11 +111,17 @@ func BenchmarkJoinProbe(b *testing.B) {
 			xs := batches[n%len(batches)]
 			out := make([]benchOut, 0, len(xs))
 			for i := range xs {
-				if v, ok := t.t.Get(xs[i].Key); ok {
-					out = append(out, f(xs[i].Key, xs[i].Value, v.r, true, true))
+				if v := t.Get(xs[i].Key); v != nil {
+					out = append(out, f(xs[i].Key, xs[i].Value, v.R, true, true))
 				}
 			}
 		}
 		perProbe(b)
 	})
+}
+
+// newJoinTable is a join's state for internal tests: 128 key groups by
+// KeyBy's hash, seed 1.
+func newJoinTable[K comparable, L, R any](fullOuter bool) *state.Join[K, L, R] {
+	return state.NewJoin[K, L, R](state.Groups[K]{Hash: hasher[K](), Max: 128}, state.Seed(1, 1), fullOuter)
 }

@@ -14,7 +14,7 @@ import (
 // probe first let it escape bare: found by a review).
 func TestProbeLookupPanicNamesRecord(t *testing.T) {
 	n := &plan.Node{Op: "join", Loc: "review3_test.go", Join: &plan.JoinSpec{}}
-	s := &joinState[any, int64, int64, string]{n: n, kind: Inner, own: newBuildTable[any, int64](1),
+	s := &joinState[any, int64, int64, string]{n: n, kind: Inner, own: newJoinTable[any, int64, int64](false),
 		f: func(k any, l, r int64, hl, hr bool) string { return fmt.Sprint(k, l, r) }}
 	s.StepInput(1, &plan.Batch{Data: []KV[any, int64]{{Key: int64(1), Value: 10}}}, nil)
 	s.EndInput(1, nil)

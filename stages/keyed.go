@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 	"github.com/sluice-data/sluice/window"
 )
 
@@ -215,12 +216,14 @@ func Aggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, c Comb
 	}
 	pre := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "combine", Out: plan.TypeOf[KV[K, A]](),
 		Inputs: []plan.Input{k.s.input()}}, stageOptions{name: o.name})
-	pre.NewState = func(plan.Instance) plan.State {
-		return newCombineState(pre, k.key, c, combineLimit[K, A]())
+	pre.NewState = func(inst plan.Instance) plan.State {
+		return newCombineState(pre, k.key, c, combineLimit[K, A](), inst.Seed)
 	}
 	agg := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "aggregate", Out: plan.TypeOf[KV[K, O]](),
 		Inputs: []plan.Input{{From: pre, Edge: plan.Hash, Key: kvKey[K, A](k.hash)}}}, o)
-	agg.NewState = func(plan.Instance) plan.State { return newAggregateState[K, T, A, O](agg, c) }
+	agg.NewState = func(inst plan.Instance) plan.State {
+		return newAggregateState[K, T, A, O](agg, c, groupsOf(k.hash, inst), inst.Seed)
+	}
 	return Stream[KV[K, O]]{p: p, node: agg}
 }
 
@@ -262,8 +265,8 @@ const (
 	combineMaxShare = 0.5
 )
 
-func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c Combiner[T, A, O], limit int) *combineState[K, T, A, O] {
-	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: newHashTable[K, A](n.ID)}
+func newCombineState[K comparable, T, A, O any](n *plan.Node, key func(T) K, c Combiner[T, A, O], limit int, seed uint64) *combineState[K, T, A, O] {
+	return &combineState[K, T, A, O]{n: n, key: key, c: c, limit: limit, t: newHashTable[K, A](seed, n.ID)}
 }
 
 func (s *combineState[K, T, A, O]) Step(in *plan.Batch, emit func(*plan.Batch)) {
@@ -330,16 +333,17 @@ func (s *combineState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
 func (s *combineState[K, T, A, O]) Lost() bool { return s.lost }
 
 // aggregateState merges partial accumulators per key and emits the results
-// at the end of input.
+// at the end of input. Its table is keyed state (state.Aggregate): it can
+// be snapshot and restored by range of key groups.
 type aggregateState[K comparable, T, A, O any] struct {
 	n    *plan.Node
 	c    Combiner[T, A, O]
-	t    *hashTable[K, A]
+	t    *state.Aggregate[K, A]
 	lost bool
 }
 
-func newAggregateState[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O]) *aggregateState[K, T, A, O] {
-	return &aggregateState[K, T, A, O]{n: n, c: c, t: newHashTable[K, A](n.ID)}
+func newAggregateState[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O], groups state.Groups[K], seed uint64) *aggregateState[K, T, A, O] {
+	return &aggregateState[K, T, A, O]{n: n, c: c, t: state.NewAggregate[K, A](groups, state.Seed(seed, n.ID))}
 }
 
 func (s *aggregateState[K, T, A, O]) Step(in *plan.Batch, _ func(*plan.Batch)) {

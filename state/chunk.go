@@ -1,0 +1,176 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// Coder encodes values of T. It is the part of codec.Codec that state
+// needs, so that the codecs stages chooses satisfy it: Append appends v's
+// encoding to dst; Decode decodes one value from the front of src into v
+// and returns the rest.
+type Coder[T any] interface {
+	Append(dst []byte, v *T) []byte
+	Decode(src []byte, v *T) ([]byte, error)
+}
+
+// Kind names what a snapshot chunk holds.
+type Kind uint8
+
+const (
+	KindAggregate Kind = 1 + iota
+	KindJoin
+	KindWindows
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindAggregate:
+		return "aggregate"
+	case KindJoin:
+		return "join"
+	case KindWindows:
+		return "windows"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Version is the snapshot format's version, written in every chunk.
+const Version = 1
+
+var (
+	// ErrCorrupt: a chunk whose checksum, length or contents are wrong.
+	ErrCorrupt = errors.New("state: corrupt snapshot")
+	// ErrVersion: a chunk of a format version this build cannot read.
+	ErrVersion = errors.New("state: unknown snapshot version")
+	// ErrMismatch: a chunk of another kind of state, another number of key
+	// groups, or one that overlaps what the state holds.
+	ErrMismatch = errors.New("state: snapshot does not fit")
+)
+
+var (
+	magic      = [4]byte{'S', 'L', 'S', 'T'}
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// headerLen: magic, version, kind, body length (4 bytes LE), CRC-32C of the
+// body (4 bytes LE).
+const headerLen = 4 + 1 + 1 + 4 + 4
+
+// startChunk appends a chunk header to dst, to be finished by endChunk, and
+// the fields every chunk's body starts with.
+func startChunk(dst []byte, kind Kind, max int, r Range) ([]byte, int) {
+	at := len(dst)
+	dst = append(dst, magic[:]...)
+	dst = append(dst, Version, byte(kind), 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = binary.AppendUvarint(dst, uint64(max))
+	dst = binary.AppendUvarint(dst, uint64(r.Start))
+	dst = binary.AppendUvarint(dst, uint64(r.End))
+	return dst, at
+}
+
+func endChunk(dst []byte, at int) []byte {
+	body := dst[at+headerLen:]
+	binary.LittleEndian.PutUint32(dst[at+6:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(dst[at+10:], crc32.Checksum(body, castagnoli))
+	return dst
+}
+
+// reader decodes a chunk's body; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+// openChunk checks src's header and checksum and returns a reader of its
+// body, its number of key groups and range.
+func openChunk(src []byte, kind Kind) (*reader, int, Range, error) {
+	if len(src) < headerLen || [4]byte(src[:4]) != magic {
+		return nil, 0, Range{}, fmt.Errorf("%w: no chunk header", ErrCorrupt)
+	}
+	if src[4] != Version {
+		return nil, 0, Range{}, fmt.Errorf("%w: version %d, want %d", ErrVersion, src[4], Version)
+	}
+	if Kind(src[5]) != kind {
+		return nil, 0, Range{}, fmt.Errorf("%w: a %v chunk, not %v", ErrMismatch, Kind(src[5]), kind)
+	}
+	n := binary.LittleEndian.Uint32(src[6:])
+	body := src[headerLen:]
+	if uint64(len(body)) != uint64(n) {
+		return nil, 0, Range{}, fmt.Errorf("%w: body of %d bytes, header says %d", ErrCorrupt, len(body), n)
+	}
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(src[10:]) {
+		return nil, 0, Range{}, fmt.Errorf("%w: checksum", ErrCorrupt)
+	}
+	r := &reader{b: body}
+	max := int(r.uvarint())
+	rg := Range{int(r.uvarint()), int(r.uvarint())}
+	if r.err == nil && (max < 1 || rg.Start > rg.End || rg.End > max) {
+		r.err = fmt.Errorf("%w: %v of %d", ErrCorrupt, rg, max)
+	}
+	return r, max, rg, r.err
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: truncated", ErrCorrupt)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: truncated", ErrCorrupt)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count of items of at least one byte each.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: count %d over %d bytes left", ErrCorrupt, n, len(r.b))
+		return 0
+	}
+	return int(n)
+}
+
+func decode[T any](r *reader, c Coder[T], v *T) {
+	if r.err != nil {
+		return
+	}
+	rest, err := c.Decode(r.b, v)
+	if err != nil {
+		r.err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return
+	}
+	r.b = rest
+}
+
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) > 0 {
+		r.err = fmt.Errorf("%w: %d bytes after the end", ErrCorrupt, len(r.b))
+	}
+	return r.err
+}
+
+// writeAll writes b to w, for a snapshot's WriteTo.
+func writeAll(w io.Writer, b []byte) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
