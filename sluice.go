@@ -44,6 +44,11 @@ type Options struct {
 	// MaxParallelism is the number of key groups, the most instances a
 	// stage can have; zero takes DefaultMaxParallelism.
 	MaxParallelism int
+	// Executor runs the job's instances. Nil takes Runtime's: by default
+	// actors.Actors(), every instance an actor. actors.Sim{} runs them all
+	// on one goroutine in an order chosen by the job's seed, on virtual
+	// time: a run is reproducible from its Seed, to replay a failure.
+	Executor actors.Executor
 }
 
 // ErrOptions is wrapped by the error of Options that cannot be planned.
@@ -106,6 +111,9 @@ func (o Options) runtime() actors.Config {
 	}
 	if o.Seed != 0 {
 		cfg.Seed = o.Seed
+	}
+	if o.Executor != nil {
+		cfg.Executor = o.Executor
 	}
 	return cfg
 }

@@ -376,10 +376,15 @@ type jobFlags struct {
 	quiet, plan bool
 	stuckAfter  time.Duration
 	seed        uint64
+	executor    string
 }
 
 func (f *jobFlags) options() sluice.Options {
-	return sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed}
+	o := sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed}
+	if f.executor == "sim" {
+		o.Executor = actors.Sim{}
+	}
+	return o
 }
 
 func (c *invocation) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
@@ -406,6 +411,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 		"warn when an instance has been in one call (a user function, a read, a write) this long (0: never)")
 	fs.Uint64Var(&f.seed, "seed", 0,
 		"the job's seed: its run ID, which names its output files, derives from it (0: a random one; the summary prints the seed used)")
+	fs.StringVar(&f.executor, "executor", "actors",
+		"what runs the instances: actors (one actor each, in parallel) or sim (one goroutine, an order chosen by -seed, on virtual time: a run replays from its seed)")
 	return fs, f
 }
 
@@ -474,6 +481,10 @@ func (c *invocation) build(name string, f *jobFlags) (*stages.Pipeline, int) {
 	}
 	if f.maxParallelism < 1 || f.maxParallelism > 1<<15 {
 		c.errorf("--max-parallelism %d must be from 1 to 32768", f.maxParallelism)
+		bad = true
+	}
+	if f.executor != "" && f.executor != "actors" && f.executor != "sim" {
+		c.errorf("--executor %q: want actors or sim", f.executor)
 		bad = true
 	}
 	if f.stuckAfter < 0 {
