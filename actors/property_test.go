@@ -98,76 +98,86 @@ func TestRandomPipelines(t *testing.T) {
 		seeds = 15
 	}
 	for seed := range seeds {
-		r := rand.New(rand.NewPCG(uint64(seed), 99))
-		n := r.IntN(20_000)
-		xs := make([]int64, n)
-		for i := range xs {
-			xs[i] = r.Int64N(10_000) - 1_000
+		for _, exec := range []actors.Executor{actors.Actors(), actors.Sim{}} {
+			randomPipeline(t, seed, exec)
 		}
-		ops := randomOps(r)
-		agg := []string{"none", "sum", "count", "min", "max"}[r.IntN(5)]
-		keys := r.Int64N(50) + 1
-		cfg := actors.DefaultConfig()
-		cfg.BatchRecords = 1 + r.IntN(2000)
-		cfg.Credits = 1 + r.IntN(4)
-		par := 1 + r.IntN(4)
-		desc := fmt.Sprintf("seed %d: %d records, ops %v, agg %s over %d keys, parallelism %d, batch %d, credits %d",
-			seed, n, ops, agg, keys, par, cfg.BatchRecords, cfg.Credits)
+	}
+}
 
-		p := stages.NewPipeline("random")
-		s := applyStages(stages.FromSlice(p, xs), ops)
-		want := applyPlain(xs, ops)
-		key := func(x int64) int64 { return ((x % keys) + keys) % keys }
-		var got []string
-		var wantS []string
-		if agg == "none" {
-			c := stages.Collect(s)
-			run(t, desc, p, par, &cfg)
-			for _, x := range c.Values() {
-				got = append(got, fmt.Sprint(x))
-			}
-			for _, x := range want {
-				wantS = append(wantS, fmt.Sprint(x))
-			}
-		} else {
-			k := stages.KeyBy(s, key)
-			var comb stages.Combiner[int64, int64, int64]
-			plain := map[int64]int64{}
-			fold := func(a, b int64) int64 { return a + b }
-			switch agg {
-			case "sum":
-				comb = stages.Sum(func(x int64) int64 { return x })
-			case "count":
-				comb = stages.Count[int64]()
-			case "min":
-				comb, fold = stages.Min(func(x int64) int64 { return x }), func(a, b int64) int64 { return min(a, b) }
-			case "max":
-				comb, fold = stages.Max(func(x int64) int64 { return x }), func(a, b int64) int64 { return max(a, b) }
-			}
-			c := stages.Collect(stages.Aggregate(k, window.Global(), comb, stages.Parallelism(1+r.IntN(4))))
-			run(t, desc, p, par, &cfg)
-			for _, kv := range c.Values() {
-				got = append(got, fmt.Sprint(kv.Key, "=", kv.Value))
-			}
-			for _, x := range want {
-				v := x
-				if agg == "count" {
-					v = 1
-				}
-				if old, ok := plain[key(x)]; ok {
-					v = fold(old, v)
-				}
-				plain[key(x)] = v
-			}
-			for k, v := range plain {
-				wantS = append(wantS, fmt.Sprint(k, "=", v))
-			}
+// randomPipeline runs the random pipeline of seed on exec (the simulator's
+// interleaving also chosen by seed) and checks its output.
+func randomPipeline(t *testing.T, seed int, exec actors.Executor) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(seed), 99))
+	n := r.IntN(20_000)
+	xs := make([]int64, n)
+	for i := range xs {
+		xs[i] = r.Int64N(10_000) - 1_000
+	}
+	ops := randomOps(r)
+	agg := []string{"none", "sum", "count", "min", "max"}[r.IntN(5)]
+	keys := r.Int64N(50) + 1
+	cfg := actors.DefaultConfig()
+	cfg.BatchRecords = 1 + r.IntN(2000)
+	cfg.Credits = 1 + r.IntN(4)
+	par := 1 + r.IntN(4)
+	cfg.Executor, cfg.Seed = exec, uint64(seed)+1
+	desc := fmt.Sprintf("seed %d on %s: %d records, ops %v, agg %s over %d keys, parallelism %d, batch %d, credits %d",
+		seed, exec.Name(), n, ops, agg, keys, par, cfg.BatchRecords, cfg.Credits)
+
+	p := stages.NewPipeline("random")
+	s := applyStages(stages.FromSlice(p, xs), ops)
+	want := applyPlain(xs, ops)
+	key := func(x int64) int64 { return ((x % keys) + keys) % keys }
+	var got []string
+	var wantS []string
+	if agg == "none" {
+		c := stages.Collect(s)
+		run(t, desc, p, par, &cfg)
+		for _, x := range c.Values() {
+			got = append(got, fmt.Sprint(x))
 		}
-		slices.Sort(got)
-		slices.Sort(wantS)
-		if !slices.Equal(got, wantS) {
-			t.Fatalf("%s:\n got %d results: %s\nwant %d results: %s", desc, len(got), head(got), len(wantS), head(wantS))
+		for _, x := range want {
+			wantS = append(wantS, fmt.Sprint(x))
 		}
+	} else {
+		k := stages.KeyBy(s, key)
+		var comb stages.Combiner[int64, int64, int64]
+		plain := map[int64]int64{}
+		fold := func(a, b int64) int64 { return a + b }
+		switch agg {
+		case "sum":
+			comb = stages.Sum(func(x int64) int64 { return x })
+		case "count":
+			comb = stages.Count[int64]()
+		case "min":
+			comb, fold = stages.Min(func(x int64) int64 { return x }), func(a, b int64) int64 { return min(a, b) }
+		case "max":
+			comb, fold = stages.Max(func(x int64) int64 { return x }), func(a, b int64) int64 { return max(a, b) }
+		}
+		c := stages.Collect(stages.Aggregate(k, window.Global(), comb, stages.Parallelism(1+r.IntN(4))))
+		run(t, desc, p, par, &cfg)
+		for _, kv := range c.Values() {
+			got = append(got, fmt.Sprint(kv.Key, "=", kv.Value))
+		}
+		for _, x := range want {
+			v := x
+			if agg == "count" {
+				v = 1
+			}
+			if old, ok := plain[key(x)]; ok {
+				v = fold(old, v)
+			}
+			plain[key(x)] = v
+		}
+		for k, v := range plain {
+			wantS = append(wantS, fmt.Sprint(k, "=", v))
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(wantS)
+	if !slices.Equal(got, wantS) {
+		t.Fatalf("%s:\n got %d results: %s\nwant %d results: %s", desc, len(got), head(got), len(wantS), head(wantS))
 	}
 }
 

@@ -71,9 +71,9 @@ func TestBeamTranscriptPipelines(t *testing.T) {
 			rejects++
 		}
 		ok := t.Run(tr.Name, func(t *testing.T) {
-			for _, par := range []int{1, 2} {
-				t.Run(fmt.Sprintf("parallelism-%d", par), func(t *testing.T) {
-					failures, _ := runTranscriptPipeline(t, tr, s, par)
+			for _, run := range transcriptRuns {
+				t.Run(run.name, func(t *testing.T) {
+					failures, _ := runTranscriptPipeline(t, tr, s, run.par, run.exec, run.seed)
 					if tr.Error == "" {
 						for _, f := range failures {
 							t.Error(f)
@@ -192,14 +192,29 @@ func concatValues() stages.Combiner[transcriptRecord, string, []int64] {
 		})
 }
 
+// transcriptRuns are the ways each transcript runs: on actors at
+// parallelism 1 and 2, and on the simulator at parallelism 2 under two
+// seeds of its interleaving.
+var transcriptRuns = []struct {
+	name string
+	par  int
+	exec actors.Executor
+	seed uint64
+}{
+	{"parallelism-1", 1, actors.Actors(), 0},
+	{"parallelism-2", 2, actors.Actors(), 0},
+	{"sim-parallelism-2-seed-1", 2, actors.Sim{}, 1},
+	{"sim-parallelism-2-seed-2", 2, actors.Sim{}, 2},
+}
+
 // runTranscriptPipeline runs tr through a pipeline at parallelism par and
 // returns what the checker found, one message per failing key and
 // aggregation, and the panes it set aside as the end-of-input flush's.
-func runTranscriptPipeline(t *testing.T, tr *beamtranscripts.Transcript, s window.Strategy, par int) (failures, flushed []string) {
+func runTranscriptPipeline(t *testing.T, tr *beamtranscripts.Transcript, s window.Strategy, par int, exec actors.Executor, seed uint64) (failures, flushed []string) {
 	t.Helper()
 	clk := clock.NewManual(time.Unix(1_000_000, 0))
 	cfg := actors.DefaultConfig()
-	cfg.Clock = clk
+	cfg.Clock, cfg.Executor, cfg.Seed = clk, exec, seed
 	p := stages.NewPipeline("transcript-" + tr.Name)
 	keyed := stages.KeyBy(transcriptStream(tr, clk).Read(p), func(r transcriptRecord) string { return r.Key })
 	outs := []struct {
@@ -324,30 +339,39 @@ func TestTranscriptPipelineEndOfInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		failures, flushed := runTranscriptPipeline(t, tr, s, 2)
-		// Each of the six keys of both aggregations gets one final ON_TIME
-		// pane of [20, 30) from the flush, and no other.
-		if want := 2 * len(beamtranscripts.Rebundlings); len(flushed) != want {
-			t.Errorf("%s: %d panes set aside as the flush's, want %d: %q", tr.Name, len(flushed), want, flushed)
+		for _, run := range transcriptRuns[1:] {
+			checkEndOfInput(t, tr, s, run.par, run.exec, run.seed)
 		}
-		for _, f := range flushed {
-			if !strings.Contains(f, "values:[25] window:[20 29]") || !strings.Contains(f, "final:true") {
-				t.Errorf("%s: set aside %s, want only the final pane of [20, 29]", tr.Name, f)
-			}
+	}
+}
+
+// checkEndOfInput checks the end-of-input flush of tr on exec.
+func checkEndOfInput(t *testing.T, tr *beamtranscripts.Transcript, s window.Strategy, par int, exec actors.Executor, seed uint64) {
+	t.Helper()
+	failures, flushed := runTranscriptPipeline(t, tr, s, par, exec, seed)
+	name := fmt.Sprintf("%s on %s (seed %d)", tr.Name, exec.Name(), seed)
+	// Each of the six keys of both aggregations gets one final ON_TIME
+	// pane of [20, 30) from the flush, and no other.
+	if want := 2 * len(beamtranscripts.Rebundlings); len(flushed) != want {
+		t.Errorf("%s: %d panes set aside as the flush's, want %d: %q", name, len(flushed), want, flushed)
+	}
+	for _, f := range flushed {
+		if !strings.Contains(f, "values:[25] window:[20 29]") || !strings.Contains(f, "final:true") {
+			t.Errorf("%s: set aside %s, want only the final pane of [20, 29]", name, f)
 		}
-		if tr.Error == "" {
-			for _, f := range failures {
-				t.Errorf("%s: %s", tr.Name, f)
-			}
-			continue
-		}
-		if len(failures) != len(flushed) {
-			t.Errorf("%s: %d key checks failed, want %d: %q", tr.Name, len(failures), len(flushed), failures)
-		}
+	}
+	if tr.Error == "" {
 		for _, f := range failures {
-			if !regexp.MustCompile(tr.Error).MatchString(f) {
-				t.Errorf("%s: failed with %q, want a failure matching %q", tr.Name, f, tr.Error)
-			}
+			t.Errorf("%s: %s", name, f)
+		}
+		return
+	}
+	if len(failures) != len(flushed) {
+		t.Errorf("%s: %d key checks failed, want %d: %q", name, len(failures), len(flushed), failures)
+	}
+	for _, f := range failures {
+		if !regexp.MustCompile(tr.Error).MatchString(f) {
+			t.Errorf("%s: failed with %q, want a failure matching %q", name, f, tr.Error)
 		}
 	}
 }
