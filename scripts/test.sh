@@ -117,6 +117,12 @@ go vet ./...
 log "go test -race (every package: most run goroutines through the runtime)"
 go test -race -count=1 -timeout 15m ./...
 
+# Every bundled job on the deterministic executor under 200 seeds, each
+# another interleaving, against one run on actors (about 30 s; without the
+# race detector, which the pass above ran it under on two seeds).
+log "the bundled jobs on the simulator under 200 seeds (actors.Sim)"
+go test -count=1 -run TestExecutorsAgree ./examples -sim.seeds=200
+
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
 # checksums of DuckDB's outputs computed in the same run (tools/peers, an

@@ -1,0 +1,234 @@
+package examples
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/stages"
+)
+
+var (
+	simSeeds = flag.Int("sim.seeds", 2, "TestExecutorsAgree: how many of the simulator's seeds to run each job under")
+	simSeed  = flag.Uint64("sim.seed", 0, "TestExecutorsAgree: run only this seed of the simulator (to replay a failure)")
+)
+
+// agreeJob is one bundled job with small arguments; out is the directory it
+// writes to (the same on every run, so that printed paths compare).
+type agreeJob struct {
+	job  *stages.Job
+	args func(out string) map[string]string
+	// canon, if not nil, makes the printed lines comparable where they may
+	// legitimately differ between runs.
+	canon func(line string) (string, bool)
+}
+
+// TestExecutorsAgree runs every bundled job once on actors and under many
+// seeds on the simulator, each seed another interleaving of the instances'
+// messages, and compares what each run printed and wrote: the same lines
+// and the same rows in the same directories. A seed that fails is printed
+// with the flag that replays it.
+func TestExecutorsAgree(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "book.txt")
+	var b strings.Builder
+	for i := range 3_000 {
+		fmt.Fprintf(&b, "the %d quick brown fox %d jumps over the lazy dog %d\n", i%37, i%101, i%7)
+	}
+	if err := os.WriteFile(text, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	orders := OrdersSpec{Seed: 7, Orders: 6_000, Users: 600, Zipf: 1.1, Days: 3, Splits: 3}
+	events := EventsSpec{Seed: 5, Events: 6_000, Users: 600, Zipf: 1.1, Every: 10 * smallEvents.Every,
+		Disorder: smallEvents.Disorder, Splits: 3}
+	tables := filepath.Join(dir, "tables")
+	runJob(t, GenOrders, with(orders.args(""), "out", tables), 2)
+	jobs := []agreeJob{
+		{job: WordCount, args: func(string) map[string]string { return map[string]string{"in": text} }},
+		{job: SumByKey, args: func(string) map[string]string {
+			return map[string]string{"rows": "20000", "keys": "700", "seed": "3", "zipf": "1.1"}
+		}},
+		{job: SumByKey, args: func(out string) map[string]string {
+			return map[string]string{"rows": "20000", "keys": "700", "seed": "3", "out": out}
+		}},
+		{job: GenOrders, args: func(out string) map[string]string { return with(orders.args(""), "out", out) }},
+		{job: GenEvents, args: func(out string) map[string]string { return with(events.args(""), "out", out) }},
+		{job: OrdersJoin, args: func(out string) map[string]string { return with(orders.args("n-"), "out", out) }},
+		{job: OrdersJoin, args: func(out string) map[string]string {
+			return map[string]string{"orders": filepath.Join(tables, "orders"), "users": filepath.Join(tables, "users"), "out": out}
+		}},
+		{job: OrdersPerUser, args: func(out string) map[string]string { return with(orders.args("n-"), "out", out) }},
+		{job: EventsWindows, args: func(out string) map[string]string { return with(events.args("n-"), "out", out) }},
+		{job: Clicks, args: func(string) map[string]string {
+			return map[string]string{"seed": "3", "users": "40", "clicks": "6000", "every": "10ms", "speed": "0"}
+		}, canon: finalPanes},
+	}
+	seeds := make([]uint64, 0, *simSeeds)
+	if *simSeed != 0 {
+		seeds = append(seeds, *simSeed)
+	}
+	for s := uint64(1); len(seeds) < cap(seeds) && *simSeed == 0; s++ {
+		seeds = append(seeds, s)
+	}
+	for i, j := range jobs {
+		out := filepath.Join(dir, fmt.Sprintf("out%d", i))
+		desc := fmt.Sprintf("%s %v", j.job.Name, j.args(out))
+		want := runCanonical(t, j, out, sluice.Options{Parallelism: 3, Seed: 1})
+		t.Logf("%s: %d lines, %d bytes", desc, strings.Count(want, "\n"), len(want))
+		if want == "" {
+			t.Fatalf("%s on actors: nothing printed or written", desc)
+		}
+		for _, seed := range seeds {
+			got := runCanonical(t, j, out, sluice.Options{Parallelism: 3, Seed: seed, Executor: actors.Sim{}})
+			if got != want {
+				t.Fatalf("%s: the simulator's seed %d (replay: go test ./examples -run TestExecutorsAgree -sim.seed=%d) disagrees with actors:\n%s",
+					desc, seed, seed, firstLineDiff(want, got))
+			}
+		}
+	}
+	t.Logf("%d jobs agree on actors and on %d seeds of the simulator", len(jobs), len(seeds))
+}
+
+// runCanonical runs j with opts and returns what it printed and wrote, in
+// a form that does not depend on the interleaving: printed lines sorted,
+// then every file under out (but hidden ones) by its directory, its lines
+// or Parquet rows sorted. File names are left out: they hold the run ID.
+// Parquet doubles are compared in cents: the workloads' amounts are money,
+// and a float sum depends on the order of its additions.
+func runCanonical(t *testing.T, j agreeJob, out string, opts sluice.Options) string {
+	t.Helper()
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	buf := capture(t)
+	p, err := j.job.Build(j.args(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sluice.Run(context.Background(), p, opts); err != nil {
+		t.Fatalf("%s on %v (seed %d): %v", j.job.Name, opts.Executor, opts.Seed, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if j.canon != nil {
+			var ok bool
+			if l, ok = j.canon(l); !ok {
+				continue
+			}
+		}
+		lines = append(lines, l)
+	}
+	slices.Sort(lines)
+	var files []string
+	err = filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+		if os.IsNotExist(err) && path == out {
+			return filepath.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if name := d.Name(); path != out && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(out, filepath.Dir(path))
+		rows, err := fileRows(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		for _, r := range rows {
+			files = append(files, rel+": "+r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(files)
+	return strings.Join(lines, "\n") + "\n--- files\n" + strings.Join(files, "\n")
+}
+
+// fileRows returns the rows of a Parquet file, or the lines of another.
+func fileRows(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rows []string
+	if !strings.HasSuffix(path, ".parquet") {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			rows = append(rows, sc.Text())
+		}
+		return rows, sc.Err()
+	}
+	r := parquet.NewReader(f)
+	defer r.Close()
+	buf := make([]parquet.Row, 64)
+	for {
+		n, err := r.ReadRows(buf)
+		for _, row := range buf[:n] {
+			var b strings.Builder
+			for i, v := range row {
+				if i > 0 {
+					b.WriteByte(' ')
+				}
+				if v.Kind() == parquet.Double {
+					fmt.Fprintf(&b, "%d¢", int64(math.Round(v.Double()*100)))
+				} else {
+					b.WriteString(v.String())
+				}
+			}
+			rows = append(rows, b.String())
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return rows, nil
+			}
+			return rows, err
+		}
+	}
+}
+
+// finalPanes keeps a clicks pane if it is on time or late, without its
+// index: how many early panes came before it depends on how much
+// processing time passed, which differs between runs.
+func finalPanes(line string) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 6 || f[3] == "early" {
+		return "", false
+	}
+	return strings.Join(slices.Delete(f, 4, 6), " "), true
+}
+
+// firstLineDiff shows the first line where want and got part.
+func firstLineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range min(len(w), len(g)) {
+		if w[i] != g[i] {
+			return fmt.Sprintf("line %d of %d:\n want %s\n  got %s", i+1, len(w), w[i], g[i])
+		}
+	}
+	return fmt.Sprintf("want %d lines, got %d", len(w), len(g))
+}
