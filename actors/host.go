@@ -17,7 +17,6 @@ type host struct {
 	v         *plan.Vertex
 	task      *core.Task
 	op        *core.Operator
-	committed bool // the sink's writer has committed
 
 	// The call the instance is in, for reports of a stuck job: since when
 	// (unix ns on the injected clock; 0 between calls), what kind and, for

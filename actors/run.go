@@ -35,9 +35,8 @@ type Execution struct {
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
 
-	result    *Result
-	abortErrs []error
-	run       string
+	result *Result
+	run    string
 }
 
 // An Executor runs a job's instances: it steps each instance's core.Task
@@ -136,32 +135,25 @@ func (x *Execution) instances() int {
 // actor and returns the job's statistics.
 func (x *Execution) Wait() (*Result, error) {
 	<-x.done // a cancelled ctx ends the job through the watcher in Start
-	err := x.err
 	// Stop every task before touching the hosts from this goroutine. If
 	// they do not stop (a user function blocked for good), the hosts are
-	// still in use: leave the sinks and readers alone and say so.
-	if serr := x.eng.stop(); serr != nil {
-		if err == nil {
-			err = errors.New("the job ended but its tasks did not stop")
-		}
-		x.finishJob(true)
+	// still in use: the coordinator leaves the writers alone.
+	serr := x.eng.stop()
+	c := core.NewCommitter(x.commitSinks(), x.err, serr != nil)
+	for a, ok := c.Next(); ok; a, ok = c.Next() {
+		c.Reply(x.carryOut(a))
+	}
+	for _, w := range c.Warnings() {
+		x.cfg.Logger.Warn("finishing a sink's output", "err", w)
+	}
+	err := c.Err()
+	if serr != nil {
 		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
 	}
-	if err == nil {
-		err = x.commit()
-	}
-	if err == nil {
-		err = x.commitJob()
-	}
-	if err != nil {
-		x.abort()
-	}
-	x.finishJob(err != nil)
 	x.closeReaders()
 	res := x.Snapshot()
 	if err != nil {
-		err = errors.Join(append([]error{err}, x.abortErrs...)...)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return res, fmt.Errorf("job %q: %w", x.phys.Job, err)
 		}
@@ -170,85 +162,55 @@ func (x *Execution) Wait() (*Result, error) {
 	return res, nil
 }
 
-func (x *Execution) commit() error {
-	for _, hs := range x.hosts {
-		for _, h := range hs {
-			if w := h.task.Writer(); w != nil {
-				if err := w.Commit(); err != nil {
-					return fmt.Errorf("%s: committing: %w", h.op.Instance(), err)
-				}
-				h.committed = true
+// commitSinks describes the job's sinks and their open writers to the
+// commit coordinator.
+func (x *Execution) commitSinks() []core.CommitSink {
+	var sinks []core.CommitSink
+	for vi, v := range x.phys.Vertices {
+		tail := v.Tail()
+		if tail.Kind != plan.KindSink {
+			continue
+		}
+		s := core.CommitSink{Vertex: vi, Name: tail.String(),
+			CommitJob: tail.Sink.CommitJob != nil, FinishJob: tail.Sink.FinishJob != nil}
+		for i, h := range x.hosts[vi] {
+			if h.task.Writer() != nil {
+				s.Writers = append(s.Writers, core.CommitWriter{Instance: i, Name: h.op.Instance().String()})
 			}
 		}
+		sinks = append(sinks, s)
 	}
-	return nil
+	return sinks
 }
 
-// commitJob runs each sink's job-level commit (a _SUCCESS marker) once all
-// its instances have committed.
-func (x *Execution) commitJob() error {
-	for _, v := range x.phys.Vertices {
-		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.CommitJob != nil {
-			if err := tail.Sink.CommitJob(x.ctx, x.instanceOf(v, 0)); err != nil {
-				return fmt.Errorf("%s: committing the job's output: %w", tail, err)
-			}
+// carryOut does what the commit coordinator asks and returns its error.
+func (x *Execution) carryOut(a core.CommitAction) error {
+	h := x.hosts[a.At.Vertex][a.At.Instance]
+	tail := x.phys.Vertices[a.At.Vertex].Tail()
+	switch a.Op {
+	case core.CommitWriterOp:
+		return h.task.Writer().Commit()
+	case core.CommitJobOp:
+		return tail.Sink.CommitJob(x.ctx, h.op.Instance())
+	case core.AbortWriterOp:
+		err := h.task.Writer().Abort()
+		if err != nil { // the job has failed already; say what was left behind
+			x.cfg.Logger.Error("aborting sink left output behind", "instance", h.op.Instance().String(), "err", err)
 		}
-	}
-	return nil
-}
-
-// finishJob runs each sink's end-of-job step (releasing an output's
-// lease). Its errors are logged: after a commit the output is published,
-// and a failed job has its error already.
-func (x *Execution) finishJob(failed bool) {
-	for _, v := range x.phys.Vertices {
-		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.FinishJob != nil {
-			if err := tail.Sink.FinishJob(context.WithoutCancel(x.ctx), x.instanceOf(v, 0), failed); err != nil {
-				x.cfg.Logger.Warn("finishing a sink's output", "stage", tail.String(), "err", err)
-			}
+		return err
+	case core.RevertWriterOp:
+		err := errors.New("the sink cannot revert its commit: its output stays published")
+		if r, ok := h.task.Writer().(plan.Reverter); ok {
+			err = r.Revert()
 		}
-	}
-}
-
-func (x *Execution) instanceOf(v *plan.Vertex, i int) plan.Instance {
-	for vi, w := range x.phys.Vertices {
-		if w == v {
-			return x.hosts[vi][i].op.Instance()
+		if err != nil {
+			x.cfg.Logger.Error("reverting a committed sink left output behind", "instance", h.op.Instance().String(), "err", err)
 		}
+		return err
+	case core.FinishJobOp:
+		return tail.Sink.FinishJob(context.WithoutCancel(x.ctx), h.op.Instance(), a.Failed)
 	}
-	panic("actors: vertex not in plan")
-}
-
-// abort discards the output of a failed job: writers not committed abort,
-// and writers that had committed (the job failed in a later commit) revert.
-func (x *Execution) abort() {
-	for _, hs := range x.hosts {
-		for _, h := range hs {
-			w := h.task.Writer()
-			if w == nil {
-				continue
-			}
-			if !h.committed {
-				if err := w.Abort(); err != nil {
-					// The job has failed already; say what was left behind.
-					x.cfg.Logger.Error("aborting sink left output behind", "instance", h.op.Instance().String(), "err", err)
-					x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: aborting: %w", h.op.Instance(), err))
-				}
-				continue
-			}
-			var err error
-			if r, ok := w.(plan.Reverter); ok {
-				err = r.Revert()
-			} else {
-				err = errors.New("the sink cannot revert its commit: its output stays published")
-			}
-			if err != nil {
-				x.cfg.Logger.Error("reverting a committed sink left output behind", "instance", h.op.Instance().String(), "err", err)
-				x.abortErrs = append(x.abortErrs, fmt.Errorf("%s: reverting its commit: %w", h.op.Instance(), err))
-			}
-			h.committed = false
-		}
-	}
+	panic(fmt.Sprintf("actors: commit action %v", a))
 }
 
 func (x *Execution) closeReaders() {
