@@ -61,21 +61,11 @@ const DefaultMaxParallelism = 128
 // Result is what a run reports: the plan and per-stage statistics.
 type Result = actors.Result
 
-// Plan builds p's physical plan, gathering the sources' splits first.
+// Plan builds p's physical plan (actors.Prepare): it gathers the sources'
+// splits and samples shuffle joins for hot keys first.
 func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
-	}
-	facts := plan.Facts{Splits: map[int][]plan.Split{}}
-	for _, n := range p.Graph().Nodes {
-		if n.Kind != plan.KindSource {
-			continue
-		}
-		splits, err := n.Source.Discover(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("job %q: %s (%s): listing splits: %w", p.Name(), n, n.Loc, err)
-		}
-		facts.Splits[n.ID] = splits
 	}
 	cfg := plan.Config{DefaultParallelism: opts.Parallelism, MaxParallelism: opts.MaxParallelism}
 	if cfg.MaxParallelism == 0 {
@@ -87,18 +77,7 @@ func Plan(ctx context.Context, p *stages.Pipeline, opts Options) (*plan.Physical
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("job %q: %w: %w", p.Name(), ErrOptions, err)
 	}
-	phys, err := plan.Build(p.Graph(), facts, cfg)
-	if err != nil {
-		return nil, err
-	}
-	facts.HotKeys, err = sampleSkew(ctx, p.Graph(), phys, facts, cfg, opts.seeded().runtime())
-	if err != nil {
-		return nil, fmt.Errorf("job %q: %w", p.Name(), err)
-	}
-	if len(facts.HotKeys) == 0 {
-		return phys, nil
-	}
-	return plan.Build(p.Graph(), facts, cfg)
+	return actors.Prepare(ctx, p.Graph(), cfg, opts.seeded().runtime())
 }
 
 func (o Options) runtime() actors.Config {

@@ -13,10 +13,10 @@ import (
 // statistics other goroutines read, and the call it is in. An executor
 // steps the task and calls publish after each step.
 type host struct {
-	x         *Execution
-	v         *plan.Vertex
-	task      *core.Task
-	op        *core.Operator
+	x    *Execution
+	v    *plan.Vertex
+	task *core.Task
+	op   *core.Operator
 
 	// The call the instance is in, for reports of a stuck job: since when
 	// (unix ns on the injected clock; 0 between calls), what kind and, for

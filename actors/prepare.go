@@ -1,4 +1,4 @@
-package sluice
+package actors
 
 import (
 	"context"
@@ -7,9 +7,38 @@ import (
 	"io"
 	"sync"
 
-	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/plan"
 )
+
+// Prepare plans graph g for a run under rt: it lists every source's
+// splits (the facts the planner sizes by), plans, and samples the left side
+// of each shuffle join for hot keys — a short job of its own on rt's
+// executor — planning again with them when it finds any.
+func Prepare(ctx context.Context, g *plan.Graph, cfg plan.Config, rt Config) (*plan.Physical, error) {
+	facts := plan.Facts{Splits: map[int][]plan.Split{}}
+	for _, n := range g.Nodes {
+		if n.Kind != plan.KindSource {
+			continue
+		}
+		splits, err := n.Source.Discover(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %s (%s): listing splits: %w", g.Name, n, n.Loc, err)
+		}
+		facts.Splits[n.ID] = splits
+	}
+	phys, err := plan.Build(g, facts, cfg)
+	if err != nil {
+		return nil, err
+	}
+	facts.HotKeys, err = sampleSkew(ctx, g, phys, facts, cfg, rt)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", g.Name, err)
+	}
+	if len(facts.HotKeys) == 0 {
+		return phys, nil
+	}
+	return plan.Build(g, facts, cfg)
+}
 
 // SampleRecords is how many records of a shuffle join's left side are
 // sampled before the job starts, to find hot keys.
@@ -19,7 +48,7 @@ const SampleRecords = 100_000
 // handling is on and returns the hot keys found, by join node ID. A join
 // whose left side has a stateful stage upstream is not sampled: its keys
 // are only known once all its input has been read.
-func sampleSkew(ctx context.Context, g *plan.Graph, phys *plan.Physical, facts plan.Facts, cfg plan.Config, rt actors.Config) (map[int][]plan.HotKey, error) {
+func sampleSkew(ctx context.Context, g *plan.Graph, phys *plan.Physical, facts plan.Facts, cfg plan.Config, rt Config) (map[int][]plan.HotKey, error) {
 	hot := map[int][]plan.HotKey{}
 	for _, v := range phys.Vertices {
 		n := v.Head()
@@ -39,7 +68,7 @@ func sampleSkew(ctx context.Context, g *plan.Graph, phys *plan.Physical, facts p
 
 // sampleKeys runs the stateless graph upstream of in on the first records of
 // each split and counts the key hashes that reach in.
-func sampleKeys(ctx context.Context, g *plan.Graph, in plan.Input, facts plan.Facts, cfg plan.Config, rt actors.Config) (map[uint64]int64, map[uint64]string, bool, error) {
+func sampleKeys(ctx context.Context, g *plan.Graph, in plan.Input, facts plan.Facts, cfg plan.Config, rt Config) (map[uint64]int64, map[uint64]string, bool, error) {
 	// Copy the upstream nodes, sources limited to a prefix of each split.
 	copies := map[*plan.Node]*plan.Node{}
 	sub := &plan.Graph{Name: g.Name + "/skew-sample"}
@@ -100,7 +129,7 @@ func sampleKeys(ctx context.Context, g *plan.Graph, in plan.Input, facts plan.Fa
 	if err != nil {
 		return nil, nil, false, err
 	}
-	x, err := actors.Start(ctx, phys, rt)
+	x, err := Start(ctx, phys, rt)
 	if err != nil {
 		return nil, nil, false, err
 	}
