@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -52,13 +53,13 @@ func plainParallel(n int64, workers int) map[int64]int64 {
 	return out
 }
 
-func sluiceSum(b *testing.B, n int64) map[int64]int64 {
+func sluiceSum(b *testing.B, n int64, opts sluice.Options) map[int64]int64 {
 	p := stages.NewPipeline("bench")
 	xs := stages.Map(stages.Sequence(p, 0, n), benchMap)
 	sums := stages.Aggregate(stages.KeyBy(xs, func(x int64) int64 { return x % benchKeys }),
 		window.Global(), stages.Sum(func(x int64) int64 { return x }))
 	out := stages.Collect(sums)
-	if _, err := sluice.Run(context.Background(), p, sluice.Options{}); err != nil {
+	if _, err := sluice.Run(context.Background(), p, opts); err != nil {
 		b.Fatal(err)
 	}
 	m := make(map[int64]int64, benchKeys)
@@ -78,7 +79,7 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		t0 := time.Now()
-		got := sluiceSum(b, benchRecords)
+		got := sluiceSum(b, benchRecords, sluice.Options{})
 		t1 := time.Now()
 		one := plainSum(0, benchRecords)
 		t2 := time.Now()
@@ -102,4 +103,29 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(rate(tOne), "go1-records/s")
 	b.ReportMetric(rate(tAll), "goN-records/s")
 	b.ReportMetric(rate(tSluice)/best, "ratio")
+}
+
+// BenchmarkPipelineSim runs BenchmarkPipeline's job on the deterministic
+// executor, all its instances on one goroutine, and in the same run the
+// hand-written version on one goroutine: its records/s and their ratio.
+func BenchmarkPipelineSim(b *testing.B) {
+	var tSim, tOne time.Duration
+	b.ReportAllocs()
+	for i := range b.N {
+		t0 := time.Now()
+		got := sluiceSum(b, benchRecords, sluice.Options{Executor: actors.Sim{}, Seed: uint64(i) + 1})
+		t1 := time.Now()
+		one := plainSum(0, benchRecords)
+		tSim += t1.Sub(t0)
+		tOne += time.Since(t1)
+		for k, v := range one {
+			if got[k] != v {
+				b.Fatalf("key %d: sim %d, plain %d", k, got[k], v)
+			}
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(benchRecords) * float64(b.N) / d.Seconds() }
+	b.ReportMetric(rate(tSim), "records/s")
+	b.ReportMetric(rate(tOne), "go1-records/s")
+	b.ReportMetric(rate(tSim)/rate(tOne), "ratio")
 }
