@@ -354,17 +354,25 @@ func openSink(ctx context.Context, n *plan.Node, inst plan.Instance) (w plan.Sin
 	return n.Sink.Open(ctx, inst)
 }
 
-// produce reads one batch from the source, or ends its input. Splits are
-// read one after another; a split with no data for now (an unbounded one
-// answering ErrNoData) stays open while the instance moves on to its other
-// splits, so that every partition of a broker is read. A transient error
-// (see retry) pauses the instance for a backoff.
+// produce reads one batch from the source, or ends its input. Bounded
+// splits are read one after another; a split with no data for now (an
+// unbounded one answering ErrNoData) stays open while the instance moves
+// on to its other splits. Unbounded splits (Split.Unbounded, a broker's
+// partitions) are opened together and read a batch each in turn, so that
+// a busy partition does not starve the others and hold their records back
+// until they are late. A transient error (see retry) pauses the instance
+// for a backoff.
 func (t *Task) produce(now int64) {
 	if t.retrying || t.blockedNow() || t.op.Finished() || t.op.Pending() || !t.started {
 		return
 	}
 	inst := t.op.Instance()
 	if len(t.open) == 0 && t.split < len(t.splits) {
+		t.openNext()
+	}
+	// Unbounded splits are all read side by side: one that always has data
+	// must not keep the others from being read at all.
+	for t.split < len(t.splits) && t.splits[t.split].Unbounded && t.open[len(t.open)-1].split.Unbounded {
 		t.openNext()
 	}
 	if len(t.open) == 0 {
@@ -416,6 +424,9 @@ func (t *Task) produce(now int64) {
 		t.emit(now, cur, b)
 	}
 	if !noData {
+		if cur.split.Unbounded && !ended {
+			t.cur++ // side by side: the next open split reads next
+		}
 		t.ready.Produce = true
 		return
 	}

@@ -62,15 +62,16 @@ func isTaskScript(path string) bool {
 // scriptedSource is a source of n splits whose readers do what the script
 // queued for them with the read command.
 type scriptedSource struct {
-	e      *taskEnv
-	name   string
-	splits int
+	e         *taskEnv
+	name      string
+	splits    int
+	unbounded bool // the splits are a broker's partitions
 }
 
 func (s scriptedSource) Splits(context.Context) ([]plan.Split, error) {
 	out := make([]plan.Split, s.splits)
 	for i := range out {
-		out[i] = plan.Split{Index: i, Records: -1, Bytes: -1, Desc: fmt.Sprintf("%s split %d", s.name, i)}
+		out[i] = plan.Split{Index: i, Records: -1, Bytes: -1, Desc: fmt.Sprintf("%s split %d", s.name, i), Unbounded: s.unbounded}
 	}
 	return out, nil
 }
@@ -164,22 +165,29 @@ var taskFixtures = map[string]func(e *taskEnv, p *stages.Pipeline){
 	// Two splits with event times (idle after 1000 ns) → m → n → sink, by
 	// rebalance edges: a source, a middle and a last vertex.
 	"events": func(e *taskEnv, p *stages.Pipeline) {
-		src := stages.Read[int64](p, scriptedSource{e, "src", 2}, stages.Name("src"))
+		src := stages.Read[int64](p, scriptedSource{e, "src", 2, false}, stages.Name("src"))
 		ev := stages.EventTime(src, eventNs, stages.IdleAfter(1000*time.Nanosecond))
 		m := stages.Map(stages.Rebalance(ev), ident, stages.Name("m"), stages.Parallelism(1))
 		n := stages.Map(stages.Rebalance(m), ident, stages.Name("n"), stages.Parallelism(1))
 		stages.Write(n, loggedSink[int64]{e})
 	},
+	// Two unbounded splits (a broker's partitions) with event times → m →
+	// sink.
+	"partitions": func(e *taskEnv, p *stages.Pipeline) {
+		src := stages.Read[int64](p, scriptedSource{e, "src", 2, true}, stages.Name("src"))
+		ev := stages.EventTime(src, eventNs)
+		stages.Write(stages.Map(stages.Rebalance(ev), ident, stages.Name("m"), stages.Parallelism(1)), loggedSink[int64]{e})
+	},
 	// Three splits, no event times → m ×2 → sink.
 	"splits": func(e *taskEnv, p *stages.Pipeline) {
-		src := stages.Read[int64](p, scriptedSource{e, "src", 3}, stages.Name("src"))
+		src := stages.Read[int64](p, scriptedSource{e, "src", 3, false}, stages.Name("src"))
 		m := stages.Map(stages.Rebalance(src), ident, stages.Name("m"), stages.Parallelism(2))
 		stages.Write(m, loggedSink[int64]{e})
 	},
 	// Sources a (2 splits) and b (1 split) into a union that sends on to m.
 	"union": func(e *taskEnv, p *stages.Pipeline) {
-		a := stages.Read[int64](p, scriptedSource{e, "a", 2}, stages.Name("a"))
-		b := stages.Read[int64](p, scriptedSource{e, "b", 1}, stages.Name("b"), stages.Parallelism(1))
+		a := stages.Read[int64](p, scriptedSource{e, "a", 2, false}, stages.Name("a"))
+		b := stages.Read[int64](p, scriptedSource{e, "b", 1, false}, stages.Name("b"), stages.Parallelism(1))
 		u := stages.Union(a, b)
 		stages.Write(stages.Map(stages.Rebalance(u), ident, stages.Name("m"), stages.Parallelism(1)), loggedSink[int64]{e})
 	},
@@ -188,15 +196,15 @@ var taskFixtures = map[string]func(e *taskEnv, p *stages.Pipeline){
 	// come from different sources, so the planner lets the join hold its
 	// probe input until the build side has ended (HoldProbe).
 	"join": func(e *taskEnv, p *stages.Pipeline) {
-		probe := stages.Read[int64](p, scriptedSource{e, "probe", 1}, stages.Name("probe"))
-		build := stages.Read[int64](p, scriptedSource{e, "build", 1}, stages.Name("build"))
+		probe := stages.Read[int64](p, scriptedSource{e, "probe", 1, false}, stages.Name("probe"))
+		build := stages.Read[int64](p, scriptedSource{e, "build", 1, false}, stages.Name("build"))
 		joinMod10(e, probe, build)
 	},
 	// The same join with both sides from one source: holding the probe
 	// side could deadlock (the source waits on credit the probe side does
 	// not return, and the build side never ends), so the join takes it.
 	"selfjoin": func(e *taskEnv, p *stages.Pipeline) {
-		src := stages.Read[int64](p, scriptedSource{e, "src", 1}, stages.Name("src"))
+		src := stages.Read[int64](p, scriptedSource{e, "src", 1, false}, stages.Name("src"))
 		joinMod10(e, src, stages.Filter(src, func(x int64) bool { return x < 10 }, stages.Name("small")))
 	},
 }

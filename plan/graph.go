@@ -97,6 +97,11 @@ type Split struct {
 	// time, so that instances read side by side in time even when several
 	// files each span the whole range.
 	Order int64
+	// Unbounded marks a split that does not end by itself (a broker's
+	// partition). An instance reads its unbounded splits side by side, a
+	// batch from each in turn, where it reads bounded splits one after
+	// another.
+	Unbounded bool
 }
 
 // ErrNoData is returned by a Reader of an unbounded source that has no

@@ -110,7 +110,7 @@ func (s *source[T]) Splits(ctx context.Context) ([]stages.Split, error) {
 	parts := s.partitions()
 	splits := make([]stages.Split, len(parts))
 	for i, p := range parts {
-		splits[i] = stages.Split{Index: i, Records: -1, Bytes: -1, Desc: s.desc(p), Data: p}
+		splits[i] = stages.Split{Index: i, Records: -1, Bytes: -1, Desc: s.desc(p), Data: p, Unbounded: true}
 	}
 	if !s.bounded() {
 		return splits, nil
