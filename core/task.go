@@ -158,6 +158,7 @@ type chanOut struct {
 	input   int // the edge's input index at the receiver
 	ledger  *backpressure.Ledger
 	backlog []Msg
+	batches int // the Data messages in backlog
 }
 
 // chanIn is the receiving end of one channel.
@@ -649,6 +650,9 @@ func (t *Task) run(now int64, step func() error) {
 	for _, s := range rd.Sends {
 		ch := t.outs[s.Edge][s.Channel]
 		ch.backlog = append(ch.backlog, s)
+		if s.Kind == Data {
+			ch.batches++
+		}
 	}
 	t.op.AckSends()
 	for len(t.op.Ready().Sink) > 0 {
@@ -719,13 +723,14 @@ func (t *Task) drain(now int64, ch *chanOut) {
 			ch.ledger.Send(s.Records, s.Bytes)
 			t.Peak = max(t.Peak, ch.ledger.PeakRecords())
 			t.Checks++
+			ch.batches--
 		}
 		ch.backlog[0] = Msg{}
 		ch.backlog = ch.backlog[1:]
-		s.Input, s.Channel, s.Backlog = ch.input, idx, len(ch.backlog)
+		s.Input, s.Channel, s.Backlog = ch.input, idx, ch.batches
 		t.send(ch.to, s)
 	}
-	ch.ledger.SetBacklog(len(ch.backlog))
+	ch.ledger.SetBacklog(ch.batches)
 	blocked := t.blockedNow()
 	switch {
 	case blocked && !wasBlocked:
