@@ -1,0 +1,380 @@
+package checkpoints
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Version is the version of the manifest format this package writes.
+const Version = 1
+
+// The layout of a store:
+//
+//	chk-00000000000000000007/MANIFEST          written last: the checkpoint is complete
+//	chk-00000000000000000007/STAGE/FIRST-LAST  a chunk: STAGE's key groups FIRST..LAST
+//
+// IDs are zero-padded so that keys sort by ID. A checkpoint is complete if
+// and only if its manifest is present and valid: its own CRC and every
+// chunk's size and CRC as the manifest records them. A writer that could
+// not tell whether its manifest landed (the write failed after the store
+// took it) must treat the checkpoint as possibly complete: restoring it is
+// consistent, since sinks commit a checkpoint's output again on restore.
+const (
+	dirPrefix    = "chk-"
+	manifestName = "MANIFEST"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Manifest describes one complete checkpoint.
+type Manifest struct {
+	Version int    `json:"version"`
+	Job     string `json:"job"`
+	// ID numbers the job's checkpoints, increasing.
+	ID uint64 `json:"id"`
+	// Epoch is the attempt of the job that took it: a writer of an older
+	// epoch is fenced.
+	Epoch uint64 `json:"epoch"`
+	// Time is when the checkpoint was triggered, in unix ms on the job's
+	// clock.
+	Time    int64      `json:"time_unix_ms"`
+	Sources []Position `json:"sources,omitempty"`
+	Chunks  []Chunk    `json:"chunks,omitempty"`
+}
+
+// Position is where a source instance was at the checkpoint's barrier, in
+// the source's own encoding.
+type Position struct {
+	Stage    string `json:"stage"`
+	Instance int    `json:"instance"`
+	Data     []byte `json:"data"`
+}
+
+// Chunk is one piece of a stage's state: the snapshot of key groups First
+// to Last (inclusive).
+type Chunk struct {
+	Stage string `json:"stage"`
+	First int    `json:"first"`
+	Last  int    `json:"last"`
+	Key   string `json:"key"`
+	Size  int64  `json:"size"`
+	CRC   uint32 `json:"crc32c"`
+	// Fingerprints are the codec's schema fingerprints of the chunk's key
+	// and value types, so that a restore into other types is refused.
+	Fingerprints []string `json:"fingerprints,omitempty"`
+}
+
+// Dir is a job's checkpoints in a store.
+type Dir struct{ store Store }
+
+// New returns the checkpoints in store.
+func New(store Store) *Dir { return &Dir{store: store} }
+
+// Store returns the store.
+func (d *Dir) Store() Store { return d.store }
+
+func dirOf(id uint64) string { return fmt.Sprintf("%s%020d/", dirPrefix, id) }
+
+// Writer writes one checkpoint: chunks and source positions in any order
+// and from any goroutine, then Commit.
+type Writer struct {
+	d  *Dir
+	mu sync.Mutex
+	m  Manifest
+}
+
+// Begin starts checkpoint id of job, taken by attempt epoch at time (unix
+// ms on the job's clock).
+func (d *Dir) Begin(job string, id, epoch uint64, time int64) *Writer {
+	return &Writer{d: d, m: Manifest{Version: Version, Job: job, ID: id, Epoch: epoch, Time: time}}
+}
+
+// Chunk writes the state of stage's key groups first..last.
+func (w *Writer) Chunk(ctx context.Context, stage string, first, last int, fingerprints []string, data []byte) error {
+	if first < 0 || last < first {
+		return fmt.Errorf("checkpoints: chunk of %s: key groups %d..%d are not a range", stage, first, last)
+	}
+	key := fmt.Sprintf("%s%s/%d-%d", dirOf(w.m.ID), url.PathEscape(stage), first, last)
+	if err := w.d.store.Put(ctx, key, data, false); err != nil {
+		return fmt.Errorf("checkpoint %d: writing %s's key groups %d..%d to %s: %w", w.m.ID, stage, first, last, w.d.store, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.m.Chunks = append(w.m.Chunks, Chunk{Stage: stage, First: first, Last: last, Key: key, Size: int64(len(data)),
+		CRC: crc32.Checksum(data, castagnoli), Fingerprints: fingerprints})
+	return nil
+}
+
+// Source records a source instance's position.
+func (w *Writer) Source(stage string, instance int, pos []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.m.Sources = append(w.m.Sources, Position{Stage: stage, Instance: instance, Data: slices.Clone(pos)})
+}
+
+// Commit writes the manifest, exclusively: the checkpoint is complete once
+// it returns nil. If another writer committed the same ID, it fails with
+// ErrExist.
+func (w *Writer) Commit(ctx context.Context) (*Manifest, error) {
+	w.mu.Lock()
+	m := w.m
+	m.Chunks = slices.Clone(w.m.Chunks)
+	m.Sources = slices.Clone(w.m.Sources)
+	w.mu.Unlock()
+	// Deterministic bytes, whatever order the uploaders finished in.
+	slices.SortFunc(m.Chunks, func(a, b Chunk) int {
+		return cmpOr(strings.Compare(a.Stage, b.Stage), a.First-b.First)
+	})
+	slices.SortFunc(m.Sources, func(a, b Position) int {
+		return cmpOr(strings.Compare(a.Stage, b.Stage), a.Instance-b.Instance)
+	})
+	data, err := encodeManifest(&m)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.d.store.Put(ctx, dirOf(m.ID)+manifestName, data, true); err != nil {
+		return nil, fmt.Errorf("checkpoint %d: writing its manifest to %s: %w", m.ID, w.d.store, err)
+	}
+	return &m, nil
+}
+
+// Abandon deletes the chunks written: the checkpoint will not complete.
+func (w *Writer) Abandon(ctx context.Context) error {
+	return w.d.deleteAll(ctx, w.m.ID)
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// encodeManifest writes m as JSON followed by a line with the CRC-32C of
+// the JSON.
+func encodeManifest(m *Manifest) ([]byte, error) {
+	j, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	j = append(j, '\n')
+	return fmt.Appendf(j, "crc32c %08x\n", crc32.Checksum(j, castagnoli)), nil
+}
+
+func decodeManifest(data []byte) (*Manifest, error) {
+	i := bytes.LastIndex(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if i < 0 {
+		return nil, errors.New("no checksum line: the manifest is torn")
+	}
+	j, trailer := data[:i+1], strings.TrimSpace(string(data[i+1:]))
+	sum, ok := strings.CutPrefix(trailer, "crc32c ")
+	want, err := strconv.ParseUint(sum, 16, 32)
+	if !ok || err != nil {
+		return nil, fmt.Errorf("no checksum line (%q): the manifest is torn", trailer)
+	}
+	if got := crc32.Checksum(j, castagnoli); got != uint32(want) {
+		return nil, fmt.Errorf("its CRC-32C is %08x, its checksum line says %08x: the manifest is torn or corrupt", got, want)
+	}
+	var m Manifest
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, fmt.Errorf("decoding it: %w", err)
+	}
+	if m.Version != Version {
+		return nil, fmt.Errorf("format version %d; this build reads version %d", m.Version, Version)
+	}
+	return &m, nil
+}
+
+// Skipped is a checkpoint that recovery passed over, and why.
+type Skipped struct {
+	ID     uint64
+	Reason string
+}
+
+func (s Skipped) String() string { return fmt.Sprintf("checkpoint %d: %s", s.ID, s.Reason) }
+
+// Restored is a complete checkpoint read back, its chunks verified.
+type Restored struct {
+	*Manifest
+	data map[string][]byte
+}
+
+// Data returns the bytes of chunk c.
+func (r *Restored) Data(c Chunk) []byte { return r.data[c.Key] }
+
+// Latest reads the newest complete, valid checkpoint, and says which newer
+// ones it skipped and why (no manifest: torn; a manifest or a chunk that
+// does not check out). It returns nil and no error when there is none.
+func (d *Dir) Latest(ctx context.Context) (*Restored, []Skipped, error) {
+	ids, keys, err := d.ids(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var skipped []Skipped
+	for _, id := range slices.Backward(ids) {
+		if !hasManifest(id, keys[id]) {
+			skipped = append(skipped, Skipped{id, "no manifest: it never completed"})
+			continue
+		}
+		r, reason, err := d.read(ctx, id)
+		if err != nil {
+			return nil, skipped, err
+		}
+		if reason != "" {
+			skipped = append(skipped, Skipped{id, reason})
+			continue
+		}
+		return r, skipped, nil
+	}
+	return nil, skipped, nil
+}
+
+// read reads and verifies checkpoint id; reason says why it is not valid.
+func (d *Dir) read(ctx context.Context, id uint64) (r *Restored, reason string, err error) {
+	data, err := d.store.Get(ctx, dirOf(id)+manifestName)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "no manifest: it never completed", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("checkpoint %d: reading its manifest from %s: %w", id, d.store, err)
+	}
+	m, derr := decodeManifest(data)
+	if derr != nil {
+		return nil, "manifest: " + derr.Error(), nil
+	}
+	if m.ID != id {
+		return nil, fmt.Sprintf("manifest: it names checkpoint %d", m.ID), nil
+	}
+	r = &Restored{Manifest: m, data: map[string][]byte{}}
+	for _, c := range m.Chunks {
+		b, err := d.store.Get(ctx, c.Key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Sprintf("chunk %s (%s key groups %d..%d) is missing", c.Key, c.Stage, c.First, c.Last), nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("checkpoint %d: reading chunk %s from %s: %w", id, c.Key, d.store, err)
+		}
+		if int64(len(b)) != c.Size {
+			return nil, fmt.Sprintf("chunk %s has %d bytes, the manifest says %d", c.Key, len(b), c.Size), nil
+		}
+		if got := crc32.Checksum(b, castagnoli); got != c.CRC {
+			return nil, fmt.Sprintf("chunk %s has CRC-32C %08x, the manifest says %08x: it is corrupt", c.Key, got, c.CRC), nil
+		}
+		r.data[c.Key] = b
+	}
+	return r, "", nil
+}
+
+// ids lists the checkpoints in the store, in increasing order, with the
+// keys of each.
+func (d *Dir) ids(ctx context.Context) ([]uint64, map[uint64][]string, error) {
+	keys, err := d.store.List(ctx, dirPrefix)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoints: listing %s: %w", d.store, err)
+	}
+	byID := map[uint64][]string{}
+	var ids []uint64
+	for _, k := range keys {
+		dir, _, ok := strings.Cut(strings.TrimPrefix(k, dirPrefix), "/")
+		id, err := strconv.ParseUint(dir, 10, 64)
+		if !ok || err != nil {
+			continue // not ours
+		}
+		if len(ids) == 0 || ids[len(ids)-1] != id {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], k)
+	}
+	return ids, byID, nil
+}
+
+func hasManifest(id uint64, keys []string) bool { return slices.Contains(keys, dirOf(id)+manifestName) }
+
+// Retain keeps the newest n complete checkpoints and deletes the older
+// ones, and every checkpoint older than the newest complete one that never
+// completed (an abandoned or torn one). Checkpoints newer than that are
+// left alone: they may be in progress. Complete here means a manifest that
+// checks out and names chunks that are all present; a chunk corrupted in
+// place is found only by Latest, which then falls back to an older
+// retained checkpoint. A read that fails stops Retain with its error
+// rather than delete what it could not check.
+func (d *Dir) Retain(ctx context.Context, n int) error {
+	if n < 1 {
+		return fmt.Errorf("checkpoints: retaining %d checkpoints: at least 1 must be kept", n)
+	}
+	ids, keys, err := d.ids(ctx)
+	if err != nil {
+		return err
+	}
+	kept := 0
+	var errs []error
+	for _, id := range slices.Backward(ids) {
+		del := kept == n
+		if !del && hasManifest(id, keys[id]) {
+			ok, err := d.complete(ctx, id, keys[id])
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			if ok {
+				kept++
+				continue
+			}
+		}
+		if del || kept > 0 {
+			if err := d.deleteAll(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// complete reports whether checkpoint id, whose keys are keys, has a valid
+// manifest whose chunks are all present.
+func (d *Dir) complete(ctx context.Context, id uint64, keys []string) (bool, error) {
+	data, err := d.store.Get(ctx, dirOf(id)+manifestName)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checkpoint %d: reading its manifest from %s: %w", id, d.store, err)
+	}
+	m, err := decodeManifest(data)
+	if err != nil || m.ID != id {
+		return false, nil
+	}
+	for _, c := range m.Chunks {
+		if !slices.Contains(keys, c.Key) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// deleteAll deletes checkpoint id, its manifest first, so that a
+// checkpoint left half deleted is never restored.
+func (d *Dir) deleteAll(ctx context.Context, id uint64) error {
+	keys, err := d.store.List(ctx, dirOf(id))
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: listing %s: %w", id, d.store, err)
+	}
+	m := dirOf(id) + manifestName
+	if i := slices.Index(keys, m); i > 0 {
+		keys[0], keys[i] = keys[i], keys[0]
+	}
+	for _, k := range keys {
+		if err := d.store.Delete(ctx, k); err != nil {
+			return fmt.Errorf("checkpoint %d: deleting %s from %s: %w", id, k, d.store, err)
+		}
+	}
+	return nil
+}
