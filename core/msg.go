@@ -29,6 +29,9 @@ const (
 	// Time says processing time has moved to Time, in band with the data
 	// (a test stream's processing time): it fires timers down the graph.
 	Time
+	// Barrier is checkpoint Checkpoint's barrier: everything the sender
+	// sent before it belongs to the checkpoint, nothing after it.
+	Barrier
 	// Credit returns credit (Grant) on channel Channel of output edge Edge.
 	Credit
 
@@ -47,10 +50,13 @@ const (
 	// caps its generated watermarks at Time: the least event time
 	// (Split.Order) of the splits it has yet to read.
 	SplitCap
+	// Trigger, for a source's task, starts checkpoint Checkpoint: the
+	// source puts its barrier behind what it has read.
+	Trigger
 )
 
 var kindNames = [...]string{Data: "data", EndOfInput: "end", Watermark: "watermark", Idle: "idle", Time: "time",
-	Credit: "credit", Start: "start", Produce: "produce", Retry: "retry", Tick: "tick", Timer: "timer", SplitCap: "splitcap"}
+	Barrier: "barrier", Credit: "credit", Start: "start", Produce: "produce", Retry: "retry", Tick: "tick", Timer: "timer", SplitCap: "splitcap", Trigger: "trigger"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -87,6 +93,8 @@ type Msg struct {
 	// channel, sent with Data (Flink's backlog, for floating credit).
 	Backlog int
 	Grant   backpressure.Grant
+	// Checkpoint numbers the checkpoint of a Barrier or a Trigger.
+	Checkpoint uint64
 }
 
 func (m Msg) String() string {
@@ -95,6 +103,8 @@ func (m Msg) String() string {
 		return fmt.Sprintf("data in%d ch%d edge%d %d records t=%d", m.Input, m.Channel, m.Edge, m.Records, m.Time)
 	case Credit:
 		return fmt.Sprintf("credit edge%d ch%d %+v", m.Edge, m.Channel, m.Grant)
+	case Barrier, Trigger:
+		return fmt.Sprintf("%s in%d ch%d edge%d n=%d", m.Kind, m.Input, m.Channel, m.Edge, m.Checkpoint)
 	case Watermark, Time, Timer, SplitCap:
 		return fmt.Sprintf("%s in%d ch%d edge%d t=%d", m.Kind, m.Input, m.Channel, m.Edge, m.Time)
 	}

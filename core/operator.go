@@ -55,6 +55,10 @@ type Ready struct {
 	// Finished is set once all input has ended and everything has been
 	// emitted; it stays set.
 	Finished bool
+	// Barriers are the checkpoints whose barrier has passed the whole
+	// chain: everything before it processed, the barrier sent on behind
+	// it on every output channel.
+	Barriers []uint64
 }
 
 // ErrStateLost is returned by Resume when a panic left a stateful node's
@@ -72,6 +76,8 @@ type item struct {
 	inband bool // a timer that travels on down the graph
 	idle   bool // the input went idle
 	time   int64
+	// barrier is checkpoint barrier's barrier reaching node (0: none).
+	barrier uint64
 }
 
 // Operator is one instance of a vertex.
@@ -234,6 +240,13 @@ func (o *Operator) Step(ev Msg) error {
 		} else {
 			o.queue = append(o.queue, item{node: 0, timer: true, inband: true, time: o.time.pt})
 		}
+	case Barrier:
+		// Behind the work queued before it, through the whole chain.
+		node := 0
+		if o.v.Head().Kind == plan.KindSource {
+			node = 1
+		}
+		o.queue = append(o.queue, item{node: node, barrier: ev.Checkpoint})
 	case Timer:
 		o.time.pt = max(o.time.pt, ev.Time)
 		for k, st := range o.states {
@@ -252,6 +265,10 @@ func (o *Operator) Step(ev Msg) error {
 func (o *Operator) Resume() error {
 	for len(o.queue) > 0 {
 		it := o.queue[0]
+		if it.barrier != 0 {
+			o.passBarrier(it)
+			continue
+		}
 		if it.wm || it.timer || it.idle {
 			if err := o.control(it); err != nil {
 				return err
@@ -461,6 +478,21 @@ func (o *Operator) Advance() {
 	clear(o.ready.Sink)
 	o.ready.Sends = o.ready.Sends[:0]
 	o.ready.Sink = o.ready.Sink[:0]
+	o.ready.Barriers = o.ready.Barriers[:0]
+}
+
+// passBarrier moves the barrier at the head of the queue one node on; past
+// the last node it goes out on every channel. A stateful node's state is
+// as the barrier finds it: all input before the barrier applied, none
+// after (the checkpoint issue snapshots it here).
+func (o *Operator) passBarrier(it item) {
+	if it.node < len(o.v.Chain) {
+		o.queue[0].node++
+		return
+	}
+	o.queue = o.queue[1:]
+	o.broadcast(Msg{Kind: Barrier, Checkpoint: it.barrier})
+	o.ready.Barriers = append(o.ready.Barriers, it.barrier)
 }
 
 // Finished reports whether all input has ended and been emitted.

@@ -37,6 +37,11 @@ type Task struct {
 	ins     [][]*chanIn  // [input][channel]
 	inq     []Msg
 	started bool
+	// aligning is the checkpoint whose barriers the task is gathering
+	// from its input channels (0: none); triggers a source got before it
+	// started wait in triggers.
+	aligning uint64
+	triggers []uint64
 
 	// source
 	splits []plan.Split
@@ -150,6 +155,12 @@ type TaskReady struct {
 	// Done is set once, when the instance has finished and everything has
 	// left it (a sink's writer has prepared).
 	Done bool
+	// Checkpoints are the checkpoints whose barrier has passed the task:
+	// aligned on every input, its state as the barrier found it, the
+	// barrier sent on behind everything before it. The executor
+	// acknowledges each to the Coordinator once the task's snapshot is
+	// written.
+	Checkpoints []uint64
 }
 
 // chanOut is the sending end of one channel.
@@ -166,6 +177,10 @@ type chanIn struct {
 	from     Addr
 	edge     int // the edge's index at the sender
 	receiver *backpressure.Receiver
+	// barrier is the checkpoint whose barrier came on the channel while
+	// the task aligns: what comes after it waits (0: not blocked).
+	barrier uint64
+	ended   bool
 }
 
 // openSplit is a split being read.
@@ -240,13 +255,13 @@ func (t *Task) Ready() *TaskReady { return &t.ready }
 // Advance acknowledges the last Ready.
 func (t *Task) Advance() {
 	clear(t.ready.Msgs)
-	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0]}
+	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0], Checkpoints: t.ready.Checkpoints[:0]}
 }
 
 // HasReady reports whether Ready holds anything.
 func (t *Task) HasReady() bool {
 	r := &t.ready
-	return len(r.Msgs) > 0 || len(r.Timers) > 0 || r.Produce || r.Done
+	return len(r.Msgs) > 0 || len(r.Timers) > 0 || r.Produce || r.Done || len(r.Checkpoints) > 0
 }
 
 // Step handles message m at processing time now (unix ns). An error ends
@@ -264,9 +279,11 @@ func (t *Task) Step(now int64, m Msg) error {
 	case Retry:
 		t.retrying = false
 		t.produce(now)
-	case Data, EndOfInput, Watermark, Idle, Time:
+	case Data, EndOfInput, Watermark, Idle, Time, Barrier:
 		t.inq = append(t.inq, m)
 		t.pump(now)
+	case Trigger:
+		t.trigger(now, m.Checkpoint)
 	case Credit:
 		ch := t.outs[m.Edge][m.Channel]
 		ch.ledger.Grant(m.Grant)
@@ -341,7 +358,62 @@ func (t *Task) start(now int64) {
 	if t.v.Head().Kind == plan.KindSource {
 		t.ready.Produce = true
 	}
+	for _, n := range t.triggers {
+		t.trigger(now, n)
+	}
+	t.triggers = nil
 	t.pump(now)
+}
+
+// trigger starts checkpoint n at a source: its barrier goes through the
+// chain behind what the source has read. A source that has finished has
+// nothing left to checkpoint but takes part.
+func (t *Task) trigger(now int64, n uint64) {
+	switch {
+	case t.v.Head().Kind != plan.KindSource:
+		t.fail(fmt.Errorf("core: %s: a trigger for checkpoint %d reached a task that is not a source", t.op.Instance(), n))
+	case !t.started:
+		t.triggers = append(t.triggers, n)
+	case t.op.Finished():
+		t.ready.Checkpoints = append(t.ready.Checkpoints, n)
+	default:
+		t.run(now, func() error { return t.op.Step(Msg{Kind: Barrier, Checkpoint: n}) })
+	}
+}
+
+// barrier takes checkpoint n's barrier from channel ch: the channel waits
+// until the barrier has come on every channel still open (alignment), and
+// then the barrier goes through the operator.
+func (t *Task) barrier(now int64, ch *chanIn, n uint64) {
+	if t.aligning != 0 && t.aligning != n {
+		t.fail(fmt.Errorf("core: %s: the barrier of checkpoint %d came while aligning checkpoint %d", t.op.Instance(), n, t.aligning))
+		return
+	}
+	t.aligning, ch.barrier = n, n
+	t.aligned(now)
+}
+
+// aligned passes the barrier being aligned once every open channel has
+// delivered it, and unblocks the channels.
+func (t *Task) aligned(now int64) {
+	if t.aligning == 0 {
+		return
+	}
+	for _, row := range t.ins {
+		for _, in := range row {
+			if !in.ended && in.barrier != t.aligning {
+				return
+			}
+		}
+	}
+	n := t.aligning
+	t.aligning = 0
+	for _, row := range t.ins {
+		for _, in := range row {
+			in.barrier = 0
+		}
+	}
+	t.run(now, func() error { return t.op.Step(Msg{Kind: Barrier, Checkpoint: n}) })
 }
 
 // openSink opens a sink instance, fencing a panic of the connector: the job
@@ -597,6 +669,14 @@ func (t *Task) pump(now int64) {
 		}
 		m := t.inq[k]
 		t.inq = append(t.inq[:k], t.inq[k+1:]...)
+		in := t.ins[m.Input][m.Channel]
+		if m.Kind == Barrier {
+			t.barrier(now, in, m.Checkpoint)
+			continue
+		}
+		if m.Kind == EndOfInput {
+			in.ended = true
+		}
 		if m.Kind == Data {
 			// Processing time travels with the data from the source, so
 			// that timers fire in order with it under a manual clock.
@@ -604,28 +684,44 @@ func (t *Task) pump(now int64) {
 				m.Time = now
 			}
 			// The operator holds the batch from here on: its buffer is free.
-			t.ins[m.Input][m.Channel].receiver.Consumed(m.Records, m.Bytes)
+			in.receiver.Consumed(m.Records, m.Bytes)
 		}
 		t.run(now, func() error { return t.op.Step(m) })
+		if m.Kind == EndOfInput {
+			t.aligned(now) // an ended channel sends no barrier
+		}
 	}
 }
 
 // next chooses the queued message to step: the oldest of the input the
 // operator prefers (a join's build side), else the oldest; order within an
 // input stays. A message of the input the operator cannot take yet (a
-// join's probe side) waits; -1 if nothing can go.
+// join's probe side) waits, but for a barrier: a held input's barrier is
+// taken past the held batches, which stay before it, so that alignment
+// does not wait on the hold while the hold waits on the aligned build side
+// (the held batches are the checkpoint's in-flight input). A message of a
+// channel blocked by alignment waits; -1 if nothing can go.
 func (t *Task) next() int {
-	k := 0
-	if pref := t.op.Preferred(); pref >= 0 {
-		for i, m := range t.inq {
-			if m.Input == pref {
-				k = i
-				break
-			}
+	wait, pref := t.op.Waiting(), t.op.Preferred()
+	k := -1
+	for i, m := range t.inq {
+		if t.ins[m.Input][m.Channel].barrier != 0 {
+			continue // after its barrier: wait for the alignment
 		}
-	}
-	if wait := t.op.Waiting(); wait >= 0 && t.inq[k].Input == wait {
-		k = slices.IndexFunc(t.inq, func(m Msg) bool { return m.Input != wait })
+		if m.Input == wait && m.Kind != Barrier {
+			continue
+		}
+		if m.Input == wait && slices.ContainsFunc(t.inq[:i], func(p Msg) bool {
+			return p.Input == m.Input && p.Channel == m.Channel && p.Kind == Barrier
+		}) {
+			continue // an earlier barrier of its channel goes first
+		}
+		if k < 0 {
+			k = i
+		}
+		if pref < 0 || m.Input == pref {
+			return i
+		}
 	}
 	return k
 }
@@ -665,6 +761,7 @@ func (t *Task) run(now int64, step func() error) {
 		}
 		t.op.AckSink(1)
 	}
+	t.ready.Checkpoints = append(t.ready.Checkpoints, rd.Barriers...)
 	t.op.Advance()
 	for _, row := range t.outs {
 		for _, ch := range row {

@@ -382,6 +382,7 @@ func (e *taskEnv) read(kv map[string]string, rest []string) (string, error) {
 var stepKinds = map[string]core.Kind{
 	"start": core.Start, "produce": core.Produce, "retry": core.Retry, "tick": core.Tick, "timer": core.Timer,
 	"credit": core.Credit, "data": core.Data, "end": core.EndOfInput, "watermark": core.Watermark, "idle": core.Idle,
+	"barrier": core.Barrier, "trigger": core.Trigger,
 }
 
 func (e *taskEnv) step(kv map[string]string, rest []string) (string, error) {
@@ -395,8 +396,8 @@ func (e *taskEnv) step(kv map[string]string, rest []string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("step %q", rest[0])
 	}
-	var errs [9]error
-	var at, input, channel, edge, tm, credits, batches, records, bytes int
+	var errs [10]error
+	var at, input, channel, edge, tm, credits, batches, records, bytes, n int
 	at, errs[0] = intArg(kv, "at", int(e.now))
 	input, errs[1] = intArg(kv, "input", 0)
 	channel, errs[2] = intArg(kv, "channel", 0)
@@ -406,11 +407,12 @@ func (e *taskEnv) step(kv map[string]string, rest []string) (string, error) {
 	batches, errs[6] = intArg(kv, "batches", 0)
 	records, errs[7] = intArg(kv, "records", 0)
 	bytes, errs[8] = intArg(kv, "bytes", 0)
+	n, errs[9] = intArg(kv, "n", 0)
 	if err := errors.Join(errs[:]...); err != nil {
 		return "", err
 	}
 	e.now = int64(at)
-	m := core.Msg{Kind: kind, Input: input, Channel: channel, Edge: edge, Time: int64(tm)}
+	m := core.Msg{Kind: kind, Input: input, Channel: channel, Edge: edge, Time: int64(tm), Checkpoint: uint64(n)}
 	switch kind {
 	case core.Credit:
 		m.Grant = backpressure.Grant{Credits: credits, Batches: int64(batches), Records: int64(records), Bytes: int64(bytes)}
@@ -466,6 +468,9 @@ func (e *taskEnv) ready() []string {
 	}
 	if rd.Done {
 		lines = append(lines, "done")
+	}
+	for _, n := range rd.Checkpoints {
+		lines = append(lines, fmt.Sprintf("checkpoint %d passed", n))
 	}
 	if e.task.HasReady() != (len(lines) > 0) {
 		lines = append(lines, fmt.Sprintf("HasReady %v DISAGREES with Ready", e.task.HasReady()))
