@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ type (
 	produceMsg struct{}
 	timerMsg   struct{ kind core.TimerKind }
 	restartMsg struct{ pid *actor.PID }
+	deliverMsg struct {
+		to core.Addr
+		m  core.Msg
+	}
 )
 
 // actorEngine runs one job's instances as actors.
@@ -42,6 +47,9 @@ type actorEngine struct {
 	job    *actor.PID
 	pids   [][]*actor.PID // [vertex][instance]
 	hosts  []*actorHost   // in spawn order
+
+	coordMu sync.Mutex
+	coordT  clock.Timer // the checkpoint coordinator's tick
 }
 
 // actorHost is the binding's part of one instance: its PID and timers.
@@ -80,6 +88,11 @@ func (e *actorEngine) stop() error {
 	for _, h := range e.hosts {
 		h.stopTimers()
 	}
+	e.coordMu.Lock()
+	if e.coordT != nil {
+		e.coordT.Stop()
+	}
+	e.coordMu.Unlock()
 	return nil
 }
 
@@ -150,14 +163,36 @@ func (h *actorHost) ship(c actor.Context, now int64) {
 	if rd.Produce {
 		c.Send(self, produceMsg{})
 	}
-	done := rd.Done
+	done, passed := rd.Done, slices.Clone(rd.Checkpoints)
 	h.task.Advance()
 	h.publish()
 	if done {
 		h.done.Store(true)
-		h.x.instanceFinished()
+	}
+	if done || len(passed) > 0 {
+		h.x.afterStep(h.task.Addr(), passed, done)
 	}
 }
+
+// deliver goes through the job actor, which knows the instances' PIDs once
+// it has spawned them.
+func (e *actorEngine) deliver(a core.Addr, m core.Msg) { e.system.Root.Send(e.job, deliverMsg{a, m}) }
+
+func (e *actorEngine) coordTimer(at int64) {
+	clk := e.x.cfg.Clock
+	d := time.Duration(max(at-clk.Now().UnixNano(), 0))
+	t := clk.AfterFunc(d, func() { e.x.ck.step(core.CoordEvent{Kind: core.CkptTick}) })
+	e.coordMu.Lock()
+	defer e.coordMu.Unlock()
+	if e.coordT != nil {
+		e.coordT.Stop()
+	}
+	e.coordT = t
+}
+
+func (e *actorEngine) spawn(f func()) { go f() }
+
+func (e *actorEngine) launch() {}
 
 // jobActor supervises the instance actors.
 type jobActor struct {
@@ -199,6 +234,8 @@ func (j *jobActor) Receive(c actor.Context) {
 		}
 	case restartMsg:
 		c.(actor.Supervisor).RestartChildren(m.pid)
+	case deliverMsg:
+		c.Send(j.e.pids[m.to.Vertex][m.to.Instance], m.m)
 	}
 }
 

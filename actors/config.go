@@ -67,6 +67,8 @@ type Config struct {
 	Retry   RetryPolicy
 	// Executor runs the job's tasks; nil is Actors().
 	Executor Executor
+	// Checkpoints, when not nil, turns checkpoints on.
+	Checkpoints *CheckpointConfig
 }
 
 func (c Config) executor() Executor {
@@ -119,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retry.Backoff < 0 || c.Retry.MaxBackoff < c.Retry.Backoff {
 		errs = append(errs, fmt.Errorf("actors: Retry backoff %v..%v is not a range", c.Retry.Backoff, c.Retry.MaxBackoff))
+	}
+	if c.Checkpoints != nil {
+		errs = append(errs, c.Checkpoints.validate())
 	}
 	errs = append(errs, c.budget().Validate())
 	return errors.Join(errs...)

@@ -37,6 +37,7 @@ type Execution struct {
 
 	result *Result
 	run    string
+	ck     *checkpointing // nil: checkpoints are off
 }
 
 // An Executor runs a job's instances: it steps each instance's core.Task
@@ -53,6 +54,17 @@ type engine interface {
 	// stop stops stepping tasks and returns once none is being stepped,
 	// or an error if that cannot be (a user function blocked for good).
 	stop() error
+	// deliver delivers m to task a, from the job layer (a checkpoint's
+	// trigger).
+	deliver(a core.Addr, m core.Msg)
+	// coordTimer asks for a CkptTick to the checkpoint coordinator at
+	// unix ns at, replacing the one pending.
+	coordTimer(at int64)
+	// spawn runs f, which may block on I/O, off the tasks' path.
+	spawn(f func())
+	// launch lets the engine go once the job layer is set up (a
+	// deterministic engine must not start stepping before).
+	launch()
 }
 
 type sharedValue struct {
@@ -81,11 +93,18 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		}
 		x.hosts = append(x.hosts, hs)
 	}
+	if cfg.Checkpoints != nil {
+		x.ck = newCheckpointing(x, *cfg.Checkpoints)
+	}
 	eng, err := cfg.executor().start(x)
 	if err != nil {
 		return nil, err
 	}
 	x.eng = eng
+	if x.ck != nil {
+		x.ck.start(eng)
+	}
+	eng.launch()
 	// Cancelling ctx ends the job at once, whether or not Wait is running.
 	go func() {
 		select {
@@ -117,6 +136,20 @@ func (x *Execution) fail(err error) {
 	})
 }
 
+// afterStep takes what task a's last Ready reported to the job layer: the
+// checkpoints whose barrier it passed, and whether it is done.
+func (x *Execution) afterStep(a core.Addr, passed []uint64, done bool) {
+	if x.ck != nil && len(passed) > 0 {
+		x.ck.passed(a, passed)
+	}
+	if done {
+		if x.ck != nil {
+			x.ck.step(core.CoordEvent{Kind: core.CkptFinished, From: a})
+		}
+		x.instanceFinished()
+	}
+}
+
 func (x *Execution) instanceFinished() {
 	if x.finished.Add(1) == int64(x.instances()) {
 		x.doneOnce.Do(func() { close(x.done) })
@@ -135,6 +168,9 @@ func (x *Execution) instances() int {
 // actor and returns the job's statistics.
 func (x *Execution) Wait() (*Result, error) {
 	<-x.done // a cancelled ctx ends the job through the watcher in Start
+	if x.ck != nil {
+		x.ck.stop()
+	}
 	// Stop every task before touching the hosts from this goroutine. If
 	// they do not stop (a user function blocked for good), the hosts are
 	// still in use: the coordinator leaves the writers alone.

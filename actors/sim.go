@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/sluice-data/sluice/clock"
@@ -29,6 +30,11 @@ type Sim struct {
 	// Trace, if not nil, gets one line per delivered message: the virtual
 	// time, the receiving instance and the message.
 	Trace io.Writer
+	// StepTime, when not 0, is how much virtual time each delivered
+	// message takes: timers then come due while the tasks are busy, as on
+	// a real clock (a checkpoint interval elapses mid-stream). 0: time
+	// stands still while any task has a message.
+	StepTime time.Duration
 }
 
 // SimEpoch is where Sim's own manual clock starts.
@@ -58,6 +64,9 @@ type simEngine struct {
 	stopped chan struct{}
 	quit    chan struct{}
 	ready   []*simTask // scratch: the tasks with a message
+	step    int64      // virtual ns a delivery takes
+	coordAt int64      // when the checkpoint coordinator's tick is due; 0: none
+	later   []func()   // the job layer's I/O, run between deliveries
 }
 
 func (s Sim) start(x *Execution) (engine, error) {
@@ -69,7 +78,7 @@ func (s Sim) start(x *Execution) (engine, error) {
 	x.start = clk.Now()
 	e := &simEngine{x: x, clk: clk, trace: s.Trace, failed: map[core.Addr][]time.Time{},
 		rng:     rand.New(rand.NewPCG(x.cfg.Seed, 0x736c75696365)), // "sluice"
-		stopped: make(chan struct{}), quit: make(chan struct{})}
+		stopped: make(chan struct{}), quit: make(chan struct{}), step: int64(s.StepTime)}
 	for vi, hs := range x.hosts {
 		row := make([]*simTask, len(hs))
 		for i, h := range hs {
@@ -80,7 +89,6 @@ func (s Sim) start(x *Execution) (engine, error) {
 		}
 		e.tasks = append(e.tasks, row)
 	}
-	go e.loop()
 	return e, nil
 }
 
@@ -98,7 +106,9 @@ func (e *simEngine) stop() error {
 
 func (e *simEngine) loop() {
 	defer close(e.stopped)
+	defer e.runLater() // a manifest write the job's end overtook
 	for {
+		e.runLater()
 		select {
 		case <-e.quit:
 			return
@@ -112,6 +122,9 @@ func (e *simEngine) loop() {
 			if t.restartAt == 0 && len(t.mailbox) > 0 {
 				e.ready = append(e.ready, t)
 			}
+		}
+		if e.step > 0 && e.due(now) {
+			continue
 		}
 		if len(e.ready) == 0 {
 			if !e.fireNext(now) {
@@ -128,13 +141,48 @@ func (e *simEngine) loop() {
 		if e.trace != nil {
 			fmt.Fprintf(e.trace, "%d v%d/%d %s\n", now-e.x.start.UnixNano(), t.addr.Vertex, t.addr.Instance, m)
 		}
-		e.step(t, now, func() error { return t.task.Step(now, m) })
+		e.stepTask(t, now, func() error { return t.task.Step(now, m) })
+		if e.step > 0 {
+			e.clk.Advance(time.Duration(e.step))
+		}
 	}
 }
 
+// runLater runs the job layer's deferred I/O in order.
+func (e *simEngine) runLater() {
+	for len(e.later) > 0 {
+		f := e.later[0]
+		e.later = e.later[1:]
+		f()
+	}
+}
+
+// due fires the earliest timer, restart or coordinator tick that is due by
+// now, if any.
+func (e *simEngine) due(now int64) bool {
+	n, ok := e.earliest()
+	if c := e.coordAt; c != 0 && c <= now && (!ok || c <= n.at) {
+		e.coordAt = 0
+		e.x.ck.step(core.CoordEvent{Kind: core.CkptTick})
+		return true
+	}
+	return ok && n.at <= now && e.fireNext(now)
+}
+
+func (e *simEngine) deliver(a core.Addr, m core.Msg) {
+	t := e.tasks[a.Vertex][a.Instance]
+	t.mailbox = append(t.mailbox, m)
+}
+
+func (e *simEngine) coordTimer(at int64) { e.coordAt = at }
+
+func (e *simEngine) spawn(f func()) { e.later = append(e.later, f) }
+
+func (e *simEngine) launch() { go e.loop() }
+
 // step runs one call into t's task and carries out its Ready; a panic
 // restarts t under the restart policy.
-func (e *simEngine) step(t *simTask, now int64, call func() error) {
+func (e *simEngine) stepTask(t *simTask, now int64, call func() error) {
 	err, failed, reason := protect(call)
 	if failed {
 		d, ok := e.x.restartAfter(t.host, e.failed, reason)
@@ -174,52 +222,74 @@ func (e *simEngine) ship(t *simTask, now int64) {
 	if rd.Produce {
 		t.mailbox = append(t.mailbox, core.Msg{Kind: core.Produce})
 	}
-	done := rd.Done
+	done, passed := rd.Done, slices.Clone(rd.Checkpoints)
 	t.task.Advance()
 	t.publish()
 	if done {
 		t.done.Store(true)
-		e.x.instanceFinished()
+	}
+	if done || len(passed) > 0 {
+		e.x.afterStep(t.addr, passed, done)
 	}
 }
 
-// fireNext moves the clock to the earliest pending timer or restart and
-// delivers it; false if there is none. Ties go in instance order, then in
-// timer kind order: deterministic, and the random choice among the
-// mailboxes they fill comes after.
-func (e *simEngine) fireNext(now int64) bool {
-	var (
-		at   int64
-		next *simTask
-		kind = -1
-	)
+// simNext is the earliest timer or restart of a task.
+type simNext struct {
+	at   int64
+	t    *simTask
+	kind int // the timer's kind; -1: the restart
+}
+
+// earliest finds the earliest pending timer or restart of the tasks. Ties
+// go in instance order, then in timer kind order: deterministic, and the
+// random choice among the mailboxes they fill comes after.
+func (e *simEngine) earliest() (simNext, bool) {
+	var n simNext
 	for _, t := range e.all {
-		if t.restartAt != 0 && (next == nil || t.restartAt < at) {
-			at, next, kind = t.restartAt, t, -1
+		if t.restartAt != 0 && (n.t == nil || t.restartAt < n.at) {
+			n = simNext{t.restartAt, t, -1}
 		}
 		if t.restartAt != 0 {
 			continue // a failed instance's timers wait for its restart
 		}
 		for k, due := range t.timers {
-			if due != 0 && (next == nil || due < at) {
-				at, next, kind = due, t, k
+			if due != 0 && (n.t == nil || due < n.at) {
+				n = simNext{due, t, k}
 			}
 		}
 	}
-	if next == nil {
+	return n, n.t != nil
+}
+
+// fireNext moves the clock to the earliest pending timer, restart or
+// coordinator tick and delivers it; false if no task has a timer or a
+// restart pending (the coordinator's ticks alone cannot move the job on).
+func (e *simEngine) fireNext(now int64) bool {
+	n, ok := e.earliest()
+	if !ok {
 		return false
+	}
+	at := n.at
+	coord := e.coordAt != 0 && e.coordAt <= n.at
+	if coord {
+		at = e.coordAt
 	}
 	if at > now {
 		e.clk.Advance(time.Duration(at - now))
 		now = at
 	}
-	if kind < 0 {
-		next.restartAt = 0
-		e.step(next, now, func() error { return next.task.Resume(now) })
-		return true
+	switch {
+	case coord:
+		e.coordAt = 0
+		e.x.ck.step(core.CoordEvent{Kind: core.CkptTick})
+	case n.kind < 0:
+		t := n.t
+		t.restartAt = 0
+		e.stepTask(t, now, func() error { return t.task.Resume(now) })
+	default:
+		n.t.timers[n.kind] = 0
+		n.t.mailbox = append(n.t.mailbox, core.Msg{Kind: core.TimerKind(n.kind).Message()})
 	}
-	next.timers[kind] = 0
-	next.mailbox = append(next.mailbox, core.Msg{Kind: core.TimerKind(kind).Message()})
 	return true
 }
 

@@ -84,6 +84,9 @@ type Result struct {
 	// whether there has been one.
 	EventTime    int64
 	HasEventTime bool
+	// Checkpoints are the checkpoints that ended, completed or abandoned,
+	// in order (Config.Checkpoints).
+	Checkpoints []core.CheckpointStat
 }
 
 // Call is an instance inside a call out of the runtime: into an operator
@@ -144,6 +147,9 @@ func (x *Execution) Snapshot() *Result {
 		}
 	}
 	r.HasEventTime = r.EventTime != math.MinInt64
+	if x.ck != nil {
+		r.Checkpoints = x.ck.stats()
+	}
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
 			InputRecords: make([][]int64, len(v.In))}

@@ -99,6 +99,10 @@ const (
 	CkptManifestWritten
 	// CkptStop: the job is ending; nothing more is triggered.
 	CkptStop
+	// CkptFinished: task From has finished. Its state is final and it sees
+	// no more barriers: checkpoints from now on do without its
+	// acknowledgement.
+	CkptFinished
 )
 
 // NewCoordinator returns the coordinator of a job whose tasks are tasks,
@@ -137,6 +141,17 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 			if len(p.acked) == len(c.tasks) {
 				p.writing = true
 				c.ready.WriteManifest = p.id
+			}
+		}
+	case CkptFinished:
+		if i := slices.Index(c.tasks, ev.From); i >= 0 {
+			c.tasks = slices.Delete(c.tasks, i, i+1)
+			if p != nil && !p.writing {
+				delete(p.acked, ev.From)
+				if len(p.acked) == len(c.tasks) {
+					p.writing = true
+					c.ready.WriteManifest = p.id
+				}
 			}
 		}
 	case CkptDecline:

@@ -104,6 +104,14 @@ func TestCoordinator(t *testing.T) {
 			{390, tick(), "abandoned 3; tick@420"},
 			{420, tick(), "trigger 4; tick@470"},
 		}, stats: "1 abandoned: v1/0 declined it: disk full | 2 completed in 49ms | 3 abandoned: it did not complete within 50ms (its manifest was still being written)"},
+		{name: "a finished task is no longer waited for", steps: []ckptStep{
+			{100, tick(), "trigger 1; tick@150"},
+			{101, ack(1, t1), "tick@150"},
+			{102, core.CoordEvent{Kind: core.CkptFinished, From: t2}, "write-manifest 1; tick@150"},
+			{103, written(1, nil), "completed 1; tick@200"},
+			{200, tick(), "trigger 2; tick@250"},
+			{201, ack(2, t1), "write-manifest 2; tick@250"},
+		}, stats: "1 completed in 3ms"},
 		{name: "a failed manifest write abandons; stop ends it without a failure", steps: []ckptStep{
 			{100, tick(), "trigger 1; tick@150"},
 			{101, ack(1, t1), "tick@150"},
