@@ -136,54 +136,32 @@ func decodeRows(src []byte, tc *typeCodec, p unsafe.Pointer, n int) ([]byte, int
 	return src, 0, nil
 }
 
-// poolMax bounds the bytes of the strings of one value that getFlat
-// allocates together.
-const poolMax = 64
+// Decoded strings of up to chunkString bytes are cut from chunks of
+// chunkSize bytes, which consecutive values of a batch share: a string
+// kept alive keeps its chunk alive, up to chunkSize bytes, much as Go's
+// allocator packs allocations under 16 bytes together.
+const (
+	chunkSize   = 128
+	chunkString = 32
+)
 
 // getFlat decodes values r to n-1 of tc's type, whose ops are all on the
 // fast path, from src into p+r*size, ... It checks for tc.min bytes before
 // each value and for a string's bytes before each string, and stops at a
 // value it does not take: it returns the bytes of src it decoded and the
-// index of the next value. The strings of a value, if there are several
-// and they are short, share one allocation.
+// index of the next value.
 func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 	segs := tc.segs
 	base := unsafe.Pointer(unsafe.SliceData(src))
 	have := uintptr(len(src))
 	pos := uintptr(0) // base+pos is read only if pos < have
-	pooled := len(tc.strs) > 1
+	var chunk unsafe.Pointer
+	var chunkLeft uintptr
 	for ; r < n; r++ {
 		row := pos
 		if have-pos < uintptr(tc.min) {
 			return int(row), r
 		}
-		// The strings' bytes, if they are to share an allocation.
-		var pool unsafe.Pointer
-		if pooled {
-			total, at := uintptr(0), pos
-			for i := range segs {
-				g := &segs[i]
-				at += uintptr(g.n)
-				switch g.kind {
-				case opString:
-					l := uintptr(*(*byte)(unsafe.Add(base, at)))
-					if l >= 0x80 || l+uintptr(g.rest) > have-at-1 {
-						return int(row), r
-					}
-					total += l
-					at += 1 + l
-				case opTime:
-					at += timeSize
-				case opBool:
-					at++
-				}
-			}
-			if total > 0 && total <= poolMax {
-				b := make([]byte, total)
-				pool = unsafe.Pointer(unsafe.SliceData(b))
-			}
-		}
-		used := uintptr(0) // of the pool
 		v := unsafe.Add(p, r*tc.size)
 		for i := range segs {
 			g := &segs[i]
@@ -244,11 +222,33 @@ func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 				switch {
 				case l == 0:
 					*(*string)(q) = ""
-				case pool != nil:
-					d := unsafe.Add(pool, used)
-					copy(unsafe.Slice((*byte)(d), l), unsafe.Slice((*byte)(unsafe.Add(s, 1)), l))
+				case l <= chunkString:
+					if chunkLeft < l {
+						b := make([]byte, chunkSize)
+						chunk, chunkLeft = unsafe.Pointer(unsafe.SliceData(b)), chunkSize
+					}
+					// In pieces that overlap rather than pass the string's end.
+					d, f := chunk, unsafe.Add(s, 1)
+					switch {
+					case l >= 16:
+						*(*[16]byte)(d) = *(*[16]byte)(f)
+						*(*[16]byte)(unsafe.Add(d, l-16)) = *(*[16]byte)(unsafe.Add(f, l-16))
+					case l >= 8:
+						*(*[8]byte)(d) = *(*[8]byte)(f)
+						*(*[8]byte)(unsafe.Add(d, l-8)) = *(*[8]byte)(unsafe.Add(f, l-8))
+					case l >= 4:
+						*(*[4]byte)(d) = *(*[4]byte)(f)
+						*(*[4]byte)(unsafe.Add(d, l-4)) = *(*[4]byte)(unsafe.Add(f, l-4))
+					case l >= 2:
+						*(*[2]byte)(d) = *(*[2]byte)(f)
+						*(*[2]byte)(unsafe.Add(d, l-2)) = *(*[2]byte)(unsafe.Add(f, l-2))
+					default:
+						*(*byte)(d) = *(*byte)(f)
+					}
 					*(*string)(q) = unsafe.String((*byte)(d), l)
-					used += l
+					if chunkLeft -= l; chunkLeft > 0 { // else the next string takes a new chunk
+						chunk = unsafe.Add(chunk, l)
+					}
 				default:
 					*(*string)(q) = string(unsafe.Slice((*byte)(unsafe.Add(s, 1)), l))
 				}
