@@ -22,7 +22,7 @@ type typeCodec struct {
 	// flat is how many bytes the ops write besides strings' lengths and
 	// bytes, if every op is on the fast path (opCopy, opString, opBool,
 	// opTime); else -1. segs are the ops as the fast path runs them
-	// (appendFlat, decodeFlat); strs are the strings' offsets; rowMax
+	// (putFlat, getFlat); strs are the strings' offsets; rowMax
 	// bounds what a value writes besides its strings' bytes, slack
 	// included.
 	flat   int
@@ -37,10 +37,10 @@ type typeCodec struct {
 type flatSeg struct {
 	off   uintptr // the run's offset in the value
 	n     int     // the run's length in bytes, maybe 0
-	words int     // appendFlat copies the run as this many 8-byte words (up to 8), or -1: with copy
+	words int     // putFlat copies the run as this many 8-byte words (up to 8); -1: it leaves the value to appendOps
 	kind  opKind  // the field after the run: opString, opTime, opBool; opCopy for none
 	at    uintptr // its offset
-	rest  int     // the fewest bytes the value takes after that field (decodeFlat's bound)
+	rest  int     // the fewest bytes the value takes after that field (getFlat's bound)
 }
 
 type opKind uint8
