@@ -254,9 +254,10 @@ func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 				}
 				pos += 1 + l
 			case opTime:
-				sec := *(*int64)(s) // little-endian: the fast path runs on such hosts only
-				ns := *(*uint32)(unsafe.Add(s, 8))
-				off := *(*int32)(unsafe.Add(s, 12))
+				b := (*[timeSize]byte)(s)
+				sec := int64(binary.LittleEndian.Uint64(b[:]))
+				ns := binary.LittleEndian.Uint32(b[8:])
+				off := int32(binary.LittleEndian.Uint32(b[12:]))
 				if ns&^zoneFlag >= 1e9 {
 					return int(row), r
 				}

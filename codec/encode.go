@@ -192,9 +192,10 @@ func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Poin
 					off = z.off
 					ns |= zoneFlag
 				}
-				*(*uint64)(d) = uint64(sec) // little-endian: the fast path runs on such hosts only
-				*(*uint32)(unsafe.Add(d, 8)) = ns
-				*(*int32)(unsafe.Add(d, 12)) = off
+				b := (*[timeSize]byte)(d)
+				binary.LittleEndian.PutUint64(b[:], uint64(sec))
+				binary.LittleEndian.PutUint32(b[8:], ns)
+				binary.LittleEndian.PutUint32(b[12:], uint32(off))
 				d = unsafe.Add(d, timeSize)
 			case opBool:
 				*(*byte)(d) = *(*byte)(q) // a bool's byte is 0 or 1

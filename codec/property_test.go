@@ -127,6 +127,13 @@ func TestBatchGenerated(t *testing.T) {
 	forSeeds(t, func(t *testing.T, seed uint64) { batchSeed(t, seed) })
 }
 
+// TestBatchGeneratedByField checks the same with fixed-size fields encoded
+// one by one, as on a big-endian host.
+func TestBatchGeneratedByField(t *testing.T) {
+	withRuns(t, false)
+	forSeeds(t, func(t *testing.T, seed uint64) { batchSeed(t, seed) })
+}
+
 func batchSeed(t *testing.T, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 0xba7c4))
