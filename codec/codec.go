@@ -172,7 +172,7 @@ func (c *compiled[T]) Append(dst []byte, v *T) []byte {
 }
 
 func (c *compiled[T]) Decode(src []byte, v *T) ([]byte, error) {
-	rest, err := decodeOps(src, c.tc.ops, unsafe.Pointer(v), 0)
+	rest, _, err := decodeRows(src, c.tc, unsafe.Pointer(v), 1)
 	if err != nil {
 		var zero T
 		*v = zero
@@ -228,14 +228,10 @@ func AppendBatch[T any](dst []byte, c Codec[T], rows []T) []byte {
 	dst = AppendHeader(dst, c.Fingerprint())
 	dst = binary.AppendUvarint(dst, uint64(len(rows)))
 	if s, ok := c.(*compiled[T]); ok { // the common case, without a dynamic call per row
-		if s.tc.flat >= 0 && len(rows) > 0 {
-			return appendFlat(dst, s.tc, unsafe.Pointer(&rows[0]), len(rows))
+		if len(rows) == 0 {
+			return dst
 		}
-		dst = slices.Grow(dst, len(rows)*s.tc.min)
-		for i := range rows {
-			dst = appendValue(dst, s.tc, unsafe.Pointer(&rows[i]), 0)
-		}
-		return dst
+		return appendRows(dst, s.tc, unsafe.Pointer(&rows[0]), len(rows))
 	}
 	for i := range rows {
 		dst = c.Append(dst, &rows[i])
@@ -270,23 +266,28 @@ func DecodeBatch[T any](src []byte, c Codec[T], rows []T) ([]T, error) {
 	}
 	old := len(rows)
 	out := slices.Grow(rows, n)[:old+n]
-	clear(out[old:])
-	if per > 0 {
+	if n == 0 || per == 0 {
+		// rows of a type with no size: encoded as nothing, decoded as zero
+		clear(out[old:])
+	} else if isCompiled {
+		if s.tc.flat < 0 {
+			clear(out[old:]) // fast-path decoding sets every field; the others may expect zero
+		}
+		var r int
+		src, r, err = decodeRows(src, s.tc, unsafe.Pointer(&out[old]), n)
+		if err != nil {
+			clear(out[old:])
+			return rows, fmt.Errorf("reading a batch of %s: row %d of %d: %w", c.Type(), r, n, s.wrap(err))
+		}
+	} else {
+		clear(out[old:])
 		for i := old; i < len(out); i++ {
-			if isCompiled {
-				src, err = decodeOps(src, s.tc.ops, unsafe.Pointer(&out[i]), 0)
-				if err != nil {
-					err = s.wrap(err)
-				}
-			} else {
-				src, err = c.Decode(src, &out[i])
-			}
-			if err != nil {
+			if src, err = c.Decode(src, &out[i]); err != nil {
 				clear(out[old:])
 				return rows, fmt.Errorf("reading a batch of %s: row %d of %d: %w", c.Type(), i-old, n, err)
 			}
 		}
-	} // else rows of a type with no size: encoded as nothing, decoded as zero
+	}
 	if len(src) != 0 {
 		clear(out[old:])
 		return rows, fmt.Errorf("%w: reading a batch of %s: %d bytes after %d rows", ErrCorrupt, c.Type(), len(src), n)

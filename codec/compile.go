@@ -21,9 +21,26 @@ type typeCodec struct {
 	raw  bool // the value's memory is its encoding: ops is one opCopy of size bytes
 	// flat is how many bytes the ops write besides strings' lengths and
 	// bytes, if every op is on the fast path (opCopy, opString, opBool,
-	// opTime); else -1. strs are the strings' offsets.
-	flat int
-	strs []uintptr
+	// opTime); else -1. segs are the ops as the fast path runs them
+	// (putFlat, getFlat); strs are the strings' offsets; rowMax
+	// bounds what a value writes besides its strings' bytes, slack
+	// included.
+	flat   int
+	segs   []flatSeg
+	strs   []uintptr
+	rowMax int
+}
+
+// A flatSeg is a step of the fast path: a run of fixed-size fields copied
+// as bytes, then a field that is not copied (a string, a time.Time, a
+// bool), or none.
+type flatSeg struct {
+	off   uintptr // the run's offset in the value
+	n     int     // the run's length in bytes, maybe 0
+	words int     // putFlat copies the run as this many 8-byte words (up to 8); -1: it leaves the value to appendOps
+	kind  opKind  // the field after the run: opString, opTime, opBool; opCopy for none
+	at    uintptr // its offset
+	rest  int     // the fewest bytes the value takes after that field (getFlat's bound)
 }
 
 type opKind uint8
@@ -50,7 +67,6 @@ type op struct {
 	kind   opKind
 	signed bool // opInt
 	n      int  // opCopy: bytes; opArray: elements
-	words  int  // opCopy in appendFlat: copy n bytes as this many 8-byte words (up to 8), or -1 for memmove
 	off    uintptr
 	sub    *typeCodec
 	val    *typeCodec
@@ -127,31 +143,71 @@ func (s *session) compile(t reflect.Type, path string) (*typeCodec, error) {
 	if tc.min == 0 {
 		tc.ops = nil // a type of no size: nothing to encode
 	}
-	tc.flat = 0
-	for i, o := range tc.ops {
-		switch o.kind {
-		case opCopy:
-			tc.flat += o.n
-			// Whole words, reading past the run only inside the value.
-			tc.ops[i].words = -1
-			if w := (o.n + 7) / 8; w <= 8 && int(o.off)+w*8 <= tc.size {
-				tc.ops[i].words = w
-			}
-		case opBool:
-			tc.flat++
-		case opTime:
-			tc.flat += timeSize
-		case opString:
-			tc.strs = append(tc.strs, o.off)
-		default:
-			tc.flat, tc.strs = -1, nil
-		}
-		if tc.flat < 0 {
-			break
+	tc.flat, tc.segs = flatSegs(tc.ops)
+	setWords(tc.segs, tc.size)
+	for _, g := range tc.segs {
+		if g.kind == opString {
+			tc.strs = append(tc.strs, g.at)
 		}
 	}
-
+	tc.rowMax = tc.flat + len(tc.strs)*binary.MaxVarintLen64 + slack
 	return tc, nil
+}
+
+// flatSegs returns how many bytes ops write besides strings' lengths and
+// bytes, and ops as segments, if every op is on the fast path; else -1 and
+// nil.
+func flatSegs(ops []op) (int, []flatSeg) {
+	var segs []flatSeg
+	flat := 0
+	g := flatSeg{kind: opCopy}
+	for _, o := range ops {
+		switch o.kind {
+		case opCopy:
+			if g.n > 0 { // a run after a run: padding between them
+				segs = append(segs, g)
+				g = flatSeg{kind: opCopy}
+			}
+			g.off, g.n = o.off, o.n
+			flat += o.n
+			continue
+		case opBool:
+			flat++
+		case opTime:
+			flat += timeSize
+		case opString:
+		default:
+			return -1, nil
+		}
+		g.kind, g.at = o.kind, o.off
+		segs = append(segs, g)
+		g = flatSeg{kind: opCopy}
+	}
+	if g.n > 0 {
+		segs = append(segs, g)
+	}
+	return flat, segs
+}
+
+// setWords sets the segments' words and rest, for a value of size bytes:
+// a run's words read only inside the value.
+func setWords(segs []flatSeg, size int) {
+	rest := 0
+	for i := len(segs) - 1; i >= 0; i-- {
+		g := &segs[i]
+		g.rest = rest
+		switch g.kind {
+		case opString, opBool:
+			rest++
+		case opTime:
+			rest += timeSize
+		}
+		rest += g.n
+		g.words = -1
+		if w := (g.n + 7) / 8; w <= 8 && int(g.off)+w*8 <= size {
+			g.words = w
+		}
+	}
 }
 
 // flatten appends the ops of a value of type t at offset off, nested

@@ -113,6 +113,177 @@ func decodeOps(src []byte, ops []op, p unsafe.Pointer, depth int) ([]byte, error
 	return src, nil
 }
 
+// decodeRows decodes n values of tc's type from the front of src into p,
+// p+size, ..., and returns the rest of src, or the index of the value that
+// failed and its error. Values of a type on the fast path getFlat decodes
+// while they are plain (strings under 128 bytes, valid times and bools);
+// one it leaves, decodeOps decodes, and errors come from there.
+func decodeRows(src []byte, tc *typeCodec, p unsafe.Pointer, n int) ([]byte, int, error) {
+	for r := 0; r < n; r++ {
+		if tc.flat >= 0 && len(src) > 0 {
+			var k int
+			k, r = getFlat(tc, src, p, r, n)
+			src = src[k:]
+			if r == n {
+				break
+			}
+		}
+		var err error
+		if src, err = decodeOps(src, tc.ops, unsafe.Add(p, r*tc.size), 0); err != nil {
+			return nil, r, err
+		}
+	}
+	return src, 0, nil
+}
+
+// Decoded strings of up to chunkString bytes are cut from chunks of
+// chunkSize bytes, which consecutive values of a batch share: a string
+// kept alive keeps its chunk alive, up to chunkSize bytes, much as Go's
+// allocator packs allocations under 16 bytes together.
+const (
+	chunkSize   = 128
+	chunkString = 32
+)
+
+// getFlat decodes values r to n-1 of tc's type, whose ops are all on the
+// fast path, from src into p+r*size, ... It checks for tc.min bytes before
+// each value and for a string's bytes before each string, and stops at a
+// value it does not take: it returns the bytes of src it decoded and the
+// index of the next value.
+func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
+	segs := tc.segs
+	base := unsafe.Pointer(unsafe.SliceData(src))
+	have := uintptr(len(src))
+	pos := uintptr(0) // base+pos is read only if pos < have
+	var chunk unsafe.Pointer
+	var chunkLeft uintptr
+	for ; r < n; r++ {
+		row := pos
+		if have-pos < uintptr(tc.min) {
+			return int(row), r
+		}
+		v := unsafe.Add(p, r*tc.size)
+		for i := range segs {
+			g := &segs[i]
+			q := unsafe.Add(v, g.off)
+			s := unsafe.Add(base, pos)
+			// The run, exactly: in words, the last overlapping the one before.
+			type w8 = [8]byte
+			switch k := g.n; {
+			case k > 64:
+				return int(row), r
+			case k >= 8:
+				switch k / 8 {
+				case 8:
+					*(*w8)(unsafe.Add(q, 56)) = *(*w8)(unsafe.Add(s, 56))
+					fallthrough
+				case 7:
+					*(*w8)(unsafe.Add(q, 48)) = *(*w8)(unsafe.Add(s, 48))
+					fallthrough
+				case 6:
+					*(*w8)(unsafe.Add(q, 40)) = *(*w8)(unsafe.Add(s, 40))
+					fallthrough
+				case 5:
+					*(*w8)(unsafe.Add(q, 32)) = *(*w8)(unsafe.Add(s, 32))
+					fallthrough
+				case 4:
+					*(*w8)(unsafe.Add(q, 24)) = *(*w8)(unsafe.Add(s, 24))
+					fallthrough
+				case 3:
+					*(*w8)(unsafe.Add(q, 16)) = *(*w8)(unsafe.Add(s, 16))
+					fallthrough
+				case 2:
+					*(*w8)(unsafe.Add(q, 8)) = *(*w8)(unsafe.Add(s, 8))
+					fallthrough
+				case 1:
+					*(*w8)(q) = *(*w8)(s)
+				}
+				*(*w8)(unsafe.Add(q, k-8)) = *(*w8)(unsafe.Add(s, k-8))
+			case k >= 4:
+				*(*[4]byte)(q) = *(*[4]byte)(s)
+				*(*[4]byte)(unsafe.Add(q, k-4)) = *(*[4]byte)(unsafe.Add(s, k-4))
+			case k >= 2:
+				*(*[2]byte)(q) = *(*[2]byte)(s)
+				*(*[2]byte)(unsafe.Add(q, k-2)) = *(*[2]byte)(unsafe.Add(s, k-2))
+			case k == 1:
+				*(*byte)(q) = *(*byte)(s)
+			}
+			pos += uintptr(g.n)
+			s = unsafe.Add(base, pos)
+			q = unsafe.Add(v, g.at)
+			switch g.kind {
+			case opString:
+				// A length of one byte, and the string's bytes and the
+				// value's rest after it.
+				l := uintptr(*(*byte)(s))
+				if l >= 0x80 || l+uintptr(g.rest) > have-pos-1 {
+					return int(row), r
+				}
+				switch {
+				case l == 0:
+					*(*string)(q) = ""
+				case l <= chunkString:
+					if chunkLeft < l {
+						b := make([]byte, chunkSize)
+						chunk, chunkLeft = unsafe.Pointer(unsafe.SliceData(b)), chunkSize
+					}
+					// In pieces that overlap rather than pass the string's end.
+					d, f := chunk, unsafe.Add(s, 1)
+					switch {
+					case l >= 16:
+						*(*[16]byte)(d) = *(*[16]byte)(f)
+						*(*[16]byte)(unsafe.Add(d, l-16)) = *(*[16]byte)(unsafe.Add(f, l-16))
+					case l >= 8:
+						*(*[8]byte)(d) = *(*[8]byte)(f)
+						*(*[8]byte)(unsafe.Add(d, l-8)) = *(*[8]byte)(unsafe.Add(f, l-8))
+					case l >= 4:
+						*(*[4]byte)(d) = *(*[4]byte)(f)
+						*(*[4]byte)(unsafe.Add(d, l-4)) = *(*[4]byte)(unsafe.Add(f, l-4))
+					case l >= 2:
+						*(*[2]byte)(d) = *(*[2]byte)(f)
+						*(*[2]byte)(unsafe.Add(d, l-2)) = *(*[2]byte)(unsafe.Add(f, l-2))
+					default:
+						*(*byte)(d) = *(*byte)(f)
+					}
+					*(*string)(q) = unsafe.String((*byte)(d), l)
+					if chunkLeft -= l; chunkLeft > 0 { // else the next string takes a new chunk
+						chunk = unsafe.Add(chunk, l)
+					}
+				default:
+					*(*string)(q) = string(unsafe.Slice((*byte)(unsafe.Add(s, 1)), l))
+				}
+				pos += 1 + l
+			case opTime:
+				b := (*[timeSize]byte)(s)
+				sec := int64(binary.LittleEndian.Uint64(b[:]))
+				ns := binary.LittleEndian.Uint32(b[8:])
+				off := int32(binary.LittleEndian.Uint32(b[12:]))
+				if ns&^zoneFlag >= 1e9 {
+					return int(row), r
+				}
+				t := (*time.Time)(q)
+				if ns&zoneFlag == 0 {
+					if off != 0 {
+						return int(row), r
+					}
+					*t = time.Unix(sec, int64(ns)).UTC()
+				} else {
+					*t = time.Unix(sec, int64(ns&^zoneFlag)).In(fixedZone(off))
+				}
+				pos += timeSize
+			case opBool:
+				b := *(*byte)(s)
+				if b > 1 {
+					return int(row), r
+				}
+				*(*bool)(q) = b == 1
+				pos++
+			}
+		}
+	}
+	return int(pos), n
+}
+
 // copyIn copies n bytes from s to d: runs up to 64 bytes in words, exactly
 // (the last word overlaps the one before), without a call.
 func copyIn(d, s unsafe.Pointer, n int) {
@@ -400,6 +571,15 @@ var (
 const maxZones = 1024
 
 func fixedZone(off int32) *time.Location {
+	if off%900 == 0 && off >= -96*900 && off <= 96*900 {
+		if l := quarters[off/900+96].Load(); l != nil {
+			return l // inlined: the common case
+		}
+	}
+	return newZone(off)
+}
+
+func newZone(off int32) *time.Location {
 	if off%900 == 0 && off >= -96*900 && off <= 96*900 {
 		q := &quarters[off/900+96]
 		if l := q.Load(); l != nil {

@@ -8,7 +8,15 @@
 // time.Time take that fast path (on a little-endian host, adjacent
 // fixed-size fields are copied as one run of bytes). Pointers, slices, maps
 // and arrays take a general path; Register supplies a codec for a type the
-// structure does not serve.
+// structure does not serve. A batch of fast-path values is written with one
+// room check per value and per string, in a loop that calls no function,
+// and read with one length check per value and per string.
+//
+// Decoded strings of up to 32 bytes are cut from 128-byte chunks that
+// consecutive values of a batch share, so that a batch of short strings
+// allocates once per chunk, not once per string: a string kept alive keeps
+// its chunk, at most 128 bytes, alive (as Go's allocator does for
+// allocations under 16 bytes). Longer strings have their own allocations.
 //
 // The package is deterministic: no clock, no OS, no global randomness. The
 // same value encodes to the same bytes in every process built from the same

@@ -4,11 +4,26 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"math/bits"
 	"reflect"
 	"slices"
 	"time"
 	"unsafe"
 )
+
+// appendRows appends the encodings of the n values at p, p+size, ... of
+// tc's type.
+func appendRows(dst []byte, tc *typeCodec, p unsafe.Pointer, n int) []byte {
+	if tc.flat >= 0 {
+		return appendFlat(dst, tc, p, n)
+	}
+	dst = slices.Grow(dst, n*tc.min)
+	for i := range n {
+		dst = appendOps(dst, tc.ops, unsafe.Add(p, i*tc.size), 0)
+	}
+	return dst
+}
 
 // appendValue appends the encoding of the value at p, of tc's type.
 func appendValue(dst []byte, tc *typeCodec, p unsafe.Pointer, depth int) []byte {
@@ -23,74 +38,129 @@ func appendValue(dst []byte, tc *typeCodec, p unsafe.Pointer, depth int) []byte 
 const slack = 8
 
 // appendFlat appends the encodings of the n values at p, p+size, ... of
-// tc's type, whose ops are all on the fast path. It makes room for all of
-// them at once, then writes with no checks.
+// tc's type, whose ops are all on the fast path. It writes into dst's
+// spare capacity while each value surely fits, checking once per value and
+// once per string; when one may not, it counts the bytes the rest take,
+// makes room for them at once and writes them with no checks.
+//
+// putFlat writes the values in a loop that calls no function, which keeps
+// its state in registers; a value with a field that needs a call (a long
+// string, a long run, a time in a zone not yet seen) it leaves to
+// appendOps.
 func appendFlat(dst []byte, tc *typeCodec, p unsafe.Pointer, n int) []byte {
-	need := tc.flat*n + slack
-	if len(tc.strs) > 0 {
-		for r := range n {
-			v := unsafe.Add(p, r*tc.size)
-			for _, off := range tc.strs {
-				l := len(*(*string)(unsafe.Add(v, off)))
-				need += l + uvarintLen(l)
+	var zones zoneCache
+	exact := false // dst has room for the rest
+	for r := 0; r < n; {
+		base := unsafe.Pointer(unsafe.SliceData(dst[:cap(dst)]))
+		limit := uintptr(cap(dst))
+		if exact {
+			limit = ^uintptr(0) >> 1
+		}
+		var stop int
+		if uintptr(len(dst)) < limit { // else d would point past the buffer
+			var d unsafe.Pointer
+			r, d, stop = putFlat(tc, base, unsafe.Add(base, len(dst)), limit, p, r, n, &zones)
+			dst = dst[:uintptr(d)-uintptr(base)]
+		} else {
+			stop = putFull
+		}
+		switch stop {
+		case putFull: // value r may not fit: make room for all the rest
+			need := slack
+			for w := r; w < n; w++ {
+				v := unsafe.Add(p, w*tc.size)
+				need += tc.flat
+				for _, off := range tc.strs {
+					l := len(*(*string)(unsafe.Add(v, off)))
+					need += l + uvarintLen(l)
+				}
 			}
+			dst = slices.Grow(dst, need)
+			exact = true
+		case putValue:
+			v := unsafe.Add(p, r*tc.size)
+			for i := range tc.segs {
+				if g := &tc.segs[i]; g.kind == opTime {
+					zones.add((*time.Time)(unsafe.Add(v, g.at)))
+				}
+			}
+			dst = appendOps(dst, tc.ops, v, 0)
+			r++
 		}
 	}
-	dst = slices.Grow(dst, need)
-	start := len(dst)
-	base := unsafe.Pointer(unsafe.SliceData(dst[start : start+need])) // checks the room once
-	d := base
-	ops := tc.ops
-	for r := range n {
+	return dst
+}
+
+// putFlat's results, besides putDone.
+const (
+	putDone  = iota // every value is written
+	putFull         // value r may not fit before limit
+	putValue        // value r has a field that needs a call
+)
+
+// putFlat writes the encodings of values r to n-1 of those at p, p+size,
+// ..., at d, while they surely fit in the first limit bytes at base: it
+// checks for tc.rowMax bytes before each value, and for that many and a
+// string's bytes before each string. It returns the value it stopped at,
+// where its encoding goes, and why it stopped. It calls no function.
+func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Pointer, r, n int, zones *zoneCache) (int, unsafe.Pointer, int) {
+	rowMax := uintptr(tc.rowMax)
+	segs := tc.segs
+	for ; r < n; r++ {
+		row := d
+		if limit-(uintptr(d)-uintptr(base)) < rowMax {
+			return r, row, putFull
+		}
 		v := unsafe.Add(p, r*tc.size)
-		for i := range ops {
-			o := &ops[i]
-			q := unsafe.Add(v, o.off)
-			switch o.kind {
-			case opCopy:
-				type w8 = [8]byte
-				switch o.words { // whole words, unrolled
-				case 8:
-					*(*w8)(unsafe.Add(d, 56)) = *(*w8)(unsafe.Add(q, 56))
-					fallthrough
-				case 7:
-					*(*w8)(unsafe.Add(d, 48)) = *(*w8)(unsafe.Add(q, 48))
-					fallthrough
-				case 6:
-					*(*w8)(unsafe.Add(d, 40)) = *(*w8)(unsafe.Add(q, 40))
-					fallthrough
-				case 5:
-					*(*w8)(unsafe.Add(d, 32)) = *(*w8)(unsafe.Add(q, 32))
-					fallthrough
-				case 4:
-					*(*w8)(unsafe.Add(d, 24)) = *(*w8)(unsafe.Add(q, 24))
-					fallthrough
-				case 3:
-					*(*w8)(unsafe.Add(d, 16)) = *(*w8)(unsafe.Add(q, 16))
-					fallthrough
-				case 2:
-					*(*w8)(unsafe.Add(d, 8)) = *(*w8)(unsafe.Add(q, 8))
-					fallthrough
-				case 1:
-					*(*w8)(d) = *(*w8)(q)
-				default:
-					copy(unsafe.Slice((*byte)(d), o.n), unsafe.Slice((*byte)(q), o.n))
-				}
-				d = unsafe.Add(d, o.n)
+		for i := range segs {
+			g := &segs[i]
+			q := unsafe.Add(v, g.off)
+			type w8 = [8]byte
+			switch g.words { // whole words, unrolled
+			case 8:
+				*(*w8)(unsafe.Add(d, 56)) = *(*w8)(unsafe.Add(q, 56))
+				fallthrough
+			case 7:
+				*(*w8)(unsafe.Add(d, 48)) = *(*w8)(unsafe.Add(q, 48))
+				fallthrough
+			case 6:
+				*(*w8)(unsafe.Add(d, 40)) = *(*w8)(unsafe.Add(q, 40))
+				fallthrough
+			case 5:
+				*(*w8)(unsafe.Add(d, 32)) = *(*w8)(unsafe.Add(q, 32))
+				fallthrough
+			case 4:
+				*(*w8)(unsafe.Add(d, 24)) = *(*w8)(unsafe.Add(q, 24))
+				fallthrough
+			case 3:
+				*(*w8)(unsafe.Add(d, 16)) = *(*w8)(unsafe.Add(q, 16))
+				fallthrough
+			case 2:
+				*(*w8)(unsafe.Add(d, 8)) = *(*w8)(unsafe.Add(q, 8))
+				fallthrough
+			case 1:
+				*(*w8)(d) = *(*w8)(q)
+			case 0:
+			default:
+				return r, row, putValue
+			}
+			d = unsafe.Add(d, g.n)
+			q = unsafe.Add(v, g.at)
+			switch g.kind {
 			case opString:
 				s := *(*string)(q)
 				l := len(s)
-				if l >= 0x80 {
-					d = unsafe.Add(d, binary.PutUvarint(unsafe.Slice((*byte)(d), binary.MaxVarintLen64), uint64(l)))
-					d = unsafe.Add(d, copy(unsafe.Slice((*byte)(d), l), s))
-					continue
+				if uintptr(l)+rowMax > limit-(uintptr(d)-uintptr(base)) {
+					return r, row, putFull
 				}
-				*(*byte)(d) = byte(l)
-				d = unsafe.Add(d, 1)
 				// Short strings are copied without a call, in pieces that
 				// overlap rather than read past the string.
 				sp := unsafe.Pointer(unsafe.StringData(s))
+				*(*byte)(d) = byte(l)
+				d = unsafe.Add(d, 1)
 				switch {
+				case l >= 0x80:
+					return r, row, putValue
 				case l >= 16:
 					for w := 0; w < l-8; w += 8 {
 						*(*[8]byte)(unsafe.Add(d, w)) = *(*[8]byte)(unsafe.Add(sp, w))
@@ -110,7 +180,22 @@ func appendFlat(dst []byte, tc *typeCodec, p unsafe.Pointer, n int) []byte {
 				}
 				d = unsafe.Add(d, l)
 			case opTime:
-				putTime((*[timeSize]byte)(d), (*time.Time)(q))
+				t := (*time.Time)(q)
+				sec := t.Unix()
+				ns := uint32(t.Nanosecond())
+				off := int32(0)
+				if loc := t.Location(); loc != time.UTC {
+					z := &zones[zoneSlot(loc)]
+					if z.loc != loc || sec < z.start || sec >= z.end {
+						return r, row, putValue
+					}
+					off = z.off
+					ns |= zoneFlag
+				}
+				b := (*[timeSize]byte)(d)
+				binary.LittleEndian.PutUint64(b[:], uint64(sec))
+				binary.LittleEndian.PutUint32(b[8:], ns)
+				binary.LittleEndian.PutUint32(b[12:], uint32(off))
 				d = unsafe.Add(d, timeSize)
 			case opBool:
 				*(*byte)(d) = *(*byte)(q) // a bool's byte is 0 or 1
@@ -118,15 +203,43 @@ func appendFlat(dst []byte, tc *typeCodec, p unsafe.Pointer, n int) []byte {
 			}
 		}
 	}
-	return dst[:start+int(uintptr(d)-uintptr(base))]
+	return r, d, putDone
 }
 
-func uvarintLen(n int) int {
-	k := 1
-	for ; n >= 0x80; n >>= 7 {
-		k++
+// A zoneCache holds the offsets of a few locations, each for the span of
+// Unix seconds in which it holds, so that putFlat writes times outside UTC
+// without calling Time.Zone.
+type zoneCache [4]struct {
+	loc        *time.Location
+	off        int32
+	start, end int64 // [start, end)
+}
+
+func zoneSlot(loc *time.Location) uintptr {
+	return uintptr(unsafe.Pointer(loc)) * 0x9E3779B97F4A7C15 >> 62
+}
+
+// add caches the offset of t's location at t, unless t is in UTC.
+func (c *zoneCache) add(t *time.Time) {
+	loc := t.Location()
+	if loc == time.UTC {
+		return
 	}
-	return k
+	_, off := t.Zone()
+	start, end := t.ZoneBounds() // zero if unbounded
+	z := &c[zoneSlot(loc)]
+	z.loc, z.off, z.start, z.end = loc, int32(off), math.MinInt64, math.MaxInt64
+	if !start.IsZero() {
+		z.start = start.Unix()
+	}
+	if !end.IsZero() {
+		z.end = end.Unix()
+	}
+}
+
+// uvarintLen is how many bytes n takes as uvarint.
+func uvarintLen(n int) int {
+	return 1 + (bits.Len64(uint64(n)|1)-1)/7
 }
 
 // appendOps appends the encoding of the value at p, as ops describe it.

@@ -60,3 +60,40 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// flatRow holds only fields on the fast path, for FuzzDecodeFlat.
+type flatRow struct {
+	A  int32
+	S  string
+	B  bool
+	T  time.Time
+	S2 string
+	F  [3]uint16
+}
+
+// FuzzDecodeFlat is FuzzDecode for a type that batches decode on the fast
+// path.
+func FuzzDecodeFlat(f *testing.F) {
+	c := codec.MustFor[flatRow]()
+	for _, rows := range [][]flatRow{
+		nil,
+		{{}},
+		{{A: -1, B: true, S: "s", T: time.Unix(1, 2).In(time.FixedZone("", 3600)), S2: string(make([]byte, 130))},
+			{S: "0123456789abcdef0123456789abcdefX", T: time.Unix(5, 0).UTC(), F: [3]uint16{1, 2, 3}},
+			{T: time.Unix(7, 8).In(time.FixedZone("", 5*3600+17))}},
+	} {
+		b := codec.AppendBatch(nil, c, rows)
+		f.Add(b)
+		f.Add(b[codec.HeaderSize+1:])
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rows, err := codec.DecodeBatch(in, c, nil)
+		if err != nil {
+			if !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrMismatch) {
+				t.Fatalf("DecodeBatch: %v wraps neither ErrCorrupt nor ErrMismatch", err)
+			}
+		} else if again := codec.AppendBatch(nil, c, rows); !bytes.Equal(again, in) {
+			t.Fatalf("batch encoded again:\n%x\nwas\n%x", again, in)
+		}
+	})
+}
