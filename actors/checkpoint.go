@@ -193,10 +193,10 @@ func (c *checkpointing) stats() []core.CheckpointStat {
 	return append([]core.CheckpointStat(nil), c.coord.Stats...)
 }
 
-// stop ends checkpointing with the job: a manifest being written lands
-// first, then the checkpoint in flight is abandoned.
+// stop ends checkpointing with the job: nothing more is triggered, a
+// checkpoint in flight is abandoned unless its manifest is being written,
+// and stop waits for the writes.
 func (c *checkpointing) stop() {
-	c.writes.Wait() // a manifest being written completes its checkpoint
 	c.step(core.CoordEvent{Kind: core.CkptStop})
 	c.writes.Wait()
 }

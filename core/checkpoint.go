@@ -27,6 +27,7 @@ type Coordinator struct {
 	lastEnd  int64  // when the last checkpoint completed or was abandoned; 0: none yet
 	failures int    // checkpoints abandoned in a row
 	pending  *pendingCheckpoint
+	stopping bool // the job is ending: nothing more is triggered
 	done     bool
 
 	ready CoordReady
@@ -97,7 +98,9 @@ const (
 	CkptDecline
 	// CkptManifestWritten: the manifest of ID was written (Err nil) or not.
 	CkptManifestWritten
-	// CkptStop: the job is ending; nothing more is triggered.
+	// CkptStop: the job is ending; nothing more is triggered. A checkpoint
+	// in flight is abandoned, unless its manifest is being written: that
+	// one still completes (or fails) with CkptManifestWritten.
 	CkptStop
 	// CkptFinished: task From has finished. Its state is final and it sees
 	// no more barriers: checkpoints from now on do without its
@@ -169,11 +172,14 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 			}
 		}
 	case CkptStop:
-		if p != nil { // not a failure: the job is ending anyway
+		if p != nil && !p.writing { // not a failure: the job is ending anyway
 			c.Stats = append(c.Stats, CheckpointStat{ID: p.id, Start: p.start, End: now, Reason: "the job ended"})
-			c.ready.Abandoned, c.ready.WriteManifest, c.pending = p.id, 0, nil
+			c.ready.Abandoned, c.pending = p.id, nil
 		}
-		c.done = true
+		c.stopping = true
+	}
+	if c.stopping {
+		c.done = c.pending == nil
 		c.ready.Tick = 0
 		return
 	}

@@ -121,6 +121,14 @@ func TestCoordinator(t *testing.T) {
 			{201, core.CoordEvent{Kind: core.CkptStop}, "abandoned 2"},
 			{300, tick(), "-"},
 		}, stats: "1 abandoned: writing its manifest: 503 slow down | 2 abandoned: the job ended"},
+		{name: "stop lets a manifest being written land", steps: []ckptStep{
+			{100, tick(), "trigger 1; tick@150"},
+			{101, ack(1, t1), "tick@150"},
+			{102, ack(1, t2), "write-manifest 1; tick@150"},
+			{103, core.CoordEvent{Kind: core.CkptStop}, "-"},
+			{104, written(1, nil), "completed 1"},
+			{300, tick(), "-"},
+		}, stats: "1 completed in 4ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := core.NewCoordinator(cfg, []core.Addr{t1, t2}, 1, 0)
