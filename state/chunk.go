@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/sluice-data/sluice/codec"
 )
 
-// Coder encodes values of T. It is the part of codec.Codec that state
-// needs, so that the codecs stages chooses satisfy it: Append appends v's
-// encoding to dst; Decode decodes one value from the front of src into v
-// and returns the rest.
-type Coder[T any] interface {
-	Append(dst []byte, v *T) []byte
-	Decode(src []byte, v *T) ([]byte, error)
+// Coder encodes values of T: a codec.Codec, as stages builds with
+// codec.For. Append appends v's encoding to dst; Decode decodes one value
+// from the front of src into v and returns the rest; Fingerprint and Type
+// identify T's schema, which every chunk records for each type it holds
+// and a restore checks.
+type Coder[T any] = codec.Codec[T]
+
+// schema is what a chunk records of a Coder.
+type schema interface {
+	Fingerprint() codec.Fingerprint
+	Type() string
 }
 
 // Kind names what a snapshot chunk holds.
@@ -24,6 +30,7 @@ const (
 	KindAggregate Kind = 1 + iota
 	KindJoin
 	KindWindows
+	KindTriggered
 )
 
 func (k Kind) String() string {
@@ -34,12 +41,15 @@ func (k Kind) String() string {
 		return "join"
 	case KindWindows:
 		return "windows"
+	case KindTriggered:
+		return "triggered windows"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
 // Version is the snapshot format's version, written in every chunk.
-const Version = 1
+// Version 2 added the schema headers.
+const Version = 2
 
 var (
 	// ErrCorrupt: a chunk whose checksum, length or contents are wrong.
@@ -61,11 +71,17 @@ var (
 const headerLen = 4 + 1 + 1 + 4 + 4
 
 // startChunk appends a chunk header to dst, to be finished by endChunk, and
-// the fields every chunk's body starts with.
-func startChunk(dst []byte, kind Kind, max int, r Range) ([]byte, int) {
+// the fields every chunk's body starts with: a codec header
+// (codec.AppendHeader: the type's fingerprint) for each type the chunk
+// holds, in the order of the kind's Coders, then the number of key groups
+// and the range.
+func startChunk(dst []byte, kind Kind, max int, r Range, types ...schema) ([]byte, int) {
 	at := len(dst)
 	dst = append(dst, magic[:]...)
 	dst = append(dst, Version, byte(kind), 0, 0, 0, 0, 0, 0, 0, 0)
+	for _, t := range types {
+		dst = codec.AppendHeader(dst, t.Fingerprint())
+	}
 	dst = binary.AppendUvarint(dst, uint64(max))
 	dst = binary.AppendUvarint(dst, uint64(r.Start))
 	dst = binary.AppendUvarint(dst, uint64(r.End))
@@ -85,9 +101,11 @@ type reader struct {
 	err error
 }
 
-// openChunk checks src's header and checksum and returns a reader of its
-// body, its number of key groups and range.
-func openChunk(src []byte, kind Kind) (*reader, int, Range, error) {
+// openChunk checks src's header and checksum and the schema of each of
+// types, and returns a reader of its body, its number of key groups and
+// range. A type of another schema is ErrMismatch wrapping a
+// *codec.MismatchError, which names the type and both fingerprints.
+func openChunk(src []byte, kind Kind, types ...schema) (*reader, int, Range, error) {
 	if len(src) < headerLen || [4]byte(src[:4]) != magic {
 		return nil, 0, Range{}, fmt.Errorf("%w: no chunk header", ErrCorrupt)
 	}
@@ -106,6 +124,16 @@ func openChunk(src []byte, kind Kind) (*reader, int, Range, error) {
 		return nil, 0, Range{}, fmt.Errorf("%w: checksum", ErrCorrupt)
 	}
 	r := &reader{b: body}
+	for _, t := range types {
+		rest, err := codec.ReadHeader(r.b, t.Fingerprint(), t.Type())
+		if errors.Is(err, codec.ErrMismatch) {
+			return nil, 0, Range{}, fmt.Errorf("%w: %v chunk: %w", ErrMismatch, kind, err)
+		}
+		if err != nil {
+			return nil, 0, Range{}, fmt.Errorf("%w: %v chunk: %w", ErrCorrupt, kind, err)
+		}
+		r.b = rest
+	}
 	max := int(r.uvarint())
 	rg := Range{int(r.uvarint()), int(r.uvarint())}
 	if r.err == nil && (max < 1 || rg.Start > rg.End || rg.End > max) {

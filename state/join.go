@@ -158,7 +158,7 @@ const (
 // records of r in arrival order.
 func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc Coder[R]) []byte {
 	es, keys := canonical(s.v, s.groups, s.r, kc)
-	dst, at := startChunk(dst, KindJoin, s.groups.Max, s.r)
+	dst, at := startChunk(dst, KindJoin, s.groups.Max, s.r, kc, lc, rc)
 	var flags byte
 	if s.built {
 		flags |= joinBuilt
@@ -214,7 +214,7 @@ func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc 
 // side had ended (ErrMismatch), and a key held already is ErrMismatch. On
 // error the state is unchanged.
 func (j *Join[K, L, R]) Restore(src []byte, kc Coder[K], lc Coder[L], rc Coder[R]) error {
-	r, max, rg, err := openChunk(src, KindJoin)
+	r, max, rg, err := openChunk(src, KindJoin, kc, lc, rc)
 	if err != nil {
 		return err
 	}

@@ -61,11 +61,11 @@ func (m *joinMachine) end(emit func(string)) {
 
 func (m *joinMachine) snapshot(r Range) func() []byte {
 	s := m.j.Snapshot(r)
-	return func() []byte { return s.Append(nil, intCoder{}, intCoder{}, intCoder{}) }
+	return func() []byte { return s.Append(nil, intC, intC, intC) }
 }
 
 func (m *joinMachine) restore(b []byte) error {
-	return m.j.Restore(b, intCoder{}, intCoder{}, intCoder{})
+	return m.j.Restore(b, intC, intC, intC)
 }
 
 func genJoin(r *rand.Rand) []op {
