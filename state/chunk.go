@@ -31,6 +31,7 @@ const (
 	KindJoin
 	KindWindows
 	KindTriggered
+	KindLists
 )
 
 func (k Kind) String() string {
@@ -43,6 +44,8 @@ func (k Kind) String() string {
 		return "windows"
 	case KindTriggered:
 		return "triggered windows"
+	case KindLists:
+		return "lists"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -124,6 +127,11 @@ func openChunk(src []byte, kind Kind, types ...schema) (*reader, int, Range, err
 		return nil, 0, Range{}, fmt.Errorf("%w: checksum", ErrCorrupt)
 	}
 	r := &reader{b: body}
+	if types == nil { // ChunkRange: the schemas are not checked
+		if n := kind.types() * codec.HeaderSize; len(r.b) >= n {
+			r.b = r.b[n:]
+		}
+	}
 	for _, t := range types {
 		rest, err := codec.ReadHeader(r.b, t.Fingerprint(), t.Type())
 		if errors.Is(err, codec.ErrMismatch) {
@@ -201,4 +209,39 @@ func (r *reader) end() error {
 func writeAll(w io.Writer, b []byte) (int64, error) {
 	n, err := w.Write(b)
 	return int64(n), err
+}
+
+// types returns how many schema headers a chunk of kind k holds.
+func (k Kind) types() int {
+	if k == KindJoin {
+		return 3
+	}
+	return 2
+}
+
+// Cut returns the first chunk of src, which may hold several back to back,
+// and the rest.
+func Cut(src []byte) (chunk, rest []byte, err error) {
+	if len(src) < headerLen || [4]byte(src[:4]) != magic {
+		return nil, src, fmt.Errorf("%w: no chunk header", ErrCorrupt)
+	}
+	n := uint64(binary.LittleEndian.Uint32(src[6:]))
+	if n > uint64(len(src)-headerLen) {
+		return nil, src, fmt.Errorf("%w: body of %d bytes, %d left", ErrCorrupt, n, len(src)-headerLen)
+	}
+	return src[:headerLen+int(n)], src[headerLen+int(n):], nil
+}
+
+// ChunkRange returns the kind of a chunk and the key groups it holds,
+// checking its header and checksum but not its schemas.
+func ChunkRange(src []byte) (Kind, Range, error) {
+	if len(src) < headerLen {
+		return 0, Range{}, fmt.Errorf("%w: no chunk header", ErrCorrupt)
+	}
+	k := Kind(src[5])
+	if k < KindAggregate || k > KindLists {
+		return 0, Range{}, fmt.Errorf("%w: unknown kind %v", ErrCorrupt, k)
+	}
+	_, _, rg, err := openChunk(src, k)
+	return k, rg, err
 }
