@@ -88,9 +88,10 @@ type TriggeredSnapshot[K comparable, V, A any] struct {
 }
 
 // Snapshot copies the state of the keys in r: per key, its key and a
-// KeyState.Clone (two allocations: its windows, 80 bytes and an
-// accumulator each, and their trigger states, 24 bytes per trigger node
-// and window). Accumulators are copied shallowly (see the package doc).
+// copy of its windows (window.Cloner: about 100 bytes and an accumulator
+// each, and 24 bytes per trigger node and window, into memory shared by
+// the snapshot's keys: no allocation per key). Accumulators are copied
+// shallowly (see the package doc).
 func (s *Triggered[K, V, A]) Snapshot(r Range) *TriggeredSnapshot[K, V, A] {
 	s.groups.check(r)
 	n := 0
@@ -99,10 +100,12 @@ func (s *Triggered[K, V, A]) Snapshot(r Range) *TriggeredSnapshot[K, V, A] {
 	}
 	snap := &TriggeredSnapshot[K, V, A]{d: s.d, keys: make([]K, 0, n), sts: make([]window.KeyState[A], 0, n),
 		wm: s.wm, groups: s.groups, r: r}
+	var c window.Cloner[A]
+	c.Grow(n, 1)
 	for g := r.Start; g < r.End; g++ {
 		for k, e := range s.keys[g] { // in map order: Append sorts
 			snap.keys = append(snap.keys, k)
-			snap.sts = append(snap.sts, e.St.Clone())
+			snap.sts = append(snap.sts, c.Clone(&e.St))
 		}
 	}
 	return snap

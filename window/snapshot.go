@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // This file copies and encodes a key's state for checkpoints: Clone is the
@@ -22,29 +23,48 @@ var ErrKeyState = errors.New("window: corrupt key state")
 // accumulators, copied shallowly (in accumulating mode an accumulator goes
 // on being merged into: Combine.Add and Merge must return a new value
 // rather than change their first argument's memory, as for Snapshot). It
-// costs two allocations: the key's windows and all their trigger states.
+// costs two allocations; a Cloner copies many keys with fewer.
 func (st *KeyState[A]) Clone() KeyState[A] {
-	c := *st
+	var c Cloner[A]
+	return c.Clone(st)
+}
+
+// Cloner copies the states of many keys (a snapshot's) into memory it
+// grows as needed, so that a copy costs no allocation per key but a
+// share of the growth. The copies stay valid as the Cloner goes on.
+type Cloner[A any] struct {
+	wins []winState[A]
+	trig []tstate
+}
+
+// Grow makes room for keys more copies of about windows windows each.
+func (c *Cloner[A]) Grow(keys, windows int) {
+	c.wins = slices.Grow(c.wins, keys*windows)
+}
+
+// Clone returns a copy of st, as KeyState.Clone.
+func (c *Cloner[A]) Clone(st *KeyState[A]) KeyState[A] {
+	out := *st
 	if len(st.wins) == 0 {
-		c.wins = nil
-		return c
+		out.wins = nil
+		return out
 	}
-	c.wins = append([]winState[A](nil), st.wins...)
-	n := 0
-	for i := range st.wins {
-		n += len(st.wins[i].trig)
-	}
-	trig := make([]tstate, 0, n)
-	for i := range c.wins {
-		ws := &c.wins[i]
+	at := len(c.wins)
+	c.wins = append(c.wins, st.wins...)
+	out.wins = c.wins[at:len(c.wins):len(c.wins)]
+	for i := range out.wins {
+		ws := &out.wins[i]
 		if ws.trig == nil {
 			continue
 		}
-		at := len(trig)
-		trig = append(trig, ws.trig...)
-		ws.trig = trig[at:len(trig):len(trig)]
+		if len(c.trig)+len(ws.trig) > cap(c.trig) {
+			c.trig = make([]tstate, 0, max(2*cap(c.trig), 64*len(ws.trig)))
+		}
+		t := len(c.trig)
+		c.trig = append(c.trig, ws.trig...)
+		ws.trig = c.trig[t:len(c.trig):len(c.trig)]
 	}
-	return c
+	return out
 }
 
 const (
