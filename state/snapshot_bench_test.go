@@ -56,6 +56,9 @@ func BenchmarkSnapshot(b *testing.B) {
 			d.ProcessElements(&e.St, []window.Element[int64]{{Value: k, Time: window.Time(k % 10)}}, 0, 1, &out)
 			out.Reset()
 		}
-		run(b, func() func() []byte { sn := s.Snapshot(all); return func() []byte { return sn.Append(nil, intC, accC) } })
+		run(b, func() func() []byte {
+			sn := s.Snapshot(all)
+			return func() []byte { return sn.Append(nil, intC, accC) }
+		})
 	})
 }
