@@ -435,16 +435,25 @@ func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
 		err = fmt.Errorf("%w: a broadcast join's chunk holds its build rows after its own: broadcast %v, %d bytes after the first",
 			state.ErrMismatch, s.shared != nil, len(rest))
 	}
-	if err == nil && s.shared != nil {
-		var rows state.Span
-		if rows, err = s.shared.restore(rest, s.codecs); err == nil {
-			s.saw(rows)
-		}
-	}
-	if err == nil && s.shared != nil {
-		err = s.restoreProbes(own)
-	} else if err == nil {
+	if err == nil && s.shared == nil {
 		err = s.own.Restore(own, s.codecs.k, s.codecs.l, s.codecs.r)
+	} else if err == nil {
+		// The own chunk is read first, so that a bad one changes nothing.
+		var probes *state.Join[K, L, R]
+		if probes, err = s.readProbes(own); err == nil {
+			var rows state.Span
+			if rows, err = s.shared.restore(rest, s.codecs); err == nil {
+				s.saw(rows)
+				if probes.Built() {
+					s.own.EndBuild()
+				}
+				for _, h := range probes.Held() {
+					if s.mine.Contains(s.groups.Of(h.Key)) {
+						s.own.Hold(h.Key, h.Value)
+					}
+				}
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("restoring stage %s: %w", s.n, err)
@@ -452,26 +461,17 @@ func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
 	return nil
 }
 
-// restoreProbes restores a broadcast join's own chunk (no build rows):
-// whether its build side had ended, and the held probes of this
-// instance's key groups.
-func (s *joinState[K, L, R, O]) restoreProbes(chunk []byte) error {
-	tmp := state.NewJoin[K, L, R](s.groups, s.seed, false)
-	if err := tmp.Restore(chunk, s.codecs.k, s.codecs.l, s.codecs.r); err != nil {
-		return err
+// readProbes reads a broadcast join's own chunk, which holds no build rows:
+// whether its build side had ended, and the probe records held.
+func (s *joinState[K, L, R, O]) readProbes(chunk []byte) (*state.Join[K, L, R], error) {
+	j := state.NewJoin[K, L, R](s.groups, s.seed, false)
+	if err := j.Restore(chunk, s.codecs.k, s.codecs.l, s.codecs.r); err != nil {
+		return nil, err
 	}
-	if tmp.Rows() > 0 {
-		return fmt.Errorf("%w: a broadcast join's own chunk with %d build rows", state.ErrCorrupt, tmp.Rows())
+	if j.Rows() > 0 {
+		return nil, fmt.Errorf("%w: a broadcast join's own chunk with %d build rows", state.ErrCorrupt, j.Rows())
 	}
-	if tmp.Built() {
-		s.own.EndBuild()
-	}
-	for _, h := range tmp.Held() {
-		if s.mine.Contains(s.groups.Of(h.Key)) {
-			s.own.Hold(h.Key, h.Value)
-		}
-	}
-	return nil
+	return j, nil
 }
 
 // joinCodecs are a join's codecs: its key's and its two sides'.
