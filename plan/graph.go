@@ -232,6 +232,28 @@ type TimeState interface {
 	Dropped() (late, closed int64)
 }
 
+// Snapshotter is a State whose keyed state can be checkpointed by range of
+// key groups [start, end) (of Instance.MaxParallelism) and restored at any
+// parallelism. Snapshot is called between steps, at a barrier: it copies
+// the state of the range synchronously and returns the function that
+// encodes the copy, which may run later on another goroutine while the
+// state goes on. Restore adds a chunk such a function wrote, before the
+// first step; an instance restores the chunks of the ranges it owns. A
+// chunk starts with the schema fingerprints of the types it holds, and
+// Restore refuses another schema with an error naming the type and both
+// fingerprints. Snapshot fails only for a type that has no encoding.
+type Snapshotter interface {
+	Snapshot(start, end int) (encode func(dst []byte) []byte, err error)
+	Restore(chunk []byte) error
+}
+
+// BarrierFlusher is a State with no keyed state to checkpoint: at a barrier
+// it passes what it holds on, before the barrier, to the keyed stage after
+// it (a pre-combiner's partial accumulators), whose snapshot then holds it.
+type BarrierFlusher interface {
+	FlushBarrier(emit func(*Batch))
+}
+
 // WatermarkSpec is set on the node that assigns event times. Its watermark
 // is the greatest event time it has seen minus MaxDelay (bounded
 // out-of-orderness), emitted with each linger tick.

@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"fmt"
+
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/state"
 	"github.com/sluice-data/sluice/window"
@@ -36,6 +38,7 @@ type eowState[K comparable, T, A, O any] struct {
 	late   bool
 	groups state.Groups[K] // KeyBy's hash modulo the job's key groups
 	st     *state.Windows[K, A]
+	codecs stateCodecs[K, A]
 	lifts  []A
 	ws     []window.Interval
 	lost   bool
@@ -48,7 +51,29 @@ type eowState[K comparable, T, A, O any] struct {
 func newEOWState[K comparable, T, A, O any](n *plan.Node, fn window.Fn, c Combiner[T, A, O], zero func() A, late bool,
 	groups state.Groups[K], seed uint64) *eowState[K, T, A, O] {
 	return &eowState[K, T, A, O]{n: n, fn: fn, c: c, zero: zero, late: late, groups: groups,
-		st: state.NewWindows[K, A](groups, state.Seed(seed, n.ID))}
+		st: state.NewWindows[K, A](groups, state.Seed(seed, n.ID)), codecs: codecsOf[K, A](n)}
+}
+
+// Snapshot copies the windows' tables of key groups [start, end)
+// (state.Windows' Snapshot: a copy of their slots) and the watermark.
+func (s *eowState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []byte, error) {
+	if s.codecs.err != nil {
+		return nil, s.codecs.err
+	}
+	snap := s.st.Snapshot(state.Range{Start: start, End: end})
+	kc, ac := s.codecs.k, s.codecs.v
+	return func(dst []byte) []byte { return snap.Append(dst, kc, ac) }, nil
+}
+
+// Restore adds the keys of a chunk to their windows.
+func (s *eowState[K, T, A, O]) Restore(chunk []byte) error {
+	if s.codecs.err != nil {
+		return s.codecs.err
+	}
+	if err := s.st.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+		return fmt.Errorf("restoring stage %s: %w", s.n, err)
+	}
+	return nil
 }
 
 // StepTime adds a batch in the two phases of windowState.StepTime.

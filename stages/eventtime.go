@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/state"
 	"github.com/sluice-data/sluice/window"
 )
 
@@ -132,19 +133,15 @@ func windowAggregate[K comparable, T, A, O any](k Keyed[K, T], w window.Window, 
 var eowEnabled = true
 
 func newWindowState[K comparable, T, A, O any](n *plan.Node, drv *window.Windowing[lifted[T, A], A], c Combiner[T, A, O], hash func(K) uint64, late bool, maxPar int) *windowState[K, T, A, O] {
-	return &windowState[K, T, A, O]{n: n, d: drv, c: c, hash: hash, late: late,
-		groups: make([]map[K]*keyEntry[K, A], max(1, maxPar)), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
+	groups := state.Groups[K]{Hash: hash, Max: max(1, maxPar)}
+	return &windowState[K, T, A, O]{n: n, d: drv, c: c, late: late, st: state.NewTriggered(groups, drv),
+		codecs: codecsOf[K, A](n), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
 }
 
-// keyEntry is one key's windows and the timers it has queued.
-type keyEntry[K comparable, A any] struct {
-	key     K
-	st      window.KeyState[A]
-	event   int64 // the event-time timer queued for it, or minTime
-	proc    int64 // the processing-time timer queued for it
-	hold    int64 // its watermark hold queued, or maxTime
-	hasHold bool
-}
+// keyEntry is one key's windows and the timers it has queued: Event, the
+// event-time timer queued for it, or minTime; Proc, its processing-time
+// timer; Hold, its watermark hold queued, or maxTime.
+type keyEntry[K comparable, A any] = state.TriggerKey[K, A]
 
 const (
 	minTime = -1 << 63
@@ -152,15 +149,17 @@ const (
 )
 
 // windowState runs the trigger driver over one instance's keys, kept by key
-// group so that they can be checkpointed and redistributed by group. Timers
-// and holds are found through heaps whose stale entries are skipped.
+// group (state.Triggered) so that they can be checkpointed and
+// redistributed by group. Timers and holds are found through heaps whose
+// stale entries are skipped; they are functions of the keys' states, so a
+// restored key queues them again (Restore).
 type windowState[K comparable, T, A, O any] struct {
 	n      *plan.Node
 	d      *window.Windowing[lifted[T, A], A]
 	c      Combiner[T, A, O]
-	hash   func(K) uint64
 	late   bool
-	groups []map[K]*keyEntry[K, A]
+	st     *state.Triggered[K, lifted[T, A], A]
+	codecs stateCodecs[K, A]
 	events timerHeap[K, A] // by event time
 	procs  timerHeap[K, A] // by processing time
 	holds  timerHeap[K, A]
@@ -186,44 +185,64 @@ func (s *windowState[K, T, A, O]) keyed(k K) {
 }
 
 func (s *windowState[K, T, A, O]) entry(k K) *keyEntry[K, A] {
-	g := s.hash(k) % uint64(len(s.groups))
-	m := s.groups[g]
-	if m == nil {
-		m = map[K]*keyEntry[K, A]{}
-		s.groups[g] = m
-	}
-	e := m[k]
-	if e == nil {
-		e = &keyEntry[K, A]{key: k, event: minTime, proc: minTime, hold: maxTime}
-		m[k] = e
+	e, made := s.st.Key(k)
+	if made {
+		e.Event, e.Proc, e.Hold = minTime, minTime, maxTime
 	}
 	return e
 }
 
 // requeue queues e's next timers and hold after the driver changed its state.
 func (s *windowState[K, T, A, O]) requeue(e *keyEntry[K, A]) {
-	if t, ok := e.st.NextEventTime(); ok && int64(t) != e.event {
-		e.event = int64(t)
-		s.events.push(timerEntry[K, A]{at: e.event, e: e})
+	if t, ok := e.St.NextEventTime(); ok && int64(t) != e.Event {
+		e.Event = int64(t)
+		s.events.push(timerEntry[K, A]{at: e.Event, e: e})
 	} else if !ok {
-		e.event = minTime
+		e.Event = minTime
 	}
-	if t, ok := e.st.NextProcessingTime(); ok && int64(t) != e.proc {
-		e.proc = int64(t)
-		s.procs.push(timerEntry[K, A]{at: e.proc, e: e})
+	if t, ok := e.St.NextProcessingTime(); ok && int64(t) != e.Proc {
+		e.Proc = int64(t)
+		s.procs.push(timerEntry[K, A]{at: e.Proc, e: e})
 	} else if !ok {
-		e.proc = minTime
+		e.Proc = minTime
 	}
-	if t, ok := e.st.Hold(); ok && int64(t) != e.hold {
-		e.hold = int64(t)
-		s.holds.push(timerEntry[K, A]{at: e.hold, e: e})
+	if t, ok := e.St.Hold(); ok && int64(t) != e.Hold {
+		e.Hold = int64(t)
+		s.holds.push(timerEntry[K, A]{at: e.Hold, e: e})
 	} else if !ok {
-		e.hold = maxTime
+		e.Hold = maxTime
 	}
-	if e.st.Empty() {
-		g := s.hash(e.key) % uint64(len(s.groups))
-		delete(s.groups[g], e.key)
+	if e.St.Empty() {
+		s.st.Drop(e)
 	}
+}
+
+// Snapshot copies the keys of key groups [start, end) (state.Triggered's
+// Snapshot: a clone of each key's windows) and the watermark.
+func (s *windowState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []byte, error) {
+	if s.codecs.err != nil {
+		return nil, s.codecs.err
+	}
+	snap := s.st.Snapshot(state.Range{Start: start, End: end})
+	kc, ac := s.codecs.k, s.codecs.v
+	return func(dst []byte) []byte { return snap.Append(dst, kc, ac) }, nil
+}
+
+// Restore adds the keys of a chunk and queues their timers and holds
+// again, from their windows.
+func (s *windowState[K, T, A, O]) Restore(chunk []byte) error {
+	if s.codecs.err != nil {
+		return s.codecs.err
+	}
+	err := s.st.Restore(chunk, s.codecs.k, s.codecs.v, func(e *keyEntry[K, A]) {
+		e.Event, e.Proc, e.Hold = minTime, minTime, maxTime
+		s.requeue(e)
+	})
+	if err != nil {
+		return fmt.Errorf("restoring stage %s: %w", s.n, err)
+	}
+	s.wm = max(s.wm, s.st.Watermark())
+	return nil
 }
 
 // StepTime adds a batch in two phases, as the pre-combiner does: the user's
@@ -236,10 +255,11 @@ func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit fu
 	s.lifts = liftAll(s.n, s.c, xs, s.lifts[:0])
 	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
+	s.st.Advance(wm)
 	for i, x := range xs {
 		e := s.entry(x.Key)
 		s.elem[0] = window.Element[lifted[T, A]]{Value: lifted[T, A]{v: x.Value, a: s.lifts[i]}, Time: window.Time(in.Times[i])}
-		s.d.ProcessElements(&e.st, s.elem[:], window.Time(wm), window.Time(pt), &s.out)
+		s.d.ProcessElements(&e.St, s.elem[:], window.Time(wm), window.Time(pt), &s.out)
 		s.keyed(x.Key)
 		s.requeue(e)
 	}
@@ -267,14 +287,15 @@ type lifted[T, A any] struct {
 func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int64 {
 	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
+	s.st.Advance(wm)
 	for len(s.events.items) > 0 && s.events.items[0].at <= wm {
 		t := s.events.pop()
-		if t.e.event != t.at {
+		if t.e.Event != t.at {
 			continue // stale
 		}
-		t.e.event = minTime
-		s.d.AdvanceWatermark(&t.e.st, window.Time(wm), &s.out)
-		s.keyed(t.e.key)
+		t.e.Event = minTime
+		s.d.AdvanceWatermark(&t.e.St, window.Time(wm), &s.out)
+		s.keyed(t.e.Key)
 		s.requeue(t.e)
 	}
 	s.emit(emit)
@@ -282,7 +303,7 @@ func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int6
 	out := wm
 	for len(s.holds.items) > 0 {
 		t := s.holds.items[0]
-		if t.e.hold != t.at || t.e.st.Empty() {
+		if t.e.Hold != t.at || t.e.St.Empty() {
 			s.holds.pop()
 			continue
 		}
@@ -295,7 +316,7 @@ func (s *windowState[K, T, A, O]) Advance(wm int64, emit func(*plan.Batch)) int6
 func (s *windowState[K, T, A, O]) NextTimer() (int64, bool) {
 	for len(s.procs.items) > 0 {
 		t := s.procs.items[0]
-		if t.e.proc != t.at {
+		if t.e.Proc != t.at {
 			s.procs.pop()
 			continue
 		}
@@ -308,12 +329,12 @@ func (s *windowState[K, T, A, O]) Fire(pt int64, emit func(*plan.Batch)) {
 	s.lost = !s.c.safe
 	for len(s.procs.items) > 0 && s.procs.items[0].at <= pt {
 		t := s.procs.pop()
-		if t.e.proc != t.at {
+		if t.e.Proc != t.at {
 			continue
 		}
-		t.e.proc = minTime
-		s.d.AdvanceProcessingTime(&t.e.st, window.Time(pt), &s.out)
-		s.keyed(t.e.key)
+		t.e.Proc = minTime
+		s.d.AdvanceProcessingTime(&t.e.St, window.Time(pt), &s.out)
+		s.keyed(t.e.Key)
 		s.requeue(t.e)
 	}
 	s.emit(emit)

@@ -1,10 +1,13 @@
 package stages
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
+	"github.com/sluice-data/sluice/codec"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/state"
 )
@@ -101,14 +104,15 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 			{From: l.node, Edge: plan.Hash, Key: kvKey[K, L](left.hash)},
 			{From: r.node, Edge: plan.Hash, Key: kvKey[K, R](right.hash)},
 		}}, o)
+	codecs := joinCodecsOf[K, L, R](n)
 	n.NewState = func(inst plan.Instance) plan.State {
 		groups := groupsOf(left.hash, inst)
 		seed := state.Seed(inst.Seed, n.ID)
-		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, own: state.NewJoin[K, L, R](groups, seed, kind == FullOuter)}
+		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, own: state.NewJoin[K, L, R](groups, seed, kind == FullOuter), codecs: codecs,
+			groups: groups, seed: seed, mine: state.InstanceRange(groups.Max, max(1, inst.Parallelism), inst.Index)}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
 			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
-				return &sharedTable[K, L, R]{seen: map[*plan.Batch]int{}, local: max(1, inst.LocalInstances),
-					t: state.NewJoin[K, L, R](groups, seed, false)}, nil
+				return newSharedTable[K, L, R](max(1, inst.LocalInstances), state.NewJoin[K, L, R](groups, seed, false)), nil
 			})
 			s.shared = v.(*sharedTable[K, L, R])
 		}
@@ -140,25 +144,91 @@ func keyed[K comparable, T any](k Keyed[K, T], loc string) Stream[KV[K, T]] {
 // inserts it under the lock, the others skip it. An instance whose build
 // input has ended has seen every batch, each inserted before its own look
 // at it, so from then on the table is complete and read without the lock.
+//
+// Until then the table may hold batches that an instance has not seen yet
+// (another instance is past a checkpoint barrier that this one is at), so
+// each instance keeps the rows of the batches it has seen (spans), and
+// snapshots only those.
 type sharedTable[K comparable, L, R any] struct {
 	mu    sync.Mutex
-	seen  map[*plan.Batch]int // instances that have seen a batch
-	local int                 // the join's instances in this process
+	seen  map[*plan.Batch]seenBatch // batches not yet seen by every instance
+	local int                       // the join's instances in this process
 	t     *state.Join[K, L, R]
+	// restored holds the ranges restored into t and the rows each gave:
+	// every local instance restores them, the first into t.
+	restored []restoredRange
 }
 
-func (s *sharedTable[K, L, R]) add(b *plan.Batch) {
+type seenBatch struct {
+	n    int // instances that have seen it
+	rows state.Span
+}
+
+type restoredRange struct {
+	r    state.Range
+	rows state.Span
+}
+
+func newSharedTable[K comparable, L, R any](local int, t *state.Join[K, L, R]) *sharedTable[K, L, R] {
+	return &sharedTable[K, L, R]{seen: map[*plan.Batch]seenBatch{}, local: local, t: t}
+}
+
+// add adds build batch b, unless another instance has, and returns its rows.
+func (s *sharedTable[K, L, R]) add(b *plan.Batch) state.Span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.seen[b] + 1
-	if n == 1 {
+	sb, ok := s.seen[b]
+	if !ok {
+		sb.rows.Start = s.t.Rows()
 		addBuild(s.t, b.Data.([]KV[K, R]))
+		sb.rows.End = s.t.Rows()
 	}
-	if n == s.local {
+	sb.n++
+	if sb.n == s.local {
 		delete(s.seen, b)
 	} else {
-		s.seen[b] = n
+		s.seen[b] = sb
 	}
+	return sb.rows
+}
+
+// snapshot copies the build rows of r: all of them once the instance's
+// build input has ended, else those of spans.
+func (s *sharedTable[K, L, R]) snapshot(r state.Range, built bool, spans []state.Span) *state.JoinSnapshot[K, L, R] {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if built {
+		return s.t.Snapshot(r)
+	}
+	return s.t.SnapshotRows(r, spans)
+}
+
+// restore restores a chunk of build rows into the table, unless another
+// local instance has restored its range, and returns the rows it holds.
+// Chunks of ranges that overlap but differ are refused: every instance of
+// a broadcast join is snapshot over the same ranges.
+func (s *sharedTable[K, L, R]) restore(chunk []byte, c joinCodecs[K, L, R]) (state.Span, error) {
+	_, rg, err := state.ChunkRange(chunk)
+	if err != nil {
+		return state.Span{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.restored {
+		if x.r == rg {
+			return x.rows, nil
+		}
+		if x.r.Start < rg.End && rg.Start < x.r.End {
+			return state.Span{}, fmt.Errorf("%w: build rows of %v overlap those of %v restored", state.ErrMismatch, rg, x.r)
+		}
+	}
+	start := s.t.Rows()
+	if err := s.t.Restore(chunk, c.k, c.l, c.r); err != nil {
+		return state.Span{}, err
+	}
+	rows := state.Span{Start: start, End: s.t.Rows()}
+	s.restored = append(s.restored, restoredRange{rg, rows})
+	return rows, nil
 }
 
 // addBuild adds build rows to j.
@@ -177,6 +247,13 @@ type joinState[K comparable, L, R, O any] struct {
 	f      func(K, L, R, bool, bool) O
 	shared *sharedTable[K, L, R]
 	own    *state.Join[K, L, R]
+	codecs joinCodecs[K, L, R]
+	groups state.Groups[K]
+	seed   uint64
+	mine   state.Range // the key groups plan.Route gives this instance
+	// spans are the shared table's rows this instance has seen, sorted and
+	// merged; for its snapshots while its build input goes on.
+	spans []state.Span
 
 	hits []*state.Row[R] // a probe batch's first build rows, nil where none
 }
@@ -191,7 +268,7 @@ func (s *joinState[K, L, R, O]) table() *state.Join[K, L, R] {
 func (s *joinState[K, L, R, O]) StepInput(i int, in *plan.Batch, emit func(*plan.Batch)) {
 	if i == 1 {
 		if s.shared != nil {
-			s.shared.add(in)
+			s.saw(s.shared.add(in))
 			return
 		}
 		addBuild(s.own, in.Data.([]KV[K, R]))
@@ -293,6 +370,129 @@ func (s *joinState[K, L, R, O]) Flush(emit func(*plan.Batch)) {
 }
 
 func (s *joinState[K, L, R, O]) Lost() bool { return false }
+
+// saw adds rows to the spans of the shared table this instance has seen.
+func (s *joinState[K, L, R, O]) saw(rows state.Span) {
+	if rows.Start == rows.End {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.spans, rows.Start, func(sp state.Span, start int) int { return cmp.Compare(sp.Start, start) })
+	s.spans = slices.Insert(s.spans, i, rows)
+	// Merge neighbours: batches arrive mostly in table order, so this is
+	// the last span growing.
+	out := s.spans[:1]
+	for _, sp := range s.spans[1:] {
+		if last := &out[len(out)-1]; last.End == sp.Start {
+			last.End = sp.End
+		} else {
+			out = append(out, sp)
+		}
+	}
+	s.spans = out
+}
+
+// Snapshot copies the join's state in key groups [start, end)
+// (state.Join's Snapshot: a copy of the table's slots, the rows beyond
+// each key's first, the matched set and the held probes). A broadcast
+// join's chunk is followed by one of the shared build table's rows in the
+// range that this instance has seen. Its probe input is not routed by
+// key, so each of its instances is to be snapshot over every key group
+// (the same ranges for all), and each of the new instances restores every
+// chunk (see Restore).
+func (s *joinState[K, L, R, O]) Snapshot(start, end int) (func([]byte) []byte, error) {
+	if s.codecs.err != nil {
+		return nil, s.codecs.err
+	}
+	r := state.Range{Start: start, End: end}
+	own := s.own.Snapshot(r)
+	var shared *state.JoinSnapshot[K, L, R]
+	if s.shared != nil {
+		shared = s.shared.snapshot(r, s.own.Built(), s.spans)
+	}
+	c := s.codecs
+	return func(dst []byte) []byte {
+		dst = own.Append(dst, c.k, c.l, c.r)
+		if shared != nil {
+			dst = shared.Append(dst, c.k, c.l, c.r)
+		}
+		return dst
+	}, nil
+}
+
+// Restore adds the state of a chunk that Snapshot wrote. A broadcast join
+// restores every chunk of every old instance in each new one: the build
+// rows go into the process's shared table once, whichever of its
+// instances there restores them first; each instance learns whether the
+// build side had ended, and keeps the held probe records of its own key
+// groups (any instance could probe them; these are the ones it would have
+// been sent under plan.Route).
+func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
+	if s.codecs.err != nil {
+		return s.codecs.err
+	}
+	own, rest, err := state.Cut(chunk)
+	if err == nil && (s.shared == nil) != (len(rest) == 0) {
+		err = fmt.Errorf("%w: a broadcast join's chunk holds its build rows after its own: broadcast %v, %d bytes after the first",
+			state.ErrMismatch, s.shared != nil, len(rest))
+	}
+	if err == nil && s.shared == nil {
+		err = s.own.Restore(own, s.codecs.k, s.codecs.l, s.codecs.r)
+	} else if err == nil {
+		// The own chunk is read first, so that a bad one changes nothing.
+		var probes *state.Join[K, L, R]
+		if probes, err = s.readProbes(own); err == nil {
+			var rows state.Span
+			if rows, err = s.shared.restore(rest, s.codecs); err == nil {
+				s.saw(rows)
+				if probes.Built() {
+					s.own.EndBuild()
+				}
+				for _, h := range probes.Held() {
+					if s.mine.Contains(s.groups.Of(h.Key)) {
+						s.own.Hold(h.Key, h.Value)
+					}
+				}
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("restoring stage %s: %w", s.n, err)
+	}
+	return nil
+}
+
+// readProbes reads a broadcast join's own chunk, which holds no build rows:
+// whether its build side had ended, and the probe records held.
+func (s *joinState[K, L, R, O]) readProbes(chunk []byte) (*state.Join[K, L, R], error) {
+	j := state.NewJoin[K, L, R](s.groups, s.seed, false)
+	if err := j.Restore(chunk, s.codecs.k, s.codecs.l, s.codecs.r); err != nil {
+		return nil, err
+	}
+	if j.Rows() > 0 {
+		return nil, fmt.Errorf("%w: a broadcast join's own chunk with %d build rows", state.ErrCorrupt, j.Rows())
+	}
+	return j, nil
+}
+
+// joinCodecs are a join's codecs: its key's and its two sides'.
+type joinCodecs[K comparable, L, R any] struct {
+	k   codec.Codec[K]
+	l   codec.Codec[L]
+	r   codec.Codec[R]
+	err error
+}
+
+func joinCodecsOf[K comparable, L, R any](n *plan.Node) joinCodecs[K, L, R] {
+	var c joinCodecs[K, L, R]
+	var errK, errL, errR error
+	c.k, errK = codec.For[K]()
+	c.l, errL = codec.For[L]()
+	c.r, errR = codec.For[R]()
+	if err := firstErr(errK, errL, errR); err != nil {
+		c.err = fmt.Errorf("stage %s cannot be checkpointed: %w", n, err)
+	}
+	return c
+}
 
 // Waiting holds the probe input until the build side has ended, when the
 // planner found that safe (plan.JoinSpec.HoldProbe).

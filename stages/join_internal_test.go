@@ -24,7 +24,7 @@ func TestSharedTableBuiltOnce(t *testing.T) {
 		}
 		batches = append(batches, &plan.Batch{Data: rows})
 	}
-	shared := &sharedTable[int64, int64, int64]{seen: map[*plan.Batch]int{}, local: instances, t: newJoinTable[int64, int64, int64](false)}
+	shared := newSharedTable(instances, newJoinTable[int64, int64, int64](false))
 	states := make([]*joinState[int64, int64, int64, Joined[int64, int64, int64]], instances)
 	var wg sync.WaitGroup
 	for i := range states {

@@ -330,20 +330,50 @@ func (s *combineState[K, T, A, O]) Flush(emit func(*plan.Batch)) {
 	emit(&plan.Batch{Data: out})
 }
 
+// FlushBarrier passes the partial accumulators on at a checkpoint barrier,
+// ahead of it: the aggregate after the shuffle holds them in its snapshot,
+// so the pre-combiner has no keyed state to checkpoint. Whether it passes
+// records straight on is a judgment of its own input that a restored
+// instance makes afresh; either way the aggregate's results are the same.
+func (s *combineState[K, T, A, O]) FlushBarrier(emit func(*plan.Batch)) { s.Flush(emit) }
+
 func (s *combineState[K, T, A, O]) Lost() bool { return s.lost }
 
 // aggregateState merges partial accumulators per key and emits the results
 // at the end of input. Its table is keyed state (state.Aggregate): it can
 // be snapshot and restored by range of key groups.
 type aggregateState[K comparable, T, A, O any] struct {
-	n    *plan.Node
-	c    Combiner[T, A, O]
-	t    *state.Aggregate[K, A]
-	lost bool
+	n      *plan.Node
+	c      Combiner[T, A, O]
+	t      *state.Aggregate[K, A]
+	codecs stateCodecs[K, A]
+	lost   bool
 }
 
 func newAggregateState[K comparable, T, A, O any](n *plan.Node, c Combiner[T, A, O], groups state.Groups[K], seed uint64) *aggregateState[K, T, A, O] {
-	return &aggregateState[K, T, A, O]{n: n, c: c, t: state.NewAggregate[K, A](groups, state.Seed(seed, n.ID))}
+	return &aggregateState[K, T, A, O]{n: n, c: c, t: state.NewAggregate[K, A](groups, state.Seed(seed, n.ID)), codecs: codecsOf[K, A](n)}
+}
+
+// Snapshot copies the accumulators of key groups [start, end)
+// (state.Aggregate's Snapshot: a copy of the table's slots).
+func (s *aggregateState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []byte, error) {
+	if s.codecs.err != nil {
+		return nil, s.codecs.err
+	}
+	snap := s.t.Snapshot(state.Range{Start: start, End: end})
+	kc, ac := s.codecs.k, s.codecs.v
+	return func(dst []byte) []byte { return snap.Append(dst, kc, ac) }, nil
+}
+
+// Restore adds the accumulators of a chunk.
+func (s *aggregateState[K, T, A, O]) Restore(chunk []byte) error {
+	if s.codecs.err != nil {
+		return s.codecs.err
+	}
+	if err := s.t.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+		return fmt.Errorf("restoring stage %s: %w", s.n, err)
+	}
+	return nil
 }
 
 func (s *aggregateState[K, T, A, O]) Step(in *plan.Batch, _ func(*plan.Batch)) {
@@ -402,31 +432,58 @@ func GroupByKey[K comparable, T any](k Keyed[K, T], opts ...AggregateOption) Str
 	})
 	g := p.addNode(loc, &plan.Node{Kind: plan.KindStateful, Op: "groupbykey", Out: plan.TypeOf[KV[K, []T]](),
 		Inputs: []plan.Input{{From: keyed.node, Edge: plan.Hash, Key: kvKey[K, T](k.hash)}}}, applyOptions(opts))
-	g.NewState = func(plan.Instance) plan.State { return &groupState[K, T]{index: map[K]int32{}} }
+	g.NewState = func(inst plan.Instance) plan.State {
+		return &groupState[K, T]{n: g, l: state.NewLists[K, T](groupsOf(k.hash, inst)), codecs: codecsOf[K, T](g)}
+	}
 	return Stream[KV[K, []T]]{p: p, node: g}
 }
 
+// groupState gathers each key's records (state.Lists: keys in the order of
+// their first record, kept by key group for checkpoints).
 type groupState[K comparable, T any] struct {
-	index map[K]int32
-	rows  []KV[K, []T]
+	n      *plan.Node
+	l      *state.Lists[K, T]
+	codecs stateCodecs[K, T]
 }
 
 func (s *groupState[K, T]) Step(in *plan.Batch, _ func(*plan.Batch)) {
 	for _, x := range in.Data.([]KV[K, T]) {
-		if j, ok := s.index[x.Key]; ok {
-			s.rows[j].Value = append(s.rows[j].Value, x.Value)
-		} else {
-			s.index[x.Key] = int32(len(s.rows))
-			s.rows = append(s.rows, KV[K, []T]{Key: x.Key, Value: []T{x.Value}})
-		}
+		s.l.Add(x.Key, x.Value)
 	}
 }
 
 func (s *groupState[K, T]) Flush(emit func(*plan.Batch)) {
-	if len(s.rows) > 0 {
-		emit(&plan.Batch{Data: s.rows})
+	rows := s.l.Rows()
+	if len(rows) > 0 {
+		out := make([]KV[K, []T], len(rows))
+		for i, r := range rows {
+			out[i] = KV[K, []T]{Key: r.Key, Value: r.Values}
+		}
+		emit(&plan.Batch{Data: out})
 	}
-	s.rows, s.index = nil, map[K]int32{}
+	s.l.Release()
 }
 
 func (s *groupState[K, T]) Lost() bool { return false }
+
+// Snapshot copies the lists of key groups [start, end) (state.Lists'
+// Snapshot: a key and a slice header per key).
+func (s *groupState[K, T]) Snapshot(start, end int) (func([]byte) []byte, error) {
+	if s.codecs.err != nil {
+		return nil, s.codecs.err
+	}
+	snap := s.l.Snapshot(state.Range{Start: start, End: end})
+	kc, vc := s.codecs.k, s.codecs.v
+	return func(dst []byte) []byte { return snap.Append(dst, kc, vc) }, nil
+}
+
+// Restore adds the lists of a chunk.
+func (s *groupState[K, T]) Restore(chunk []byte) error {
+	if s.codecs.err != nil {
+		return s.codecs.err
+	}
+	if err := s.l.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+		return fmt.Errorf("restoring stage %s: %w", s.n, err)
+	}
+	return nil
+}

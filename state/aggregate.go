@@ -40,7 +40,7 @@ func (a *Aggregate[K, A]) Snapshot(r Range) *AggregateSnapshot[K, A] {
 // hash, the encoding and a share of the sort of the keys in range.
 func (s *AggregateSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) []byte {
 	es, keys := canonical(s.v, s.groups, s.r, kc)
-	dst, at := startChunk(dst, KindAggregate, s.groups.Max, s.r)
+	dst, at := startChunk(dst, KindAggregate, s.groups.Max, s.r, kc, ac)
 	dst = binary.AppendUvarint(dst, uint64(len(es)))
 	for _, e := range es {
 		dst = binary.AppendUvarint(dst, uint64(e.g))
@@ -55,7 +55,7 @@ func (s *AggregateSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) [
 // the job is restored at a lower parallelism); a key it holds already is
 // ErrMismatch. On error the state is unchanged.
 func (a *Aggregate[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
-	r, max, rg, err := openChunk(src, KindAggregate)
+	r, max, rg, err := openChunk(src, KindAggregate, kc, ac)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,11 @@
 package state
 
 import (
+	"errors"
+	"strings"
+
 	"fmt"
+	"github.com/sluice-data/sluice/codec"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -29,10 +33,10 @@ func (m *aggMachine) end(emit func(string)) {
 
 func (m *aggMachine) snapshot(r Range) func() []byte {
 	s := m.a.Snapshot(r)
-	return func() []byte { return s.Append(nil, intCoder{}, accCoder{}) }
+	return func() []byte { return s.Append(nil, intC, accC) }
 }
 
-func (m *aggMachine) restore(b []byte) error { return m.a.Restore(b, intCoder{}, accCoder{}) }
+func (m *aggMachine) restore(b []byte) error { return m.a.Restore(b, intC, accC) }
 
 func genKeyed(keys int64, maxOps int) func(r *rand.Rand) []op {
 	return func(r *rand.Rand) []op {
@@ -58,7 +62,7 @@ func TestAggregateRestoreErrors(t *testing.T) {
 		t.Fatal("restoring keys held already: no error")
 	}
 	other := NewAggregate[int64, acc](Groups[int64]{Hash: testGroups.Hash, Max: 8}, 1)
-	if err := other.Restore(b, intCoder{}, accCoder{}); err == nil {
+	if err := other.Restore(b, intC, accC); err == nil {
 		t.Fatal("restoring into another number of key groups: no error")
 	}
 	for _, n := range []int{0, 3, headerLen, len(b) - 1} {
@@ -69,5 +73,38 @@ func TestAggregateRestoreErrors(t *testing.T) {
 	b[4] = Version + 1
 	if err := newAggMachine().restore(b); err == nil {
 		t.Fatal("restoring another version: no error")
+	}
+}
+
+// accV2 is acc with a field changed: a chunk of acc must not restore as it.
+type accV2 struct {
+	Sum  int64
+	Vals []int32
+}
+
+// TestRestoreRefusesAnotherSchema: a chunk written with one accumulator
+// type is refused by a state of another, with an error naming the type and
+// both fingerprints; so is a key type changed.
+func TestRestoreRefusesAnotherSchema(t *testing.T) {
+	a := newAggMachine().(*aggMachine)
+	for i := range int64(10) {
+		a.step(op{key: i, val: i}, nil)
+	}
+	b := a.snapshot(Range{0, testMax})()
+	v2 := codec.MustFor[accV2]()
+	err := NewAggregate[int64, accV2](testGroups, 1).Restore(b, intC, v2)
+	var mm *codec.MismatchError
+	if !errors.As(err, &mm) || !errors.Is(err, ErrMismatch) {
+		t.Fatalf("restoring acc as accV2: %v, want a *codec.MismatchError and ErrMismatch", err)
+	}
+	for _, s := range []string{"state.accV2", v2.Fingerprint().String(), accC.Fingerprint().String()} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %s", err, s)
+		}
+	}
+	strC := codec.MustFor[string]()
+	if err := NewAggregate[string, acc](Groups[string]{Hash: func(s string) uint64 { return HashString(s, 0) }, Max: testMax}, 1).
+		Restore(b, strC, accC); !errors.As(err, &mm) || mm.Type != "string" {
+		t.Fatalf("restoring int64 keys as strings: %v", err)
 	}
 }

@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/sluice-data/sluice/codec"
 )
 
-// Coder encodes values of T. It is the part of codec.Codec that state
-// needs, so that the codecs stages chooses satisfy it: Append appends v's
-// encoding to dst; Decode decodes one value from the front of src into v
-// and returns the rest.
-type Coder[T any] interface {
-	Append(dst []byte, v *T) []byte
-	Decode(src []byte, v *T) ([]byte, error)
+// Coder encodes values of T: a codec.Codec, as stages builds with
+// codec.For. Append appends v's encoding to dst; Decode decodes one value
+// from the front of src into v and returns the rest; Fingerprint and Type
+// identify T's schema, which every chunk records for each type it holds
+// and a restore checks.
+type Coder[T any] = codec.Codec[T]
+
+// schema is what a chunk records of a Coder.
+type schema interface {
+	Fingerprint() codec.Fingerprint
+	Type() string
 }
 
 // Kind names what a snapshot chunk holds.
@@ -24,6 +30,8 @@ const (
 	KindAggregate Kind = 1 + iota
 	KindJoin
 	KindWindows
+	KindTriggered
+	KindLists
 )
 
 func (k Kind) String() string {
@@ -34,12 +42,17 @@ func (k Kind) String() string {
 		return "join"
 	case KindWindows:
 		return "windows"
+	case KindTriggered:
+		return "triggered windows"
+	case KindLists:
+		return "lists"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
 // Version is the snapshot format's version, written in every chunk.
-const Version = 1
+// Version 2 added the schema headers.
+const Version = 2
 
 var (
 	// ErrCorrupt: a chunk whose checksum, length or contents are wrong.
@@ -61,11 +74,17 @@ var (
 const headerLen = 4 + 1 + 1 + 4 + 4
 
 // startChunk appends a chunk header to dst, to be finished by endChunk, and
-// the fields every chunk's body starts with.
-func startChunk(dst []byte, kind Kind, max int, r Range) ([]byte, int) {
+// the fields every chunk's body starts with: a codec header
+// (codec.AppendHeader: the type's fingerprint) for each type the chunk
+// holds, in the order of the kind's Coders, then the number of key groups
+// and the range.
+func startChunk(dst []byte, kind Kind, max int, r Range, types ...schema) ([]byte, int) {
 	at := len(dst)
 	dst = append(dst, magic[:]...)
 	dst = append(dst, Version, byte(kind), 0, 0, 0, 0, 0, 0, 0, 0)
+	for _, t := range types {
+		dst = codec.AppendHeader(dst, t.Fingerprint())
+	}
 	dst = binary.AppendUvarint(dst, uint64(max))
 	dst = binary.AppendUvarint(dst, uint64(r.Start))
 	dst = binary.AppendUvarint(dst, uint64(r.End))
@@ -85,9 +104,11 @@ type reader struct {
 	err error
 }
 
-// openChunk checks src's header and checksum and returns a reader of its
-// body, its number of key groups and range.
-func openChunk(src []byte, kind Kind) (*reader, int, Range, error) {
+// openChunk checks src's header and checksum and the schema of each of
+// types, and returns a reader of its body, its number of key groups and
+// range. A type of another schema is ErrMismatch wrapping a
+// *codec.MismatchError, which names the type and both fingerprints.
+func openChunk(src []byte, kind Kind, types ...schema) (*reader, int, Range, error) {
 	if len(src) < headerLen || [4]byte(src[:4]) != magic {
 		return nil, 0, Range{}, fmt.Errorf("%w: no chunk header", ErrCorrupt)
 	}
@@ -106,6 +127,21 @@ func openChunk(src []byte, kind Kind) (*reader, int, Range, error) {
 		return nil, 0, Range{}, fmt.Errorf("%w: checksum", ErrCorrupt)
 	}
 	r := &reader{b: body}
+	if types == nil { // ChunkRange: the schemas are not checked
+		if n := kind.types() * codec.HeaderSize; len(r.b) >= n {
+			r.b = r.b[n:]
+		}
+	}
+	for _, t := range types {
+		rest, err := codec.ReadHeader(r.b, t.Fingerprint(), t.Type())
+		if errors.Is(err, codec.ErrMismatch) {
+			return nil, 0, Range{}, fmt.Errorf("%w: %v chunk: %w", ErrMismatch, kind, err)
+		}
+		if err != nil {
+			return nil, 0, Range{}, fmt.Errorf("%w: %v chunk: %w", ErrCorrupt, kind, err)
+		}
+		r.b = rest
+	}
 	max := int(r.uvarint())
 	rg := Range{int(r.uvarint()), int(r.uvarint())}
 	if r.err == nil && (max < 1 || rg.Start > rg.End || rg.End > max) {
@@ -173,4 +209,39 @@ func (r *reader) end() error {
 func writeAll(w io.Writer, b []byte) (int64, error) {
 	n, err := w.Write(b)
 	return int64(n), err
+}
+
+// types returns how many schema headers a chunk of kind k holds.
+func (k Kind) types() int {
+	if k == KindJoin {
+		return 3
+	}
+	return 2
+}
+
+// Cut returns the first chunk of src, which may hold several back to back,
+// and the rest.
+func Cut(src []byte) (chunk, rest []byte, err error) {
+	if len(src) < headerLen || [4]byte(src[:4]) != magic {
+		return nil, src, fmt.Errorf("%w: no chunk header", ErrCorrupt)
+	}
+	n := uint64(binary.LittleEndian.Uint32(src[6:]))
+	if n > uint64(len(src)-headerLen) {
+		return nil, src, fmt.Errorf("%w: body of %d bytes, %d left", ErrCorrupt, n, len(src)-headerLen)
+	}
+	return src[:headerLen+int(n)], src[headerLen+int(n):], nil
+}
+
+// ChunkRange returns the kind of a chunk and the key groups it holds,
+// checking its header and checksum but not its schemas.
+func ChunkRange(src []byte) (Kind, Range, error) {
+	if len(src) < headerLen {
+		return 0, Range{}, fmt.Errorf("%w: no chunk header", ErrCorrupt)
+	}
+	k := Kind(src[5])
+	if k < KindAggregate || k > KindLists {
+		return 0, Range{}, fmt.Errorf("%w: unknown kind %v", ErrCorrupt, k)
+	}
+	_, _, rg, err := openChunk(src, k)
+	return k, rg, err
 }

@@ -1,5 +1,7 @@
 // Package state holds keyed state: the aggregate table, a join's build and
-// held probe sides, and the end-of-window table of windowed aggregation.
+// held probe sides, the end-of-window table of windowed aggregation
+// (Windows), the trigger driver's per-key windows (Triggered) and a
+// GroupByKey's lists (Lists).
 // It is deterministic (STYLE.md): no clock, no OS, no global randomness, no
 // unsafe, and no map iteration order reaches an output. The hash tables'
 // seed is injected (derived from plan.Instance.Seed and the stage), so a
@@ -17,14 +19,21 @@
 //
 // # Snapshots
 //
-// A state's Snapshot(r) is taken synchronously and costs a copy of the
-// table's slots (no encoding, no hashing, no allocation per key); the
-// returned value is immutable and is encoded later, off the task's hot
-// path, by its Append or WriteTo with the key and value Coders. An encoded
-// snapshot is one chunk: a magic, a format version, the state's kind, the
-// key-group range and a CRC-32C (Castagnoli) of the body. Entries are in a
-// canonical order (by key group, then the key's seeded hash, then the key's
-// encoding), so the snapshot of a restored state equals the original's
+// A state's Snapshot(r) is taken synchronously and costs, per key: for the
+// tables (Aggregate, Join, Windows) a copy of the table's slots (no
+// encoding, no hashing, no allocation per key); for Lists a key and a
+// slice header; for Triggered a window.KeyState.Clone (two allocations:
+// the key's windows and their trigger states). The returned value is
+// immutable and is encoded later, off the task's hot path, by its Append
+// with the key and value Coders (codec.For's codecs). An encoded snapshot
+// is one chunk: a magic, a format version, the state's kind and a CRC-32C
+// (Castagnoli) of the body; the body starts with a codec header (the
+// schema fingerprint) per type it holds, then the key-group range. A
+// restore with a Coder of another fingerprint is refused with ErrMismatch
+// wrapping a *codec.MismatchError, which names the type and both
+// fingerprints. Entries are in a canonical order (by key group, then the
+// key's seeded hash or, for Triggered, its encoding; Lists keep their
+// arrival order), so the snapshot of a restored state equals the original's
 // byte for byte, whichever table layout the keys had.
 //
 // A snapshot copies values shallowly: a value that shares memory (a slice,

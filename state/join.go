@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Join is a join's state: the build side's rows by key, the probe records
@@ -125,6 +126,8 @@ func (j *Join[K, L, R]) DropHeld() { j.held = nil }
 // JoinSnapshot is an immutable copy of a Join's state in a range of key
 // groups, to be encoded off the hot path.
 type JoinSnapshot[K comparable, L, R any] struct {
+	spans   []Span // with only: the build rows kept
+	only    bool
 	v       view[K, Row[R]]
 	more    []Row[R]
 	matched []bool
@@ -147,6 +150,38 @@ func (j *Join[K, L, R]) Snapshot(r Range) *JoinSnapshot[K, L, R] {
 		built: j.built, matches: j.matches, groups: j.groups, r: r}
 }
 
+// Span is a run of build rows by arrival number, [Start, End): the rows
+// of one build batch (see SnapshotRows).
+type Span struct{ Start, End int }
+
+// SnapshotRows is Snapshot keeping only the build rows of spans, which
+// must be sorted and disjoint: for a broadcast join's build table, which
+// the instances of a process share, and where other instances may have
+// added rows past the barrier that this one has not yet seen. Its cost is
+// Snapshot's and a copy of spans.
+func (j *Join[K, L, R]) SnapshotRows(r Range, spans []Span) *JoinSnapshot[K, L, R] {
+	s := j.Snapshot(r)
+	s.spans, s.only = append([]Span(nil), spans...), true
+	return s
+}
+
+// keeps reports whether the snapshot keeps build row id.
+func (s *JoinSnapshot[K, L, R]) keeps(id int32) bool {
+	if !s.only {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(s.spans, int(id), func(sp Span, id int) int {
+		switch {
+		case sp.End <= id:
+			return -1
+		case sp.Start > id:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
 const (
 	joinBuilt   = 1 << 0
 	joinMatches = 1 << 1
@@ -158,7 +193,7 @@ const (
 // records of r in arrival order.
 func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc Coder[R]) []byte {
 	es, keys := canonical(s.v, s.groups, s.r, kc)
-	dst, at := startChunk(dst, KindJoin, s.groups.Max, s.r)
+	dst, at := startChunk(dst, KindJoin, s.groups.Max, s.r, kc, lc, rc)
 	var flags byte
 	if s.built {
 		flags |= joinBuilt
@@ -167,20 +202,38 @@ func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc 
 		flags |= joinMatches
 	}
 	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, uint64(len(es)))
+	// Each key's rows in chain order, those kept; a key with none is left
+	// out.
 	var chain []*Row[R]
-	for _, e := range es {
-		dst = binary.AppendUvarint(dst, uint64(e.g))
-		dst = append(dst, keys[e.start:e.end]...)
-		chain = chain[:0]
+	ends := make([]int, len(es))
+	nkeys := 0
+	for x, e := range es {
+		at := len(chain)
 		for v := &s.v.slots[e.i].val; ; v = &s.more[v.next-1] {
-			chain = append(chain, v)
+			if s.keeps(v.id) {
+				chain = append(chain, v)
+			}
 			if v.next == 0 {
 				break
 			}
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(chain)))
-		for _, v := range chain {
+		if len(chain) > at {
+			nkeys++
+		}
+		ends[x] = len(chain)
+	}
+	dst = binary.AppendUvarint(dst, uint64(nkeys))
+	start := 0
+	for x, e := range es {
+		rows := chain[start:ends[x]]
+		start = ends[x]
+		if len(rows) == 0 {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(e.g))
+		dst = append(dst, keys[e.start:e.end]...)
+		dst = binary.AppendUvarint(dst, uint64(len(rows)))
+		for _, v := range rows {
 			dst = rc.Append(dst, &v.R)
 			if s.matched != nil {
 				m := byte(0)
@@ -214,7 +267,7 @@ func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc 
 // side had ended (ErrMismatch), and a key held already is ErrMismatch. On
 // error the state is unchanged.
 func (j *Join[K, L, R]) Restore(src []byte, kc Coder[K], lc Coder[L], rc Coder[R]) error {
-	r, max, rg, err := openChunk(src, KindJoin)
+	r, max, rg, err := openChunk(src, KindJoin, kc, lc, rc)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -61,11 +62,11 @@ func (m *joinMachine) end(emit func(string)) {
 
 func (m *joinMachine) snapshot(r Range) func() []byte {
 	s := m.j.Snapshot(r)
-	return func() []byte { return s.Append(nil, intCoder{}, intCoder{}, intCoder{}) }
+	return func() []byte { return s.Append(nil, intC, intC, intC) }
 }
 
 func (m *joinMachine) restore(b []byte) error {
-	return m.j.Restore(b, intCoder{}, intCoder{}, intCoder{})
+	return m.j.Restore(b, intC, intC, intC)
 }
 
 func genJoin(r *rand.Rand) []op {
@@ -96,5 +97,34 @@ func TestJoinRestore(t *testing.T) {
 				return &joinMachine{j: NewJoin[int64, int64, int64](testGroups, Seed(testSeedJob, 3), outer == 2), outer: outer}
 			}, genJoin)
 		})
+	}
+}
+
+// TestJoinSnapshotRows: a snapshot keeping the rows of some build batches
+// restores to a join of those rows only, whose snapshot is the same bytes.
+func TestJoinSnapshotRows(t *testing.T) {
+	j := NewJoin[int64, int64, int64](testGroups, 1, false)
+	want := NewJoin[int64, int64, int64](testGroups, 1, false)
+	spans := []Span{{0, 10}, {25, 40}, {55, 60}}
+	for i := range 60 {
+		j.Add(int64(i%7), int64(i))
+		for _, sp := range spans {
+			if i >= sp.Start && i < sp.End {
+				want.Add(int64(i%7), int64(i))
+			}
+		}
+	}
+	b := j.SnapshotRows(Range{0, testMax}, spans).Append(nil, intC, intC, intC)
+	got := NewJoin[int64, int64, int64](testGroups, 1, false)
+	if err := got.Restore(b, intC, intC, intC); err != nil {
+		t.Fatal(err)
+	}
+	if got.Rows() != 30 {
+		t.Fatalf("%d rows restored, want 30", got.Rows())
+	}
+	for _, s := range []*Join[int64, int64, int64]{got, want} {
+		if again := s.Snapshot(Range{0, testMax}).Append(nil, intC, intC, intC); !bytes.Equal(again, b) {
+			t.Fatalf("snapshot of the rows kept differs")
+		}
 	}
 }

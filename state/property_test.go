@@ -36,6 +36,7 @@ var testGroups = Groups[int64]{Hash: func(k int64) uint64 { return Mix64(uint64(
 type op struct {
 	kind      int
 	key, val  int64
+	pt        int64 // the processing time a record arrives at (triggered windows)
 	broadcast bool
 }
 

@@ -134,7 +134,7 @@ func (s *Windows[K, A]) Snapshot(r Range) *WindowsSnapshot[K, A] {
 // open window holding keys of r, in order of their ends, the window and
 // per key in canonical order its group, key and accumulator.
 func (s *WindowsSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) []byte {
-	dst, at := startChunk(dst, KindWindows, s.groups.Max, s.r)
+	dst, at := startChunk(dst, KindWindows, s.groups.Max, s.r, kc, ac)
 	dst = binary.AppendVarint(dst, s.wm)
 	dst = binary.AppendUvarint(dst, uint64(len(s.wins)))
 	var es []entry
@@ -175,7 +175,7 @@ func (s *WindowsSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) []b
 // checkpoint: every upstream instance sends its watermarks to all of them
 // in band, before the barrier). On error the state is unchanged.
 func (s *Windows[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
-	r, max, rg, err := openChunk(src, KindWindows)
+	r, max, rg, err := openChunk(src, KindWindows, kc, ac)
 	if err != nil {
 		return err
 	}

@@ -60,10 +60,10 @@ func (m *windowsMachine) end(emit func(string)) {
 
 func (m *windowsMachine) snapshot(r Range) func() []byte {
 	s := m.s.Snapshot(r)
-	return func() []byte { return s.Append(nil, intCoder{}, accCoder{}) }
+	return func() []byte { return s.Append(nil, intC, accC) }
 }
 
-func (m *windowsMachine) restore(b []byte) error { return m.s.Restore(b, intCoder{}, accCoder{}) }
+func (m *windowsMachine) restore(b []byte) error { return m.s.Restore(b, intC, accC) }
 
 func genWindows(r *rand.Rand) []op {
 	ops := make([]op, r.IntN(800))
