@@ -48,7 +48,8 @@ func newHost(x *Execution, vi int, inst plan.Instance, ccfg core.Config) *host {
 		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
 	cfg := x.cfg
 	h.task = core.NewTask(x.phys, vi, inst, ccfg, core.TaskConfig{Ctx: x.ctx, Budget: cfg.budget(), Linger: cfg.Linger, Poll: cfg.Poll,
-		RetryAttempts: cfg.Retry.Attempts, RetryBackoff: cfg.Retry.backoff, Logger: cfg.Logger, Calls: h})
+		RetryAttempts: cfg.Retry.Attempts, RetryBackoff: cfg.Retry.backoff, Logger: cfg.Logger, Calls: h,
+		NoHold: cfg.Checkpoints != nil})
 	h.op = h.task.Operator()
 	h.watermark.Store(math.MinInt64)
 	h.maxEvent.Store(math.MinInt64)

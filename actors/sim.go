@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sluice-data/sluice/clock"
@@ -66,7 +67,9 @@ type simEngine struct {
 	ready   []*simTask // scratch: the tasks with a message
 	step    int64      // virtual ns a delivery takes
 	coordAt int64      // when the checkpoint coordinator's tick is due; 0: none
-	later   []func()   // the job layer's I/O, run between deliveries
+	laterMu sync.Mutex
+	later   []func() // the job layer's I/O, run between deliveries
+	exited  bool     // the loop has returned: later runs at once
 }
 
 func (s Sim) start(x *Execution) (engine, error) {
@@ -106,7 +109,13 @@ func (e *simEngine) stop() error {
 
 func (e *simEngine) loop() {
 	defer close(e.stopped)
-	defer e.runLater() // a manifest write the job's end overtook
+	defer func() { // a write the job's end overtook
+		e.runLater()
+		e.laterMu.Lock()
+		e.exited = true
+		e.laterMu.Unlock()
+		e.runLater()
+	}()
 	for {
 		e.runLater()
 		select {
@@ -150,9 +159,15 @@ func (e *simEngine) loop() {
 
 // runLater runs the job layer's deferred I/O in order.
 func (e *simEngine) runLater() {
-	for len(e.later) > 0 {
+	for {
+		e.laterMu.Lock()
+		if len(e.later) == 0 {
+			e.laterMu.Unlock()
+			return
+		}
 		f := e.later[0]
 		e.later = e.later[1:]
+		e.laterMu.Unlock()
 		f()
 	}
 }
@@ -176,7 +191,18 @@ func (e *simEngine) deliver(a core.Addr, m core.Msg) {
 
 func (e *simEngine) coordTimer(at int64) { e.coordAt = at }
 
-func (e *simEngine) spawn(f func()) { e.later = append(e.later, f) }
+// spawn defers f to the loop, between deliveries, so that the job layer's
+// I/O stays in the simulation's order; once the loop has returned (the
+// job's end), f runs on a goroutine of its own.
+func (e *simEngine) spawn(f func()) {
+	e.laterMu.Lock()
+	defer e.laterMu.Unlock()
+	if e.exited {
+		go f()
+		return
+	}
+	e.later = append(e.later, f)
+}
 
 func (e *simEngine) launch() { go e.loop() }
 

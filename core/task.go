@@ -91,6 +91,14 @@ type TaskConfig struct {
 	// Calls, if not nil, is told when the task calls into code that is not
 	// the runtime's (for reports of a stuck job).
 	Calls Calls
+	// NoHold takes every input as it comes, even one the operator would
+	// leave waiting (a join's probe side until its build side has ended,
+	// plan.JoinSpec.HoldProbe): the job checkpoints, and a held input
+	// would keep its barrier in the sender's backlog, waiting on credit the
+	// hold does not return, while the alignment blocks the build side the
+	// hold waits on. The join keeps the probe batches in its state (and
+	// its snapshot) instead.
+	NoHold bool
 }
 
 // Calls is told around each call a Task makes into user or connector code:
@@ -696,25 +704,17 @@ func (t *Task) pump(now int64) {
 // next chooses the queued message to step: the oldest of the input the
 // operator prefers (a join's build side), else the oldest; order within an
 // input stays. A message of the input the operator cannot take yet (a
-// join's probe side) waits, but for a barrier: a held input's barrier is
-// taken past the held batches, which stay before it, so that alignment
-// does not wait on the hold while the hold waits on the aligned build side
-// (the held batches are the checkpoint's in-flight input). A message of a
-// channel blocked by alignment waits; -1 if nothing can go.
+// join's probe side, unless NoHold) waits, and so does one of a channel
+// blocked by alignment; -1 if nothing can go.
 func (t *Task) next() int {
 	wait, pref := t.op.Waiting(), t.op.Preferred()
+	if t.cfg.NoHold {
+		wait = -1
+	}
 	k := -1
 	for i, m := range t.inq {
-		if t.ins[m.Input][m.Channel].barrier != 0 {
-			continue // after its barrier: wait for the alignment
-		}
-		if m.Input == wait && m.Kind != Barrier {
-			continue
-		}
-		if m.Input == wait && slices.ContainsFunc(t.inq[:i], func(p Msg) bool {
-			return p.Input == m.Input && p.Channel == m.Channel && p.Kind == Barrier
-		}) {
-			continue // an earlier barrier of its channel goes first
+		if m.Input == wait || t.ins[m.Input][m.Channel].barrier != 0 {
+			continue // held, or after its barrier: waits for the alignment
 		}
 		if k < 0 {
 			k = i

@@ -273,8 +273,8 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no fixture %q", name)
 	}
-	var errs [8]error
-	var par, maxPar, vid, inst, credits, recs, linger, poll int
+	var errs [9]error
+	var par, maxPar, vid, inst, credits, recs, linger, poll, nohold int
 	par, errs[0] = intArg(kv, "par", 1)
 	maxPar, errs[1] = intArg(kv, "maxpar", 8)
 	vid, errs[2] = intArg(kv, "vertex", 1)
@@ -283,6 +283,7 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 	recs, errs[5] = intArg(kv, "records", 4)
 	linger, errs[6] = intArg(kv, "linger", 100)
 	poll, errs[7] = intArg(kv, "poll", 250)
+	nohold, errs[8] = intArg(kv, "nohold", 0)
 	if err := errors.Join(errs[:]...); err != nil {
 		return "", err
 	}
@@ -309,6 +310,7 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 			Linger:       time.Duration(linger),
 			Poll:         time.Duration(poll),
 			RetryBackoff: func(int) time.Duration { return 0 },
+			NoHold:       nohold != 0,
 			Logger:       slog.New(slog.DiscardHandler),
 		})
 	var sb strings.Builder
