@@ -163,14 +163,14 @@ func (h *actorHost) ship(c actor.Context, now int64) {
 	if rd.Produce {
 		c.Send(self, produceMsg{})
 	}
-	done, passed := rd.Done, slices.Clone(rd.Checkpoints)
+	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
 	h.task.Advance()
 	h.publish()
 	if done {
 		h.done.Store(true)
 	}
 	if done || len(passed) > 0 {
-		h.x.afterStep(h.task.Addr(), passed, done)
+		h.x.afterStep(h.task.Addr(), passed, snaps, done)
 	}
 }
 

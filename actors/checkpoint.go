@@ -176,10 +176,43 @@ func (c *checkpointing) retain() int {
 	return c.cfg.Retain
 }
 
-// passed tells the coordinator that task a has passed the barriers ids.
-func (c *checkpointing) passed(a core.Addr, ids []uint64) {
+// passed takes task a's passing of the barriers ids: its snapshots of
+// each are encoded and written as chunks off the task's path, and then the
+// coordinator gets the acknowledgement (or, if a write failed, the task's
+// decline).
+func (c *checkpointing) passed(a core.Addr, ids []uint64, snaps []core.Snapshot) {
 	for _, id := range ids {
-		c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
+		var mine []core.Snapshot
+		for _, s := range snaps {
+			if s.Checkpoint == id {
+				mine = append(mine, s)
+			}
+		}
+		if len(mine) == 0 {
+			c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
+			continue
+		}
+		c.mu.Lock()
+		w, eng := c.writers[id], c.eng
+		c.mu.Unlock()
+		if w == nil { // abandoned meanwhile
+			continue
+		}
+		c.writes.Add(1)
+		eng.spawn(func() {
+			defer c.writes.Done()
+			var err error
+			for _, s := range mine {
+				if err = w.Chunk(c.x.ctx, s.Stage, s.Start, s.End-1, nil, s.Encode(nil)); err != nil {
+					break
+				}
+			}
+			if err != nil {
+				c.step(core.CoordEvent{Kind: core.CkptDecline, ID: id, From: a, Err: err})
+				return
+			}
+			c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
+		})
 	}
 }
 

@@ -158,7 +158,7 @@ func TestCheckpointsOnSim(t *testing.T) {
 			cfg := actors.DefaultConfig()
 			cfg.BatchRecords = 64
 			cfg.Executor = actors.Sim{Trace: &tr, StepTime: time.Microsecond}
-			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 100 * time.Microsecond, Timeout: time.Second}
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 100 * time.Microsecond, Timeout: time.Second, Retain: 1000}
 			cfg.Seed = seed
 			p := stages.NewPipeline("checkpoints")
 			c := checkpointJob(p, stages.Sequence(p, 0, n, stages.Parallelism(2)))
@@ -172,6 +172,34 @@ func TestCheckpointsOnSim(t *testing.T) {
 				t.Fatalf("seed %d: no checkpoint completed: %+v", seed, res.Checkpoints)
 			}
 			traces[run] = tr.String()
+			// Every checkpoint taken while the sum ran holds its state:
+			// chunks of its three instances covering all key groups once
+			// (later ones, after it finished, hold none).
+			d := checkpoints.New(store)
+			ids, err := d.Complete(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := 0
+			for _, id := range ids {
+				r, err := d.Read(context.Background(), id)
+				if err != nil {
+					t.Fatalf("seed %d: %v", seed, err)
+				}
+				covered := 0
+				for _, ch := range r.Chunks {
+					covered += ch.Last - ch.First + 1
+				}
+				switch {
+				case len(r.Chunks) == 3 && covered == 128:
+					full++
+				case len(r.Chunks) != 0:
+					t.Fatalf("seed %d: checkpoint %d has %d chunks over %d key groups, want 3 over 128: %+v", seed, id, len(r.Chunks), covered, r.Chunks)
+				}
+			}
+			if full == 0 {
+				t.Fatalf("seed %d: no checkpoint of %d holds the sum's state", seed, len(ids))
+			}
 		}
 		if traces[0] != traces[1] {
 			t.Fatalf("seed %d: two runs traced differently:\n%s", seed, firstDiff(traces[0], traces[1]))

@@ -137,10 +137,11 @@ func (x *Execution) fail(err error) {
 }
 
 // afterStep takes what task a's last Ready reported to the job layer: the
-// checkpoints whose barrier it passed, and whether it is done.
-func (x *Execution) afterStep(a core.Addr, passed []uint64, done bool) {
+// checkpoints whose barrier it passed with the snapshots they took, and
+// whether it is done.
+func (x *Execution) afterStep(a core.Addr, passed []uint64, snaps []core.Snapshot, done bool) {
 	if x.ck != nil && len(passed) > 0 {
-		x.ck.passed(a, passed)
+		x.ck.passed(a, passed, snaps)
 	}
 	if done {
 		if x.ck != nil {

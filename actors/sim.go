@@ -248,14 +248,14 @@ func (e *simEngine) ship(t *simTask, now int64) {
 	if rd.Produce {
 		t.mailbox = append(t.mailbox, core.Msg{Kind: core.Produce})
 	}
-	done, passed := rd.Done, slices.Clone(rd.Checkpoints)
+	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
 	t.task.Advance()
 	t.publish()
 	if done {
 		t.done.Store(true)
 	}
 	if done || len(passed) > 0 {
-		e.x.afterStep(t.addr, passed, done)
+		e.x.afterStep(t.addr, passed, snaps, done)
 	}
 }
 

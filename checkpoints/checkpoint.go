@@ -378,3 +378,32 @@ func (d *Dir) deleteAll(ctx context.Context, id uint64) error {
 	}
 	return nil
 }
+
+// Complete lists the checkpoints that have a manifest, oldest first
+// (without checking them: Read does).
+func (d *Dir) Complete(ctx context.Context) ([]uint64, error) {
+	ids, keys, err := d.ids(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, id := range ids {
+		if hasManifest(id, keys[id]) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// Read reads and verifies checkpoint id; an invalid one is an error that
+// says why.
+func (d *Dir) Read(ctx context.Context, id uint64) (*Restored, error) {
+	r, reason, err := d.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return nil, fmt.Errorf("checkpoint %d in %s: %s", id, d.store, reason)
+	}
+	return r, nil
+}

@@ -59,6 +59,19 @@ type Ready struct {
 	// chain: everything before it processed, the barrier sent on behind
 	// it on every output channel.
 	Barriers []uint64
+	// Snapshots are the copies of keyed state the barriers took, in chain
+	// order, to encode and write off the task's path.
+	Snapshots []Snapshot
+}
+
+// Snapshot is the state of one stateful node of an instance at a barrier:
+// key groups [Start, End) of stage Stage (its plan.Node.StableID), copied;
+// Encode writes the chunk.
+type Snapshot struct {
+	Checkpoint uint64
+	Stage      string
+	Start, End int
+	Encode     func(dst []byte) []byte
 }
 
 // ErrStateLost is returned by Resume when a panic left a stateful node's
@@ -266,7 +279,9 @@ func (o *Operator) Resume() error {
 	for len(o.queue) > 0 {
 		it := o.queue[0]
 		if it.barrier != 0 {
-			o.passBarrier(it)
+			if err := o.passBarrier(it); err != nil {
+				return err
+			}
 			continue
 		}
 		if it.wm || it.timer || it.idle {
@@ -479,20 +494,48 @@ func (o *Operator) Advance() {
 	o.ready.Sends = o.ready.Sends[:0]
 	o.ready.Sink = o.ready.Sink[:0]
 	o.ready.Barriers = o.ready.Barriers[:0]
+	clear(o.ready.Snapshots)
+	o.ready.Snapshots = o.ready.Snapshots[:0]
 }
 
 // passBarrier moves the barrier at the head of the queue one node on; past
 // the last node it goes out on every channel. A stateful node's state is
 // as the barrier finds it: all input before the barrier applied, none
 // after (the checkpoint issue snapshots it here).
-func (o *Operator) passBarrier(it item) {
+func (o *Operator) passBarrier(it item) error {
 	if it.node < len(o.v.Chain) {
+		switch st := o.states[it.node].(type) {
+		case plan.BarrierFlusher: // its partial results go on before the barrier
+			var emitted []*plan.Batch
+			st.FlushBarrier(func(b *plan.Batch) { emitted = append(emitted, b) })
+			o.queue = o.queue[1:]
+			o.pushFront(it.node, emitted, item{node: it.node + 1, barrier: it.barrier})
+			return nil
+		case plan.Snapshotter:
+			// The instance's key groups, as plan.Route deals them.
+			n, max, i := o.inst.Parallelism, o.inst.MaxParallelism, o.inst.Index
+			start, end := (i*max+n-1)/n, ((i+1)*max+n-1)/n
+			if start == end { // more instances than key groups: none is this one's
+				break
+			}
+			enc, err := st.Snapshot(start, end)
+			if err != nil {
+				return fmt.Errorf("%s: %s: checkpoint %d: %w", o.inst, o.v.Chain[it.node], it.barrier, err)
+			}
+			stage := o.v.Chain[it.node].StableID
+			if stage == "" {
+				stage = o.v.Chain[it.node].String()
+			}
+			o.ready.Snapshots = append(o.ready.Snapshots, Snapshot{Checkpoint: it.barrier,
+				Stage: stage, Start: start, End: end, Encode: enc})
+		}
 		o.queue[0].node++
-		return
+		return nil
 	}
 	o.queue = o.queue[1:]
 	o.broadcast(Msg{Kind: Barrier, Checkpoint: it.barrier})
 	o.ready.Barriers = append(o.ready.Barriers, it.barrier)
+	return nil
 }
 
 // Finished reports whether all input has ended and been emitted.

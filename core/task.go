@@ -166,9 +166,12 @@ type TaskReady struct {
 	// Checkpoints are the checkpoints whose barrier has passed the task:
 	// aligned on every input, its state as the barrier found it, the
 	// barrier sent on behind everything before it. The executor
-	// acknowledges each to the Coordinator once the task's snapshot is
-	// written.
+	// acknowledges each to the Coordinator once the task's snapshots of it
+	// are written.
 	Checkpoints []uint64
+	// Snapshots are the copies of the task's keyed state those barriers
+	// took, to encode and write off the task's path.
+	Snapshots []Snapshot
 }
 
 // chanOut is the sending end of one channel.
@@ -263,7 +266,9 @@ func (t *Task) Ready() *TaskReady { return &t.ready }
 // Advance acknowledges the last Ready.
 func (t *Task) Advance() {
 	clear(t.ready.Msgs)
-	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0], Checkpoints: t.ready.Checkpoints[:0]}
+	clear(t.ready.Snapshots)
+	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0], Checkpoints: t.ready.Checkpoints[:0],
+		Snapshots: t.ready.Snapshots[:0]}
 }
 
 // HasReady reports whether Ready holds anything.
@@ -762,6 +767,7 @@ func (t *Task) run(now int64, step func() error) {
 		t.op.AckSink(1)
 	}
 	t.ready.Checkpoints = append(t.ready.Checkpoints, rd.Barriers...)
+	t.ready.Snapshots = append(t.ready.Snapshots, rd.Snapshots...)
 	t.op.Advance()
 	for _, row := range t.outs {
 		for _, ch := range row {
