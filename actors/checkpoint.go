@@ -16,10 +16,9 @@ import (
 // coordinated by a core.Coordinator, each checkpoint's manifest written to
 // Store once every task has passed its barrier.
 //
-// Not yet: keyed state is not snapshotted and source positions are not
-// recorded, so a checkpoint cannot be restored; what runs today is the
-// protocol — barriers through every channel, alignment, the manifest, the
-// coordinator's timeouts and failures — under real jobs.
+// Each checkpoint holds the keyed state of every stateful node, by key-group
+// range. Not yet: source positions are not recorded and nothing restores,
+// so a checkpoint is not yet a recovery point.
 type CheckpointConfig struct {
 	Store checkpoints.Store
 	// Every is the interval between checkpoints; Timeout abandons one that
