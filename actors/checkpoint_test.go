@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -193,6 +195,9 @@ func TestCheckpointsOnSim(t *testing.T) {
 				switch {
 				case len(r.Chunks) == 3 && covered == 128:
 					full++
+					if full == 1 {
+						restoreRoundTrip(t, seed, res.Plan, r)
+					}
 				case len(r.Chunks) != 0:
 					t.Fatalf("seed %d: checkpoint %d has %d chunks over %d key groups, want 3 over 128: %+v", seed, id, len(r.Chunks), covered, r.Chunks)
 				}
@@ -206,6 +211,41 @@ func TestCheckpointsOnSim(t *testing.T) {
 		}
 		if !strings.Contains(traces[0], "barrier") {
 			t.Fatalf("seed %d: no barrier in the trace", seed)
+		}
+	}
+}
+
+// restoreRoundTrip restores each chunk of r, as the runtime wrote it, into
+// a fresh state of its stage and snapshots that again: the same bytes.
+func restoreRoundTrip(t *testing.T, seed uint64, phys *plan.Physical, r *checkpoints.Restored) {
+	t.Helper()
+	for _, ch := range r.Chunks {
+		var node *plan.Node
+		var par int
+		for _, v := range phys.Vertices {
+			for _, n := range v.Chain {
+				if n.StableID == ch.Stage || (n.StableID == "" && n.String() == ch.Stage) {
+					node, par = n, v.Parallelism
+				}
+			}
+		}
+		if node == nil || node.NewState == nil {
+			t.Fatalf("seed %d: chunk %s names no stateful stage of the plan", seed, ch.Key)
+		}
+		st, ok := node.NewState(plan.Instance{Job: phys.Job, Stage: node.String(), Parallelism: par,
+			MaxParallelism: phys.MaxParallelism, Seed: seed, LocalInstances: par}).(plan.Snapshotter)
+		if !ok {
+			t.Fatalf("seed %d: stage %s cannot snapshot", seed, ch.Stage)
+		}
+		if err := st.Restore(r.Data(ch)); err != nil {
+			t.Fatalf("seed %d: restoring chunk %s: %v", seed, ch.Key, err)
+		}
+		enc, err := st.Snapshot(ch.First, ch.Last+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again := enc(nil); !bytes.Equal(again, r.Data(ch)) {
+			t.Fatalf("seed %d: chunk %s restored and snapshotted again: %d bytes, not the %d written", seed, ch.Key, len(again), len(r.Data(ch)))
 		}
 	}
 }

@@ -209,10 +209,12 @@ func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 				*(*byte)(q) = *(*byte)(s)
 			}
 			pos += uintptr(g.n)
-			s = unsafe.Add(base, pos)
-			q = unsafe.Add(v, g.at)
+			// s and q are formed only where a value follows: past the
+			// last run they would point past the data or the row, which
+			// checkptr (-race) rejects.
 			switch g.kind {
 			case opString:
+				s, q = unsafe.Add(base, pos), unsafe.Add(v, g.at)
 				// A length of one byte, and the string's bytes and the
 				// value's rest after it.
 				l := uintptr(*(*byte)(s))
@@ -254,6 +256,7 @@ func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 				}
 				pos += 1 + l
 			case opTime:
+				s, q = unsafe.Add(base, pos), unsafe.Add(v, g.at)
 				b := (*[timeSize]byte)(s)
 				sec := int64(binary.LittleEndian.Uint64(b[:]))
 				ns := binary.LittleEndian.Uint32(b[8:])
@@ -272,6 +275,7 @@ func getFlat(tc *typeCodec, src []byte, p unsafe.Pointer, r, n int) (int, int) {
 				}
 				pos += timeSize
 			case opBool:
+				s, q = unsafe.Add(base, pos), unsafe.Add(v, g.at)
 				b := *(*byte)(s)
 				if b > 1 {
 					return int(row), r

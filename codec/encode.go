@@ -108,7 +108,9 @@ func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Poin
 	segs := tc.segs
 	for ; r < n; r++ {
 		row := d
-		if limit-(uintptr(d)-uintptr(base)) < rowMax {
+		// Strictly more room than a row takes, so that d never reaches
+		// the end of the buffer (one past it may be another allocation).
+		if limit-(uintptr(d)-uintptr(base)) <= rowMax {
 			return r, row, putFull
 		}
 		v := unsafe.Add(p, r*tc.size)
@@ -145,12 +147,14 @@ func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Poin
 				return r, row, putValue
 			}
 			d = unsafe.Add(d, g.n)
-			q = unsafe.Add(v, g.at)
+			// q is formed only where a value follows: past the last run
+			// it would point past the row, which checkptr (-race) rejects.
 			switch g.kind {
 			case opString:
+				q = unsafe.Add(v, g.at)
 				s := *(*string)(q)
 				l := len(s)
-				if uintptr(l)+rowMax > limit-(uintptr(d)-uintptr(base)) {
+				if uintptr(l)+rowMax >= limit-(uintptr(d)-uintptr(base)) {
 					return r, row, putFull
 				}
 				// Short strings are copied without a call, in pieces that
@@ -180,6 +184,7 @@ func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Poin
 				}
 				d = unsafe.Add(d, l)
 			case opTime:
+				q = unsafe.Add(v, g.at)
 				t := (*time.Time)(q)
 				sec := t.Unix()
 				ns := uint32(t.Nanosecond())
@@ -198,6 +203,7 @@ func putFlat(tc *typeCodec, base, d unsafe.Pointer, limit uintptr, p unsafe.Poin
 				binary.LittleEndian.PutUint32(b[12:], uint32(off))
 				d = unsafe.Add(d, timeSize)
 			case opBool:
+				q = unsafe.Add(v, g.at)
 				*(*byte)(d) = *(*byte)(q) // a bool's byte is 0 or 1
 				d = unsafe.Add(d, 1)
 			}
