@@ -3,7 +3,6 @@ package actors
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -163,15 +162,7 @@ func (h *actorHost) ship(c actor.Context, now int64) {
 	if rd.Produce {
 		c.Send(self, produceMsg{})
 	}
-	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
-	h.task.Advance()
-	h.publish()
-	if done {
-		h.done.Store(true)
-	}
-	if done || len(passed) > 0 {
-		h.x.afterStep(h.task.Addr(), passed, snaps, done)
-	}
+	h.advance()
 }
 
 // deliver goes through the job actor, which knows the instances' PIDs once

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 
 	"github.com/sluice-data/sluice/core"
@@ -68,6 +69,23 @@ func (h *host) Enter(kind core.CallKind, split int) {
 }
 
 func (h *host) Leave() { h.callSince.Store(0) }
+
+// advance acknowledges the task's Ready once the executor has carried out
+// its messages and timers, publishes the counters, and hands what the task
+// reported for the job (done; checkpoints passed and their snapshots) to
+// the job layer.
+func (h *host) advance() {
+	rd := h.task.Ready()
+	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
+	h.task.Advance()
+	h.publish()
+	if done {
+		h.done.Store(true)
+	}
+	if done || len(passed) > 0 {
+		h.x.afterStep(h.task.Addr(), passed, snaps, done)
+	}
+}
 
 // publish copies the task's counters where other goroutines read them.
 func (h *host) publish() {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -248,15 +247,7 @@ func (e *simEngine) ship(t *simTask, now int64) {
 	if rd.Produce {
 		t.mailbox = append(t.mailbox, core.Msg{Kind: core.Produce})
 	}
-	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
-	t.task.Advance()
-	t.publish()
-	if done {
-		t.done.Store(true)
-	}
-	if done || len(passed) > 0 {
-		e.x.afterStep(t.addr, passed, snaps, done)
-	}
+	t.advance()
 }
 
 // simNext is the earliest timer or restart of a task.

@@ -180,10 +180,16 @@ func (l *Local) Get(_ context.Context, key string) ([]byte, error) {
 	return d, err
 }
 
+// List walks only the directory that holds every key with prefix (for
+// "chk-00…07/", that checkpoint's), not the whole store.
 func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
 	var keys []string
-	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == l.dir {
+	root := l.dir
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		root = l.path(prefix[:i])
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == root {
 			return filepath.SkipAll
 		}
 		if err != nil {

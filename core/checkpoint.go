@@ -141,20 +141,14 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 	case CkptAck:
 		if p != nil && p.id == ev.ID && !p.writing && slices.Contains(c.tasks, ev.From) {
 			p.acked[ev.From] = true
-			if len(p.acked) == len(c.tasks) {
-				p.writing = true
-				c.ready.WriteManifest = p.id
-			}
+			c.allAcked(p)
 		}
 	case CkptFinished:
 		if i := slices.Index(c.tasks, ev.From); i >= 0 {
 			c.tasks = slices.Delete(c.tasks, i, i+1)
 			if p != nil && !p.writing {
 				delete(p.acked, ev.From)
-				if len(p.acked) == len(c.tasks) {
-					p.writing = true
-					c.ready.WriteManifest = p.id
-				}
+				c.allAcked(p)
 			}
 		}
 	case CkptDecline:
@@ -197,12 +191,17 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 		c.ready.Trigger = c.next
 		c.next++
 		c.nextAt = now + int64(c.cfg.Interval)
-		if len(c.tasks) == 0 {
-			c.pending.writing = true
-			c.ready.WriteManifest = c.pending.id
-		}
+		c.allAcked(c.pending) // a job whose tasks have all finished
 	}
 	c.ready.Tick = c.nextTick()
+}
+
+// allAcked asks for p's manifest once every task has acknowledged p.
+func (c *Coordinator) allAcked(p *pendingCheckpoint) {
+	if len(p.acked) == len(c.tasks) {
+		p.writing = true
+		c.ready.WriteManifest = p.id
+	}
 }
 
 // abandon ends the pending checkpoint as failed.

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -171,23 +170,7 @@ func runCanonical(t *testing.T, j agreeJob, out string, opts sluice.Options) (st
 	}
 	slices.Sort(lines)
 	var files []string
-	err = filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
-		if os.IsNotExist(err) && path == out {
-			return filepath.SkipAll
-		}
-		if err != nil {
-			return err
-		}
-		if name := d.Name(); path != out && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, _ := filepath.Rel(out, filepath.Dir(path))
+	err = walkData(out, func(path, rel string) error {
 		rows, err := fileRows(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

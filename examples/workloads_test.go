@@ -2,6 +2,7 @@ package examples
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"math"
 	"path/filepath"
@@ -47,12 +48,14 @@ type parquetFile[T any] struct {
 	rows []T
 }
 
-// readParquet reads every data file under root with parquet-go, skipping
-// hidden names as readers do (_SUCCESS, staging).
-func readParquet[T any](t *testing.T, root string) []parquetFile[T] {
-	t.Helper()
-	var files []parquetFile[T]
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+// walkData calls f with every file under root and its directory below
+// root ("" at the root), skipping hidden names as readers do (_SUCCESS,
+// staging); a missing root has no files.
+func walkData(root string, f func(path, dir string) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == root {
+			return filepath.SkipAll
+		}
 		if err != nil {
 			return err
 		}
@@ -62,18 +65,30 @@ func readParquet[T any](t *testing.T, root string) []parquetFile[T] {
 			}
 			return nil
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".parquet") {
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		if rel == "." {
+			rel = ""
+		}
+		return f(path, rel)
+	})
+}
+
+// readParquet reads every data file under root with parquet-go.
+func readParquet[T any](t *testing.T, root string) []parquetFile[T] {
+	t.Helper()
+	var files []parquetFile[T]
+	err := walkData(root, func(path, dir string) error {
+		if !strings.HasSuffix(path, ".parquet") {
 			return nil
 		}
 		rows, err := parquet.ReadFile[T](path)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, filepath.Dir(path))
-		if rel == "." {
-			rel = ""
-		}
-		files = append(files, parquetFile[T]{dir: rel, rows: rows})
+		files = append(files, parquetFile[T]{dir: dir, rows: rows})
 		return nil
 	})
 	if err != nil {
