@@ -33,6 +33,7 @@ type (
 	produceMsg struct{}
 	timerMsg   struct{ kind core.TimerKind }
 	restartMsg struct{ pid *actor.PID }
+	killMsg    struct{ a core.Addr }
 	deliverMsg struct {
 		to core.Addr
 		m  core.Msg
@@ -185,6 +186,8 @@ func (e *actorEngine) spawn(f func()) { go f() }
 
 func (e *actorEngine) launch() {}
 
+func (e *actorEngine) kill(a core.Addr) { e.system.Root.Send(e.job, killMsg{a}) }
+
 // jobActor supervises the instance actors.
 type jobActor struct {
 	e        *actorEngine
@@ -227,6 +230,8 @@ func (j *jobActor) Receive(c actor.Context) {
 		c.(actor.Supervisor).RestartChildren(m.pid)
 	case deliverMsg:
 		c.Send(j.e.pids[m.to.Vertex][m.to.Instance], m.m)
+	case killMsg:
+		c.Stop(j.e.pids[m.a.Vertex][m.a.Instance])
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 // Store once every task has passed its barrier.
 //
 // Each checkpoint holds the keyed state of every stateful node, by key-group
-// range. Not yet: source positions are not recorded and nothing restores,
-// so a checkpoint is not yet a recovery point.
+// range, where each source was in its splits, each instance's watermarks,
+// and what each sink had written; a job that fails recovers from the
+// latest complete one under Recovery.
 type CheckpointConfig struct {
 	Store checkpoints.Store
 	// Every is the interval between checkpoints; Timeout abandons one that
@@ -30,6 +31,26 @@ type CheckpointConfig struct {
 	TolerableFailures int
 	// Retain is how many completed checkpoints are kept (0: 3).
 	Retain int
+	// Recovery is the job-level restart policy: a failure the instance
+	// restarts cannot absorb (restarts exhausted, an instance killed, a
+	// sink's or a source's error) rolls the whole job back to its latest
+	// complete checkpoint, at most MaxRestarts times within Window, each
+	// after a backoff that doubles from Backoff up to MaxBackoff, on the
+	// injected clock. The zero policy is DefaultRecovery; NoRecovery turns
+	// recovery off.
+	Recovery   RestartPolicy
+	NoRecovery bool
+}
+
+// DefaultRecovery is the job-level restart policy when none is given: 10
+// recoveries within 10 minutes, from 100 ms backoff up to 10 s.
+var DefaultRecovery = RestartPolicy{MaxRestarts: 10, Window: 10 * time.Minute, Backoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
+
+func (c *CheckpointConfig) recovery() RestartPolicy {
+	if c.Recovery == (RestartPolicy{}) {
+		return DefaultRecovery
+	}
+	return c.Recovery
 }
 
 func (c *CheckpointConfig) validate() error {
@@ -39,6 +60,9 @@ func (c *CheckpointConfig) validate() error {
 	}
 	if c.Every <= 0 {
 		errs = append(errs, fmt.Errorf("actors: Checkpoints.Every %v must be positive", c.Every))
+	}
+	if r := c.Recovery; r.MaxRestarts < 0 || r.Backoff < 0 || r.MaxBackoff < r.Backoff {
+		errs = append(errs, fmt.Errorf("actors: Checkpoints.Recovery: %d restarts from backoff %v up to %v", r.MaxRestarts, r.Backoff, r.MaxBackoff))
 	}
 	if c.Timeout < 0 || c.MinPause < 0 || c.TolerableFailures < 0 || c.Retain < 0 {
 		errs = append(errs, fmt.Errorf("actors: Checkpoints: Timeout %v, MinPause %v, TolerableFailures %d and Retain %d must not be negative",
@@ -53,6 +77,8 @@ type checkpointing struct {
 	x       *Execution
 	cfg     CheckpointConfig
 	dir     *checkpoints.Dir
+	epoch   uint64 // the attempt's
+	first   uint64 // its first checkpoint's ID
 	sources []core.Addr
 
 	mu       sync.Mutex
@@ -62,10 +88,30 @@ type checkpointing struct {
 	events   []core.CoordEvent // to step once the current step's actions are out
 	stepping bool
 	writes   sync.WaitGroup // manifest writes and abandons in flight
+	// passedBy holds the tasks that have passed each checkpoint in
+	// flight; final the state of each finished task, which every later
+	// checkpoint holds for it; acking the acknowledgements each task has
+	// in flight (its chunks being written), and ending the finished tasks
+	// that wait for them before the coordinator hears they finished.
+	passedBy map[uint64]map[core.Addr]bool
+	final    map[core.Addr][]core.Snapshot
+	acking   map[core.Addr]int
+	ending   map[core.Addr]bool
 }
 
-func newCheckpointing(x *Execution, cfg CheckpointConfig) *checkpointing {
-	return &checkpointing{x: x, cfg: cfg, dir: checkpoints.New(cfg.Store), writers: map[uint64]*checkpoints.Writer{}}
+// newCheckpointing makes the checkpoints of attempt epoch, numbered after
+// every checkpoint the store holds. (A task restored as finished finishes
+// again at once, with the same final state.)
+func newCheckpointing(x *Execution, cfg CheckpointConfig, epoch uint64) (*checkpointing, error) {
+	c := &checkpointing{x: x, cfg: cfg, dir: checkpoints.New(cfg.Store), epoch: epoch, writers: map[uint64]*checkpoints.Writer{},
+		passedBy: map[uint64]map[core.Addr]bool{}, final: map[core.Addr][]core.Snapshot{}, acking: map[core.Addr]int{},
+		ending: map[core.Addr]bool{}}
+	first, err := c.dir.NextID(x.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints in %s: %w", cfg.Store, err)
+	}
+	c.first = first
+	return c, nil
 }
 
 // start makes the coordinator, on the started engine's clock (the
@@ -86,10 +132,11 @@ func (c *checkpointing) start(eng engine) {
 		}
 	}
 	cfg := c.cfg
+	now := x.cfg.Clock.Now().UnixNano()
 	c.coord = core.NewCoordinator(core.CheckpointConfig{Interval: cfg.Every, Timeout: cfg.Timeout, MinPause: cfg.MinPause,
-		TolerableFailures: cfg.TolerableFailures}, tasks, 1, x.start.UnixNano())
+		TolerableFailures: cfg.TolerableFailures}, tasks, c.first, now)
 	c.eng = eng
-	c.carryOut(x.start.UnixNano())
+	c.carryOut(now)
 	c.drain()
 }
 
@@ -124,7 +171,12 @@ func (c *checkpointing) carryOut(now int64) {
 	c.coord.Advance()
 	x := c.x
 	if rd.Trigger != 0 {
-		c.writers[rd.Trigger] = c.dir.Begin(x.phys.Job, rd.Trigger, 1, now/1e6)
+		w := c.dir.Begin(x.phys.Job, rd.Trigger, c.epoch, now/1e6)
+		c.writers[rd.Trigger] = w
+		c.passedBy[rd.Trigger] = map[core.Addr]bool{}
+		for _, snaps := range c.final {
+			writeStates(w, rd.Trigger, snaps)
+		}
 		for _, a := range c.sources {
 			c.eng.deliver(a, core.Msg{Kind: core.Trigger, Checkpoint: rd.Trigger})
 		}
@@ -147,9 +199,11 @@ func (c *checkpointing) carryOut(now int64) {
 	}
 	if id := rd.Completed; id != 0 {
 		delete(c.writers, id)
+		delete(c.passedBy, id)
 		x.cfg.Logger.Info("checkpoint completed", "id", id)
 	}
 	if id := rd.Abandoned; id != 0 {
+		delete(c.passedBy, id)
 		if w := c.writers[id]; w != nil {
 			delete(c.writers, id)
 			c.writes.Add(1)
@@ -181,18 +235,20 @@ func (c *checkpointing) retain() int {
 // decline).
 func (c *checkpointing) passed(a core.Addr, ids []uint64, snaps []core.Snapshot) {
 	for _, id := range ids {
-		var mine []core.Snapshot
-		for _, s := range snaps {
-			if s.Checkpoint == id {
-				mine = append(mine, s)
-			}
-		}
-		if len(mine) == 0 {
-			c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
-			continue
-		}
+		var keyed []core.Snapshot
 		c.mu.Lock()
 		w, eng := c.writers[id], c.eng
+		if w != nil {
+			c.passedBy[id][a] = true
+			// The instance's own pieces are small: into the manifest now.
+			for _, s := range snaps {
+				if s.Checkpoint == id && s.Kind == core.SnapKeyed {
+					keyed = append(keyed, s)
+				}
+			}
+			writeStates(w, id, snaps)
+			c.acking[a]++
+		}
 		c.mu.Unlock()
 		if w == nil { // abandoned meanwhile
 			continue
@@ -201,17 +257,58 @@ func (c *checkpointing) passed(a core.Addr, ids []uint64, snaps []core.Snapshot)
 		eng.spawn(func() {
 			defer c.writes.Done()
 			var err error
-			for _, s := range mine {
+			for _, s := range keyed {
 				if err = w.Chunk(c.x.ctx, s.Stage, s.Start, s.End-1, nil, s.Encode(nil)); err != nil {
 					break
 				}
 			}
 			if err != nil {
 				c.step(core.CoordEvent{Kind: core.CkptDecline, ID: id, From: a, Err: err})
-				return
+			} else {
+				c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
 			}
-			c.step(core.CoordEvent{Kind: core.CkptAck, ID: id, From: a})
+			c.mu.Lock()
+			c.acking[a]--
+			end := c.acking[a] == 0 && c.ending[a]
+			delete(c.ending, a)
+			c.mu.Unlock()
+			if end {
+				c.step(core.CoordEvent{Kind: core.CkptFinished, From: a})
+			}
 		})
+	}
+}
+
+// writeStates records the instance pieces among snaps (not keyed chunks)
+// in checkpoint id's manifest; a final state (Checkpoint 0) goes into any.
+func writeStates(w *checkpoints.Writer, id uint64, snaps []core.Snapshot) {
+	for _, s := range snaps {
+		if s.Kind != core.SnapKeyed && (s.Checkpoint == id || s.Checkpoint == 0) {
+			w.State(s.Kind.String(), s.Stage, s.Instance, s.Encode(nil))
+		}
+	}
+}
+
+// finished takes task a's end, with its final state: every checkpoint in
+// flight that a has not passed, and every later one, holds that state for
+// it. The coordinator hears of it once a's acknowledgements in flight are
+// in: it must not write a manifest without a's chunks of a checkpoint a
+// passed.
+func (c *checkpointing) finished(a core.Addr, final []core.Snapshot) {
+	c.mu.Lock()
+	c.final[a] = final
+	for id, w := range c.writers {
+		if !c.passedBy[id][a] {
+			writeStates(w, id, final)
+		}
+	}
+	wait := c.acking[a] > 0
+	if wait {
+		c.ending[a] = true
+	}
+	c.mu.Unlock()
+	if !wait {
+		c.step(core.CoordEvent{Kind: core.CkptFinished, From: a})
 	}
 }
 

@@ -69,6 +69,9 @@ type Config struct {
 	Executor Executor
 	// Checkpoints, when not nil, turns checkpoints on.
 	Checkpoints *CheckpointConfig
+	// Chaos, when not nil, kills instances of the running job; it needs
+	// Checkpoints, to recover.
+	Chaos *ChaosConfig
 }
 
 func (c Config) executor() Executor {
@@ -124,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.Checkpoints != nil {
 		errs = append(errs, c.Checkpoints.validate())
+	}
+	if c.Chaos != nil && (c.Chaos.Kills < 0 || c.Chaos.Kills > 0 && (c.Checkpoints == nil || c.Checkpoints.NoRecovery)) {
+		errs = append(errs, fmt.Errorf("actors: Chaos: %d kills need checkpoints with recovery on", c.Chaos.Kills))
 	}
 	errs = append(errs, c.budget().Validate())
 	return errors.Join(errs...)

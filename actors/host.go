@@ -16,8 +16,18 @@ import (
 type host struct {
 	x    *Execution
 	v    *plan.Vertex
-	task *core.Task
-	op   *core.Operator
+	vi   int
+	inst plan.Instance
+	ccfg core.Config
+	// task and op are the instance's in the current attempt: only the
+	// executor's goroutines touch them. first is the first attempt's
+	// task, whose immutable split descriptions others may read.
+	task  *core.Task
+	op    *core.Operator
+	first *core.Task
+	// base holds what earlier attempts counted (a recovery starts new
+	// tasks): the published counters go on from it.
+	base counters
 
 	// The call the instance is in, for reports of a stuck job: since when
 	// (unix ns on the injected clock; 0 between calls), what kind and, for
@@ -43,21 +53,55 @@ type host struct {
 	dropped     [][2]atomic.Int64 // per chain node: late, closed
 }
 
+// counters are a task's counters, as publish copies them.
+type counters struct {
+	nodeRecords, recordsIn, blocked, retries, checks int64
+	nodes                                            []int64
+	side                                             [][]int64
+	inputs                                           []int64
+	dropped                                          [][2]int64
+}
+
 func newHost(x *Execution, vi int, inst plan.Instance, ccfg core.Config) *host {
 	v := x.phys.Vertices[vi]
-	h := &host{x: x, v: v, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
+	h := &host{x: x, v: v, vi: vi, inst: inst, ccfg: ccfg, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
 		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
-	cfg := x.cfg
-	h.task = core.NewTask(x.phys, vi, inst, ccfg, core.TaskConfig{Ctx: x.ctx, Budget: cfg.budget(), Linger: cfg.Linger, Poll: cfg.Poll,
-		RetryAttempts: cfg.Retry.Attempts, RetryBackoff: cfg.Retry.backoff, Logger: cfg.Logger, Calls: h,
-		NoHold: cfg.Checkpoints != nil})
-	h.op = h.task.Operator()
+	h.base = counters{nodes: make([]int64, len(v.Chain)), side: make([][]int64, len(v.Chain)), inputs: make([]int64, len(v.In)),
+		dropped: make([][2]int64, len(v.Chain))}
+	h.newTask()
+	h.first = h.task
 	h.watermark.Store(math.MinInt64)
 	h.maxEvent.Store(math.MinInt64)
 	for i, n := range v.Chain {
 		h.sideRecords[i] = make([]atomic.Int64, len(n.Side))
+		h.base.side[i] = make([]int64, len(n.Side))
 	}
 	return h
+}
+
+// newTask makes the instance's task for a new attempt; the counters go on
+// from what the last one published.
+func (h *host) newTask() {
+	cfg := h.x.cfg
+	if h.task != nil {
+		b := &h.base
+		for i := range h.nodeRecords {
+			b.nodes[i] = h.nodeRecords[i].Load()
+			for p := range h.sideRecords[i] {
+				b.side[i][p] = h.sideRecords[i][p].Load()
+			}
+			b.dropped[i] = [2]int64{h.dropped[i][0].Load(), h.dropped[i][1].Load()}
+		}
+		for i := range h.inputs {
+			b.inputs[i] = h.inputs[i].Load()
+		}
+		b.recordsIn, b.blocked, b.retries, b.checks = h.recordsIn.Load(), h.blocked.Load(), h.retries.Load(), h.checks.Load()
+	}
+	h.task = core.NewTask(h.x.phys, h.vi, h.inst, h.ccfg, core.TaskConfig{Ctx: h.x.ctx, Budget: cfg.budget(), Linger: cfg.Linger, Poll: cfg.Poll,
+		RetryAttempts: cfg.Retry.Attempts, RetryBackoff: cfg.Retry.backoff, Logger: cfg.Logger, Calls: h,
+		NoHold: cfg.Checkpoints != nil})
+	h.op = h.task.Operator()
+	h.done.Store(false)
 }
 
 // Enter and Leave implement core.Calls: two atomic stores and a clock read
@@ -76,36 +120,40 @@ func (h *host) Leave() { h.callSince.Store(0) }
 // the job layer.
 func (h *host) advance() {
 	rd := h.task.Ready()
-	done, passed, snaps := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots)
+	done, passed, snaps, final := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots), slices.Clone(rd.Final)
 	h.task.Advance()
+	read := h.nodeRecords[0].Load()
 	h.publish()
+	if h.v.Head().Kind == plan.KindSource {
+		h.x.progressed(h.nodeRecords[0].Load() - read)
+	}
 	if done {
 		h.done.Store(true)
 	}
 	if done || len(passed) > 0 {
-		h.x.afterStep(h.task.Addr(), passed, snaps, done)
+		h.x.afterStep(h.task.Addr(), passed, snaps, done, final)
 	}
 }
 
 // publish copies the task's counters where other goroutines read them.
 func (h *host) publish() {
-	op, t := h.op, h.task
+	op, t, b := h.op, h.task, &h.base
 	for i := range h.nodeRecords {
-		h.nodeRecords[i].Store(op.NodeRecords[i])
+		h.nodeRecords[i].Store(b.nodes[i] + op.NodeRecords[i])
 		for p := range h.sideRecords[i] {
-			h.sideRecords[i][p].Store(op.SideRecords[i][p])
+			h.sideRecords[i][p].Store(b.side[i][p] + op.SideRecords[i][p])
 		}
-		h.dropped[i][0].Store(op.DroppedLate[i])
-		h.dropped[i][1].Store(op.DroppedClosed[i])
+		h.dropped[i][0].Store(b.dropped[i][0] + op.DroppedLate[i])
+		h.dropped[i][1].Store(b.dropped[i][1] + op.DroppedClosed[i])
 	}
-	h.recordsIn.Store(op.RecordsIn)
+	h.recordsIn.Store(b.recordsIn + op.RecordsIn)
 	for i := range h.inputs {
-		h.inputs[i].Store(op.InputRecords[i])
+		h.inputs[i].Store(b.inputs[i] + op.InputRecords[i])
 	}
 	h.watermark.Store(op.Watermark())
-	h.maxEvent.Store(t.MaxEvent)
-	h.blocked.Store(int64(t.Blocked))
-	h.retries.Store(t.Retries)
-	h.peak.Store(t.Peak)
-	h.checks.Store(t.Checks)
+	h.maxEvent.Store(max(h.maxEvent.Load(), t.MaxEvent))
+	h.blocked.Store(b.blocked + int64(t.Blocked))
+	h.retries.Store(b.retries + t.Retries)
+	h.peak.Store(max(h.peak.Load(), t.Peak))
+	h.checks.Store(b.checks + t.Checks)
 }

@@ -27,10 +27,18 @@ type Execution struct {
 	hosts [][]*host // [vertex][instance]
 	eng   engine
 
-	doneOnce sync.Once
-	done     chan struct{}
-	err      error
-	finished atomic.Int64
+	// att is the attempt running: a recovery ends one and starts the next
+	// (attMu guards the pointer, for fail from any goroutine). ended is
+	// closed when the last attempt has ended.
+	attMu sync.Mutex
+	att   *attempt
+	ended chan struct{}
+	rec   recovery
+	chaos *chaos
+	// last is the attempt that ended the job, stopErr its engine's stop
+	// error; both set before ended is closed.
+	last    *attempt
+	stopErr error
 
 	sharedMu sync.Mutex
 	shared   map[string]*sharedValue
@@ -65,6 +73,9 @@ type engine interface {
 	// launch lets the engine go once the job layer is set up (a
 	// deterministic engine must not start stepping before).
 	launch()
+	// kill drops task a's actor at once, with what it held (chaos); the
+	// job layer ends the attempt.
+	kill(a core.Addr)
 }
 
 type sharedValue struct {
@@ -78,8 +89,11 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(),
-		done: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed)}
+	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), att: newAttempt(1),
+		ended: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed)}
+	if cfg.Chaos != nil {
+		x.chaos = newChaos(x, *cfg.Chaos)
+	}
 	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
 	for vi, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
@@ -93,27 +107,92 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		}
 		x.hosts = append(x.hosts, hs)
 	}
-	if cfg.Checkpoints != nil {
-		x.ck = newCheckpointing(x, *cfg.Checkpoints)
-	}
-	eng, err := cfg.executor().start(x)
-	if err != nil {
+	if err := x.launch(); err != nil {
 		return nil, err
+	}
+	go x.supervise()
+	// Cancelling ctx ends the job at once, whether or not Wait is running.
+	go func() {
+		select {
+		case <-ctx.Done():
+			x.fail(ctx.Err())
+		case <-x.ended:
+		}
+	}()
+	return x, nil
+}
+
+// supervise waits for each attempt to end, stops it, and recovers from
+// its failure when it can; the attempt that ends the job ends it.
+func (x *Execution) supervise() {
+	for {
+		at := x.attempt()
+		<-at.done
+		if x.ck != nil {
+			x.ck.stop()
+		}
+		// Stop every task before touching the hosts from this goroutine. If
+		// they do not stop (a user function blocked for good), the hosts are
+		// still in use: the coordinator leaves the writers alone.
+		serr := x.eng.stop()
+		if at.err == nil || serr != nil || !x.recoverable(at.err) {
+			x.last, x.stopErr = at, serr
+			break
+		}
+		if err := x.recover(at); err != nil {
+			at.err = err
+			x.last = at
+			break
+		}
+	}
+	close(x.ended)
+}
+
+// launch starts the current attempt's engine and checkpoints.
+func (x *Execution) launch() error {
+	if x.cfg.Checkpoints != nil {
+		ck, err := newCheckpointing(x, *x.cfg.Checkpoints, x.attempt().epoch)
+		if err != nil {
+			return fmt.Errorf("job %q: %w", x.phys.Job, err)
+		}
+		x.ck = ck
+	}
+	eng, err := x.cfg.executor().start(x)
+	if err != nil {
+		return err
 	}
 	x.eng = eng
 	if x.ck != nil {
 		x.ck.start(eng)
 	}
 	eng.launch()
-	// Cancelling ctx ends the job at once, whether or not Wait is running.
-	go func() {
-		select {
-		case <-ctx.Done():
-			x.fail(ctx.Err())
-		case <-x.done:
-		}
-	}()
-	return x, nil
+	return nil
+}
+
+// attempt is one run of the job's tasks, from its start or from a
+// checkpoint, until it ends: finished, failed or cancelled.
+type attempt struct {
+	epoch    uint64 // 1, 2, …
+	done     chan struct{}
+	once     sync.Once
+	err      error
+	endedAt  time.Time
+	finished atomic.Int64
+}
+
+func newAttempt(epoch uint64) *attempt { return &attempt{epoch: epoch, done: make(chan struct{})} }
+
+func (x *Execution) endAttempt(a *attempt, err error) {
+	a.once.Do(func() {
+		a.err, a.endedAt = err, x.cfg.Clock.Now()
+		close(a.done)
+	})
+}
+
+func (x *Execution) attempt() *attempt {
+	x.attMu.Lock()
+	defer x.attMu.Unlock()
+	return x.att
 }
 
 func (x *Execution) sharedValue(key string, build func() (any, error)) (any, error) {
@@ -128,32 +207,29 @@ func (x *Execution) sharedValue(key string, build func() (any, error)) (any, err
 	return s.v, s.err
 }
 
-// fail ends the job with err; the first error wins.
-func (x *Execution) fail(err error) {
-	x.doneOnce.Do(func() {
-		x.err = err
-		close(x.done)
-	})
-}
+// fail ends the current attempt with err; the first error wins. Wait
+// recovers from it when it can, or ends the job.
+func (x *Execution) fail(err error) { x.endAttempt(x.attempt(), err) }
 
 // afterStep takes what task a's last Ready reported to the job layer: the
 // checkpoints whose barrier it passed with the snapshots they took, and
-// whether it is done.
-func (x *Execution) afterStep(a core.Addr, passed []uint64, snaps []core.Snapshot, done bool) {
+// whether it is done, with its final state.
+func (x *Execution) afterStep(a core.Addr, passed []uint64, snaps []core.Snapshot, done bool, final []core.Snapshot) {
 	if x.ck != nil && len(passed) > 0 {
 		x.ck.passed(a, passed, snaps)
 	}
 	if done {
 		if x.ck != nil {
-			x.ck.step(core.CoordEvent{Kind: core.CkptFinished, From: a})
+			x.ck.finished(a, final)
 		}
 		x.instanceFinished()
 	}
 }
 
 func (x *Execution) instanceFinished() {
-	if x.finished.Add(1) == int64(x.instances()) {
-		x.doneOnce.Do(func() { close(x.done) })
+	at := x.attempt()
+	if at.finished.Add(1) == int64(x.instances()) {
+		x.endAttempt(at, nil)
 	}
 }
 
@@ -168,15 +244,9 @@ func (x *Execution) instances() int {
 // Wait waits for the job to end, commits or aborts its sinks, stops every
 // actor and returns the job's statistics.
 func (x *Execution) Wait() (*Result, error) {
-	<-x.done // a cancelled ctx ends the job through the watcher in Start
-	if x.ck != nil {
-		x.ck.stop()
-	}
-	// Stop every task before touching the hosts from this goroutine. If
-	// they do not stop (a user function blocked for good), the hosts are
-	// still in use: the coordinator leaves the writers alone.
-	serr := x.eng.stop()
-	c := core.NewCommitter(x.commitSinks(), x.err, serr != nil)
+	<-x.ended
+	at, serr := x.last, x.stopErr
+	c := core.NewCommitter(x.commitSinks(), at.err, serr != nil)
 	for a, ok := c.Next(); ok; a, ok = c.Next() {
 		c.Reply(x.carryOut(a))
 	}
@@ -264,8 +334,9 @@ func (x *Execution) Plan() *plan.Physical { return x.phys }
 // Run returns the run's ID, derived from the job's name and Config.Seed.
 func (x *Execution) Run() string { return x.run }
 
-// Done is closed when the job has ended (before Wait has cleaned up).
-func (x *Execution) Done() <-chan struct{} { return x.done }
+// Done is closed when the job has ended, after its last recovery, before
+// Wait has committed or cleaned up. Wait closes it.
+func (x *Execution) Done() <-chan struct{} { return x.ended }
 
 // restartAfter applies the restart policy, on the injected clock, to a
 // failure of h: reason is what it panicked with, failures the times of its

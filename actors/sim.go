@@ -55,6 +55,7 @@ type simTask struct {
 
 type simEngine struct {
 	x       *Execution
+	att     *attempt
 	clk     *clock.Manual
 	trace   io.Writer
 	rng     *rand.Rand
@@ -77,9 +78,12 @@ func (s Sim) start(x *Execution) (engine, error) {
 		clk = clock.NewManual(SimEpoch)
 		x.cfg.Clock = clk
 	}
-	x.start = clk.Now()
-	e := &simEngine{x: x, clk: clk, trace: s.Trace, failed: map[core.Addr][]time.Time{},
-		rng:     rand.New(rand.NewPCG(x.cfg.Seed, 0x736c75696365)), // "sluice"
+	at := x.attempt()
+	if at.epoch == 1 {
+		x.start = clk.Now()
+	}
+	e := &simEngine{x: x, att: at, clk: clk, trace: s.Trace, failed: map[core.Addr][]time.Time{},
+		rng:     rand.New(rand.NewPCG(x.cfg.Seed, 0x736c75696365+at.epoch-1)), // "sluice"
 		stopped: make(chan struct{}), quit: make(chan struct{}), step: int64(s.StepTime)}
 	for vi, hs := range x.hosts {
 		row := make([]*simTask, len(hs))
@@ -120,7 +124,7 @@ func (e *simEngine) loop() {
 		select {
 		case <-e.quit:
 			return
-		case <-e.x.done:
+		case <-e.att.done:
 			return
 		default:
 		}
@@ -204,6 +208,10 @@ func (e *simEngine) spawn(f func()) {
 }
 
 func (e *simEngine) launch() { go e.loop() }
+
+// kill needs nothing more: the attempt ends, and the loop returns before
+// it delivers another message.
+func (e *simEngine) kill(core.Addr) {}
 
 // step runs one call into t's task and carries out its Ready; a panic
 // restarts t under the restart policy.

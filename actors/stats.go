@@ -87,6 +87,10 @@ type Result struct {
 	// Checkpoints are the checkpoints that ended, completed or abandoned,
 	// in order (Config.Checkpoints).
 	Checkpoints []core.CheckpointStat
+	// Recoveries are the job's recoveries from checkpoints, in order;
+	// Kills what chaos killed (Config.Chaos).
+	Recoveries []RecoveryStat
+	Kills      []Kill
 }
 
 // Call is an instance inside a call out of the runtime: into an operator
@@ -116,16 +120,16 @@ func (x *Execution) Calls() []Call {
 			if since == 0 {
 				continue
 			}
-			c := Call{Vertex: v.ID, Instance: h.op.Instance(), Since: time.Unix(0, since)}
+			c := Call{Vertex: v.ID, Instance: h.inst, Since: time.Unix(0, since)}
 			c.For = max(0, now.Sub(c.Since))
 			split := int(h.callSplit.Load())
 			switch core.CallKind(h.callKind.Load()) {
 			case core.CallStep:
 				c.What = "in a user function"
 			case core.CallRead:
-				c.What = "reading split " + h.task.SplitDesc(split)
+				c.What = "reading split " + h.first.SplitDesc(split)
 			case core.CallOpen:
-				c.What = "opening split " + h.task.SplitDesc(split)
+				c.What = "opening split " + h.first.SplitDesc(split)
 			case core.CallWrite:
 				c.What = "writing to its sink"
 			case core.CallOpenSink:
@@ -150,6 +154,7 @@ func (x *Execution) Snapshot() *Result {
 	if x.ck != nil {
 		r.Checkpoints = x.ck.stats()
 	}
+	r.Recoveries, r.Kills = x.recoveries(), x.chaos.kills()
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
 			InputRecords: make([][]int64, len(v.In))}

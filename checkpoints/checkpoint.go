@@ -46,14 +46,18 @@ type Manifest struct {
 	Epoch uint64 `json:"epoch"`
 	// Time is when the checkpoint was triggered, in unix ms on the job's
 	// clock.
-	Time    int64      `json:"time_unix_ms"`
-	Sources []Position `json:"sources,omitempty"`
-	Chunks  []Chunk    `json:"chunks,omitempty"`
+	Time int64 `json:"time_unix_ms"`
+	// States are the small pieces of state that belong to an instance,
+	// not to key groups: where a source was, an operator's watermarks,
+	// what a sink had written. They are held in the manifest itself.
+	States []State `json:"states,omitempty"`
+	Chunks []Chunk `json:"chunks,omitempty"`
 }
 
-// Position is where a source instance was at the checkpoint's barrier, in
-// the source's own encoding.
-type Position struct {
+// State is one instance's piece of state of one kind ("source", "time",
+// "sink"), in its owner's encoding.
+type State struct {
+	Kind     string `json:"kind"`
 	Stage    string `json:"stage"`
 	Instance int    `json:"instance"`
 	Data     []byte `json:"data"`
@@ -114,11 +118,20 @@ func (w *Writer) Chunk(ctx context.Context, stage string, first, last int, finge
 	return nil
 }
 
-// Source records a source instance's position.
-func (w *Writer) Source(stage string, instance int, pos []byte) {
+// State records a piece of an instance's state of a kind ("source": its
+// position). A second of the same kind, stage and instance replaces the
+// first.
+func (w *Writer) State(kind, stage string, instance int, data []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.m.Sources = append(w.m.Sources, Position{Stage: stage, Instance: instance, Data: slices.Clone(pos)})
+	st := State{Kind: kind, Stage: stage, Instance: instance, Data: slices.Clone(data)}
+	for i, o := range w.m.States {
+		if o.Kind == kind && o.Stage == stage && o.Instance == instance {
+			w.m.States[i] = st
+			return
+		}
+	}
+	w.m.States = append(w.m.States, st)
 }
 
 // Commit writes the manifest, exclusively: the checkpoint is complete once
@@ -128,14 +141,14 @@ func (w *Writer) Commit(ctx context.Context) (*Manifest, error) {
 	w.mu.Lock()
 	m := w.m
 	m.Chunks = slices.Clone(w.m.Chunks)
-	m.Sources = slices.Clone(w.m.Sources)
+	m.States = slices.Clone(w.m.States)
 	w.mu.Unlock()
 	// Deterministic bytes, whatever order the uploaders finished in.
 	slices.SortFunc(m.Chunks, func(a, b Chunk) int {
 		return cmpOr(strings.Compare(a.Stage, b.Stage), a.First-b.First)
 	})
-	slices.SortFunc(m.Sources, func(a, b Position) int {
-		return cmpOr(strings.Compare(a.Stage, b.Stage), a.Instance-b.Instance)
+	slices.SortFunc(m.States, func(a, b State) int {
+		return cmpOr(cmpOr(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Stage, b.Stage)), a.Instance-b.Instance)
 	})
 	data, err := encodeManifest(&m)
 	if err != nil {
@@ -272,6 +285,19 @@ func (d *Dir) read(ctx context.Context, id uint64) (r *Restored, reason string, 
 		r.data[c.Key] = b
 	}
 	return r, "", nil
+}
+
+// NextID returns an ID above every checkpoint the store holds, complete or
+// not, so that a new checkpoint never mixes its chunks with a torn one's.
+func (d *Dir) NextID(ctx context.Context) (uint64, error) {
+	ids, _, err := d.ids(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 1, nil
+	}
+	return ids[len(ids)-1] + 1, nil
 }
 
 // ids lists the checkpoints in the store, in increasing order, with the

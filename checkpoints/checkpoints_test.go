@@ -66,8 +66,8 @@ func write(t *testing.T, d *checkpoints.Dir, id uint64, commit bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	w.Source("src", 1, fmt.Appendf(nil, "offset %d", id*10+1))
-	w.Source("src", 0, fmt.Appendf(nil, "offset %d", id*10))
+	w.State("source", "src", 1, fmt.Appendf(nil, "offset %d", id*10+1))
+	w.State("source", "src", 0, fmt.Appendf(nil, "offset %d", id*10))
 	if !commit {
 		return nil
 	}
@@ -83,15 +83,15 @@ func check(r *checkpoints.Restored, id uint64) error {
 	if r.ID != id || r.Job != "job" || r.Epoch != 1 || r.Time != int64(id)*1000 {
 		return fmt.Errorf("restored %+v, want checkpoint %d", r.Manifest, id)
 	}
-	if len(r.Chunks) != 3 || len(r.Sources) != 2 {
-		return fmt.Errorf("checkpoint %d: %d chunks and %d sources, want 3 and 2", id, len(r.Chunks), len(r.Sources))
+	if len(r.Chunks) != 3 || len(r.States) != 2 {
+		return fmt.Errorf("checkpoint %d: %d chunks and %d sources, want 3 and 2", id, len(r.Chunks), len(r.States))
 	}
 	for _, c := range r.Chunks {
 		if want := chunkData(id, c.Stage, c.First); !bytes.Equal(r.Data(c), want) {
 			return fmt.Errorf("checkpoint %d chunk %s: %q, want %q", id, c.Key, r.Data(c), want)
 		}
 	}
-	if s := r.Sources[0]; s.Stage != "src" || s.Instance != 0 || string(s.Data) != fmt.Sprintf("offset %d", id*10) {
+	if s := r.States[0]; s.Stage != "src" || s.Instance != 0 || string(s.Data) != fmt.Sprintf("offset %d", id*10) {
 		return fmt.Errorf("checkpoint %d: first source %+v", id, s)
 	}
 	return nil
@@ -314,8 +314,8 @@ func faults(seed uint64) error {
 				break
 			}
 		}
-		w.Source("src", 0, fmt.Appendf(nil, "offset %d", id*10))
-		w.Source("src", 1, fmt.Appendf(nil, "offset %d", id*10+1))
+		w.State("source", "src", 0, fmt.Appendf(nil, "offset %d", id*10))
+		w.State("source", "src", 1, fmt.Appendf(nil, "offset %d", id*10+1))
 		switch {
 		case failed:
 			_ = w.Abandon(ctx) // may fail too: torn leftovers
@@ -353,8 +353,8 @@ func faults(seed uint64) error {
 				return fmt.Errorf("checkpoint %d chunk %s: %q, want %q", r.ID, c.Key, r.Data(c), want)
 			}
 		}
-		if len(r.Chunks) != 3 || len(r.Sources) != 2 {
-			return fmt.Errorf("checkpoint %d: %d chunks, %d sources", r.ID, len(r.Chunks), len(r.Sources))
+		if len(r.Chunks) != 3 || len(r.States) != 2 {
+			return fmt.Errorf("checkpoint %d: %d chunks, %d sources", r.ID, len(r.Chunks), len(r.States))
 		}
 	}
 	if len(faulty.Injected()) == 0 {

@@ -59,17 +59,48 @@ type Ready struct {
 	// chain: everything before it processed, the barrier sent on behind
 	// it on every output channel.
 	Barriers []uint64
-	// Snapshots are the copies of keyed state the barriers took, in chain
+	// SinkAt holds, for each of Barriers, how many of Sink's batches came
+	// before it: the writer checkpoints after writing those.
+	SinkAt []int
+	// Snapshots are the copies of state the barriers took, in chain
 	// order, to encode and write off the task's path.
 	Snapshots []Snapshot
 }
 
-// Snapshot is the state of one stateful node of an instance at a barrier:
-// key groups [Start, End) of stage Stage (its plan.Node.StableID), copied;
-// Encode writes the chunk.
+// SnapKind says what a Snapshot holds.
+type SnapKind uint8
+
+const (
+	// SnapKeyed: a stateful node's key groups [Start, End).
+	SnapKeyed SnapKind = iota
+	// SnapTime: the instance's event-time state (its watermarks).
+	SnapTime
+	// SnapSource: where a source instance was in its splits.
+	SnapSource
+	// SnapSink: what a sink instance's writer had written (a
+	// plan.SinkCheckpointer's description).
+	SnapSink
+	numSnapKinds
+)
+
+var snapKindNames = [...]string{SnapKeyed: "keyed", SnapTime: "time", SnapSource: "source", SnapSink: "sink"}
+
+func (k SnapKind) String() string {
+	if k < numSnapKinds {
+		return snapKindNames[k]
+	}
+	return fmt.Sprintf("SnapKind(%d)", int(k))
+}
+
+// Snapshot is one piece of an instance's state at a barrier. A keyed one is
+// the key groups [Start, End) of stage Stage (its plan.Node.StableID),
+// copied; the others belong to the instance Instance of the vertex whose
+// head is Stage. Encode writes the piece.
 type Snapshot struct {
 	Checkpoint uint64
+	Kind       SnapKind
 	Stage      string
+	Instance   int
 	Start, End int
 	Encode     func(dst []byte) []byte
 }
@@ -485,6 +516,9 @@ func (o *Operator) AckSends() {
 func (o *Operator) AckSink(n int) {
 	clear(o.ready.Sink[:n])
 	o.ready.Sink = o.ready.Sink[n:]
+	for i := range o.ready.SinkAt {
+		o.ready.SinkAt[i] = max(o.ready.SinkAt[i]-n, 0)
+	}
 }
 
 // Advance acknowledges the last Ready.
@@ -494,6 +528,7 @@ func (o *Operator) Advance() {
 	o.ready.Sends = o.ready.Sends[:0]
 	o.ready.Sink = o.ready.Sink[:0]
 	o.ready.Barriers = o.ready.Barriers[:0]
+	o.ready.SinkAt = o.ready.SinkAt[:0]
 	clear(o.ready.Snapshots)
 	o.ready.Snapshots = o.ready.Snapshots[:0]
 }
@@ -522,20 +557,29 @@ func (o *Operator) passBarrier(it item) error {
 			if err != nil {
 				return fmt.Errorf("%s: %s: checkpoint %d: %w", o.inst, o.v.Chain[it.node], it.barrier, err)
 			}
-			stage := o.v.Chain[it.node].StableID
-			if stage == "" {
-				stage = o.v.Chain[it.node].String()
-			}
 			o.ready.Snapshots = append(o.ready.Snapshots, Snapshot{Checkpoint: it.barrier,
-				Stage: stage, Start: start, End: end, Encode: enc})
+				Stage: StageID(o.v.Chain[it.node]), Start: start, End: end, Encode: enc})
 		}
 		o.queue[0].node++
 		return nil
 	}
 	o.queue = o.queue[1:]
+	if o.time.hasEventTime(o.v) {
+		o.ready.Snapshots = append(o.ready.Snapshots, Snapshot{Checkpoint: it.barrier, Kind: SnapTime,
+			Stage: StageID(o.v.Head()), Instance: o.inst.Index, Encode: o.time.encoder()})
+	}
 	o.broadcast(Msg{Kind: Barrier, Checkpoint: it.barrier})
 	o.ready.Barriers = append(o.ready.Barriers, it.barrier)
+	o.ready.SinkAt = append(o.ready.SinkAt, len(o.ready.Sink))
 	return nil
+}
+
+// StageID names node n's state in checkpoints: its stable ID, else its name.
+func StageID(n *plan.Node) string {
+	if n.StableID != "" {
+		return n.StableID
+	}
+	return n.String()
 }
 
 // Finished reports whether all input has ended and been emitted.

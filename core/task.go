@@ -50,7 +50,8 @@ type Task struct {
 	cur    int         // the one read next
 	quiet  int         // open splits in a row that had no data
 	// sink
-	writer plan.SinkWriter
+	writer    plan.SinkWriter
+	sinkState []byte // what the writer reopens at, after a restore
 
 	linger     bool  // a Tick is due
 	timerAt    int64 // when the Timer asked for is due; 0: none
@@ -169,9 +170,12 @@ type TaskReady struct {
 	// acknowledges each to the Coordinator once the task's snapshots of it
 	// are written.
 	Checkpoints []uint64
-	// Snapshots are the copies of the task's keyed state those barriers
-	// took, to encode and write off the task's path.
+	// Snapshots are the copies of the task's state those barriers took,
+	// to encode and write off the task's path.
 	Snapshots []Snapshot
+	// Final, with Done, is the finished task's state for the checkpoints
+	// whose barrier does not reach it (see finalStates).
+	Final []Snapshot
 }
 
 // chanOut is the sending end of one channel.
@@ -203,6 +207,8 @@ type openSplit struct {
 	// errors in a row it has had.
 	records  int64
 	attempts int
+	// seek is where a restored split opens (nil: at its start).
+	seek *SplitPosition
 }
 
 // NewTask returns the task of instance inst of vertex vi of phys.
@@ -354,7 +360,7 @@ func (t *Task) start(now int64) {
 	inst := t.op.Instance()
 	if tail := t.v.Tail(); tail.Kind == plan.KindSink {
 		t.enter(CallOpenSink, 0)
-		w, err := openSink(t.cfg.Ctx, tail, inst)
+		w, err := openSink(t.cfg.Ctx, tail, inst, t.sinkState)
 		t.leave()
 		if err != nil {
 			t.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
@@ -388,8 +394,10 @@ func (t *Task) trigger(now int64, n uint64) {
 	case !t.started:
 		t.triggers = append(t.triggers, n)
 	case t.op.Finished():
+		t.position(n)
 		t.ready.Checkpoints = append(t.ready.Checkpoints, n)
 	default:
+		t.position(n)
 		t.run(now, func() error { return t.op.Step(Msg{Kind: Barrier, Checkpoint: n}) })
 	}
 }
@@ -431,12 +439,18 @@ func (t *Task) aligned(now int64) {
 
 // openSink opens a sink instance, fencing a panic of the connector: the job
 // fails naming the instance rather than restarting without a writer.
-func openSink(ctx context.Context, n *plan.Node, inst plan.Instance) (w plan.SinkWriter, err error) {
+func openSink(ctx context.Context, n *plan.Node, inst plan.Instance, state []byte) (w plan.SinkWriter, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w, err = nil, fmt.Errorf("%s (%s) panicked: %v", n, n.Loc, r)
 		}
 	}()
+	if state != nil {
+		if n.Sink.Reopen == nil {
+			return nil, fmt.Errorf("%s (%s) cannot reopen its output at a checkpoint", n, n.Loc)
+		}
+		return n.Sink.Reopen(ctx, inst, state)
+	}
 	return n.Sink.Open(ctx, inst)
 }
 
@@ -469,13 +483,19 @@ func (t *Task) produce(now int64) {
 	cur := &t.open[t.cur]
 	if cur.r == nil {
 		t.enter(CallOpen, cur.index)
-		r, err := t.v.Head().Source.Open(t.cfg.Ctx, inst, cur.split)
+		var r plan.Reader
+		var err error
+		if cur.seek != nil {
+			r, err = t.openSplitAt(cur)
+		} else {
+			r, err = t.v.Head().Source.Open(t.cfg.Ctx, inst, cur.split)
+		}
 		t.leave()
 		if err != nil {
 			t.retry(now, cur, "opening", nil, err)
 			return
 		}
-		cur.r = r
+		cur.r, cur.seek = r, nil
 	}
 	t.enter(CallRead, cur.index)
 	b, wm, kind, err := t.read(cur.r)
@@ -756,7 +776,17 @@ func (t *Task) run(now int64, step func() error) {
 		}
 	}
 	t.op.AckSends()
-	for len(t.op.Ready().Sink) > 0 {
+	for b := 0; ; {
+		// A barrier's checkpoint of the writer comes after the batches
+		// before it and before those after.
+		for ; b < len(rd.Barriers) && t.writer != nil && t.op.Ready().SinkAt[b] == 0; b++ {
+			if t.checkpointSink(rd.Barriers[b]); t.err != nil {
+				return
+			}
+		}
+		if len(t.op.Ready().Sink) == 0 {
+			break
+		}
 		t.enter(CallWrite, 0)
 		err := t.writer.Write(t.op.Ready().Sink[0])
 		t.leave()
@@ -870,6 +900,7 @@ func (t *Task) checkDone() {
 	}
 	t.reported = true
 	t.ready.Done = true
+	t.ready.Final = t.finalStates()
 }
 
 // Finished reports whether the task has reported Done.

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -235,4 +237,104 @@ func (o *Operator) NextTimer() (int64, bool) {
 		}
 	}
 	return best, ok
+}
+
+// hasEventTime reports whether v's instances have event-time state worth a
+// checkpoint: input channels' watermarks, or a node that generates them.
+func (t *timeState) hasEventTime(v *plan.Vertex) bool {
+	if len(v.In) > 0 {
+		return true
+	}
+	for _, n := range v.Chain {
+		if n.Watermarks != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// encoder copies the time state and returns the function that encodes the
+// copy: varints, in a fixed order, the shape first so that a restore can
+// check it.
+func (t *timeState) encoder() func(dst []byte) []byte {
+	var xs []int64
+	xs = append(xs, int64(len(t.nodeWM)), int64(len(t.chWM)))
+	for _, row := range t.chWM {
+		xs = append(xs, int64(len(row)))
+	}
+	xs = append(xs, t.pt, t.inWM, t.outWM, b2i(t.idleOut), t.splitCap)
+	xs = append(xs, t.nodeWM...)
+	xs = append(xs, t.genMax...)
+	xs = append(xs, t.genWM...)
+	for i, row := range t.chWM {
+		xs = append(xs, row...)
+		for _, idle := range t.chIdle[i] {
+			xs = append(xs, b2i(idle))
+		}
+	}
+	return func(dst []byte) []byte {
+		for _, x := range xs {
+			dst = binary.AppendVarint(dst, x)
+		}
+		return dst
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// restore sets the time state to what encoder wrote, which must be of the
+// same shape: as many chain nodes, inputs and channels per input.
+func (t *timeState) restore(data []byte) error {
+	next := func() (int64, error) {
+		x, n := binary.Varint(data)
+		if n <= 0 {
+			return 0, errors.New("truncated")
+		}
+		data = data[n:]
+		return x, nil
+	}
+	var err error
+	read := func() int64 {
+		x, e := next()
+		if err == nil {
+			err = e
+		}
+		return x
+	}
+	nodes, inputs := read(), read()
+	shape := fmt.Sprintf("%d chain nodes, %d inputs", len(t.nodeWM), len(t.chWM))
+	if err == nil && (nodes != int64(len(t.nodeWM)) || inputs != int64(len(t.chWM))) {
+		return fmt.Errorf("time state of %d chain nodes and %d inputs, the plan has %s", nodes, inputs, shape)
+	}
+	for i := range t.chWM {
+		if c := read(); err == nil && c != int64(len(t.chWM[i])) {
+			return fmt.Errorf("time state of input %d has %d channels, the plan %d", i, c, len(t.chWM[i]))
+		}
+	}
+	t.pt, t.inWM, t.outWM, t.idleOut, t.splitCap = read(), read(), read(), read() != 0, read()
+	for _, xs := range [][]int64{t.nodeWM, t.genMax, t.genWM} {
+		for k := range xs {
+			xs[k] = read()
+		}
+	}
+	for i, row := range t.chWM {
+		for c := range row {
+			row[c] = read()
+		}
+		for c := range t.chIdle[i] {
+			t.chIdle[i][c] = read() != 0
+		}
+	}
+	if err == nil && len(data) > 0 {
+		err = fmt.Errorf("%d bytes after the end", len(data))
+	}
+	if err != nil {
+		return fmt.Errorf("time state: %w", err)
+	}
+	return nil
 }

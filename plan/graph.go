@@ -104,6 +104,11 @@ type Split struct {
 	Unbounded bool
 }
 
+// ErrConfig is wrapped by the error of a configuration that cannot work
+// (stages.ErrConfig is the same): such a failure is not one a job recovers
+// from by running again.
+var ErrConfig = errors.New("invalid configuration")
+
 // ErrNoData is returned by a Reader of an unbounded source that has no
 // records right now: the runtime asks again after its linger, and marks the
 // source idle when it stays quiet past its idle timeout.
@@ -137,12 +142,41 @@ type EventReader interface {
 	ReadEvent(max int) (b *Batch, wm int64, kind ReadKind, err error)
 }
 
+// Positioner is a Reader that can say where it is, for a checkpoint:
+// Position returns, in the source's own encoding, where the next Read
+// starts (after every record returned so far). It is called between reads.
+type Positioner interface {
+	Position() ([]byte, error)
+}
+
 // SourceSpec is a type-erased source.
 type SourceSpec struct {
 	// Discover lists the splits. The runtime calls it before planning.
 	Discover func(ctx context.Context) ([]Split, error)
 	// Open opens one split.
 	Open func(ctx context.Context, inst Instance, s Split) (Reader, error)
+	// OpenAt, if set, opens split s at pos, a position its Positioner
+	// returned: recovery from a checkpoint. Without it (or without a
+	// position) the runtime opens the split and skips the records the
+	// checkpoint had read, which needs the source to read them again in the
+	// same order.
+	OpenAt func(ctx context.Context, inst Instance, s Split, pos []byte) (Reader, error)
+}
+
+// SinkCheckpointer is a SinkWriter whose output can be rolled back to a
+// checkpoint. Checkpoint is called at a barrier, after every batch before
+// it was written and before any after it: the writer makes what it has
+// written durable (not visible) and returns a description of it; after
+// Prepare it describes everything. SinkSpec.Reopen takes that description
+// back when the job recovers, and the writer goes on from there, as if
+// nothing written after the barrier had been.
+type SinkCheckpointer interface {
+	Checkpoint(id uint64) ([]byte, error)
+	// Detach lets go of the writer when the job rolls back: it releases
+	// what the writer holds open and leaves what it made durable for the
+	// writer that Reopen makes (which discards what came after the
+	// checkpoint it reopens at).
+	Detach() error
 }
 
 // SinkWriter is one instance's writer under the sink lifecycle.
@@ -168,6 +202,11 @@ type Reverter interface {
 // SinkSpec is a type-erased sink.
 type SinkSpec struct {
 	Open func(ctx context.Context, inst Instance) (SinkWriter, error)
+	// Reopen, if set, opens instance inst's writer at state, what its
+	// SinkCheckpointer returned at the checkpoint the job recovers from
+	// (the instance is the same; parallelism is the checkpoint's). A job
+	// whose sink cannot reopen does not recover: it fails.
+	Reopen func(ctx context.Context, inst Instance, state []byte) (SinkWriter, error)
 	// CommitJob, if set, runs once after every instance has committed
 	// (with instance 0's Instance): a job-level marker such as _SUCCESS.
 	CommitJob func(ctx context.Context, inst Instance) error

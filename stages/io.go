@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/sluice-data/sluice/plan"
@@ -105,11 +107,47 @@ func Read[T any](p *Pipeline, src Source[T], opts ...SourceOption) Stream[T] {
 			if err != nil {
 				return nil, markTransient(err, nil, src)
 			}
-			return &batchReader[T]{r: r, src: src}, nil
+			return newBatchReader(r, src), nil
 		},
+	}
+	if sk, ok := src.(Seeker[T]); ok {
+		n.Source.OpenAt = func(ctx context.Context, inst plan.Instance, s plan.Split, pos []byte) (plan.Reader, error) {
+			r, err := sk.OpenAt(ctx, inst, s, pos)
+			if err != nil {
+				return nil, markTransient(err, nil, src)
+			}
+			return newBatchReader(r, src), nil
+		}
 	}
 	return Stream[T]{p: p, node: n}
 }
+
+// Positioner is a Reader that can say where it is, for a checkpoint: the
+// position, in the source's own encoding, where its next Read starts. A
+// Source whose readers have positions implements Seeker, so that recovery
+// reopens a split there instead of reading it again up to where it was.
+type Positioner interface {
+	Position() ([]byte, error)
+}
+
+// Seeker is a Source that opens a split at a position its Reader's
+// Position returned.
+type Seeker[T any] interface {
+	OpenAt(ctx context.Context, inst Instance, s Split, pos []byte) (Reader[T], error)
+}
+
+func newBatchReader[T any](r Reader[T], src Source[T]) plan.Reader {
+	b := &batchReader[T]{r: r, src: src}
+	if _, ok := r.(Positioner); ok {
+		return positionedReader[T]{b}
+	}
+	return b
+}
+
+// positionedReader is a batchReader whose reader has positions.
+type positionedReader[T any] struct{ *batchReader[T] }
+
+func (p positionedReader[T]) Position() ([]byte, error) { return p.r.(Positioner).Position() }
 
 type batchReader[T any] struct {
 	r   Reader[T]
@@ -200,6 +238,24 @@ type Sink[T any] interface {
 	Open(ctx context.Context, inst Instance) (Writer[T], error)
 }
 
+// Checkpointer is a Writer whose output can be rolled back to a checkpoint
+// (plan.SinkCheckpointer): at a checkpoint's barrier Checkpoint makes what
+// was written durable, not visible, and describes it; Detach lets go of
+// the writer when the job rolls back, leaving that for Reopen.
+type Checkpointer interface {
+	Checkpoint(id uint64) ([]byte, error)
+	Detach() error
+}
+
+// Reopener is a Sink whose writers are Checkpointers: when a job recovers
+// from a checkpoint, Reopen opens instance inst's writer at what its
+// Checkpoint returned there, discarding whatever was written after. A job
+// with checkpoints recovers only if every sink is a Reopener; its output
+// is then exactly that of a run without the failure.
+type Reopener[T any] interface {
+	Reopen(ctx context.Context, inst Instance, state []byte) (Writer[T], error)
+}
+
 // JobCommitter is a Sink with a job-level commit, run once after every
 // instance has committed: a _SUCCESS marker, a manifest.
 type JobCommitter interface {
@@ -230,8 +286,18 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption
 			return nil, err
 		}
 		_, retry := sink.(funcSink[T])
-		return &batchWriter[T]{w: w, n: n, retry: retry}, nil
+		return wrapWriter(&batchWriter[T]{w: w, n: n, retry: retry})
 	}}
+	if ro, ok := sink.(Reopener[T]); ok {
+		n.Sink.Reopen = func(ctx context.Context, inst plan.Instance, state []byte) (plan.SinkWriter, error) {
+			w, err := ro.Reopen(ctx, inst, state)
+			if err != nil {
+				return nil, err
+			}
+			_, retry := sink.(funcSink[T])
+			return wrapWriter(&batchWriter[T]{w: w, n: n, retry: retry})
+		}
+	}
 	if jc, ok := sink.(JobCommitter); ok {
 		n.Sink.CommitJob = jc.CommitJob
 	}
@@ -275,6 +341,23 @@ func (b *batchWriter[T]) Revert() error {
 	return ErrNotReverted
 }
 
+// wrapWriter gives the runtime a writer that checkpoints when b's does.
+func wrapWriter[T any](b *batchWriter[T]) (plan.SinkWriter, error) {
+	if _, ok := b.w.(Checkpointer); ok {
+		return checkpointWriter[T]{b}, nil
+	}
+	return b, nil
+}
+
+// checkpointWriter is a batchWriter whose writer is a Checkpointer.
+type checkpointWriter[T any] struct{ *batchWriter[T] }
+
+func (c checkpointWriter[T]) Checkpoint(id uint64) ([]byte, error) {
+	return c.w.(Checkpointer).Checkpoint(id)
+}
+
+func (c checkpointWriter[T]) Detach() error { return c.w.(Checkpointer).Detach() }
+
 // ForEach adds a sink that calls f for every record. f sees each record at
 // least once: a batch retried after a panic is passed again.
 func ForEach[T any](s Stream[T], f func(T) error, opts ...SinkOption) {
@@ -286,6 +369,12 @@ func ForEach[T any](s Stream[T], f func(T) error, opts ...SinkOption) {
 type funcSink[T any] func(T) error
 
 func (f funcSink[T]) Open(context.Context, Instance) (Writer[T], error) { return funcWriter[T](f), nil }
+
+// Reopen implements Reopener: f sees the records after the checkpoint
+// again (at least once, as after a retried panic).
+func (f funcSink[T]) Reopen(context.Context, Instance, []byte) (Writer[T], error) {
+	return funcWriter[T](f), nil
+}
 
 type funcWriter[T any] func(T) error
 
@@ -304,11 +393,18 @@ func (funcWriter[T]) Abort() error   { return nil }
 // Revert has nothing to undo: f saw each record as it passed.
 func (funcWriter[T]) Revert() error { return nil }
 
+// Checkpoint has nothing to keep: f has seen the records.
+func (funcWriter[T]) Checkpoint(uint64) ([]byte, error) { return []byte("at least once"), nil }
+func (funcWriter[T]) Detach() error                     { return nil }
+
 // Collection gathers a stream's records in memory, for tests and small
 // results. Records become visible when the job commits.
 type Collection[T any] struct {
 	mu    sync.Mutex
 	parts [][]T // each commit's records; a reverted commit's is nil
+	// latest is each instance's latest writer, whose records a reopen
+	// after a recovery takes up to the checkpoint's count.
+	latest map[int]*collectWriter[T]
 }
 
 // Collect adds a sink that gathers s into the returned Collection.
@@ -333,8 +429,30 @@ func (c *Collection[T]) Values() []T {
 }
 
 // Open implements Sink.
-func (c *Collection[T]) Open(context.Context, Instance) (Writer[T], error) {
-	return &collectWriter[T]{c: c, part: -1}, nil
+func (c *Collection[T]) Open(_ context.Context, inst Instance) (Writer[T], error) {
+	w := &collectWriter[T]{c: c, part: -1}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.latest == nil {
+		c.latest = map[int]*collectWriter[T]{}
+	}
+	c.latest[inst.Index] = w
+	return w, nil
+}
+
+// Reopen implements Reopener: the instance's records up to the
+// checkpoint's count are kept, those after it dropped.
+func (c *Collection[T]) Reopen(ctx context.Context, inst Instance, state []byte) (Writer[T], error) {
+	n, err := strconv.Atoi(string(state))
+	c.mu.Lock()
+	old := c.latest[inst.Index]
+	c.mu.Unlock()
+	if err != nil || old == nil || n > len(old.buf) {
+		return nil, fmt.Errorf("stages: collect %s: cannot reopen at %q: the collection does not hold those records", inst, state)
+	}
+	w, _ := c.Open(ctx, inst)
+	w.(*collectWriter[T]).buf = slices.Clone(old.buf[:n])
+	return w, nil
 }
 
 type collectWriter[T any] struct {
@@ -354,6 +472,9 @@ func (w *collectWriter[T]) Commit() error {
 	return nil
 }
 func (w *collectWriter[T]) Abort() error { w.buf = nil; return nil }
+
+func (w *collectWriter[T]) Checkpoint(uint64) ([]byte, error) { return strconv.AppendInt(nil, int64(len(w.buf)), 10), nil }
+func (w *collectWriter[T]) Detach() error                     { return nil }
 
 // Revert takes the committed records back out of the collection.
 func (w *collectWriter[T]) Revert() error {

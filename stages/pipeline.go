@@ -112,7 +112,7 @@ func (p *Pipeline) BeginRun() error {
 // failed job. A connector's own sentinel can wrap it:
 //
 //	var ErrConfig = fmt.Errorf("myconn: %w", stages.ErrConfig)
-var ErrConfig = errors.New("invalid configuration")
+var ErrConfig = plan.ErrConfig
 
 // ErrBuild is wrapped by every graph-building mistake.
 var ErrBuild = errors.New("stages: invalid pipeline")

@@ -1,0 +1,342 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/clock"
+	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Recovery: a failure that ends an attempt (restarts of an instance
+// exhausted, an instance killed, a source's, a sink's or a checkpoint's
+// error) rolls the whole job back to its latest complete checkpoint, as
+// Flink's full restart does: every task is made anew, restores its key
+// groups, its watermarks, its source position and its sink's output as the
+// checkpoint has them, and the data in flight at the failure is dropped.
+// Sinks that can roll back (plan.SinkCheckpointer) reopen at what they had
+// written at the checkpoint, so the job's output is that of a run without
+// the failure.
+
+// RecoveryStat describes one recovery.
+type RecoveryStat struct {
+	// Attempt is the attempt that started (2 for the first recovery).
+	Attempt uint64
+	// Cause is the failure that ended the attempt before it.
+	Cause string
+	// Checkpoint is the checkpoint restored; 0: none had completed, and
+	// the job started again from the beginning. Skipped says which newer
+	// ones were passed over, and why.
+	Checkpoint uint64
+	Skipped    []string
+	// Failed is when the failure ended the attempt; Restored how long from
+	// then until the new attempt's sources read their first record (0:
+	// they read none).
+	Failed   time.Time
+	Restored time.Duration
+}
+
+// recovery is the Execution's record of its recoveries.
+type recovery struct {
+	mu       sync.Mutex
+	failures []time.Time // counted against the policy
+	stats    []RecoveryStat
+	waiting  bool // the latest recovery waits for its first record
+}
+
+// KilledError is the cause of an attempt that chaos ended by killing an
+// instance (ChaosConfig).
+type KilledError struct {
+	Instance plan.Instance
+	Kill     int // 1, 2, …
+}
+
+func (e *KilledError) Error() string {
+	return fmt.Sprintf("chaos: kill %d: %s was killed", e.Kill, e.Instance)
+}
+
+// recoverable reports whether the job may recover from err.
+func (x *Execution) recoverable(err error) bool {
+	c := x.cfg.Checkpoints
+	if c == nil || c.NoRecovery || x.ctx.Err() != nil {
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, plan.ErrConfig)
+}
+
+// recover rolls the job back after attempt at ended with an error, and
+// starts the next attempt; its error ends the job.
+func (x *Execution) recover(at *attempt) error {
+	cause := at.err
+	pol := x.cfg.Checkpoints.recovery()
+	for _, v := range x.phys.Vertices {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.Reopen == nil {
+			return fmt.Errorf("%w (the job cannot recover: sink %s (%s) cannot roll its output back to a checkpoint)", cause, tail, tail.Loc)
+		}
+	}
+	now := x.cfg.Clock.Now()
+	var backoff time.Duration
+	var killed *KilledError
+	if !errors.As(cause, &killed) { // chaos's kills are not held against the policy
+		x.rec.mu.Lock()
+		recent := slices.DeleteFunc(x.rec.failures, func(t time.Time) bool { return now.Sub(t) >= pol.Window })
+		x.rec.failures = append(recent, now)
+		n := len(x.rec.failures)
+		x.rec.mu.Unlock()
+		if n > pol.MaxRestarts {
+			return fmt.Errorf("%w (the job failed %d times within %v: giving up)", cause, n, pol.Window)
+		}
+		backoff = pol.backoff(n)
+	}
+	x.cfg.Logger.Warn("job failed: recovering from the latest checkpoint", "attempt", at.epoch, "err", cause, "backoff", backoff)
+	// Let go of the failed attempt's readers and writers; what the
+	// writers made durable stays for the checkpoint's reopen.
+	var errs []error
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			h.task.CloseReaders()
+			if c, ok := h.task.Writer().(plan.SinkCheckpointer); ok {
+				if err := c.Detach(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", h.inst, err))
+				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
+	if err := x.sleep(backoff); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
+	dir := checkpoints.New(x.cfg.Checkpoints.Store)
+	r, skipped, err := dir.Latest(x.ctx)
+	if err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
+	st := RecoveryStat{Attempt: at.epoch + 1, Cause: cause.Error(), Failed: at.endedAt}
+	for _, s := range skipped {
+		st.Skipped = append(st.Skipped, s.String())
+		x.cfg.Logger.Warn("recovery skipped a checkpoint", "checkpoint", s.ID, "reason", s.Reason)
+	}
+	if r != nil {
+		st.Checkpoint = r.ID
+	}
+	x.cfg.Logger.Warn("recovering", "attempt", st.Attempt, "checkpoint", st.Checkpoint)
+	x.attMu.Lock()
+	x.att = newAttempt(at.epoch + 1)
+	x.attMu.Unlock()
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			h.newTask()
+			if r == nil {
+				continue
+			}
+			if err := h.task.Restore(restoredFor(r, h)); err != nil {
+				return fmt.Errorf("%w (recovering from checkpoint %d: %w)", cause, r.ID, err)
+			}
+		}
+	}
+	x.rec.mu.Lock()
+	x.rec.stats = append(x.rec.stats, st)
+	x.rec.waiting = true
+	x.rec.mu.Unlock()
+	if x.chaos != nil {
+		x.chaos.attemptStarted()
+	}
+	if err := x.launch(); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
+	return nil
+}
+
+// sleep waits d on the job's clock; the simulator, which owns its manual
+// clock, moves it on instead.
+func (x *Execution) sleep(d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	if _, ok := x.cfg.executor().(Sim); ok {
+		if m, ok := x.cfg.Clock.(*clock.Manual); ok {
+			m.Advance(d)
+			return nil
+		}
+	}
+	done := make(chan struct{})
+	t := x.cfg.Clock.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-x.ctx.Done():
+		return x.ctx.Err()
+	}
+}
+
+// restoredFor picks host h's part of checkpoint r: its instance's pieces
+// and the chunks of its chain's keyed stages that cover its key groups.
+func restoredFor(r *checkpoints.Restored, h *host) core.Restored {
+	rs := core.Restored{Checkpoint: r.ID, Keyed: map[string][][]byte{}}
+	head, tail := core.StageID(h.v.Head()), core.StageID(h.v.Tail())
+	for _, s := range r.States {
+		if s.Instance != h.inst.Index {
+			continue
+		}
+		switch {
+		case s.Kind == core.SnapSource.String() && s.Stage == head:
+			rs.Source = s.Data
+		case s.Kind == core.SnapTime.String() && s.Stage == head:
+			rs.Time = s.Data
+		case s.Kind == core.SnapSink.String() && s.Stage == tail:
+			rs.Sink = s.Data
+		}
+	}
+	n, most, i := h.inst.Parallelism, h.inst.MaxParallelism, h.inst.Index
+	start, end := (i*most+n-1)/n, ((i+1)*most+n-1)/n
+	for _, c := range r.Chunks {
+		if c.Last < start || c.First >= end {
+			continue
+		}
+		for _, node := range h.v.Chain {
+			if core.StageID(node) == c.Stage {
+				rs.Keyed[c.Stage] = append(rs.Keyed[c.Stage], r.Data(c))
+			}
+		}
+	}
+	return rs
+}
+
+// recoveries returns the job's recoveries so far.
+func (x *Execution) recoveries() []RecoveryStat {
+	x.rec.mu.Lock()
+	defer x.rec.mu.Unlock()
+	return slices.Clone(x.rec.stats)
+}
+
+// progressed notes that the sources read n more records: the first after a
+// recovery ends its restore time, and chaos kills at its chosen counts.
+func (x *Execution) progressed(n int64) {
+	if n <= 0 {
+		return
+	}
+	x.rec.mu.Lock()
+	if x.rec.waiting {
+		x.rec.waiting = false
+		st := &x.rec.stats[len(x.rec.stats)-1]
+		st.Restored = x.cfg.Clock.Now().Sub(st.Failed)
+	}
+	x.rec.mu.Unlock()
+	if x.chaos != nil {
+		x.chaos.progressed(n)
+	}
+}
+
+// ChaosConfig kills instances of a running job, to test its recovery:
+// Kills hard kills, each of an unfinished instance chosen at random, at
+// moments chosen at random over the run, all from Seed. A kill drops the
+// instance's actor with its state (not a panic, which the instance's
+// restart would absorb): the job recovers from its latest checkpoint.
+// Kills are not held against the recovery policy.
+//
+// The moments are counts of records read by the job's sources since it
+// started (replays after a recovery count again), drawn uniformly below
+// the sources' total, so every kill comes before the job can end; a
+// source whose size is unknown counts as a million records.
+type ChaosConfig struct {
+	Kills int
+	Seed  uint64
+}
+
+// Kill is one kill chaos made.
+type Kill struct {
+	N        int
+	Instance plan.Instance
+	// Records is the count of records read at which it came; At when.
+	Records int64
+	At      time.Time
+}
+
+type chaos struct {
+	x   *Execution
+	rng *rand.Rand // under mu
+
+	read atomic.Int64
+	mu   sync.Mutex
+	at   []int64 // the counts at which to kill, increasing
+	done []Kill
+	// armed is false from a kill until the next attempt starts: one kill
+	// per attempt at most, the one that ends it.
+	armed bool
+}
+
+func newChaos(x *Execution, cfg ChaosConfig) *chaos {
+	total := int64(0)
+	for _, v := range x.phys.Vertices {
+		if v.Head().Kind == plan.KindSource {
+			r := v.Records()
+			if r < 0 {
+				r = 1_000_000
+			}
+			total += r
+		}
+	}
+	c := &chaos{x: x, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)), armed: true} // "kill"
+	for range cfg.Kills {
+		c.at = append(c.at, 1+c.rng.Int64N(max(total-1, 1)))
+	}
+	slices.Sort(c.at)
+	return c
+}
+
+func (c *chaos) attemptStarted() {
+	c.mu.Lock()
+	c.armed = true
+	c.mu.Unlock()
+}
+
+func (c *chaos) progressed(n int64) {
+	read := c.read.Add(n)
+	c.mu.Lock()
+	if !c.armed || len(c.done) == len(c.at) || read < c.at[len(c.done)] {
+		c.mu.Unlock()
+		return
+	}
+	x := c.x
+	var alive []*host
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			if !h.done.Load() {
+				alive = append(alive, h)
+			}
+		}
+	}
+	if len(alive) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	h := alive[c.rng.IntN(len(alive))]
+	k := Kill{N: len(c.done) + 1, Instance: h.inst, Records: read, At: x.cfg.Clock.Now()}
+	c.done = append(c.done, k)
+	c.armed = false
+	c.mu.Unlock()
+	x.cfg.Logger.Warn("chaos: killing an instance", "kill", k.N, "instance", k.Instance.String(), "records", read)
+	x.eng.kill(core.Addr{Vertex: h.vi, Instance: h.inst.Index})
+	x.fail(&KilledError{Instance: h.inst, Kill: k.N})
+}
+
+// kills returns the kills made so far.
+func (c *chaos) kills() []Kill {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.done)
+}
