@@ -473,8 +473,10 @@ func (w *collectWriter[T]) Commit() error {
 }
 func (w *collectWriter[T]) Abort() error { w.buf = nil; return nil }
 
-func (w *collectWriter[T]) Checkpoint(uint64) ([]byte, error) { return strconv.AppendInt(nil, int64(len(w.buf)), 10), nil }
-func (w *collectWriter[T]) Detach() error                     { return nil }
+func (w *collectWriter[T]) Checkpoint(uint64) ([]byte, error) {
+	return strconv.AppendInt(nil, int64(len(w.buf)), 10), nil
+}
+func (w *collectWriter[T]) Detach() error { return nil }
 
 // Revert takes the committed records back out of the collection.
 func (w *collectWriter[T]) Revert() error {
