@@ -34,6 +34,7 @@ type (
 	timerMsg   struct{ kind core.TimerKind }
 	restartMsg struct{ pid *actor.PID }
 	killMsg    struct{ a core.Addr }
+	launchMsg  struct{}
 	deliverMsg struct {
 		to core.Addr
 		m  core.Msg
@@ -75,6 +76,12 @@ func (actorExecutor) start(x *Execution) (engine, error) {
 	}
 	e.job = pid
 	return e, nil
+}
+
+// launch has the job actor spawn and start the instances.
+func (e *actorEngine) launch() error {
+	e.system.Root.Send(e.job, launchMsg{})
+	return nil
 }
 
 // stop stops every actor. If they do not stop (a user function blocked for
@@ -184,8 +191,6 @@ func (e *actorEngine) coordTimer(at int64) {
 
 func (e *actorEngine) spawn(f func()) { go f() }
 
-func (e *actorEngine) launch() {}
-
 func (e *actorEngine) kill(a core.Addr) { e.system.Root.Send(e.job, killMsg{a}) }
 
 // jobActor supervises the instance actors.
@@ -194,13 +199,15 @@ type jobActor struct {
 	byPID    map[*actor.PID]*actorHost
 	failures map[core.Addr][]time.Time
 	self     *actor.PID
+	early    []deliverMsg // delivered before launch
 }
 
 func (j *jobActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		e := j.e
 		j.self = c.Self()
+	case launchMsg:
+		e := j.e
 		j.byPID = map[*actor.PID]*actorHost{}
 		for vi, hs := range e.x.hosts {
 			v := e.x.phys.Vertices[vi]
@@ -226,9 +233,17 @@ func (j *jobActor) Receive(c actor.Context) {
 				c.Send(e.pids[vi][i], startMsg{})
 			}
 		}
+		for _, m := range j.early {
+			c.Send(e.pids[m.to.Vertex][m.to.Instance], m.m)
+		}
+		j.early = nil
 	case restartMsg:
 		c.(actor.Supervisor).RestartChildren(m.pid)
 	case deliverMsg:
+		if j.e.pids == nil { // before the instances are spawned
+			j.early = append(j.early, m)
+			return
+		}
 		c.Send(j.e.pids[m.to.Vertex][m.to.Instance], m.m)
 	case killMsg:
 		c.Stop(j.e.pids[m.a.Vertex][m.a.Instance])

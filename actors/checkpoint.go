@@ -97,6 +97,7 @@ type checkpointing struct {
 	final    map[core.Addr][]core.Snapshot
 	acking   map[core.Addr]int
 	ending   map[core.Addr]bool
+	stopped  bool
 }
 
 // newCheckpointing makes the checkpoints of attempt epoch, numbered after
@@ -170,7 +171,7 @@ func (c *checkpointing) carryOut(now int64) {
 	rd := *c.coord.Ready()
 	c.coord.Advance()
 	x := c.x
-	if rd.Trigger != 0 {
+	if rd.Trigger != 0 && !c.stopped {
 		w := c.dir.Begin(x.phys.Job, rd.Trigger, c.epoch, now/1e6)
 		c.writers[rd.Trigger] = w
 		c.passedBy[rd.Trigger] = map[core.Addr]bool{}
@@ -181,7 +182,7 @@ func (c *checkpointing) carryOut(now int64) {
 			c.eng.deliver(a, core.Msg{Kind: core.Trigger, Checkpoint: rd.Trigger})
 		}
 	}
-	if id := rd.WriteManifest; id != 0 {
+	if id := rd.WriteManifest; id != 0 && c.writers[id] != nil {
 		w := c.writers[id]
 		c.writes.Add(1)
 		c.eng.spawn(func() {
@@ -248,12 +249,12 @@ func (c *checkpointing) passed(a core.Addr, ids []uint64, snaps []core.Snapshot)
 			}
 			writeStates(w, id, snaps)
 			c.acking[a]++
+			c.writes.Add(1) // under mu: stop's Wait comes after, or w is gone
 		}
 		c.mu.Unlock()
-		if w == nil { // abandoned meanwhile
+		if w == nil { // abandoned meanwhile, or the attempt is ending
 			continue
 		}
-		c.writes.Add(1)
 		eng.spawn(func() {
 			defer c.writes.Done()
 			var err error
@@ -327,5 +328,9 @@ func (c *checkpointing) stats() []core.CheckpointStat {
 // and stop waits for the writes.
 func (c *checkpointing) stop() {
 	c.step(core.CoordEvent{Kind: core.CkptStop})
+	c.mu.Lock()
+	c.stopped = true
+	clear(c.writers) // what the stop abandoned is gone; what it writes holds its writer
+	c.mu.Unlock()
 	c.writes.Wait()
 }

@@ -35,6 +35,8 @@ type Execution struct {
 	ended chan struct{}
 	rec   recovery
 	chaos *chaos
+	// ckDone holds the checkpoint statistics of earlier attempts (attMu).
+	ckDone []core.CheckpointStat
 	// last is the attempt that ended the job, stopErr its engine's stop
 	// error; both set before ended is closed.
 	last    *attempt
@@ -70,9 +72,9 @@ type engine interface {
 	coordTimer(at int64)
 	// spawn runs f, which may block on I/O, off the tasks' path.
 	spawn(f func())
-	// launch lets the engine go once the job layer is set up (a
-	// deterministic engine must not start stepping before).
-	launch()
+	// launch lets the engine go once the job layer is set up: no task
+	// is stepped before.
+	launch() error
 	// kill drops task a's actor at once, with what it held (chaos); the
 	// job layer ends the attempt.
 	kill(a core.Addr)
@@ -155,7 +157,12 @@ func (x *Execution) launch() error {
 		if err != nil {
 			return fmt.Errorf("job %q: %w", x.phys.Job, err)
 		}
+		x.attMu.Lock()
+		if x.ck != nil {
+			x.ckDone = append(x.ckDone, x.ck.stats()...)
+		}
 		x.ck = ck
+		x.attMu.Unlock()
 	}
 	eng, err := x.cfg.executor().start(x)
 	if err != nil {
@@ -165,8 +172,7 @@ func (x *Execution) launch() error {
 	if x.ck != nil {
 		x.ck.start(eng)
 	}
-	eng.launch()
-	return nil
+	return eng.launch()
 }
 
 // attempt is one run of the job's tasks, from its start or from a

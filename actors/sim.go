@@ -207,7 +207,7 @@ func (e *simEngine) spawn(f func()) {
 	e.later = append(e.later, f)
 }
 
-func (e *simEngine) launch() { go e.loop() }
+func (e *simEngine) launch() error { go e.loop(); return nil }
 
 // kill needs nothing more: the attempt ends, and the loop returns before
 // it delivers another message.

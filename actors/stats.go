@@ -151,9 +151,12 @@ func (x *Execution) Snapshot() *Result {
 		}
 	}
 	r.HasEventTime = r.EventTime != math.MinInt64
+	x.attMu.Lock()
+	r.Checkpoints = slices.Clone(x.ckDone)
 	if x.ck != nil {
-		r.Checkpoints = x.ck.stats()
+		r.Checkpoints = append(r.Checkpoints, x.ck.stats()...)
 	}
+	x.attMu.Unlock()
 	r.Recoveries, r.Kills = x.recoveries(), x.chaos.kills()
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
