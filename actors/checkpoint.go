@@ -259,7 +259,12 @@ func (c *checkpointing) passed(a core.Addr, ids []uint64, snaps []core.Snapshot)
 			defer c.writes.Done()
 			var err error
 			for _, s := range keyed {
-				if err = w.Chunk(c.x.ctx, s.Stage, s.Start, s.End-1, nil, s.Encode(nil)); err != nil {
+				if s.PerInstance {
+					err = w.ChunkOf(c.x.ctx, s.Stage, s.Instance, s.Start, s.End-1, nil, s.Encode(nil))
+				} else {
+					err = w.Chunk(c.x.ctx, s.Stage, s.Start, s.End-1, nil, s.Encode(nil))
+				}
+				if err != nil {
 					break
 				}
 			}

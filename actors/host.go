@@ -97,7 +97,9 @@ func (h *host) newTask() {
 		}
 		b.recordsIn, b.blocked, b.retries, b.checks = h.recordsIn.Load(), h.blocked.Load(), h.retries.Load(), h.checks.Load()
 	}
-	h.task = core.NewTask(h.x.phys, h.vi, h.inst, h.ccfg, core.TaskConfig{Ctx: h.x.ctx, Budget: cfg.budget(), Linger: cfg.Linger, Poll: cfg.Poll,
+	inst := h.inst
+	inst.Attempt = h.x.attempt().epoch
+	h.task = core.NewTask(h.x.phys, h.vi, inst, h.ccfg, core.TaskConfig{Ctx: h.x.ctx, Budget: cfg.budget(), Linger: cfg.Linger, Poll: cfg.Poll,
 		RetryAttempts: cfg.Retry.Attempts, RetryBackoff: cfg.Retry.backoff, Logger: cfg.Logger, Calls: h,
 		NoHold: cfg.Checkpoints != nil})
 	h.op = h.task.Operator()

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -149,7 +150,7 @@ func (x *Execution) recover(at *attempt) error {
 	x.rec.waiting = true
 	x.rec.mu.Unlock()
 	if x.chaos != nil {
-		x.chaos.attemptStarted()
+		x.chaos.attemptStarted(x.position(r))
 	}
 	if err := x.launch(); err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
@@ -200,8 +201,12 @@ func restoredFor(r *checkpoints.Restored, h *host) core.Restored {
 	}
 	n, most, i := h.inst.Parallelism, h.inst.MaxParallelism, h.inst.Index
 	start, end := (i*most+n-1)/n, ((i+1)*most+n-1)/n
+	// A broadcast input is not routed by key: any instance may hold its
+	// records of any key group, so each restores every chunk (a broadcast
+	// join keeps what is its own).
+	all := slices.Contains(h.inst.Inputs, plan.Broadcast)
 	for _, c := range r.Chunks {
-		if c.Last < start || c.First >= end {
+		if !all && (c.Last < start || c.First >= end) {
 			continue
 		}
 		for _, node := range h.v.Chain {
@@ -211,6 +216,37 @@ func restoredFor(r *checkpoints.Restored, h *host) core.Restored {
 		}
 	}
 	return rs
+}
+
+// position counts the records the sources had read at checkpoint r: the
+// records of the splits they had finished and how far into the others.
+func (x *Execution) position(r *checkpoints.Restored) int64 {
+	if r == nil {
+		return 0
+	}
+	var n int64
+	for _, s := range r.States {
+		if s.Kind != core.SnapSource.String() {
+			continue
+		}
+		var p core.SourcePosition
+		if json.Unmarshal(s.Data, &p) != nil {
+			continue
+		}
+		for _, v := range x.phys.Vertices {
+			if core.StageID(v.Head()) != s.Stage {
+				continue
+			}
+			for _, sp := range p.Splits {
+				if sp.Done && sp.Split < len(v.Splits) {
+					n += max(v.Splits[sp.Split].Records, 0)
+				} else {
+					n += sp.Records
+				}
+			}
+		}
+	}
+	return n
 }
 
 // recoveries returns the job's recoveries so far.
@@ -245,10 +281,11 @@ func (x *Execution) progressed(n int64) {
 // restart would absorb): the job recovers from its latest checkpoint.
 // Kills are not held against the recovery policy.
 //
-// The moments are counts of records read by the job's sources since it
-// started (replays after a recovery count again), drawn uniformly below
-// the sources' total, so every kill comes before the job can end; a
-// source whose size is unknown counts as a million records.
+// The moments are positions in the input: counts of the records the
+// sources have read, from the checkpoint an attempt restored, drawn
+// uniformly below the sources' total, so that every kill comes before the
+// job can end and every attempt moves the job on; a source whose size is
+// unknown counts as a million records.
 type ChaosConfig struct {
 	Kills int
 	Seed  uint64
@@ -258,7 +295,7 @@ type ChaosConfig struct {
 type Kill struct {
 	N        int
 	Instance plan.Instance
-	// Records is the count of records read at which it came; At when.
+	// Records is the position in the input at which it came; At when.
 	Records int64
 	At      time.Time
 }
@@ -295,9 +332,10 @@ func newChaos(x *Execution, cfg ChaosConfig) *chaos {
 	return c
 }
 
-func (c *chaos) attemptStarted() {
+func (c *chaos) attemptStarted(position int64) {
 	c.mu.Lock()
 	c.armed = true
+	c.read.Store(position)
 	c.mu.Unlock()
 }
 

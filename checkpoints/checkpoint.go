@@ -69,9 +69,12 @@ type Chunk struct {
 	Stage string `json:"stage"`
 	First int    `json:"first"`
 	Last  int    `json:"last"`
-	Key   string `json:"key"`
-	Size  int64  `json:"size"`
-	CRC   uint32 `json:"crc32c"`
+	// Instance is the instance that wrote it, where several instances
+	// hold state of the same key groups (ChunkOf); else nil.
+	Instance *int   `json:"instance,omitempty"`
+	Key      string `json:"key"`
+	Size     int64  `json:"size"`
+	CRC      uint32 `json:"crc32c"`
 	// Fingerprints are the codec's schema fingerprints of the chunk's key
 	// and value types, so that a restore into other types is refused.
 	Fingerprints []string `json:"fingerprints,omitempty"`
@@ -104,16 +107,30 @@ func (d *Dir) Begin(job string, id, epoch uint64, time int64) *Writer {
 
 // Chunk writes the state of stage's key groups first..last.
 func (w *Writer) Chunk(ctx context.Context, stage string, first, last int, fingerprints []string, data []byte) error {
+	return w.chunk(ctx, stage, first, last, nil, fingerprints, data)
+}
+
+// ChunkOf writes instance's state of stage's key groups first..last, where
+// other instances hold state of the same key groups (a broadcast join's
+// probe records, which are not routed by key).
+func (w *Writer) ChunkOf(ctx context.Context, stage string, instance, first, last int, fingerprints []string, data []byte) error {
+	return w.chunk(ctx, stage, first, last, &instance, fingerprints, data)
+}
+
+func (w *Writer) chunk(ctx context.Context, stage string, first, last int, instance *int, fingerprints []string, data []byte) error {
 	if first < 0 || last < first {
 		return fmt.Errorf("checkpoints: chunk of %s: key groups %d..%d are not a range", stage, first, last)
 	}
 	key := fmt.Sprintf("%s%s/%d-%d", dirOf(w.m.ID), url.PathEscape(stage), first, last)
+	if instance != nil {
+		key += fmt.Sprintf("@%d", *instance)
+	}
 	if err := w.d.store.Put(ctx, key, data, false); err != nil {
 		return fmt.Errorf("checkpoint %d: writing %s's key groups %d..%d to %s: %w", w.m.ID, stage, first, last, w.d.store, err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.m.Chunks = append(w.m.Chunks, Chunk{Stage: stage, First: first, Last: last, Key: key, Size: int64(len(data)),
+	w.m.Chunks = append(w.m.Chunks, Chunk{Stage: stage, First: first, Last: last, Instance: instance, Key: key, Size: int64(len(data)),
 		CRC: crc32.Checksum(data, castagnoli), Fingerprints: fingerprints})
 	return nil
 }
@@ -145,7 +162,7 @@ func (w *Writer) Commit(ctx context.Context) (*Manifest, error) {
 	w.mu.Unlock()
 	// Deterministic bytes, whatever order the uploaders finished in.
 	slices.SortFunc(m.Chunks, func(a, b Chunk) int {
-		return cmpOr(strings.Compare(a.Stage, b.Stage), a.First-b.First)
+		return cmpOr(strings.Compare(a.Stage, b.Stage), cmpOr(a.First-b.First, strings.Compare(a.Key, b.Key)))
 	})
 	slices.SortFunc(m.States, func(a, b State) int {
 		return cmpOr(cmpOr(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Stage, b.Stage)), a.Instance-b.Instance)

@@ -16,6 +16,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/sluice-data/sluice/plan"
 )
@@ -102,7 +103,10 @@ type Snapshot struct {
 	Stage      string
 	Instance   int
 	Start, End int
-	Encode     func(dst []byte) []byte
+	// PerInstance marks a keyed snapshot whose key groups other instances
+	// snapshot too (a broadcast input's): it is stored per instance.
+	PerInstance bool
+	Encode      func(dst []byte) []byte
 }
 
 // ErrStateLost is returned by Resume when a panic left a stateful node's
@@ -547,9 +551,15 @@ func (o *Operator) passBarrier(it item) error {
 			o.pushFront(it.node, emitted, item{node: it.node + 1, barrier: it.barrier})
 			return nil
 		case plan.Snapshotter:
-			// The instance's key groups, as plan.Route deals them.
+			// The instance's key groups, as plan.Route deals them; an
+			// input that is broadcast is not routed by key, so each
+			// instance may hold records of any key group: it snapshots all.
 			n, max, i := o.inst.Parallelism, o.inst.MaxParallelism, o.inst.Index
 			start, end := (i*max+n-1)/n, ((i+1)*max+n-1)/n
+			all := slices.Contains(o.inst.Inputs, plan.Broadcast)
+			if all {
+				start, end = 0, max
+			}
 			if start == end { // more instances than key groups: none is this one's
 				break
 			}
@@ -558,7 +568,7 @@ func (o *Operator) passBarrier(it item) error {
 				return fmt.Errorf("%s: %s: checkpoint %d: %w", o.inst, o.v.Chain[it.node], it.barrier, err)
 			}
 			o.ready.Snapshots = append(o.ready.Snapshots, Snapshot{Checkpoint: it.barrier,
-				Stage: StageID(o.v.Chain[it.node]), Start: start, End: end, Encode: enc})
+				Stage: StageID(o.v.Chain[it.node]), Instance: i, PerInstance: all, Start: start, End: end, Encode: enc})
 		}
 		o.queue[0].node++
 		return nil

@@ -1,12 +1,15 @@
 package examples
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -295,6 +298,21 @@ func (s *reportingSink[T]) Open(ctx context.Context, inst stages.Instance) (stag
 	return &countingWriter[T]{Writer: w, total: &s.rows}, nil
 }
 
+// Reopen implements stages.Reopener: after a recovery, the writer reopens
+// at the checkpoint with the count it had there.
+func (s *reportingSink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
+	count, inner, ok := bytes.Cut(state, []byte("\n"))
+	n, err := strconv.ParseInt(string(count), 10, 64)
+	if !ok || err != nil {
+		return nil, fmt.Errorf("%s: reopening at a checkpoint: no count in its state", s.what)
+	}
+	w, err := s.FileSink.Reopen(ctx, inst, inner)
+	if err != nil {
+		return nil, err
+	}
+	return &countingWriter[T]{Writer: w, total: &s.rows, n: n}, nil
+}
+
 // CommitJob implements stages.JobCommitter: it writes the output's
 // _SUCCESS manifest, then prints where the output is.
 func (s *reportingSink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
@@ -323,6 +341,28 @@ func (w *countingWriter[T]) Write(xs []T) error {
 		return err
 	}
 	w.n += int64(len(xs))
+	return nil
+}
+
+// Checkpoint implements stages.Checkpointer: the count so far, then the
+// wrapped writer's state.
+func (w *countingWriter[T]) Checkpoint(id uint64) ([]byte, error) {
+	c, ok := w.Writer.(stages.Checkpointer)
+	if !ok {
+		return nil, errors.New("the wrapped writer cannot checkpoint")
+	}
+	inner, err := c.Checkpoint(id)
+	if err != nil {
+		return nil, err
+	}
+	return append(strconv.AppendInt(nil, w.n, 10), append([]byte("\n"), inner...)...), nil
+}
+
+// Detach implements stages.Checkpointer.
+func (w *countingWriter[T]) Detach() error {
+	if c, ok := w.Writer.(stages.Checkpointer); ok {
+		return c.Detach()
+	}
 	return nil
 }
 

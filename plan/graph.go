@@ -55,7 +55,12 @@ func (k EdgeKind) String() string {
 type Instance struct {
 	Job string
 	// Run identifies this run of the job, unique across runs.
-	Run         string
+	Run string
+	// Attempt counts the run's attempts: 1, then one more each time the
+	// job recovers from a checkpoint. What instances share that must start
+	// afresh on a recovery (a broadcast join's table) keys on it; what
+	// lasts the whole run (a sink's transaction) does not.
+	Attempt     uint64
 	Stage       string
 	Index       int
 	Parallelism int

@@ -111,7 +111,7 @@ func joinFunc[K comparable, L, R, O any](left Keyed[K, L], right Keyed[K, R], ki
 		s := &joinState[K, L, R, O]{n: n, kind: kind, f: f, own: state.NewJoin[K, L, R](groups, seed, kind == FullOuter), codecs: codecs,
 			groups: groups, seed: seed, mine: state.InstanceRange(groups.Max, max(1, inst.Parallelism), inst.Index)}
 		if len(inst.Inputs) == 2 && inst.Inputs[1] == plan.Broadcast {
-			v, _ := inst.Shared(fmt.Sprintf("join/%d", n.ID), func() (any, error) {
+			v, _ := inst.Shared(fmt.Sprintf("join/%d/%d", n.ID, inst.Attempt), func() (any, error) {
 				return newSharedTable[K, L, R](max(1, inst.LocalInstances), state.NewJoin[K, L, R](groups, seed, false)), nil
 			})
 			s.shared = v.(*sharedTable[K, L, R])

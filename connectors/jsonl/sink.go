@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,6 +69,28 @@ func (s *sink[T]) shared(inst stages.Instance) (*txnState, error) {
 }
 
 func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
+	return s.open(ctx, inst, nil)
+}
+
+// checkpointState is what a writer had written at a checkpoint: the first
+// Size bytes of its staged file, Records records.
+type checkpointState struct {
+	Staging string `json:"staging"`
+	Size    int64  `json:"size"`
+	Records int64  `json:"records"`
+}
+
+// Reopen implements stages.Reopener: the staged file is cut back to what
+// it held at the checkpoint, and the writer appends from there.
+func (s *sink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
+	var st checkpointState
+	if err := json.Unmarshal(state, &st); err != nil {
+		return nil, fmt.Errorf("jsonl: reopening %s at a checkpoint: %w", s.dir, err)
+	}
+	return s.open(ctx, inst, &st)
+}
+
+func (s *sink[T]) open(ctx context.Context, inst stages.Instance, at *checkpointState) (stages.Writer[T], error) {
 	if s.dir == "" {
 		return nil, ErrNoDir
 	}
@@ -103,15 +126,48 @@ func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer
 	if err := os.MkdirAll(filepath.Dir(staging), 0o755); err != nil {
 		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
 	}
-	f, err := os.OpenFile(staging, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	// A recovered job's writer takes the staged file over: from its start,
+	// or cut back to the checkpoint's size.
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if at != nil {
+		if at.Staging != staging {
+			return nil, fmt.Errorf("jsonl: reopening %s: the checkpoint staged %s, this run stages %s", final, at.Staging, staging)
+		}
+		flags = os.O_WRONLY
+	}
+	f, err := os.OpenFile(staging, flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
 	}
-	bw := bufio.NewWriterSize(f, 256<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &writer[T]{dir: dir, final: final, staging: staging, inst: inst, f: f, bw: bw, enc: enc,
-		txn: txn, alone: inst.Shared == nil}, nil
+	w := &writer[T]{dir: dir, final: final, staging: staging, inst: inst, f: f, txn: txn, alone: inst.Shared == nil}
+	if at != nil {
+		err := f.Truncate(at.Size)
+		if err == nil {
+			_, err = f.Seek(at.Size, io.SeekStart)
+		}
+		if err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("jsonl: reopening %s at %d bytes: %w", staging, at.Size, err)
+		}
+		w.size, w.records = at.Size, at.Records
+	}
+	w.cw = &countWriter{w: f, n: &w.size}
+	w.bw = bufio.NewWriterSize(w.cw, 256<<10)
+	w.enc = json.NewEncoder(w.bw)
+	w.enc.SetEscapeHTML(false)
+	return w, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // CommitJob implements stages.JobCommitter: it switches the manifest to
@@ -180,6 +236,8 @@ type writer[T any] struct {
 	dir, final, staging string
 	inst                stages.Instance
 	f                   *os.File
+	cw                  *countWriter
+	size                int64 // bytes written to the staged file
 	bw                  *bufio.Writer
 	enc                 *json.Encoder
 	records             int64
@@ -244,6 +302,37 @@ func (w *writer[T]) Prepare() error {
 		return w.errorf("preparing", err)
 	}
 	w.state = sinkstate.Prepared
+	return nil
+}
+
+// Checkpoint implements stages.Checkpointer: the staged file is flushed
+// and synced, and its size is the checkpoint's.
+func (w *writer[T]) Checkpoint(uint64) ([]byte, error) {
+	switch w.state {
+	case sinkstate.Writing:
+		if err := w.bw.Flush(); err != nil {
+			w.state = sinkstate.Failed
+			return nil, w.errorf("checkpointing", err)
+		}
+		if err := w.f.Sync(); err != nil {
+			w.state = sinkstate.Failed
+			return nil, w.errorf("checkpointing", err)
+		}
+	case sinkstate.Prepared: // closed and synced
+	default:
+		return nil, w.outOfOrder("checkpointing")
+	}
+	return json.Marshal(checkpointState{Staging: w.staging, Size: w.size, Records: w.records})
+}
+
+// Detach implements stages.Checkpointer: the staged file is closed as it
+// is, for Reopen to cut back.
+func (w *writer[T]) Detach() error {
+	if w.f != nil {
+		_ = w.f.Close() // what counts was synced at the checkpoint
+		w.f = nil
+	}
+	w.state = sinkstate.Aborted // nothing more from this writer
 	return nil
 }
 

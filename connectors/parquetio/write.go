@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -154,6 +155,9 @@ type commitState struct {
 	opened bool
 	txn    *commit.Txn
 	err    error
+	// writers holds the instances that have opened a writer: one that
+	// opens again is a recovered job's, which takes its staging over.
+	writers map[int]bool
 }
 
 func newRunID() string {
@@ -209,6 +213,36 @@ func (s *FileSink[T]) shared(inst stages.Instance, run string) (*commitState, er
 // Open implements stages.Sink. The first instance to open takes the
 // output's lease and checks it against the mode.
 func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
+	return s.open(ctx, inst, nil)
+}
+
+// checkpointState is what a writer had written at a checkpoint: its
+// closed files in staging, and the next file's sequence number.
+type checkpointState struct {
+	Seq     int            `json:"seq"`
+	Records int64          `json:"records"`
+	Staged  []stagedRecord `json:"staged"`
+}
+
+type stagedRecord struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Rel   string `json:"rel"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes"`
+}
+
+// Reopen implements stages.Reopener: the writer takes over the files the
+// checkpoint had staged and deletes the ones staged after it.
+func (s *FileSink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
+	var st checkpointState
+	if err := json.Unmarshal(state, &st); err != nil {
+		return nil, fmt.Errorf("parquetio: reopening %s at a checkpoint: %w", s.url, err)
+	}
+	return s.open(ctx, inst, &st)
+}
+
+func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkpointState) (stages.Writer[T], error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -235,6 +269,11 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 		}
 	}
 	txn, err := state.txn, state.err
+	again := state.writers[inst.Index]
+	if state.writers == nil {
+		state.writers = map[int]bool{}
+	}
+	state.writers[inst.Index] = true
 	state.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -246,7 +285,73 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 		run:     run, state: state, open: map[string]*partFile[T]{}, groups: map[string]*group[T]{},
 		ext: codecExt(s.cfg.codec),
 	}
+	if at != nil {
+		w.seq, w.records = at.Seq, at.Records
+		for _, f := range at.Staged {
+			w.staged = append(w.staged, stagedFile{from: f.From, to: f.To, rel: f.Rel, rows: f.Rows, bytes: f.Bytes})
+		}
+	}
+	if again || at != nil {
+		// What the failed attempt staged after the checkpoint goes.
+		if err := w.removeStrays(ctx, w.staging); err != nil {
+			return nil, fmt.Errorf("parquetio: reopening %s: %w", s.url, err)
+		}
+	}
 	return w, nil
+}
+
+// removeStrays deletes the files below dir that the writer has not staged.
+func (w *writer[T]) removeStrays(ctx context.Context, dir string) error {
+	if _, _, exists, err := w.st.stat(ctx, dir); err != nil || !exists {
+		return err
+	}
+	files, dirs, err := w.st.list(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		p := w.st.join(dir, f.name)
+		if !slices.ContainsFunc(w.staged, func(s stagedFile) bool { return s.from == p }) {
+			if err := w.st.remove(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := w.removeStrays(ctx, w.st.join(dir, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Checkpoint implements stages.Checkpointer: every open file is closed
+// into staging (Flink's rolling of bulk formats on checkpoints), and the
+// staged files are the checkpoint's.
+func (w *writer[T]) Checkpoint(uint64) ([]byte, error) {
+	if w.failed != nil {
+		return nil, w.failed
+	}
+	if err := w.closeAll(); err != nil {
+		return nil, err
+	}
+	st := checkpointState{Seq: w.seq, Records: w.records}
+	for _, f := range w.staged {
+		st.Staged = append(st.Staged, stagedRecord{From: f.from, To: f.to, Rel: f.rel, Rows: f.rows, Bytes: f.bytes})
+	}
+	return json.Marshal(st)
+}
+
+// Detach implements stages.Checkpointer: open files are dropped, staged
+// ones left for Reopen.
+func (w *writer[T]) Detach() error {
+	for _, f := range w.open {
+		f.fw.Abort()
+	}
+	clear(w.open)
+	w.staged = nil
+	w.failed = errors.New("parquetio: the writer was detached")
+	return nil
 }
 
 // fileSafe makes a run ID usable in a file name.
@@ -486,10 +591,15 @@ func (w *writer[T]) closeFile(f *partFile[T]) error {
 
 // Prepare implements stages.Writer: it closes every file, making it
 // durable in staging.
-func (w *writer[T]) Prepare() (err error) {
+func (w *writer[T]) Prepare() error {
 	if w.failed != nil {
 		return w.failed
 	}
+	return w.closeAll()
+}
+
+// closeAll closes every open file, making it durable in staging.
+func (w *writer[T]) closeAll() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("parquetio: writing %s: parquet-go panicked: %v", w.s.url, p)
