@@ -224,7 +224,7 @@ func restoreRoundTrip(t *testing.T, seed uint64, phys *plan.Physical, r *checkpo
 		var par int
 		for _, v := range phys.Vertices {
 			for _, n := range v.Chain {
-				if n.StableID == ch.Stage || (n.StableID == "" && n.String() == ch.Stage) {
+				if core.StageID(n) == ch.Stage {
 					node, par = n, v.Parallelism
 				}
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +13,15 @@ import (
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/clock"
 	"github.com/sluice-data/sluice/stages"
+	"github.com/sluice-data/sluice/window"
 )
 
-var recoverSeeds = flag.Int("recover.seeds", 30, "TestRecoveryOnSim: how many seeds to run")
+var (
+	recoverSeeds = flag.Int("recover.seeds", 30, "TestRecoveryOnSim, TestRecoveryOnSimWindows: how many seeds to run (CI runs 1000)")
+	recoverSeed  = flag.Uint64("recover.seed", 0, "TestRecoveryOnSimWindows: run only this seed (to replay a failure)")
+)
 
 // TestRecoveryOnSim: under the simulator, chaos kills instances at seeded
 // moments of a job that checkpoints; every kill rolls the job back to its
@@ -98,4 +105,100 @@ func TestRecoveryOnActors(t *testing.T) {
 		}
 		t.Logf("seed %d: %d recoveries, %d from a checkpoint; %d checkpoints completed of %d; %v", seed, len(res.Recoveries), from, done, len(res.Checkpoints), res.Elapsed)
 	}
+}
+
+// TestRecoveryOnSimWindows: a windowed job with late records, under the
+// simulator, with instances killed at seeded moments and the checkpoint
+// store failing puts, tearing them and slowing them (in virtual time):
+// under every seed the output (panes and late records) equals the run's
+// without faults. The first seeds run twice and must trace alike. CI runs
+// 1000 seeds (-recover.seeds).
+func TestRecoveryOnSimWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var clicks []click
+	for i := range 4_000 {
+		ms := int64(i)*20 - r.Int64N(5000) // up to 5 s early
+		if i%250 == 125 && i > 500 {
+			ms -= 3_600_000 // an hour late
+		}
+		clicks = append(clicks, click{User: r.Int64N(20), Ms: ms})
+	}
+	run := func(cfg actors.Config) (string, *sluice.Result) {
+		t.Helper()
+		p := stages.NewPipeline("windows")
+		src := stages.EventTime(stages.FromSlice(p, clicks, stages.Parallelism(1)), func(c click) time.Time { return time.UnixMilli(c.Ms) },
+			stages.MaxDelay(5*time.Second))
+		counts, late := stages.WindowAggregateLate(stages.KeyBy(src, func(c click) int64 { return c.User }),
+			window.Fixed(10*time.Second), stages.Count[click](), stages.Parallelism(3))
+		got, lateOut := stages.Collect(counts), stages.Collect(late)
+		res, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+		if err != nil {
+			t.Fatalf("seed %d (-recover.seed=%d): %v", cfg.Seed, cfg.Seed, err)
+		}
+		var lines []string
+		for _, w := range got.Values() {
+			lines = append(lines, fmt.Sprintf("%+v", w))
+		}
+		for _, l := range lateOut.Values() {
+			lines = append(lines, fmt.Sprintf("late %+v", l))
+		}
+		slices.Sort(lines)
+		return strings.Join(lines, "\n"), res
+	}
+	base := actors.DefaultConfig()
+	base.BatchRecords = 32
+	base.Executor = actors.Sim{}
+	want, _ := run(base)
+	if !strings.Contains(want, "late") {
+		t.Fatal("no late record in the clean run")
+	}
+	seeds, first := uint64(*recoverSeeds), uint64(1)
+	if *recoverSeed != 0 {
+		seeds, first = 1, *recoverSeed
+	}
+	var kills, restored, faults int
+	for seed := first; seed < first+seeds; seed++ {
+		var traces []string
+		runs := 1
+		if seed < first+10 {
+			runs = 2 // and replays identically
+		}
+		for range runs {
+			var tr strings.Builder
+			clk := clock.NewManual(actors.SimEpoch)
+			cfg := base
+			cfg.Seed = seed
+			cfg.Clock = clk
+			cfg.Executor = actors.Sim{Trace: &tr, StepTime: time.Microsecond}
+			store := &checkpoints.Faulty{Store: checkpoints.NewMem(),
+				Inject: checkpoints.Random(seed, 0.05, []checkpoints.Op{checkpoints.OpPut},
+					[]checkpoints.Fault{checkpoints.FailBefore, checkpoints.FailAfter, checkpoints.Torn, checkpoints.Slow}),
+				Delay: func(context.Context) error { clk.Advance(50 * time.Microsecond); return nil }}
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 40 * time.Microsecond, Timeout: time.Second, TolerableFailures: 2,
+				Recovery: actors.RestartPolicy{MaxRestarts: 100, Window: time.Hour, Backoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond}}
+			cfg.Chaos = &actors.ChaosConfig{Kills: 3, Seed: seed}
+			got, res := run(cfg)
+			if got != want {
+				t.Fatalf("seed %d (replay: go test ./actors -run TestRecoveryOnSimWindows -recover.seed=%d): the output after %d kills and %v differs from the clean run's:\n%s",
+					seed, seed, len(res.Kills), store.Injected(), firstDiff(want, got))
+			}
+			if len(res.Kills) != 3 {
+				t.Fatalf("seed %d: %d kills, want 3", seed, len(res.Kills))
+			}
+			kills += len(res.Kills)
+			for _, r := range res.Recoveries {
+				if r.Checkpoint != 0 {
+					restored++
+				}
+			}
+			for _, n := range store.Injected() {
+				faults += n
+			}
+			traces = append(traces, tr.String())
+		}
+		if len(traces) == 2 && traces[0] != traces[1] {
+			t.Fatalf("seed %d: two runs traced differently:\n%s", seed, firstDiff(traces[0], traces[1]))
+		}
+	}
+	t.Logf("%d seeds: %d kills, %d store faults, %d recoveries from a checkpoint; output equal to the clean run's", seeds, kills, faults, restored)
 }

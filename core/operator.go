@@ -584,12 +584,15 @@ func (o *Operator) passBarrier(it item) error {
 	return nil
 }
 
-// StageID names node n's state in checkpoints: its stable ID, else its name.
+// StageID names node n's state in checkpoints: its stable ID (stages.ID),
+// else its name and its place in the graph, which tell apart two stages of
+// one name (two collects) and stay the same when the same program builds
+// the graph again.
 func StageID(n *plan.Node) string {
 	if n.StableID != "" {
 		return n.StableID
 	}
-	return n.String()
+	return fmt.Sprintf("%s#%d", n, n.ID)
 }
 
 // Finished reports whether all input has ended and been emitted.
