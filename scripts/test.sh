@@ -123,6 +123,16 @@ go test -race -count=1 -timeout 15m ./...
 log "the bundled jobs on the simulator under 200 seeds (actors.Sim)"
 go test -count=1 -run TestExecutorsAgree ./examples -sim.seeds=200
 
+# Recovery (the checkpoint issue): on the simulator, 1000 seeds each of a
+# keyed sum and of a windowed job with late records, with instances killed
+# at seeded moments and (the windowed one) the checkpoint store failing,
+# tearing and slowing puts (about 35 s); on actors, W1 and W3 with 10 kills
+# under each of 20 seeds, checkpoints every 100 ms and every 5 ms (about
+# 30 s). Every output must equal the clean run's.
+log "recovery: 1000 seeds of kills and store faults on the simulator; W1 and W3 on actors under 20 seeds of 10 kills"
+go test -count=1 -run 'TestRecoveryOnSim' ./actors -recover.seeds=1000
+go test -count=1 -run TestChaos ./examples -chaos.seeds=20
+
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
 # checksums of DuckDB's outputs computed in the same run (tools/peers, an
