@@ -172,7 +172,7 @@ func (c *checkpointing) carryOut(now int64) {
 	c.coord.Advance()
 	x := c.x
 	if rd.Trigger != 0 && !c.stopped {
-		w := c.dir.Begin(x.phys.Job, rd.Trigger, c.epoch, now/1e6)
+		w := c.dir.Begin(x.phys.Job, x.run, x.exec, rd.Trigger, c.epoch, now/1e6)
 		c.writers[rd.Trigger] = w
 		c.passedBy[rd.Trigger] = map[core.Addr]bool{}
 		for _, snaps := range c.final {

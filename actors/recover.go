@@ -118,7 +118,7 @@ func (x *Execution) recover(at *attempt) error {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
 	dir := checkpoints.New(x.cfg.Checkpoints.Store)
-	r, skipped, err := dir.Latest(x.ctx)
+	r, skipped, err := dir.LatestOf(x.ctx, x.exec)
 	if err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
@@ -284,8 +284,8 @@ func (x *Execution) progressed(n int64) {
 // The moments are positions in the input: counts of the records the
 // sources have read, from the checkpoint an attempt restored, drawn
 // uniformly below the sources' total, so that every kill comes before the
-// job can end and every attempt moves the job on; a source whose size is
-// unknown counts as a million records.
+// job can end and every attempt moves the job on; a split whose size is
+// unknown counts as four batches.
 type ChaosConfig struct {
 	Kills int
 	Seed  uint64
@@ -316,12 +316,15 @@ type chaos struct {
 func newChaos(x *Execution, cfg ChaosConfig) *chaos {
 	total := int64(0)
 	for _, v := range x.phys.Vertices {
-		if v.Head().Kind == plan.KindSource {
-			r := v.Records()
-			if r < 0 {
-				r = 1_000_000
+		if v.Head().Kind != plan.KindSource {
+			continue
+		}
+		for _, s := range v.Splits {
+			if s.Records >= 0 {
+				total += s.Records
+			} else {
+				total += 4 * int64(x.cfg.BatchRecords) // unknown: kills come early
 			}
-			total += r
 		}
 	}
 	c := &chaos{x: x, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)), armed: true} // "kill"

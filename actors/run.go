@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -47,6 +48,7 @@ type Execution struct {
 
 	result *Result
 	run    string
+	exec   string // this execution of the run, unique: its checkpoints are its own
 	ck     *checkpointing // nil: checkpoints are off
 }
 
@@ -92,7 +94,7 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		return nil, err
 	}
 	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), att: newAttempt(1),
-		ended: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed)}
+		ended: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed), exec: execID()}
 	if cfg.Chaos != nil {
 		x.chaos = newChaos(x, *cfg.Chaos)
 	}
@@ -381,6 +383,13 @@ func runID(job string, seed uint64) string {
 	h.Write(b[:])
 	h.Write([]byte(job))
 	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// execID returns a random identifier of an execution.
+func execID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // panicError turns a panic value into an error.

@@ -39,6 +39,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Manifest struct {
 	Version int    `json:"version"`
 	Job     string `json:"job"`
+	// Run is the run of the job that took it (its ID names the run's
+	// output files), Execution the process's execution of it: a job
+	// recovers only from its own execution's checkpoints.
+	Run       string `json:"run,omitempty"`
+	Execution string `json:"execution,omitempty"`
 	// ID numbers the job's checkpoints, increasing.
 	ID uint64 `json:"id"`
 	// Epoch is the attempt of the job that took it: a writer of an older
@@ -99,10 +104,10 @@ type Writer struct {
 	m  Manifest
 }
 
-// Begin starts checkpoint id of job, taken by attempt epoch at time (unix
-// ms on the job's clock).
-func (d *Dir) Begin(job string, id, epoch uint64, time int64) *Writer {
-	return &Writer{d: d, m: Manifest{Version: Version, Job: job, ID: id, Epoch: epoch, Time: time}}
+// Begin starts checkpoint id of execution exec of run of job, taken by
+// attempt epoch at time (unix ms on the job's clock).
+func (d *Dir) Begin(job, run, exec string, id, epoch uint64, time int64) *Writer {
+	return &Writer{d: d, m: Manifest{Version: Version, Job: job, Run: run, Execution: exec, ID: id, Epoch: epoch, Time: time}}
 }
 
 // Chunk writes the state of stage's key groups first..last.
@@ -245,6 +250,22 @@ func (r *Restored) Data(c Chunk) []byte { return r.data[c.Key] }
 // ones it skipped and why (no manifest: torn; a manifest or a chunk that
 // does not check out). It returns nil and no error when there is none.
 func (d *Dir) Latest(ctx context.Context) (*Restored, []Skipped, error) {
+	return d.latest(ctx, func(*Manifest) string { return "" })
+}
+
+// LatestOf is Latest among the checkpoints of one execution: a job that
+// recovers does so from its own, never from another run's left in the
+// same store (restoring another's is a choice of the user's).
+func (d *Dir) LatestOf(ctx context.Context, exec string) (*Restored, []Skipped, error) {
+	return d.latest(ctx, func(m *Manifest) string {
+		if m.Execution != exec {
+			return fmt.Sprintf("it is of job %q run %q, execution %q: not this one", m.Job, m.Run, m.Execution)
+		}
+		return ""
+	})
+}
+
+func (d *Dir) latest(ctx context.Context, foreign func(*Manifest) string) (*Restored, []Skipped, error) {
 	ids, keys, err := d.ids(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -258,6 +279,9 @@ func (d *Dir) Latest(ctx context.Context) (*Restored, []Skipped, error) {
 		r, reason, err := d.read(ctx, id)
 		if err != nil {
 			return nil, skipped, err
+		}
+		if reason == "" {
+			reason = foreign(r.Manifest)
 		}
 		if reason != "" {
 			skipped = append(skipped, Skipped{id, reason})

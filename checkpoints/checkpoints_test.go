@@ -49,7 +49,7 @@ func chunkData(id uint64, stage string, first int) []byte {
 func write(t *testing.T, d *checkpoints.Dir, id uint64, commit bool) error {
 	t.Helper()
 	ctx := context.Background()
-	w := d.Begin("job", id, 1, int64(id)*1000)
+	w := d.Begin("job", "run", "exec", id, 1, int64(id)*1000)
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	for i, c := range []struct {
@@ -217,7 +217,7 @@ func TestCommitIsExclusive(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					w := d.Begin("job", id, uint64(i), 0)
+					w := d.Begin("job", "run", "exec", id, uint64(i), 0)
 					_, errs[i] = w.Commit(context.Background())
 				}()
 			}
@@ -303,7 +303,7 @@ func faults(seed uint64) error {
 	var committed uint64 // the newest checkpoint whose Commit returned nil
 	tried := map[uint64]bool{}
 	for id := uint64(1); id <= 25; id++ {
-		w := fd.Begin("job", id, 1, int64(id)*1000)
+		w := fd.Begin("job", "run", "exec", id, 1, int64(id)*1000)
 		failed := false
 		for _, c := range []struct {
 			stage string

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/sluice-data/sluice/stages"
@@ -91,14 +94,63 @@ var output = func() io.Writer { return os.Stdout }
 type printer[T any] func(w io.Writer, x T)
 
 // Open implements stages.Sink.
-func (p printer[T]) Open(context.Context, stages.Instance) (stages.Writer[T], error) {
-	return &printWriter[T]{print: p}, nil
+func (p printer[T]) Open(_ context.Context, inst stages.Instance) (stages.Writer[T], error) {
+	w := &printWriter[T]{print: p}
+	if latest := printWriters[T](inst); latest != nil {
+		latest.mu.Lock()
+		latest.m[inst.Index] = w
+		latest.mu.Unlock()
+	}
+	return w, nil
+}
+
+// Reopen implements stages.Reopener: after a recovery the instance's
+// writer keeps the records it had buffered at the checkpoint.
+func (p printer[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
+	n, err := strconv.Atoi(string(state))
+	latest := printWriters[T](inst)
+	if err != nil || latest == nil {
+		return nil, fmt.Errorf("printer %s: cannot reopen at %q", inst, state)
+	}
+	latest.mu.Lock()
+	old := latest.m[inst.Index]
+	latest.mu.Unlock()
+	if old == nil || n > len(old.buf) {
+		return nil, fmt.Errorf("printer %s: cannot reopen at %d records: it does not hold them", inst, n)
+	}
+	w, _ := p.Open(ctx, inst)
+	w.(*printWriter[T]).buf = slices.Clone(old.buf[:n])
+	return w, nil
+}
+
+// latestWriters holds each instance's latest writer of a printer, in the
+// process.
+type latestWriters[T any] struct {
+	mu sync.Mutex
+	m  map[int]*printWriter[T]
+}
+
+func printWriters[T any](inst stages.Instance) *latestWriters[T] {
+	if inst.Shared == nil {
+		return nil
+	}
+	v, _ := inst.Shared("examples.printer "+inst.Stage, func() (any, error) {
+		return &latestWriters[T]{m: map[int]*printWriter[T]{}}, nil
+	})
+	return v.(*latestWriters[T])
 }
 
 type printWriter[T any] struct {
 	print printer[T]
 	buf   []T
 }
+
+// Checkpoint and Detach implement stages.Checkpointer: the records so far
+// stay buffered.
+func (w *printWriter[T]) Checkpoint(uint64) ([]byte, error) {
+	return strconv.AppendInt(nil, int64(len(w.buf)), 10), nil
+}
+func (w *printWriter[T]) Detach() error { return nil }
 
 func (w *printWriter[T]) Write(xs []T) error { w.buf = append(w.buf, xs...); return nil }
 func (w *printWriter[T]) Prepare() error     { return nil }
