@@ -48,7 +48,7 @@ type Execution struct {
 
 	result *Result
 	run    string
-	exec   string // this execution of the run, unique: its checkpoints are its own
+	exec   string         // this execution of the run, unique: its checkpoints are its own
 	ck     *checkpointing // nil: checkpoints are off
 }
 
