@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/clock"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
@@ -49,6 +51,17 @@ type Options struct {
 	// on one goroutine in an order chosen by the job's seed, on virtual
 	// time: a run is reproducible from its Seed, to replay a failure.
 	Executor actors.Executor
+	// Checkpoints, when set, turns checkpoints on, into the store at this
+	// URL (checkpoints.Open: a directory, file://, s3://, mem://), every
+	// CheckpointEvery (0: every second): a job that fails then recovers
+	// from its latest one (actors.CheckpointConfig; Runtime.Checkpoints,
+	// when set, wins). Off by default: a bounded job that fails runs again
+	// from its start, as fast as it can.
+	Checkpoints     string
+	CheckpointEvery time.Duration
+	// Chaos, when set, kills instances of the running job at seeded
+	// moments (actors.ChaosConfig); it needs checkpoints.
+	Chaos *actors.ChaosConfig
 }
 
 // ErrOptions is wrapped by the error of Options that cannot be planned.
@@ -119,10 +132,28 @@ func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execu
 	if err != nil {
 		return nil, err
 	}
+	cfg := opts.runtime()
+	if opts.Checkpoints != "" && cfg.Checkpoints == nil {
+		store, err := checkpoints.Open(ctx, opts.Checkpoints)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %w: checkpoints: %w", p.Name(), ErrOptions, err)
+		}
+		every := opts.CheckpointEvery
+		if every == 0 {
+			every = time.Second
+		}
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: every, Timeout: 10 * time.Minute}
+	}
+	if opts.Chaos != nil {
+		cfg.Chaos = opts.Chaos
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("job %q: %w: %w", p.Name(), ErrOptions, err)
+	}
 	if err := p.BeginRun(); err != nil {
 		return nil, err
 	}
-	return actors.Start(ctx, phys, opts.runtime())
+	return actors.Start(ctx, phys, cfg)
 }
 
 // Run runs p in this process until it completes, fails or ctx is cancelled.

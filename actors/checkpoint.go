@@ -98,6 +98,10 @@ type checkpointing struct {
 	acking   map[core.Addr]int
 	ending   map[core.Addr]bool
 	stopped  bool
+	// alignment is the longest alignment of each checkpoint; sizes the
+	// bytes of each written, by stage.
+	alignment map[uint64]time.Duration
+	sizes     map[uint64]map[string]int64
 }
 
 // newCheckpointing makes the checkpoints of attempt epoch, numbered after
@@ -106,7 +110,7 @@ type checkpointing struct {
 func newCheckpointing(x *Execution, cfg CheckpointConfig, epoch uint64) (*checkpointing, error) {
 	c := &checkpointing{x: x, cfg: cfg, dir: checkpoints.New(cfg.Store), epoch: epoch, writers: map[uint64]*checkpoints.Writer{},
 		passedBy: map[uint64]map[core.Addr]bool{}, final: map[core.Addr][]core.Snapshot{}, acking: map[core.Addr]int{},
-		ending: map[core.Addr]bool{}}
+		ending: map[core.Addr]bool{}, alignment: map[uint64]time.Duration{}, sizes: map[uint64]map[string]int64{}}
 	first, err := c.dir.NextID(x.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints in %s: %w", cfg.Store, err)
@@ -187,8 +191,18 @@ func (c *checkpointing) carryOut(now int64) {
 		c.writes.Add(1)
 		c.eng.spawn(func() {
 			defer c.writes.Done()
-			_, err := w.Commit(x.ctx)
+			m, err := w.Commit(x.ctx)
 			if err == nil {
+				by := map[string]int64{}
+				for _, ch := range m.Chunks {
+					by[ch.Stage] += ch.Size
+				}
+				for _, st := range m.States {
+					by[st.Stage] += int64(len(st.Data))
+				}
+				c.mu.Lock()
+				c.sizes[id] = by
+				c.mu.Unlock()
 				err = c.dir.Retain(x.ctx, c.retain())
 				if err != nil { // not the checkpoint's failure: it is complete
 					x.cfg.Logger.Warn("deleting old checkpoints", "store", c.cfg.Store.String(), "err", err)
@@ -318,14 +332,38 @@ func (c *checkpointing) finished(a core.Addr, final []core.Snapshot) {
 	}
 }
 
-// stats returns the checkpoints that ended.
+// stats returns the checkpoints that ended, with their sizes and
+// alignment times.
 func (c *checkpointing) stats() []core.CheckpointStat {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.coord == nil {
 		return nil
 	}
-	return append([]core.CheckpointStat(nil), c.coord.Stats...)
+	out := append([]core.CheckpointStat(nil), c.coord.Stats...)
+	for i := range out {
+		s := &out[i]
+		s.Alignment = c.alignment[s.ID]
+		if by := c.sizes[s.ID]; by != nil {
+			s.ByStage = by
+			for _, n := range by {
+				s.Bytes += n
+			}
+		}
+	}
+	return out
+}
+
+// aligned notes how long tasks took to align checkpoints.
+func (c *checkpointing) aligned(as []core.Aligned) {
+	if len(as) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range as {
+		c.alignment[a.Checkpoint] = max(c.alignment[a.Checkpoint], a.Took)
+	}
 }
 
 // stop ends checkpointing with the job: nothing more is triggered, a

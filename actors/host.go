@@ -122,18 +122,19 @@ func (h *host) Leave() { h.callSince.Store(0) }
 // the job layer.
 func (h *host) advance() {
 	rd := h.task.Ready()
-	done, passed, snaps, final := rd.Done, slices.Clone(rd.Checkpoints), slices.Clone(rd.Snapshots), slices.Clone(rd.Final)
+	rep := taskReport{done: rd.Done, passed: slices.Clone(rd.Checkpoints), snaps: slices.Clone(rd.Snapshots),
+		final: slices.Clone(rd.Final), aligned: slices.Clone(rd.Aligned)}
 	h.task.Advance()
 	read := h.nodeRecords[0].Load()
 	h.publish()
 	if h.v.Head().Kind == plan.KindSource {
 		h.x.progressed(h.nodeRecords[0].Load() - read)
 	}
-	if done {
+	if rep.done {
 		h.done.Store(true)
 	}
-	if done || len(passed) > 0 {
-		h.x.afterStep(h.task.Addr(), passed, snaps, done, final)
+	if rep.done || len(rep.passed) > 0 || len(rep.aligned) > 0 {
+		h.x.afterStep(h.task.Addr(), rep)
 	}
 }
 

@@ -276,7 +276,7 @@ func (x *Execution) progressed(n int64) {
 
 // ChaosConfig kills instances of a running job, to test its recovery:
 // Kills hard kills, each of an unfinished instance chosen at random, at
-// moments chosen at random over the run, all from Seed. A kill drops the
+// moments chosen at random over the run, all from Seed (0: the job's). A kill drops the
 // instance's actor with its state (not a panic, which the instance's
 // restart would absorb): the job recovers from its latest checkpoint.
 // Kills are not held against the recovery policy.
@@ -327,7 +327,11 @@ func newChaos(x *Execution, cfg ChaosConfig) *chaos {
 			}
 		}
 	}
-	c := &chaos{x: x, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c)), armed: true} // "kill"
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = x.cfg.Seed
+	}
+	c := &chaos{x: x, rng: rand.New(rand.NewPCG(seed, 0x6b696c6c)), armed: true} // "kill"
 	for range cfg.Kills {
 		c.at = append(c.at, 1+c.rng.Int64N(max(total-1, 1)))
 	}

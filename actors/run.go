@@ -219,16 +219,28 @@ func (x *Execution) sharedValue(key string, build func() (any, error)) (any, err
 // recovers from it when it can, or ends the job.
 func (x *Execution) fail(err error) { x.endAttempt(x.attempt(), err) }
 
-// afterStep takes what task a's last Ready reported to the job layer: the
-// checkpoints whose barrier it passed with the snapshots they took, and
-// whether it is done, with its final state.
-func (x *Execution) afterStep(a core.Addr, passed []uint64, snaps []core.Snapshot, done bool, final []core.Snapshot) {
-	if x.ck != nil && len(passed) > 0 {
-		x.ck.passed(a, passed, snaps)
+// taskReport is what a task's Ready reports to the job layer: the
+// checkpoints whose barrier it passed, with the snapshots they took and
+// how long it aligned them, and whether it is done, with its final state.
+type taskReport struct {
+	done    bool
+	passed  []uint64
+	snaps   []core.Snapshot
+	final   []core.Snapshot
+	aligned []core.Aligned
+}
+
+// afterStep takes what task a reported.
+func (x *Execution) afterStep(a core.Addr, rep taskReport) {
+	if x.ck != nil {
+		x.ck.aligned(rep.aligned)
+		if len(rep.passed) > 0 {
+			x.ck.passed(a, rep.passed, rep.snaps)
+		}
 	}
-	if done {
+	if rep.done {
 		if x.ck != nil {
-			x.ck.finished(a, final)
+			x.ck.finished(a, rep.final)
 		}
 		x.instanceFinished()
 	}

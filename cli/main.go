@@ -26,7 +26,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,8 @@ import (
 
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -137,6 +141,8 @@ func (c *invocation) main(ctx context.Context, args []string) int {
 		return c.plan(ctx, rest)
 	case "jobs":
 		return c.jobs(rest)
+	case "checkpoints":
+		return c.checkpoints(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	default:
@@ -317,13 +323,15 @@ Usage:
   %[1]s run JOB [--arg key=value]... [flags]
   %[1]s plan JOB [--arg key=value]... [flags]
   %[1]s jobs
+  %[1]s checkpoints URL
   %[1]s help [COMMAND]
 
 Commands:
-  run    runs a job in this process
-  plan   prints a job's physical plan without running it
-  jobs   lists the registered jobs
-  help   shows this text, or a command's flags
+  run          runs a job in this process
+  plan         prints a job's physical plan without running it
+  jobs         lists the registered jobs
+  checkpoints  lists the checkpoints in a store, and which a recovery takes
+  help         shows this text, or a command's flags
 
 Standard output carries only what a job prints itself. Progress (on a
 terminal), the summary of a run, warnings and errors go to standard error;
@@ -355,6 +363,9 @@ func (c *invocation) help(args []string) int {
 	case "jobs":
 		fmt.Fprintf(c.stdout, "usage: %s jobs\n\nLists the registered jobs with their descriptions.\n", c.name)
 		return exitOK
+	case "checkpoints":
+		fmt.Fprintf(c.stdout, "usage: %s checkpoints URL\n\n%s\n", c.name, checkpointsDoc)
+		return exitOK
 	case "help":
 		c.usage(c.stdout)
 		return exitOK
@@ -377,14 +388,97 @@ type jobFlags struct {
 	stuckAfter  time.Duration
 	seed        uint64
 	executor    string
+	checkpoints string
+	every       time.Duration
+	chaos       chaosFlag
 }
 
 func (f *jobFlags) options() sluice.Options {
-	o := sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed}
+	o := sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed,
+		Checkpoints: f.checkpoints, CheckpointEvery: f.every}
 	if f.executor == "sim" {
 		o.Executor = actors.Sim{}
 	}
 	return o
+}
+
+// runOptions are the options of sluice run: options, with the chaos
+// flags' kills and store faults.
+func (f *jobFlags) runOptions(ctx context.Context) (sluice.Options, error) {
+	o := f.options()
+	if !f.chaos.set {
+		return o, nil
+	}
+	if f.checkpoints == "" {
+		return o, errors.New("run: -chaos needs -checkpoints, to recover from")
+	}
+	if f.chaos.kills > 0 {
+		o.Chaos = &actors.ChaosConfig{Kills: f.chaos.kills, Seed: f.seed} // 0: the job's seed
+	}
+	if f.chaos.faults > 0 {
+		store, err := checkpoints.Open(ctx, f.checkpoints)
+		if err != nil {
+			return o, fmt.Errorf("run: -checkpoints: %w", err)
+		}
+		cfg := actors.DefaultConfig()
+		faulty := &checkpoints.Faulty{Store: store, Inject: checkpoints.Random(f.seed, f.chaos.faults, []checkpoints.Op{checkpoints.OpPut},
+			[]checkpoints.Fault{checkpoints.FailBefore, checkpoints.FailAfter, checkpoints.Torn, checkpoints.Slow})}
+		if f.executor != "sim" { // the simulator's virtual time does not wait
+			faulty.Delay = func(ctx context.Context) error {
+				select {
+				case <-time.After(50 * time.Millisecond):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: faulty, Every: f.every, Timeout: 10 * time.Minute, TolerableFailures: 3}
+		o.Runtime = &cfg
+	}
+	return o, nil
+}
+
+// chaosFlag is --chaos: kill-actors=N (crash=K is the same on the
+// simulator), store-faults=P.
+type chaosFlag struct {
+	kills  int
+	faults float64
+	set    bool
+}
+
+func (c *chaosFlag) String() string {
+	if !c.set {
+		return ""
+	}
+	return fmt.Sprintf("kill-actors=%d,store-faults=%g", c.kills, c.faults)
+}
+
+func (c *chaosFlag) Set(s string) error {
+	c.set = true
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%q is not key=value (kill-actors=N, crash=N, store-faults=P)", part)
+		}
+		switch k {
+		case "kill-actors", "crash":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%s=%s: want a count of at least 0", k, v)
+			}
+			c.kills = n
+		case "store-faults":
+			p, err := strconv.ParseFloat(v, 64)
+			if err != nil || p < 0 || p > 1 {
+				return fmt.Errorf("store-faults=%s: want a probability from 0 to 1", v)
+			}
+			c.faults = p
+		default:
+			return fmt.Errorf("unknown chaos %q (kill-actors=N, crash=N, store-faults=P)", k)
+		}
+	}
+	return nil
 }
 
 func (c *invocation) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
@@ -413,6 +507,11 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 		"the job's seed: its run ID, which names its output files, derives from it (0: a random one; the summary prints the seed used)")
 	fs.StringVar(&f.executor, "executor", "actors",
 		"what runs the instances: actors (one actor each, in parallel) or sim (one goroutine, an order chosen by -seed, on virtual time: a run replays from its seed)")
+	fs.StringVar(&f.checkpoints, "checkpoints", "",
+		"checkpoint the job into this store (a directory, file://, s3://BUCKET/PREFIX, mem://), and recover from its latest checkpoint when it fails (off when empty)")
+	fs.DurationVar(&f.every, "checkpoint-every", time.Second, "the interval between checkpoints, with -checkpoints")
+	fs.Var(&f.chaos, "chaos",
+		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f
 }
 
@@ -553,6 +652,63 @@ func (c *invocation) plan(ctx context.Context, args []string) int {
 	return exitOK
 }
 
+const checkpointsDoc = `Lists the checkpoints in the store at URL (a directory, file://, s3://BUCKET/PREFIX):
+each complete and valid one with its job, run, time and size, then the one a
+recovery would restore (the newest complete and valid) and every newer one
+it would skip, with the reason: no manifest (torn: the writer died or failed
+before it), a manifest or a chunk that does not check out (corrupt).`
+
+// checkpoints lists a store's checkpoints.
+func (c *invocation) checkpoints(ctx context.Context, args []string) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		c.errorf("checkpoints: want one URL (run '%s help checkpoints')", c.name)
+		return exitUsage
+	}
+	store, err := checkpoints.Open(ctx, args[0])
+	if err != nil {
+		c.errorf("checkpoints: %v", err)
+		return exitUsage
+	}
+	d := checkpoints.New(store)
+	latest, skipped, err := d.Latest(ctx)
+	if err != nil {
+		c.errorf("checkpoints: %v", err)
+		return exitFailed
+	}
+	ids, err := d.Complete(ctx)
+	if err != nil {
+		c.errorf("checkpoints: %v", err)
+		return exitFailed
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tJOB\tRUN\tATTEMPT\tTIME\tCHUNKS\tSIZE")
+	for _, id := range ids {
+		r, err := d.Read(ctx, id)
+		if err != nil {
+			continue // not valid: Latest says why, when it is newer than the one it takes
+		}
+		var size int64
+		for _, ch := range r.Chunks {
+			size += ch.Size
+		}
+		for _, st := range r.States {
+			size += int64(len(st.Data))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, r.Job, r.Run, r.Epoch,
+			time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), len(r.Chunks), bytesHuman(size))
+	}
+	tw.Flush()
+	if latest == nil {
+		fmt.Fprintln(c.stdout, "\nno complete, valid checkpoint: a recovery starts from the beginning")
+	} else {
+		fmt.Fprintf(c.stdout, "\na recovery restores checkpoint %d, the newest complete and valid one\n", latest.ID)
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(c.stdout, "skipped %s\n", s)
+	}
+	return exitOK
+}
+
 // pollInterval is how often progress is refreshed and calls are checked.
 const pollInterval = 150 * time.Millisecond
 
@@ -562,7 +718,12 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	x, err := sluice.Start(ctx, p, f.options())
+	opts, err := f.runOptions(ctx)
+	if err != nil {
+		c.errorf("%v", err)
+		return exitUsage
+	}
+	x, err := sluice.Start(ctx, p, opts)
 	if err != nil {
 		c.errorf("%v", err)
 		return c.status(err)
@@ -856,7 +1017,63 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 			fmt.Fprintf(w, "v%d: %s\n", v.ID, v.Note)
 		}
 	}
+	writeRecovery(w, res)
 	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
+}
+
+// writeRecovery prints the job's checkpoints, what chaos killed and the
+// recoveries, if any.
+func writeRecovery(w io.Writer, res *sluice.Result) {
+	if len(res.Checkpoints) > 0 {
+		done, abandoned := 0, 0
+		var last *core.CheckpointStat
+		var slowest time.Duration
+		for i := range res.Checkpoints {
+			s := &res.Checkpoints[i]
+			if !s.Completed {
+				abandoned++
+				continue
+			}
+			done++
+			last = s
+			slowest = max(slowest, time.Duration(s.End-s.Start))
+		}
+		fmt.Fprintf(w, "\ncheckpoints: %d completed, %d abandoned; the slowest took %s\n", done, abandoned, round(slowest))
+		if last != nil {
+			var stages []string
+			for st, n := range last.ByStage {
+				stages = append(stages, fmt.Sprintf("%s %s", st, bytesHuman(n)))
+			}
+			slices.Sort(stages)
+			fmt.Fprintf(w, "  the last, %d: took %s, aligned in %s, %s (%s)\n", last.ID, round(time.Duration(last.End-last.Start)),
+				round(last.Alignment), bytesHuman(last.Bytes), strings.Join(stages, ", "))
+		}
+	}
+	for _, k := range res.Kills {
+		fmt.Fprintf(w, "chaos: kill %d at %s, at record %d of the input: %s\n", k.N, k.At.UTC().Format("15:04:05.000"), k.Records, k.Instance)
+	}
+	for _, r := range res.Recoveries {
+		from := "from the start (no checkpoint had completed)"
+		if r.Checkpoint != 0 {
+			from = fmt.Sprintf("from checkpoint %d", r.Checkpoint)
+		}
+		fmt.Fprintf(w, "recovery: attempt %d %s, reading again %s after the failure: %s\n", r.Attempt, from, round(r.Restored), r.Cause)
+		for _, s := range r.Skipped {
+			fmt.Fprintf(w, "  skipped %s\n", s)
+		}
+	}
+}
+
+func bytesHuman(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // setAside says what a stage did not pass on: side outputs (dead letters,

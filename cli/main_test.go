@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -590,5 +591,106 @@ func TestCommandStuckUserFunction(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "sluice: SIGINT again: exiting now\n") {
 		t.Errorf("stderr does not say why it exited:\n%s", p.stderr.String())
+	}
+}
+
+// TestCommandCheckpointsTorn: a real sluice run checkpointing every 20 ms
+// is killed with SIGKILL, likely mid-upload; then a chunk of the newest
+// checkpoint gets a flipped byte and the next one loses its manifest.
+// `sluice checkpoints` picks the newest complete, valid one each time and
+// says why it skipped every newer one; a torn one is never picked.
+func TestCommandCheckpointsTorn(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "ck")
+	p := startProcess(t, "run", "events-windows", "--quiet", "--arg", "n-events=200000000", "--arg", "out="+filepath.Join(dir, "out"),
+		"--checkpoints", ck, "--checkpoint-every", "20ms")
+	manifests := func() []string {
+		m, _ := filepath.Glob(filepath.Join(ck, "chk-*", "MANIFEST"))
+		return m
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(manifests()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 3 checkpoints within 60 s; stderr:\n%s", p.stderr.String())
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("the job ended before it was killed; stderr:\n%s", p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.signal(t, syscall.SIGKILL)
+	p.wait(t, 30*time.Second)
+
+	restores := func() (int, string) {
+		t.Helper()
+		code, out, errs := command(context.Background(), false, "checkpoints", ck)
+		if code != 0 {
+			t.Fatalf("checkpoints: exit %d: %s", code, errs)
+		}
+		var id int
+		if i := strings.Index(out, "a recovery restores checkpoint "); i < 0 {
+			t.Fatalf("checkpoints picked none:\n%s", out)
+		} else {
+			fmt.Sscanf(out[i:], "a recovery restores checkpoint %d", &id)
+		}
+		return id, out
+	}
+	complete := func() []int {
+		var ids []int
+		for _, m := range manifests() {
+			var id int
+			fmt.Sscanf(filepath.Base(filepath.Dir(m)), "chk-%d", &id)
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	ids := complete()
+	if len(ids) < 3 {
+		t.Fatalf("%d complete checkpoints after the kill, want the 3 retained", len(ids))
+	}
+	newest := ids[len(ids)-1]
+	id, out := restores()
+	if id != newest {
+		t.Fatalf("after SIGKILL: restores %d, want the newest complete one, %d:\n%s", id, newest, out)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(ck, "chk-*"))
+	for _, d := range dirs {
+		var n int
+		fmt.Sscanf(filepath.Base(d), "chk-%d", &n)
+		if _, err := os.Stat(filepath.Join(d, "MANIFEST")); err != nil && n > newest &&
+			!strings.Contains(out, fmt.Sprintf("skipped checkpoint %d: no manifest", n)) {
+			t.Errorf("torn checkpoint %d is not reported as skipped:\n%s", n, out)
+		}
+	}
+	t.Logf("after SIGKILL:\n%s", out)
+
+	// A flipped byte in a chunk of the newest; the next loses its manifest.
+	chunks, _ := filepath.Glob(filepath.Join(ck, fmt.Sprintf("chk-%020d", newest), "*", "*"))
+	if len(chunks) == 0 {
+		t.Fatalf("checkpoint %d has no chunk", newest)
+	}
+	data, err := os.ReadFile(chunks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(chunks[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := ids[len(ids)-2]
+	if err := os.Remove(filepath.Join(ck, fmt.Sprintf("chk-%020d", second), "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	id, out = restores()
+	if want := ids[len(ids)-3]; id != want {
+		t.Fatalf("restores %d, want %d (the newest is corrupt, the next has no manifest):\n%s", id, want, out)
+	}
+	for _, want := range []string{fmt.Sprintf("skipped checkpoint %d: chunk ", newest), "it is corrupt",
+		fmt.Sprintf("skipped checkpoint %d: no manifest", second)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("checkpoints does not say %q:\n%s", want, out)
+		}
 	}
 }

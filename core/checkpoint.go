@@ -59,6 +59,11 @@ type CheckpointStat struct {
 	Start, End int64 // unix ns
 	Completed  bool
 	Reason     string // why it was abandoned
+	// Filled in by the job layer: the bytes written, in all and by stage,
+	// and the longest any task took to align its inputs' barriers.
+	Bytes     int64
+	ByStage   map[string]int64
+	Alignment time.Duration
 }
 
 // CoordReady is what the Coordinator has for its executor.

@@ -41,6 +41,7 @@ type Task struct {
 	// from its input channels (0: none); triggers a source got before it
 	// started wait in triggers.
 	aligning uint64
+	alignAt  int64 // when the first barrier of the one aligning came
 	triggers []uint64
 
 	// source
@@ -176,6 +177,15 @@ type TaskReady struct {
 	// Final, with Done, is the finished task's state for the checkpoints
 	// whose barrier does not reach it (see finalStates).
 	Final []Snapshot
+	// Aligned says how long the task took to align each checkpoint's
+	// barriers: from the first input's to the last's.
+	Aligned []Aligned
+}
+
+// Aligned is how long a task took to align checkpoint Checkpoint.
+type Aligned struct {
+	Checkpoint uint64
+	Took       time.Duration
 }
 
 // chanOut is the sending end of one channel.
@@ -274,7 +284,7 @@ func (t *Task) Advance() {
 	clear(t.ready.Msgs)
 	clear(t.ready.Snapshots)
 	t.ready = TaskReady{Msgs: t.ready.Msgs[:0], Timers: t.ready.Timers[:0], Checkpoints: t.ready.Checkpoints[:0],
-		Snapshots: t.ready.Snapshots[:0]}
+		Snapshots: t.ready.Snapshots[:0], Aligned: t.ready.Aligned[:0]}
 }
 
 // HasReady reports whether Ready holds anything.
@@ -410,6 +420,9 @@ func (t *Task) barrier(now int64, ch *chanIn, n uint64) {
 		t.fail(fmt.Errorf("core: %s: the barrier of checkpoint %d came while aligning checkpoint %d", t.op.Instance(), n, t.aligning))
 		return
 	}
+	if t.aligning == 0 {
+		t.alignAt = now
+	}
 	t.aligning, ch.barrier = n, n
 	t.aligned(now)
 }
@@ -429,6 +442,7 @@ func (t *Task) aligned(now int64) {
 	}
 	n := t.aligning
 	t.aligning = 0
+	t.ready.Aligned = append(t.ready.Aligned, Aligned{Checkpoint: n, Took: time.Duration(now - t.alignAt)})
 	for _, row := range t.ins {
 		for _, in := range row {
 			in.barrier = 0
