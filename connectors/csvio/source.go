@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -515,6 +516,61 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 }
 
 func (r *reader[T]) Close() error { return (*decoder[T])(r).close() }
+
+// position is where a reader is in its file: the byte offset of the next
+// row.
+type position struct {
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+}
+
+// Position implements stages.Positioner.
+func (r *reader[T]) Position() ([]byte, error) {
+	d := (*decoder[T])(r)
+	return json.Marshal(position{File: d.path, Offset: d.base + d.cr.InputOffset()})
+}
+
+// OpenAt implements stages.Seeker: the file opens (its header read, if it
+// has one) and reads on from the row at the position's offset; the lines
+// before it are counted, so that errors name their lines as before.
+func (s *FileSource[T]) OpenAt(ctx context.Context, _ stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return nil, fmt.Errorf("csvio: opening %s at %q: %w", sp.Desc, pos, err)
+	}
+	d, err := s.open(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	if p.File != d.path || p.Offset < d.base+d.cr.InputOffset() {
+		d.close()
+		return nil, fmt.Errorf("csvio: opening %s at byte %d of %s: not a row of this file", sp.Desc, p.Offset, p.File)
+	}
+	lines, err := countLines(d.f, p.Offset)
+	if err == nil {
+		err = d.resume(p.Offset, lines)
+	}
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("csvio: opening %s at byte %d: %w", sp.Desc, p.Offset, err)
+	}
+	return (*reader[T])(d), nil
+}
+
+// countLines counts the newlines in the first n bytes of f.
+func countLines(f *os.File, n int64) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var lines int64
+	for off := int64(0); off < n; {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), n-off)], off)
+		lines += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		off += int64(k)
+		if err != nil && !(errors.Is(err, io.EOF) && off == n) {
+			return 0, err
+		}
+	}
+	return lines, nil
+}
 
 // where returns "FILE:LINE".
 func (e *RowError) where() string { return fmt.Sprintf("%s:%d", e.Path, e.Line) }

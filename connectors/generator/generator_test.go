@@ -396,3 +396,58 @@ func BenchmarkGenerator(b *testing.B) {
 		})
 	}
 }
+
+// TestOpenAt: a reader's position, passed to OpenAt, opens the split where
+// the reader was: the rest of the split, row for row, for both sources.
+func TestOpenAt(t *testing.T) {
+	cfg := generator.Config{Seed: 8, Rows: 5_000, Keys: 100, Zipf: 1.1, Splits: 3}
+	ctx := context.Background()
+	double := func(r generator.Row) int64 { return r.Key * 2 }
+	check := func(name string, src stages.Source[int64]) {
+		splits, err := src.Splits(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk := src.(stages.Seeker[int64])
+		for _, sp := range splits {
+			r, err := src.Open(ctx, stages.Instance{}, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make([]int64, 777)
+			n, _ := r.Read(first)
+			pos, err := r.(stages.Positioner).Position()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest := readRest(t, r)
+			again, err := sk.OpenAt(ctx, stages.Instance{}, sp, pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readRest(t, again); !slices.Equal(got, rest) {
+				t.Fatalf("%s: split %s opened at %q after %d rows: %d rows, want the %d after them", name, sp.Desc, pos, n, len(got), len(rest))
+			}
+		}
+		if _, err := sk.OpenAt(ctx, stages.Instance{}, splits[0], []byte("999999")); err == nil {
+			t.Errorf("%s: a position past the split opened", name)
+		}
+	}
+	check("Source", generator.Source(cfg, double))
+}
+
+func readRest[T any](t *testing.T, r stages.Reader[T]) []T {
+	t.Helper()
+	var out []T
+	buf := make([]T, 100)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -86,6 +87,24 @@ func (l *lazy) open(s stages.Split) (*Generator, rowRange, error) {
 	return g, r, nil
 }
 
+// openAt checks a position a reader of split s returned: the index of
+// the next row, within the split.
+func (l *lazy) openAt(s stages.Split, pos []byte) (*Generator, rowRange, error) {
+	g, r, err := l.open(s)
+	if err != nil {
+		return nil, r, err
+	}
+	next, err := strconv.ParseInt(string(pos), 10, 64)
+	if err != nil || next < r.lo || next > r.hi {
+		return nil, r, fmt.Errorf("generator: position %q is not in split %q (rows %d..%d)", pos, s.Desc, r.lo, r.hi)
+	}
+	r.lo = next
+	return g, r, nil
+}
+
+// position is a reader's position: the index of its next row.
+func position(next int64) ([]byte, error) { return strconv.AppendInt(nil, next, 10), nil }
+
 type rowSource struct{ gen *lazy }
 
 func (s *rowSource) Splits(context.Context) ([]stages.Split, error) {
@@ -94,6 +113,16 @@ func (s *rowSource) Splits(context.Context) ([]stages.Split, error) {
 
 func (s *rowSource) Open(_ context.Context, _ stages.Instance, sp stages.Split) (stages.Reader[Row], error) {
 	g, r, err := s.gen.open(sp)
+	if err != nil {
+		return nil, err
+	}
+	return &rowReader{g: g, next: r.lo, end: r.hi}, nil
+}
+
+// OpenAt implements stages.Seeker: rows are computed from their index, so
+// a split opens at any row at once.
+func (s *rowSource) OpenAt(_ context.Context, _ stages.Instance, sp stages.Split, pos []byte) (stages.Reader[Row], error) {
+	g, r, err := s.gen.openAt(sp, pos)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +146,9 @@ func (r *rowReader) Read(buf []Row) (int, error) {
 }
 
 func (r *rowReader) Close() error { return nil }
+
+// Position implements stages.Positioner.
+func (r *rowReader) Position() ([]byte, error) { return position(r.next) }
 
 var errNilFunc = errors.New("generator: Source needs a function")
 
@@ -144,6 +176,18 @@ func (s *funcSource[T]) Open(_ context.Context, _ stages.Instance, sp stages.Spl
 	return &funcReader[T]{g: g, f: s.f, next: r.lo, end: r.hi}, nil
 }
 
+// OpenAt implements stages.Seeker.
+func (s *funcSource[T]) OpenAt(_ context.Context, _ stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	if s.f == nil {
+		return nil, errNilFunc
+	}
+	g, r, err := s.gen.openAt(sp, pos)
+	if err != nil {
+		return nil, err
+	}
+	return &funcReader[T]{g: g, f: s.f, next: r.lo, end: r.hi}, nil
+}
+
 type funcReader[T any] struct {
 	g         *Generator
 	f         func(Row) T
@@ -163,3 +207,6 @@ func (r *funcReader[T]) Read(buf []T) (int, error) {
 }
 
 func (r *funcReader[T]) Close() error { return nil }
+
+// Position implements stages.Positioner.
+func (r *funcReader[T]) Position() ([]byte, error) { return position(r.next) }

@@ -81,6 +81,18 @@ func (r *lineReader) Read(buf []Line) (int, error) {
 
 func (r *lineReader) Close() error { return r.sc.close() }
 
+// Position implements stages.Positioner.
+func (r *lineReader) Position() ([]byte, error) { return r.sc.position() }
+
+// OpenAt implements stages.Seeker.
+func (s lines) OpenAt(ctx context.Context, _ stages.Instance, sp stages.Split, pos []byte) (stages.Reader[Line], error) {
+	sc, err := openLinesAt(sp, pos)
+	if err != nil {
+		return nil, err
+	}
+	return &lineReader{ctx: ctx, sc: sc}, nil
+}
+
 // MaxRecord is the most bytes of a bad line that its dead letter keeps:
 // longer lines are cut at a character boundary and end in "…". The dead
 // letter's Where names the file and line, where the whole line remains.

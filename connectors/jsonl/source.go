@@ -146,6 +146,53 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 
 func (r *reader[T]) Close() error { return r.sc.close() }
 
+// position is where a reader is in its file: the byte offset of the next
+// line and the number of the last line read.
+type position struct {
+	File   string `json:"file"`
+	Offset int64  `json:"offset"`
+	Line   int64  `json:"line"`
+}
+
+// Position implements stages.Positioner.
+func (r *reader[T]) Position() ([]byte, error) { return r.sc.position() }
+
+// OpenAt implements stages.Seeker: the file opens at the byte offset of
+// the line after the last one read.
+func (s source[T]) OpenAt(ctx context.Context, _ stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	sc, err := openLinesAt(sp, pos)
+	if err != nil {
+		return nil, err
+	}
+	return &reader[T]{ctx: ctx, sc: sc, shape: shapeOf(reflect.TypeFor[T]())}, nil
+}
+
+func (s *scanner) position() ([]byte, error) {
+	return json.Marshal(position{File: s.path, Offset: s.off, Line: s.line})
+}
+
+// openLinesAt opens a split at a position a scanner of it returned.
+func openLinesAt(sp stages.Split, pos []byte) (*scanner, error) {
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return nil, fmt.Errorf("jsonl: opening %s at %q: %w", sp.Desc, pos, err)
+	}
+	sc, err := openLines(sp)
+	if err != nil {
+		return nil, err
+	}
+	if p.File != sc.path || p.Offset < 0 {
+		_ = sc.close()
+		return nil, fmt.Errorf("jsonl: opening %s at a position in %s: another file", sp.Desc, p.File)
+	}
+	if _, err := sc.f.Seek(p.Offset, io.SeekStart); err != nil {
+		_ = sc.close()
+		return nil, fmt.Errorf("jsonl: opening %s at byte %d: %w", sp.Desc, p.Offset, err)
+	}
+	sc.off, sc.line = p.Offset, p.Line
+	return sc, nil
+}
+
 // shape is what JSON values a record type is decoded from.
 type shape uint8
 
@@ -420,6 +467,7 @@ type scanner struct {
 	br   *bufio.Reader
 	long []byte // a line longer than br's buffer, gathered
 	line int64  // the number of the line last read, 1-based
+	off  int64  // the byte offset of the next line
 	eof  bool
 }
 
@@ -459,6 +507,7 @@ func (s *scanner) next() ([]byte, error) {
 		switch {
 		case err == nil:
 			s.line++
+			s.off += int64(len(s.long) + len(chunk))
 			if len(s.long) > 0 {
 				return append(s.long, chunk...), nil
 			}
@@ -471,6 +520,7 @@ func (s *scanner) next() ([]byte, error) {
 			if len(line) == 0 {
 				return nil, nil
 			}
+			s.off += int64(len(line))
 			s.line++ // a last line without a newline
 			return line, nil
 		default:

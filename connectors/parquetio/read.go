@@ -3,6 +3,7 @@ package parquetio
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -602,6 +603,55 @@ func (s *FileSource[T]) Open(ctx context.Context, _ stages.Instance, sp stages.S
 	return rd, nil
 }
 
+// position is where a reader is: the next row of a row group of a file.
+type position struct {
+	File     string `json:"file"`
+	RowGroup int    `json:"row_group"`
+	Row      int64  `json:"row"`
+}
+
+// OpenAt implements stages.Seeker: the split opens at the row a reader's
+// Position returned, skipping whole pages before it where the file has an
+// offset index.
+func (s *FileSource[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return nil, fmt.Errorf("parquetio: opening %s at %q: %w", sp.Desc, pos, err)
+	}
+	d, ok := sp.Data.(*splitData)
+	if !ok {
+		return nil, fmt.Errorf("parquetio: split %s is not a parquetio split", sp.Desc)
+	}
+	if p.File != d.meta.file.path || p.RowGroup != d.rowGroup {
+		return nil, fmt.Errorf("parquetio: opening %s at a position in %s row group %d: another split", sp.Desc, p.File, p.RowGroup)
+	}
+	r, err := s.Open(ctx, inst, sp)
+	if err != nil {
+		return nil, err
+	}
+	rd := r.(*reader[T])
+	if p.Row < 0 || p.Row > rd.n {
+		_ = rd.Close()
+		return nil, fmt.Errorf("parquetio: opening %s at row %d: the row group has %d rows", sp.Desc, p.Row, rd.n)
+	}
+	for len(rd.ranges) > 0 && rd.ranges[0].end <= p.Row {
+		rd.ranges = rd.ranges[1:]
+	}
+	if len(rd.ranges) > 0 && rd.ranges[0].start < p.Row {
+		rd.ranges[0].start = p.Row
+	}
+	return rd, nil
+}
+
+// Position implements stages.Positioner: the next row to read.
+func (rd *reader[T]) Position() ([]byte, error) {
+	row := rd.n
+	if len(rd.ranges) > 0 {
+		row = rd.ranges[0].start
+	}
+	return json.Marshal(position{File: rd.d.meta.file.path, RowGroup: rd.d.rowGroup, Row: row})
+}
+
 // reader reads one split.
 type reader[T any] struct {
 	src  *FileSource[T]
@@ -650,7 +700,9 @@ func (rd *reader[T]) open(blob bool) (err error) {
 		}
 		br.plan(plan)
 	}
-	rd.ranges = rd.d.ranges
+	// A copy: Read consumes it, and the split may be opened again (a
+	// retry, a recovery).
+	rd.ranges = slices.Clone(rd.d.ranges)
 	if rd.ranges == nil {
 		rd.ranges = []rowRange{{0, rd.n}}
 	} else {
