@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
@@ -112,6 +113,15 @@ func (ts *TestStream[T]) Read(p *Pipeline, opts ...SourceOption) Stream[T] {
 		Open: func(context.Context, plan.Instance, plan.Split) (plan.Reader, error) {
 			return &testReader[T]{ts: ts}, nil
 		},
+		// A restored test stream goes on at its next step (its processing
+		// time stays where the script had moved the clock).
+		OpenAt: func(_ context.Context, _ plan.Instance, _ plan.Split, pos []byte) (plan.Reader, error) {
+			step, err := strconv.Atoi(string(pos))
+			if err != nil || step < 0 || step > len(ts.steps) {
+				return nil, fmt.Errorf("teststream: %q is not a step of the script's %d", pos, len(ts.steps))
+			}
+			return &testReader[T]{ts: ts, next: step}, nil
+		},
 	}
 	return Stream[T]{p: p, node: n}
 }
@@ -144,6 +154,9 @@ func (r *testReader[T]) Read(max int) (*plan.Batch, error) {
 }
 
 func (r *testReader[T]) Close() error { return nil }
+
+// Position implements plan.Positioner: the next step of the script.
+func (r *testReader[T]) Position() ([]byte, error) { return strconv.AppendInt(nil, int64(r.next), 10), nil }
 
 // hasTestStream reports whether a test stream, which brings its own event
 // times, is upstream of n.

@@ -246,6 +246,61 @@ func (s *source[T]) Open(ctx context.Context, inst stages.Instance, sp stages.Sp
 	return r, nil
 }
 
+// position is where a reader is in its partition: the stream sequence of
+// the last record it handed over, how many it has, and the bound of a
+// source read until empty (so that a reopened split ends where it would
+// have).
+type position struct {
+	Cursor  uint64 `json:"cursor"`
+	Read    int64  `json:"read"`
+	LastSeq uint64 `json:"last_seq,omitempty"`
+	Done    bool   `json:"done,omitempty"`
+}
+
+// Position implements stages.Positioner. A durable consumer's split has
+// none: its acknowledgements are not tied to checkpoints yet, so a
+// checkpoint of it could not be restored without losing or repeating
+// messages; it fails the checkpoint, naming the split.
+func (r *reader[T]) Position() ([]byte, error) {
+	if r.part.durable != "" {
+		return nil, r.errorf("a split read through durable consumer %q cannot be checkpointed yet (use an ephemeral consumer)", r.part.durable)
+	}
+	return json.Marshal(position{Cursor: r.cursor, Read: r.read, LastSeq: r.lastSeq, Done: r.done})
+}
+
+// OpenAt implements stages.Seeker: an ephemeral consumer starting after
+// the position's stream sequence.
+func (s *source[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return nil, fmt.Errorf("nats: opening %s at %q: %w", sp.Desc, pos, err)
+	}
+	if err := s.cfg.validate(s.url, s.stream); err != nil {
+		return nil, err
+	}
+	part, ok := sp.Data.(partition)
+	if !ok || part.durable != "" {
+		return nil, fmt.Errorf("nats: split %q cannot be opened at a position", sp.Desc)
+	}
+	nc, js, err := s.connect(fmt.Sprintf("%s split %d", inst, part.index))
+	if err != nil {
+		return nil, err
+	}
+	r := &reader[T]{src: s, ctx: ctx, part: part, desc: sp.Desc, nc: nc, js: js,
+		cursor: p.Cursor, read: p.Read, lastSeq: p.LastSeq, done: p.Done}
+	r.consDesc = fmt.Sprintf("sluice job %q run %q %s", inst.Job, inst.Run, inst)
+	if !r.done {
+		if r.str, err = s.openStream(ctx, js); err == nil {
+			err = r.newConsumer(p.Cursor) // 0: from where the source starts
+		}
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
 type reader[T any] struct {
 	src  *source[T]
 	ctx  context.Context
