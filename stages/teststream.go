@@ -156,7 +156,9 @@ func (r *testReader[T]) Read(max int) (*plan.Batch, error) {
 func (r *testReader[T]) Close() error { return nil }
 
 // Position implements plan.Positioner: the next step of the script.
-func (r *testReader[T]) Position() ([]byte, error) { return strconv.AppendInt(nil, int64(r.next), 10), nil }
+func (r *testReader[T]) Position() ([]byte, error) {
+	return strconv.AppendInt(nil, int64(r.next), 10), nil
+}
 
 // hasTestStream reports whether a test stream, which brings its own event
 // times, is upstream of n.
