@@ -22,7 +22,7 @@ import (
 // s3blob cannot create buckets, so the bucket is made through the AWS SDK
 // that s3blob is built on. Without a server the test is skipped (or fails
 // under the test script).
-func S3Bucket(t *testing.T, prefix string) (client *s3.Client, bucket string, urlOf func(key string) string) {
+func S3Bucket(t testing.TB, prefix string) (client *s3.Client, bucket string, urlOf func(key string) string) {
 	t.Helper()
 	endpoint := os.Getenv("SLUICE_S3_ENDPOINT")
 	if endpoint == "" {
@@ -66,7 +66,7 @@ func S3Bucket(t *testing.T, prefix string) (client *s3.Client, bucket string, ur
 }
 
 // S3Keys lists every key in bucket.
-func S3Keys(t *testing.T, client *s3.Client, bucket string) []string {
+func S3Keys(t testing.TB, client *s3.Client, bucket string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -84,7 +84,7 @@ func S3Keys(t *testing.T, client *s3.Client, bucket string) []string {
 	return keys
 }
 
-func deleteBucket(t *testing.T, client *s3.Client, bucket string) {
+func deleteBucket(t testing.TB, client *s3.Client, bucket string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, k := range S3Keys(t, client, bucket) {

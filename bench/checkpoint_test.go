@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/connectors/parquetio"
+	"github.com/sluice-data/sluice/examples"
+	"github.com/sluice-data/sluice/internal/testenv"
+	"github.com/sluice-data/sluice/stages"
+)
+
+// BenchmarkCheckpoints measures what checkpoints cost W3 (10M events per
+// user and minute of event time, Parquet in and out), side by side in one
+// run: none, then every second to local files, then every second to S3 (a
+// VersityGW at $SLUICE_S3_ENDPOINT, skipped without one). Run it long
+// enough that a run holds many checkpoints, 30 s or more:
+//
+//	go test -run - -bench Checkpoints -benchtime 20x ./bench/
+//
+// Besides rows/s it reports the checkpoints' mean duration (ckpt-ms), their
+// longest alignment (align-ms) and their mean size (ckpt-MB). The
+// sub-benchmarks stalled-sink and recovery measure the alignment time
+// behind a sink that stalls 2 ms every 1024 panes, and the time from a
+// kill to the first record read after the recovery (recovery-ms).
+func BenchmarkCheckpoints(b *testing.B) {
+	d := getData(b)
+	w3 := func(b *testing.B, opts sluice.Options) *sluice.Result {
+		p, err := examples.EventsWindows.Build(map[string]string{"events": d.events, "out": filepath.Join(b.TempDir(), "w3")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := sluice.Run(context.Background(), p, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+	report := func(b *testing.B, results []*sluice.Result) {
+		var n, bytes int64
+		var took, align time.Duration
+		for _, res := range results {
+			for _, c := range res.Checkpoints {
+				if c.Completed {
+					n++
+					bytes += c.Bytes
+					took += time.Duration(c.End - c.Start)
+					align = max(align, c.Alignment)
+				}
+			}
+		}
+		if n == 0 {
+			b.Logf("no checkpoint completed")
+			return
+		}
+		b.ReportMetric(float64(n)/float64(len(results)), "ckpts/run")
+		b.ReportMetric(took.Seconds()*1e3/float64(n), "ckpt-ms")
+		b.ReportMetric(align.Seconds()*1e3, "align-ms")
+		b.ReportMetric(float64(bytes)/float64(n)/1e6, "ckpt-MB")
+	}
+	for _, store := range []string{"none", "local", "s3"} {
+		b.Run(store, func(b *testing.B) {
+			opts := sluice.Options{}
+			switch store {
+			case "local":
+				opts.Checkpoints, opts.CheckpointEvery = b.TempDir(), time.Second
+			case "s3":
+				if os.Getenv("SLUICE_S3_ENDPOINT") == "" {
+					b.Skip("no S3 endpoint: set SLUICE_S3_ENDPOINT (and AWS_*) to a VersityGW")
+				}
+				_, _, urlOf := testenv.S3Bucket(b, "bench")
+				opts.Checkpoints, opts.CheckpointEvery = urlOf("checkpoints"), time.Second
+			}
+			var results []*sluice.Result
+			measure(b, d.nEvts, func() error {
+				results = append(results, w3(b, opts))
+				return nil
+			})
+			report(b, results)
+		})
+	}
+	b.Run("stalled-sink", func(b *testing.B) {
+		var results []*sluice.Result
+		measure(b, d.nEvts, func() error {
+			p := stages.NewPipeline("w3-stalled")
+			events := parquetio.Read[examples.Event](p, d.events, parquetio.StageOptions(stages.Name("events")))
+			// The stall: the sink waits 2 ms every 1024 panes, so that
+			// barriers queue behind data that can hardly move.
+			var panes atomic.Int64
+			stages.ForEach(examples.UserMinutes(events), func(examples.UserWindow) error {
+				if panes.Add(1)%1024 == 0 {
+					time.Sleep(2 * time.Millisecond)
+				}
+				return nil
+			}, stages.Name("stall"))
+			cfg := actors.DefaultConfig()
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: 200 * time.Millisecond, Timeout: time.Minute}
+			res, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+			if err != nil {
+				return err
+			}
+			results = append(results, res)
+			return nil
+		})
+		report(b, results)
+	})
+	b.Run("recovery", func(b *testing.B) {
+		var restores []time.Duration
+		from := 0
+		measure(b, d.nEvts, func() error {
+			cfg := actors.DefaultConfig()
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewLocal(b.TempDir()), Every: time.Second, Timeout: time.Minute}
+			cfg.Chaos = &actors.ChaosConfig{Kills: 1, Seed: uint64(len(restores) + 1)}
+			res := w3(b, sluice.Options{Runtime: &cfg})
+			for _, r := range res.Recoveries {
+				restores = append(restores, r.Restored)
+				if r.Checkpoint != 0 {
+					from++
+				}
+			}
+			return nil
+		})
+		if len(restores) > 0 {
+			slices.Sort(restores)
+			b.ReportMetric(restores[len(restores)/2].Seconds()*1e3, "recovery-ms")
+			b.ReportMetric(restores[len(restores)-1].Seconds()*1e3, "recovery-max-ms")
+			b.Logf("%d recoveries, %d from a checkpoint; time to the first record read again: %v", len(restores), from, restores)
+		}
+	})
+}
