@@ -42,7 +42,6 @@ import (
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
-	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -1021,33 +1020,45 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
 }
 
+// maxCheckpointLines is how many checkpoints the summary lists, the last.
+const maxCheckpointLines = 10
+
 // writeRecovery prints the job's checkpoints, what chaos killed and the
 // recoveries, if any.
 func writeRecovery(w io.Writer, res *sluice.Result) {
 	if len(res.Checkpoints) > 0 {
 		done, abandoned := 0, 0
-		var last *core.CheckpointStat
 		var slowest time.Duration
-		for i := range res.Checkpoints {
-			s := &res.Checkpoints[i]
+		for _, s := range res.Checkpoints {
 			if !s.Completed {
 				abandoned++
 				continue
 			}
 			done++
-			last = s
 			slowest = max(slowest, time.Duration(s.End-s.Start))
 		}
 		fmt.Fprintf(w, "\ncheckpoints: %d completed, %d abandoned; the slowest took %s\n", done, abandoned, round(slowest))
-		if last != nil {
+		shown := res.Checkpoints
+		if len(shown) > maxCheckpointLines {
+			fmt.Fprintf(w, "  (the last %d of %d)\n", maxCheckpointLines, len(shown))
+			shown = shown[len(shown)-maxCheckpointLines:]
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHECKPOINT\tTOOK\tALIGNMENT\tSIZE\tBY STAGE")
+		for _, s := range shown {
+			if !s.Completed {
+				fmt.Fprintf(tw, "%d\tabandoned: %s\t\t\t\n", s.ID, s.Reason)
+				continue
+			}
 			var stages []string
-			for st, n := range last.ByStage {
+			for st, n := range s.ByStage {
 				stages = append(stages, fmt.Sprintf("%s %s", st, bytesHuman(n)))
 			}
 			slices.Sort(stages)
-			fmt.Fprintf(w, "  the last, %d: took %s, aligned in %s, %s (%s)\n", last.ID, round(time.Duration(last.End-last.Start)),
-				round(last.Alignment), bytesHuman(last.Bytes), strings.Join(stages, ", "))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, round(time.Duration(s.End-s.Start)), round(s.Alignment),
+				bytesHuman(s.Bytes), strings.Join(stages, ", "))
 		}
+		tw.Flush()
 	}
 	for _, k := range res.Kills {
 		fmt.Fprintf(w, "chaos: kill %d at %s, at record %d of the input: %s\n", k.N, k.At.UTC().Format("15:04:05.000"), k.Records, k.Instance)

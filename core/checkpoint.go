@@ -172,7 +172,7 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 		}
 	case CkptStop:
 		if p != nil && !p.writing { // not a failure: the job is ending anyway
-			c.Stats = append(c.Stats, CheckpointStat{ID: p.id, Start: p.start, End: now, Reason: "the job ended"})
+			c.Stats = append(c.Stats, CheckpointStat{ID: p.id, Start: p.start, End: now, Reason: "the job (or its attempt, to recover) ended first"})
 			c.ready.Abandoned, c.pending = p.id, nil
 		}
 		c.stopping = true
