@@ -2,11 +2,13 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,4 +203,98 @@ func TestRecoveryOnSimWindows(t *testing.T) {
 		}
 	}
 	t.Logf("%d seeds: %d kills, %d store faults, %d recoveries from a checkpoint; output equal to the clean run's", seeds, kills, faults, restored)
+}
+
+// failingSource fails every read after the first 500 records of each
+// open, with an error that is not transient.
+type failingSource struct{ opens *atomic.Int64 }
+
+func (s failingSource) Splits(context.Context) ([]stages.Split, error) {
+	return []stages.Split{{Records: 10_000, Bytes: -1, Desc: "failing"}}, nil
+}
+
+func (s failingSource) Open(context.Context, stages.Instance, stages.Split) (stages.Reader[int64], error) {
+	s.opens.Add(1)
+	return &failingReader{}, nil
+}
+
+type failingReader struct{ next int64 }
+
+func (r *failingReader) Read(buf []int64) (int, error) {
+	if r.next >= 500 {
+		return 0, errors.New("the disk is on fire")
+	}
+	n := min(len(buf), int(500-r.next))
+	for i := range n {
+		buf[i] = r.next
+		r.next++
+	}
+	return n, nil
+}
+
+func (r *failingReader) Close() error { return nil }
+
+// TestRecoveryPolicy: a failure that comes back every attempt is
+// recovered from as often as the policy allows, with its backoff on the
+// job's clock, and then fails the job naming the cause and the count; a
+// configuration error is not retried; a job whose sink cannot roll back
+// fails at the first failure, naming the sink.
+func TestRecoveryPolicy(t *testing.T) {
+	run := func(src stages.Source[int64], sink func(stages.Stream[int64])) (*sluice.Result, error) {
+		cfg := actors.DefaultConfig()
+		cfg.Executor = actors.Sim{}
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: time.Millisecond, Timeout: time.Second,
+			Recovery: actors.RestartPolicy{MaxRestarts: 4, Window: time.Hour, Backoff: time.Second, MaxBackoff: 4 * time.Second}}
+		p := stages.NewPipeline("policy")
+		sink(stages.Read[int64](p, src))
+		return sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+	}
+	var opens atomic.Int64
+	res, err := run(failingSource{&opens}, func(s stages.Stream[int64]) { stages.Collect(s) })
+	if err == nil || !strings.Contains(err.Error(), "the disk is on fire") || !strings.Contains(err.Error(), "failed 5 times within 1h0m0s: giving up") {
+		t.Fatalf("error %v, want the cause and the count", err)
+	}
+	if opens.Load() != 5 || len(res.Recoveries) != 4 {
+		t.Fatalf("%d opens and %d recoveries, want 5 and 4", opens.Load(), len(res.Recoveries))
+	}
+	// The backoffs, 1+2+4+4 s, passed on the simulator's clock.
+	if res.Elapsed < 11*time.Second {
+		t.Errorf("the job took %v of virtual time, want the 11 s of backoff at least", res.Elapsed)
+	}
+	opens.Store(0)
+	_, err = run(failingSource{&opens}, func(s stages.Stream[int64]) {
+		stages.Write(s, noRollback{})
+	})
+	if err == nil || !strings.Contains(err.Error(), "cannot roll its output back") || opens.Load() != 1 {
+		t.Fatalf("a sink without Reopen: error %v after %d opens, want it named after one", err, opens.Load())
+	}
+	opens.Store(0)
+	_, err = run(configSource{&opens}, func(s stages.Stream[int64]) { stages.Collect(s) })
+	if !errors.Is(err, stages.ErrConfig) || opens.Load() != 1 {
+		t.Fatalf("a configuration error: %v after %d opens, want it once", err, opens.Load())
+	}
+}
+
+type noRollback struct{}
+
+func (noRollback) Open(context.Context, stages.Instance) (stages.Writer[int64], error) {
+	return noRollbackWriter{}, nil
+}
+
+type noRollbackWriter struct{}
+
+func (noRollbackWriter) Write([]int64) error { return nil }
+func (noRollbackWriter) Prepare() error      { return nil }
+func (noRollbackWriter) Commit() error       { return nil }
+func (noRollbackWriter) Abort() error        { return nil }
+
+type configSource struct{ opens *atomic.Int64 }
+
+func (s configSource) Splits(context.Context) ([]stages.Split, error) {
+	return []stages.Split{{Records: 1, Bytes: -1, Desc: "config"}}, nil
+}
+
+func (s configSource) Open(context.Context, stages.Instance, stages.Split) (stages.Reader[int64], error) {
+	s.opens.Add(1)
+	return nil, fmt.Errorf("no such table: %w", stages.ErrConfig)
 }
