@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,13 +20,17 @@ import (
 	"github.com/sluice-data/sluice/stages"
 )
 
-// BenchmarkCheckpoints measures what checkpoints cost W3 (10M events per
-// user and minute of event time, Parquet in and out), side by side in one
-// run: none, then every second to local files, then every second to S3 (a
-// VersityGW at $SLUICE_S3_ENDPOINT, skipped without one). Run it long
-// enough that a run holds many checkpoints, 30 s or more:
+var flagCkEvents = flag.Int64("ck.events", 100_000_000, "BenchmarkCheckpoints: events W3 generates (0: read the Parquet events)")
+
+// BenchmarkCheckpoints measures what checkpoints cost W3 (events counted
+// and summed per user and minute of event time, into Parquet), side by
+// side in one run: none, then every second to local files, then every
+// second to S3 (a VersityGW at $SLUICE_S3_ENDPOINT, skipped without one).
+// By default W3 generates 100M events in the job (-ck.events), about 12 s
+// a run, so that each run holds a dozen checkpoints; -ck.events 0 reads the
+// Parquet events instead. Run each for 30 s or more, several times:
 //
-//	go test -run - -bench Checkpoints -benchtime 20x ./bench/
+//	go test -run - -bench Checkpoints -benchtime 3x -count 2 ./bench/
 //
 // Besides rows/s it reports the checkpoints' mean duration (ckpt-ms), their
 // longest alignment (align-ms) and their mean size (ckpt-MB). The
@@ -34,7 +40,11 @@ import (
 func BenchmarkCheckpoints(b *testing.B) {
 	d := getData(b)
 	w3 := func(b *testing.B, opts sluice.Options) *sluice.Result {
-		p, err := examples.EventsWindows.Build(map[string]string{"events": d.events, "out": filepath.Join(b.TempDir(), "w3")})
+		args := map[string]string{"events": d.events, "out": filepath.Join(b.TempDir(), "w3")}
+		if *flagCkEvents > 0 { // generated in the job: long runs, many checkpoints each
+			args = map[string]string{"n-events": fmt.Sprint(*flagCkEvents), "out": args["out"]}
+		}
+		p, err := examples.EventsWindows.Build(args)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,6 +76,10 @@ func BenchmarkCheckpoints(b *testing.B) {
 		b.ReportMetric(align.Seconds()*1e3, "align-ms")
 		b.ReportMetric(float64(bytes)/float64(n)/1e6, "ckpt-MB")
 	}
+	rows := d.nEvts
+	if *flagCkEvents > 0 {
+		rows = *flagCkEvents
+	}
 	for _, store := range []string{"none", "local", "s3"} {
 		b.Run(store, func(b *testing.B) {
 			opts := sluice.Options{}
@@ -80,7 +94,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 				opts.Checkpoints, opts.CheckpointEvery = urlOf("checkpoints"), time.Second
 			}
 			var results []*sluice.Result
-			measure(b, d.nEvts, func() error {
+			measure(b, rows, func() error {
 				results = append(results, w3(b, opts))
 				return nil
 			})
@@ -115,7 +129,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 	b.Run("recovery", func(b *testing.B) {
 		var restores []time.Duration
 		from := 0
-		measure(b, d.nEvts, func() error {
+		measure(b, rows, func() error {
 			cfg := actors.DefaultConfig()
 			cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewLocal(b.TempDir()), Every: time.Second, Timeout: time.Minute}
 			cfg.Chaos = &actors.ChaosConfig{Kills: 1, Seed: uint64(len(restores) + 1)}

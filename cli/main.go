@@ -694,7 +694,7 @@ func (c *invocation) checkpoints(ctx context.Context, args []string) int {
 			size += int64(len(st.Data))
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, r.Job, r.Run, r.Epoch,
-			time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), len(r.Chunks), bytesHuman(size))
+			time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), len(r.Chunks), plan.FormatBytes(size))
 	}
 	tw.Flush()
 	if latest == nil {
@@ -1052,11 +1052,11 @@ func writeRecovery(w io.Writer, res *sluice.Result) {
 			}
 			var stages []string
 			for st, n := range s.ByStage {
-				stages = append(stages, fmt.Sprintf("%s %s", st, bytesHuman(n)))
+				stages = append(stages, fmt.Sprintf("%s %s", st, plan.FormatBytes(n)))
 			}
 			slices.Sort(stages)
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, round(time.Duration(s.End-s.Start)), round(s.Alignment),
-				bytesHuman(s.Bytes), strings.Join(stages, ", "))
+				plan.FormatBytes(s.Bytes), strings.Join(stages, ", "))
 		}
 		tw.Flush()
 	}
@@ -1075,17 +1075,6 @@ func writeRecovery(w io.Writer, res *sluice.Result) {
 	}
 }
 
-func bytesHuman(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
 
 // setAside says what a stage did not pass on: side outputs (dead letters,
 // late records) and records a window dropped.

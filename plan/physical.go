@@ -350,7 +350,7 @@ func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind, readers map[
 	bytes := int64(-1)
 	if rows >= 0 {
 		bytes = rows * j.EntryBytes
-		size = fmt.Sprintf("%d rows ≈ %s", rows, formatBytes(bytes))
+		size = fmt.Sprintf("%d rows ≈ %s", rows, FormatBytes(bytes))
 	}
 	broadcast := false
 	why := ""
@@ -364,9 +364,9 @@ func decideJoin(n *Node, records map[*Node]int64, kinds []EdgeKind, readers map[
 	case bytes < 0:
 		why = "shuffle join: build side of unknown size"
 	case bytes <= j.Threshold:
-		broadcast, why = true, fmt.Sprintf("broadcast join: build side under %s", formatBytes(j.Threshold))
+		broadcast, why = true, fmt.Sprintf("broadcast join: build side under %s", FormatBytes(j.Threshold))
 	default:
-		why = fmt.Sprintf("shuffle join: build side over %s", formatBytes(j.Threshold))
+		why = fmt.Sprintf("shuffle join: build side over %s", FormatBytes(j.Threshold))
 	}
 	if broadcast {
 		kinds[0], kinds[1] = Forward, Broadcast
@@ -427,7 +427,8 @@ func disjoint(a, b map[*Node]bool) bool {
 	return true
 }
 
-func formatBytes(n int64) string {
+// FormatBytes renders a size in bytes for people: "93.8 KiB".
+func FormatBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
