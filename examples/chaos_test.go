@@ -17,7 +17,8 @@ var (
 	chaosSeeds = flag.Int("chaos.seeds", 3, "TestChaos: how many seeds of kills to run each job under (CI runs 20)")
 	chaosSeed  = flag.Uint64("chaos.seed", 0, "TestChaos: run only this seed (to replay a failure)")
 	chaosKills = flag.Int("chaos.kills", 10, "TestChaos: kills per run")
-	chaosScale = flag.Int64("chaos.scale", 1, "TestChaos: multiplies the jobs' rows (the long run: 100 kills on 10 M rows)")
+	chaosScale = flag.Int64("chaos.scale", 1, "TestChaos: multiplies the jobs' rows (the long run: -chaos.scale 50 -chaos.kills 100, 10 M rows)")
+	chaosEvery = flag.String("chaos.every", "100ms,5ms", "TestChaos: the checkpoint intervals to run under")
 )
 
 // TestChaos runs W1 (orders-join, Parquet tables in) and W3
@@ -49,7 +50,11 @@ func TestChaos(t *testing.T) {
 	for i, j := range jobs {
 		out := filepath.Join(dir, fmt.Sprintf("out%d", i))
 		want, clean := runCanonical(t, j, out, sluice.Options{Parallelism: 2, Seed: 1})
-		for _, every := range []time.Duration{100 * time.Millisecond, 5 * time.Millisecond} {
+		for _, e := range strings.Split(*chaosEvery, ",") {
+			every, err := time.ParseDuration(e)
+			if err != nil {
+				t.Fatalf("-chaos.every: %v", err)
+			}
 			restored, recoveries := 0, 0
 			for _, seed := range seeds {
 				cfg := actors.DefaultConfig()
