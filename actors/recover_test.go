@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/clock"
+	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -297,4 +298,45 @@ func (s configSource) Splits(context.Context) ([]stages.Split, error) {
 func (s configSource) Open(context.Context, stages.Instance, stages.Split) (stages.Reader[int64], error) {
 	s.opens.Add(1)
 	return nil, fmt.Errorf("no such table: %w", stages.ErrConfig)
+}
+
+// TestRecoveryWithSkewSampling: a shuffle join whose skew is sampled
+// before the job starts recovers from kills like any other job: the
+// sampling job runs without chaos and without checkpoints (its sink cannot
+// roll back, and its checkpoints are not the job's).
+func TestRecoveryWithSkewSampling(t *testing.T) {
+	run := func(seed uint64, kills int) []string {
+		cfg := actors.DefaultConfig()
+		cfg.BatchRecords = 64
+		cfg.Seed = seed
+		cfg.Executor = actors.Sim{StepTime: time.Microsecond}
+		store := checkpoints.NewMem()
+		if kills > 0 {
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 100 * time.Microsecond, Timeout: time.Second}
+			cfg.Chaos = &actors.ChaosConfig{Kills: kills, Seed: seed}
+		}
+		p := stages.NewPipeline("skew")
+		l := stages.KeyBy(stages.Sequence(p, 0, 5000, stages.Parallelism(2)), func(x int64) int64 { return x % 100 })
+		r := stages.KeyBy(stages.Sequence(p, 0, 200, stages.Parallelism(1)), func(x int64) int64 { return x % 100 })
+		c := stages.Collect(stages.Join(l, r, stages.Inner, stages.Strategy(plan.JoinShuffle), stages.Parallelism(3)))
+		res, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if len(res.Kills) != kills {
+			t.Fatalf("seed %d: %d kills, want %d", seed, len(res.Kills), kills)
+		}
+		var out []string
+		for _, j := range c.Values() {
+			out = append(out, fmt.Sprint(j))
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := run(1, 0)
+	for seed := uint64(1); seed <= 5; seed++ {
+		if got := run(seed, 2); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: %d records, want %d", seed, len(got), len(want))
+		}
+	}
 }
