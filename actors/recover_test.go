@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -338,5 +340,46 @@ func TestRecoveryWithSkewSampling(t *testing.T) {
 		if got := run(seed, 2); !slices.Equal(got, want) {
 			t.Fatalf("seed %d: %d records, want %d", seed, len(got), len(want))
 		}
+	}
+}
+
+// onMessage is a slog handler that calls f at the first record of message
+// msg.
+type onMessage struct {
+	msg  string
+	once sync.Once
+	f    func()
+}
+
+func (h *onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h *onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(h.f)
+	}
+	return nil
+}
+func (h *onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *onMessage) WithGroup(string) slog.Handler      { return h }
+
+// TestRecoveryCancelled: a context cancelled while the job recovers ends
+// the job with its error; the recovered attempt does not run on as if
+// nothing had happened.
+func TestRecoveryCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := actors.DefaultConfig()
+	cfg.Executor = actors.Sim{StepTime: time.Microsecond}
+	cfg.BatchRecords = 64
+	cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: 100 * time.Microsecond, Timeout: time.Second}
+	cfg.Chaos = &actors.ChaosConfig{Kills: 1, Seed: 1}
+	cfg.Logger = slog.New(&onMessage{msg: "job failed: recovering from the latest checkpoint", f: func() {
+		cancel()
+		time.Sleep(50 * time.Millisecond) // the watcher of ctx fails the attempt that has just ended
+	}})
+	p := stages.NewPipeline("cancelled")
+	stages.Collect(stages.Sequence(p, 0, 20_000, stages.Parallelism(2)))
+	res, err := sluice.Run(ctx, p, sluice.Options{Runtime: &cfg})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v after %d kills and %d recoveries, want the context's", err, len(res.Kills), len(res.Recoveries))
 	}
 }
