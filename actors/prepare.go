@@ -129,6 +129,9 @@ func sampleKeys(ctx context.Context, g *plan.Graph, in plan.Input, facts plan.Fa
 	if err != nil {
 		return nil, nil, false, err
 	}
+	// The sample is not the job: it neither checkpoints into the job's
+	// store nor is killed by the job's chaos (its sink cannot roll back).
+	rt.Checkpoints, rt.Chaos = nil, nil
 	x, err := Start(ctx, phys, rt)
 	if err != nil {
 		return nil, nil, false, err

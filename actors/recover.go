@@ -134,6 +134,12 @@ func (x *Execution) recover(at *attempt) error {
 	x.attMu.Lock()
 	x.att = newAttempt(at.epoch + 1)
 	x.attMu.Unlock()
+	// The watcher of ctx fails the attempt that is current when ctx is
+	// done: one cancelled before the swap failed the attempt that had
+	// ended already, so the new one must not start.
+	if err := x.ctx.Err(); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			h.newTask()
