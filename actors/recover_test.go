@@ -422,7 +422,6 @@ func (r *pollReader) Close() error { return nil }
 // for a moment while it is skipped is asked again later, as when it is
 // read.
 func TestRecoverySkipsPollingReader(t *testing.T) {
-	t.Skip("BUG: core/restore.go openSplitAt skips in one call and fails on ErrNoData (\"skipping to record N: no data yet\"); the skip must go through produce's polling")
 	for seed := uint64(1); seed <= 3; seed++ {
 		cfg := actors.DefaultConfig()
 		cfg.Executor = actors.Sim{StepTime: time.Microsecond}

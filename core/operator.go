@@ -520,8 +520,10 @@ func (o *Operator) AckSends() {
 func (o *Operator) AckSink(n int) {
 	clear(o.ready.Sink[:n])
 	o.ready.Sink = o.ready.Sink[n:]
-	for i := range o.ready.SinkAt {
-		o.ready.SinkAt[i] = max(o.ready.SinkAt[i]-n, 0)
+	for i, at := range o.ready.SinkAt {
+		if at > 0 { // -1: the writer has checkpointed for it (Task.run)
+			o.ready.SinkAt[i] = max(at-n, 0)
+		}
 	}
 }
 

@@ -2,9 +2,7 @@ package core
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/sluice-data/sluice/plan"
 )
@@ -60,7 +58,7 @@ func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
 				continue
 			}
 			sp.Done, sp.Records = false, o.records
-			if o.seek != nil && o.r == nil { // restored and not yet reopened
+			if o.seek != nil && (o.r == nil || o.skip > 0) { // restored, not yet back where it was
 				sp.Records, sp.Pos = o.seek.Records, o.seek.Pos
 			} else if pr, ok := o.r.(plan.Positioner); ok && o.r != nil {
 				pos, err := pr.Position()
@@ -174,40 +172,38 @@ func (t *Task) restoreSplits(id uint64, p SourcePosition) error {
 }
 
 // openSplitAt opens a restored split where the checkpoint had it: at the
-// reader's position, or by skipping the records read before.
+// reader's position, or at its start with the records read before to
+// skip (produce reads and drops them, polling as for any read).
 func (t *Task) openSplitAt(o *openSplit) (plan.Reader, error) {
 	src, inst := t.v.Head().Source, t.op.Instance()
 	if o.seek.Pos != nil && src.OpenAt != nil {
 		return src.OpenAt(t.cfg.Ctx, inst, o.split, o.seek.Pos)
 	}
 	r, err := src.Open(t.cfg.Ctx, inst, o.split)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		o.skip = o.seek.Records
 	}
-	count := func(b *plan.Batch) int64 {
+	return r, err
+}
+
+// skipped drops the records of batch b, read from split s to skip what
+// the checkpoint had read; it fails when the reader returned more than
+// asked for, or ended first.
+func (t *Task) skipped(s *openSplit, b *plan.Batch, ended bool) error {
+	if b != nil {
+		n := int64(1)
 		if out := t.v.Head().Out; out != nil && out.Len != nil {
-			return int64(out.Len(b.Data))
+			n = int64(out.Len(b.Data))
 		}
-		return 1
+		if n > s.skip {
+			return fmt.Errorf("skipping to record %d: the reader returned more records than asked for", s.seek.Records)
+		}
+		s.skip -= n
 	}
-	for skipped := int64(0); skipped < o.seek.Records; {
-		b, err := r.Read(int(min(o.seek.Records-skipped, int64(t.cfg.Budget.BatchRecords))))
-		if b != nil {
-			skipped += count(b)
-		}
-		if errors.Is(err, io.EOF) && skipped < o.seek.Records {
-			err = fmt.Errorf("the split has %d records, the checkpoint had read %d: it changed", skipped, o.seek.Records)
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			_ = r.Close()
-			return nil, fmt.Errorf("skipping to record %d: %w", o.seek.Records, err)
-		}
-		if skipped > o.seek.Records {
-			_ = r.Close()
-			return nil, fmt.Errorf("skipping to record %d: the reader returned more records than asked for", o.seek.Records)
-		}
+	if ended && s.skip > 0 {
+		return fmt.Errorf("the split has %d records, the checkpoint had read %d: it changed", s.seek.Records-s.skip, s.seek.Records)
 	}
-	return r, nil
+	return nil
 }
 
 // restore sets the operator's state to r's.

@@ -217,8 +217,10 @@ type openSplit struct {
 	// errors in a row it has had.
 	records  int64
 	attempts int
-	// seek is where a restored split opens (nil: at its start).
+	// seek is where a restored split opens (nil: at its start); skip, the
+	// records still to read and drop to get there.
 	seek *SplitPosition
+	skip int64
 }
 
 // NewTask returns the task of instance inst of vertex vi of phys.
@@ -509,10 +511,13 @@ func (t *Task) produce(now int64) {
 			t.retry(now, cur, "opening", nil, err)
 			return
 		}
-		cur.r, cur.seek = r, nil
+		cur.r = r
+		if cur.skip == 0 {
+			cur.seek = nil
+		}
 	}
 	t.enter(CallRead, cur.index)
-	b, wm, kind, err := t.read(cur.r)
+	b, wm, kind, err := t.read(cur.r, cur.skip)
 	t.leave()
 	if kind != plan.ReadBatch && err == nil {
 		cur.attempts = 0
@@ -531,6 +536,16 @@ func (t *Task) produce(now int64) {
 		return
 	}
 	cur.attempts = 0
+	if cur.skip > 0 { // what the checkpoint had read: dropped
+		if serr := t.skipped(cur, b, ended); serr != nil {
+			t.fail(fmt.Errorf("%s: reopening split %s at the checkpoint: %w", inst, cur.split.Desc, serr))
+			return
+		}
+		b = nil
+		if cur.skip == 0 {
+			cur.seek = nil
+		}
+	}
 	if ended {
 		last := *cur
 		cur = &last
@@ -683,13 +698,16 @@ func (t *Task) idleTimeout() time.Duration {
 // read reads a batch or, from an EventReader, a watermark, fencing a panic
 // of the reader: its position is unknown after one, so the job fails with
 // the split named.
-func (t *Task) read(r plan.Reader) (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
+func (t *Task) read(r plan.Reader, skip int64) (b *plan.Batch, wm int64, kind plan.ReadKind, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			b, kind, err = nil, plan.ReadBatch, fmt.Errorf("reader panicked: %v", r)
 		}
 	}()
 	n := t.cfg.Budget.BatchRecords
+	if skip > 0 {
+		n = int(min(int64(n), skip)) // never past the checkpoint's position
+	}
 	if er, ok := r.(plan.EventReader); ok {
 		return er.ReadEvent(n)
 	}
@@ -793,10 +811,14 @@ func (t *Task) run(now int64, step func() error) {
 	for b := 0; ; {
 		// A barrier's checkpoint of the writer comes after the batches
 		// before it and before those after.
-		for ; b < len(rd.Barriers) && t.writer != nil && t.op.Ready().SinkAt[b] == 0; b++ {
+		for ; b < len(rd.Barriers) && t.writer != nil && t.op.Ready().SinkAt[b] <= 0; b++ {
+			if t.op.Ready().SinkAt[b] < 0 {
+				continue // checkpointed before a write panicked and the step resumed
+			}
 			if t.checkpointSink(rd.Barriers[b]); t.err != nil {
 				return
 			}
+			t.op.Ready().SinkAt[b] = -1
 		}
 		if len(t.op.Ready().Sink) == 0 {
 			break
