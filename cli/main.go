@@ -1075,7 +1075,6 @@ func writeRecovery(w io.Writer, res *sluice.Result) {
 	}
 }
 
-
 // setAside says what a stage did not pass on: side outputs (dead letters,
 // late records) and records a window dropped.
 func setAside(s actors.StageStats) string {
