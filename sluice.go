@@ -59,6 +59,10 @@ type Options struct {
 	// from its start, as fast as it can.
 	Checkpoints     string
 	CheckpointEvery time.Duration
+	// Restore starts the job from a checkpoint in Checkpoints that an
+	// earlier process of it took: "latest" or a checkpoint's ID
+	// (actors.CheckpointConfig.Restore).
+	Restore string
 	// Chaos, when set, kills instances of the running job at seeded
 	// moments (actors.ChaosConfig); it needs checkpoints.
 	Chaos *actors.ChaosConfig
@@ -143,6 +147,12 @@ func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execu
 			every = time.Second
 		}
 		cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: every, Timeout: 10 * time.Minute}
+	}
+	if opts.Restore != "" {
+		if cfg.Checkpoints == nil {
+			return nil, fmt.Errorf("job %q: %w: Restore %q needs Checkpoints, the store to restore from", p.Name(), ErrOptions, opts.Restore)
+		}
+		cfg.Checkpoints.Restore = opts.Restore
 	}
 	if opts.Chaos != nil {
 		cfg.Chaos = opts.Chaos

@@ -40,6 +40,13 @@ type CheckpointConfig struct {
 	// recovery off.
 	Recovery   RestartPolicy
 	NoRecovery bool
+	// Restore, when set, starts the job from a checkpoint in Store that an
+	// earlier process of it took: "latest" (the newest complete, valid
+	// checkpoint of the job) or a checkpoint's ID. The plan must have the
+	// checkpoint's parallelism and key groups; the run takes the
+	// checkpoint's run ID, so that its sinks take back what that process
+	// had staged.
+	Restore string
 }
 
 // DefaultRecovery is the job-level restart policy when none is given: 10
@@ -177,6 +184,7 @@ func (c *checkpointing) carryOut(now int64) {
 	x := c.x
 	if rd.Trigger != 0 && !c.stopped {
 		w := c.dir.Begin(x.phys.Job, x.run, x.exec, rd.Trigger, c.epoch, now/1e6)
+		w.Shape(x.phys.MaxParallelism, shape(x.phys))
 		c.writers[rd.Trigger] = w
 		c.passedBy[rd.Trigger] = map[core.Addr]bool{}
 		for _, snaps := range c.final {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,7 +120,7 @@ func (x *Execution) recover(at *attempt) error {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
 	dir := checkpoints.New(x.cfg.Checkpoints.Store)
-	r, skipped, err := dir.LatestOf(x.ctx, x.exec)
+	r, skipped, err := dir.LatestOf(x.ctx, x.exec, x.from)
 	if err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
@@ -162,6 +164,91 @@ func (x *Execution) recover(at *attempt) error {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
 	return nil
+}
+
+// restoreAtStart reads the checkpoint a job starts from (Restore), checks
+// it against the plan, takes its run ID and records the restore as the
+// job's first recovery.
+func (x *Execution) restoreAtStart(c CheckpointConfig) (*checkpoints.Restored, error) {
+	dir := checkpoints.New(c.Store)
+	var r *checkpoints.Restored
+	var skipped []checkpoints.Skipped
+	var err error
+	if c.Restore == "latest" {
+		r, skipped, err = dir.LatestOfJob(x.ctx, x.phys.Job)
+		if err == nil && r == nil {
+			err = fmt.Errorf("restore: %s holds no complete, valid checkpoint of the job%s", c.Store, skippedList(skipped))
+		}
+	} else {
+		id, perr := strconv.ParseUint(c.Restore, 10, 64)
+		if perr != nil {
+			return nil, fmt.Errorf("restore %q: want \"latest\" or a checkpoint's ID", c.Restore)
+		}
+		r, err = dir.Read(x.ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(r, x.phys); err != nil {
+		return nil, fmt.Errorf("restore: checkpoint %d in %s: %w (%w)", r.ID, c.Store, err, plan.ErrConfig)
+	}
+	x.run, x.from = r.Run, r.Execution
+	x.att = newAttempt(r.Epoch + 1)
+	st := RecoveryStat{Attempt: x.att.epoch, Cause: fmt.Sprintf("restored at start from %s", c.Store), Checkpoint: r.ID,
+		Failed: x.cfg.Clock.Now()}
+	for _, s := range skipped {
+		st.Skipped = append(st.Skipped, s.String())
+	}
+	x.rec.stats = append(x.rec.stats, st)
+	x.rec.waiting = true
+	x.cfg.Logger.Info("restoring", "checkpoint", r.ID, "run", r.Run, "skipped", len(skipped))
+	return r, nil
+}
+
+func skippedList(skipped []checkpoints.Skipped) string {
+	var b strings.Builder
+	for _, s := range skipped {
+		fmt.Fprintf(&b, "; skipped %s", s)
+	}
+	return b.String()
+}
+
+// shape is the plan's parallelism by the stage ID of each vertex's head.
+func shape(phys *plan.Physical) map[string]int {
+	m := map[string]int{}
+	for _, v := range phys.Vertices {
+		m[core.StageID(v.Head())] = v.Parallelism
+	}
+	return m
+}
+
+// checkShape refuses a checkpoint of another job, or of a plan of other
+// key groups or parallelism: restoring at another parallelism is not
+// built yet.
+func checkShape(r *checkpoints.Restored, phys *plan.Physical) error {
+	if r.Job != phys.Job {
+		return fmt.Errorf("it is of job %q, not %q", r.Job, phys.Job)
+	}
+	if r.MaxParallelism != phys.MaxParallelism {
+		return fmt.Errorf("it was taken with %d key groups (max parallelism), the plan has %d", r.MaxParallelism, phys.MaxParallelism)
+	}
+	now := shape(phys)
+	var errs []error
+	for stage, p := range r.Parallelism {
+		switch q, ok := now[stage]; {
+		case !ok:
+			errs = append(errs, fmt.Errorf("stage %s is not in the plan", stage))
+		case q != p:
+			errs = append(errs, fmt.Errorf("stage %s had %d instances, the plan %d (restoring at another parallelism is not supported yet)", stage, p, q))
+		}
+	}
+	for stage := range now {
+		if _, ok := r.Parallelism[stage]; !ok {
+			errs = append(errs, fmt.Errorf("stage %s of the plan is not in the checkpoint", stage))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 // sleep waits d on the job's clock; the simulator, which owns its manual

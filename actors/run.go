@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
 )
@@ -48,8 +49,11 @@ type Execution struct {
 
 	result *Result
 	run    string
-	exec   string         // this execution of the run, unique: its checkpoints are its own
-	ck     *checkpointing // nil: checkpoints are off
+	exec   string // this execution of the run, unique: its checkpoints are its own
+	// from is the execution whose checkpoint the job was restored from at
+	// its start, if any: a recovery may restore its checkpoints too.
+	from string
+	ck   *checkpointing // nil: checkpoints are off
 }
 
 // An Executor runs a job's instances: it steps each instance's core.Task
@@ -95,6 +99,14 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	}
 	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), att: newAttempt(1),
 		ended: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed), exec: execID()}
+	var restored *checkpoints.Restored
+	if c := cfg.Checkpoints; c != nil && c.Restore != "" {
+		r, err := x.restoreAtStart(*c)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: %w", phys.Job, err)
+		}
+		restored = r
+	}
 	if cfg.Chaos != nil {
 		x.chaos = newChaos(x, *cfg.Chaos)
 	}
@@ -103,13 +115,25 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
 			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism, Seed: cfg.Seed,
-				LocalInstances: v.Parallelism, Shared: x.sharedValue}
+				LocalInstances: v.Parallelism, Shared: x.sharedValue, Resumed: restored != nil}
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)
 			}
 			hs[i] = newHost(x, vi, inst, ccfg)
 		}
 		x.hosts = append(x.hosts, hs)
+	}
+	if restored != nil {
+		for _, hs := range x.hosts {
+			for _, h := range hs {
+				if err := h.task.Restore(restoredFor(restored, h)); err != nil {
+					return nil, fmt.Errorf("job %q: restoring checkpoint %d: %w", phys.Job, restored.ID, err)
+				}
+			}
+		}
+		if x.chaos != nil {
+			x.chaos.attemptStarted(x.position(restored))
+		}
 	}
 	if err := x.launch(); err != nil {
 		return nil, err

@@ -52,6 +52,11 @@ type Manifest struct {
 	// Time is when the checkpoint was triggered, in unix ms on the job's
 	// clock.
 	Time int64 `json:"time_unix_ms"`
+	// MaxParallelism is the job's number of key groups, and Parallelism
+	// the instances of each vertex, by the stage ID of its head: a
+	// restore checks the plan against them.
+	MaxParallelism int            `json:"max_parallelism,omitempty"`
+	Parallelism    map[string]int `json:"parallelism,omitempty"`
 	// States are the small pieces of state that belong to an instance,
 	// not to key groups: where a source was, an operator's watermarks,
 	// what a sink had written. They are held in the manifest itself.
@@ -138,6 +143,14 @@ func (w *Writer) chunk(ctx context.Context, stage string, first, last int, insta
 	w.m.Chunks = append(w.m.Chunks, Chunk{Stage: stage, First: first, Last: last, Instance: instance, Key: key, Size: int64(len(data)),
 		CRC: crc32.Checksum(data, castagnoli), Fingerprints: fingerprints})
 	return nil
+}
+
+// Shape records the plan's number of key groups and each vertex's
+// parallelism, by the stage ID of its head.
+func (w *Writer) Shape(maxParallelism int, parallelism map[string]int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.m.MaxParallelism, w.m.Parallelism = maxParallelism, parallelism
 }
 
 // State records a piece of an instance's state of a kind ("source": its
@@ -253,13 +266,24 @@ func (d *Dir) Latest(ctx context.Context) (*Restored, []Skipped, error) {
 	return d.latest(ctx, func(*Manifest) string { return "" })
 }
 
-// LatestOf is Latest among the checkpoints of one execution: a job that
-// recovers does so from its own, never from another run's left in the
-// same store (restoring another's is a choice of the user's).
-func (d *Dir) LatestOf(ctx context.Context, exec string) (*Restored, []Skipped, error) {
+// LatestOf is Latest among the checkpoints of the executions execs: a
+// job that recovers does so from its own (and the one it was restored
+// from), never from another run's left in the same store (restoring
+// another's is a choice of the user's).
+func (d *Dir) LatestOf(ctx context.Context, execs ...string) (*Restored, []Skipped, error) {
 	return d.latest(ctx, func(m *Manifest) string {
-		if m.Execution != exec {
+		if !slices.Contains(execs, m.Execution) {
 			return fmt.Sprintf("it is of job %q run %q, execution %q: not this one", m.Job, m.Run, m.Execution)
+		}
+		return ""
+	})
+}
+
+// LatestOfJob is Latest among the checkpoints of job, of any run.
+func (d *Dir) LatestOfJob(ctx context.Context, job string) (*Restored, []Skipped, error) {
+	return d.latest(ctx, func(m *Manifest) string {
+		if m.Job != job {
+			return fmt.Sprintf("it is of job %q, not %q", m.Job, job)
 		}
 		return ""
 	})

@@ -389,12 +389,13 @@ type jobFlags struct {
 	executor    string
 	checkpoints string
 	every       time.Duration
+	restore     string
 	chaos       chaosFlag
 }
 
 func (f *jobFlags) options() sluice.Options {
 	o := sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed,
-		Checkpoints: f.checkpoints, CheckpointEvery: f.every}
+		Checkpoints: f.checkpoints, CheckpointEvery: f.every, Restore: f.restore}
 	if f.executor == "sim" {
 		o.Executor = actors.Sim{}
 	}
@@ -432,7 +433,8 @@ func (f *jobFlags) runOptions(ctx context.Context) (sluice.Options, error) {
 				}
 			}
 		}
-		cfg.Checkpoints = &actors.CheckpointConfig{Store: faulty, Every: f.every, Timeout: 10 * time.Minute, TolerableFailures: 3}
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: faulty, Every: f.every, Timeout: 10 * time.Minute, TolerableFailures: 3,
+			Restore: f.restore}
 		o.Runtime = &cfg
 	}
 	return o, nil
@@ -509,6 +511,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs.StringVar(&f.checkpoints, "checkpoints", "",
 		"checkpoint the job into this store (a directory, file://, s3://BUCKET/PREFIX, mem://), and recover from its latest checkpoint when it fails (off when empty)")
 	fs.DurationVar(&f.every, "checkpoint-every", time.Second, "the interval between checkpoints, with -checkpoints")
+	fs.StringVar(&f.restore, "restore", "",
+		"start from a checkpoint in -checkpoints that an earlier run of the job took (killed, or failed for good): latest, or a checkpoint's ID; the parallelism must be the checkpoint's")
 	fs.Var(&f.chaos, "chaos",
 		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f

@@ -60,7 +60,10 @@ type Instance struct {
 	// job recovers from a checkpoint. What instances share that must start
 	// afresh on a recovery (a broadcast join's table) keys on it; what
 	// lasts the whole run (a sink's transaction) does not.
-	Attempt     uint64
+	Attempt uint64
+	// Resumed: the run goes on from a checkpoint an earlier process of it
+	// took (a restore): sinks take back the output it had staged.
+	Resumed     bool
 	Stage       string
 	Index       int
 	Parallelism int

@@ -111,7 +111,7 @@ func (s *sink[T]) open(ctx context.Context, inst stages.Instance, at *checkpoint
 	if !st.opened {
 		st.opened = true
 		st.txn, st.err = commit.Begin(ctx, commit.Local{}, dir, commit.Options{
-			Mode: commit.Overwrite, Job: inst.Job, Run: run,
+			Mode: commit.Overwrite, Job: inst.Job, Run: run, Resume: inst.Resumed,
 			ForceHint: "write into an empty directory",
 			Ours:      partName.MatchString,
 			Data:      func(name string) bool { return strings.HasSuffix(name, ".jsonl") },

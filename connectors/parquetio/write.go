@@ -263,7 +263,9 @@ func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkp
 	state.mu.Lock()
 	if !state.opened {
 		state.opened = true
-		state.txn, state.err = commit.Begin(ctx, commitFS(st), out, outputOptions(s.cfg.mode.commitMode(), s.cfg.force, inst.Job, run))
+		o := outputOptions(s.cfg.mode.commitMode(), s.cfg.force, inst.Job, run)
+		o.Resume = inst.Resumed
+		state.txn, state.err = commit.Begin(ctx, commitFS(st), out, o)
 		if state.err != nil {
 			state.err = commit.MarkConfig(fmt.Errorf("parquetio: %w", state.err), stages.ErrConfig)
 		}

@@ -62,6 +62,12 @@ type Options struct {
 	Force bool
 	Job   string
 	Run   string
+	// Resume: the run goes on from a checkpoint that an earlier process of
+	// it took (a restore): the lease of that process, which died or
+	// stopped, may name the run, and its staging is the run's own, kept
+	// for the sinks to take back. A run the snapshot already holds is still
+	// refused.
+	Resume bool
 	// ForceHint says how the user forces it, for messages
 	// ("parquetio.Force()").
 	ForceHint string
@@ -185,11 +191,11 @@ var ErrRunReused = errors.New("the run's ID has written this output before")
 // snapshot, in the lease it takes over, or in its staging.
 func (t *Txn) checkRunReused(ctx context.Context) error {
 	run := t.o.Run
-	reused := t.lease.prev != nil && t.lease.prev.Run == run
+	reused := t.lease.prev != nil && t.lease.prev.Run == run && !t.o.Resume
 	if t.prev != nil && !reused {
 		reused = t.prev.Run == run || slices.ContainsFunc(t.prev.Files, func(f File) bool { return strings.Contains(base(f.Path), run) })
 	}
-	if !reused {
+	if !reused && !t.o.Resume {
 		_, _, exists, err := t.fsys.Stat(ctx, t.Staging())
 		if err != nil {
 			return err
