@@ -105,6 +105,9 @@ type checkpointing struct {
 	acking   map[core.Addr]int
 	ending   map[core.Addr]bool
 	stopped  bool
+	// stopAt, once set, ends the job at the first checkpoint that
+	// completes (a graceful stop).
+	stopAt bool
 	// alignment is the longest alignment of each checkpoint; sizes the
 	// bytes of each written, by stage.
 	alignment map[uint64]time.Duration
@@ -224,6 +227,9 @@ func (c *checkpointing) carryOut(now int64) {
 		delete(c.writers, id)
 		delete(c.passedBy, id)
 		x.cfg.Logger.Info("checkpoint completed", "id", id)
+		if c.stopAt {
+			x.fail(&StoppedError{Checkpoint: id, Store: c.cfg.Store.String()})
+		}
 	}
 	if id := rd.Abandoned; id != 0 {
 		delete(c.passedBy, id)
@@ -372,6 +378,15 @@ func (c *checkpointing) aligned(as []core.Aligned) {
 	for _, a := range as {
 		c.alignment[a.Checkpoint] = max(c.alignment[a.Checkpoint], a.Took)
 	}
+}
+
+// stopAtNext asks for a checkpoint now and ends the job when one
+// completes.
+func (c *checkpointing) stopAtNext() {
+	c.mu.Lock()
+	c.stopAt = true
+	c.mu.Unlock()
+	c.step(core.CoordEvent{Kind: core.CkptNow})
 }
 
 // stop ends checkpointing with the job: nothing more is triggered, a

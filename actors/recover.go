@@ -66,10 +66,44 @@ func (e *KilledError) Error() string {
 	return fmt.Sprintf("chaos: kill %d: %s was killed", e.Kill, e.Instance)
 }
 
+// StoppedError ends a job that Stop stopped at a checkpoint: it can go on
+// from it in a new process (CheckpointConfig.Restore).
+type StoppedError struct {
+	Checkpoint uint64
+	Store      string
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped at checkpoint %d in %s: restore it to go on", e.Checkpoint, e.Store)
+}
+
+// Stop stops the job at a checkpoint: one is taken at once, and when it
+// completes the job ends without committing its sinks, which keep what
+// they staged for the run that restores it (Wait returns a *StoppedError).
+// Without checkpoints there is nothing to stop at: Stop returns an error
+// and the job goes on.
+func (x *Execution) Stop() error {
+	if x.cfg.Checkpoints == nil {
+		return errors.New("the job does not checkpoint: it cannot stop at a checkpoint")
+	}
+	for _, v := range x.phys.Vertices {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.Reopen == nil {
+			return fmt.Errorf("sink %s (%s) cannot take its output back in a new process: the job cannot stop at a checkpoint", tail, tail.Loc)
+		}
+	}
+	x.attMu.Lock()
+	x.stopping = true
+	ck := x.ck
+	x.attMu.Unlock()
+	ck.stopAtNext()
+	return nil
+}
+
 // recoverable reports whether the job may recover from err.
 func (x *Execution) recoverable(err error) bool {
 	c := x.cfg.Checkpoints
-	if c == nil || c.NoRecovery || x.ctx.Err() != nil {
+	var stopped *StoppedError
+	if c == nil || c.NoRecovery || x.ctx.Err() != nil || errors.As(err, &stopped) {
 		return false
 	}
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, plan.ErrConfig)

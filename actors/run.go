@@ -39,6 +39,9 @@ type Execution struct {
 	chaos *chaos
 	// ckDone holds the checkpoint statistics of earlier attempts (attMu).
 	ckDone []core.CheckpointStat
+	// stopping: Stop was called (attMu); a recovered attempt stops at its
+	// first checkpoint too.
+	stopping bool
 	// last is the attempt that ended the job, stopErr its engine's stop
 	// error; both set before ended is closed.
 	last    *attempt
@@ -188,7 +191,11 @@ func (x *Execution) launch() error {
 			x.ckDone = append(x.ckDone, x.ck.stats()...)
 		}
 		x.ck = ck
+		stopping := x.stopping
 		x.attMu.Unlock()
+		if stopping {
+			defer ck.stopAtNext() // once started
+		}
 	}
 	eng, err := x.cfg.executor().start(x)
 	if err != nil {
@@ -290,6 +297,10 @@ func (x *Execution) instances() int {
 func (x *Execution) Wait() (*Result, error) {
 	<-x.ended
 	at, serr := x.last, x.stopErr
+	var stopped *StoppedError
+	if serr == nil && errors.As(at.err, &stopped) {
+		return x.suspend(at.err)
+	}
 	c := core.NewCommitter(x.commitSinks(), at.err, serr != nil)
 	for a, ok := c.Next(); ok; a, ok = c.Next() {
 		c.Reply(x.carryOut(a))
@@ -362,6 +373,29 @@ func (x *Execution) carryOut(a core.CommitAction) error {
 		return tail.Sink.FinishJob(context.WithoutCancel(x.ctx), h.op.Instance(), a.Failed)
 	}
 	panic(fmt.Sprintf("actors: commit action %v", a))
+}
+
+// suspend ends a job stopped at a checkpoint: its writers let go of what
+// they staged, which stays, and each sink releases what it holds.
+func (x *Execution) suspend(err error) (*Result, error) {
+	for vi, v := range x.phys.Vertices {
+		tail := v.Tail()
+		if tail.Kind != plan.KindSink {
+			continue
+		}
+		for _, h := range x.hosts[vi] {
+			if c, ok := h.task.Writer().(plan.SinkCheckpointer); ok {
+				if derr := c.Detach(); derr != nil {
+					x.cfg.Logger.Warn("letting go of a sink's writer", "instance", h.inst.String(), "err", derr)
+				}
+			}
+		}
+		if tail.Sink.SuspendJob != nil {
+			tail.Sink.SuspendJob(context.WithoutCancel(x.ctx), x.hosts[vi][0].op.Instance())
+		}
+	}
+	x.closeReaders()
+	return x.Snapshot(), fmt.Errorf("job %q: %w", x.phys.Job, err)
 }
 
 func (x *Execution) closeReaders() {

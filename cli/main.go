@@ -86,8 +86,9 @@ const (
 	// exitUsage: a bad command line, flag or job argument, an unknown job,
 	// an invalid graph or plan: all found before the job starts.
 	exitUsage = 2
-	// 75 (EX_TEMPFAIL) is kept for a job stopped at a final checkpoint,
-	// to be resumed from it.
+	// exitStopped (EX_TEMPFAIL): a job that checkpoints stopped at a final
+	// checkpoint on SIGTERM or SIGINT; run it again with --restore latest.
+	exitStopped = 75
 
 	// exitSignal plus the signal's number: 130 for SIGINT, 143 for SIGTERM.
 	exitSignal = 128
@@ -117,6 +118,9 @@ type invocation struct {
 	lines  io.Writer         // where stderr lines go: stderr, or above the progress bars
 	job    *actors.Execution // the job running, for the report of a stop
 	signal os.Signal         // the first signal received
+	// stopTimeout is how long a job that checkpoints has, after the first
+	// signal, to stop at a final checkpoint before it is cancelled.
+	stopTimeout time.Duration
 }
 
 // main runs the command line args (without the program name) and returns
@@ -220,12 +224,37 @@ func (c *invocation) handleSignals(cancel context.CancelFunc, done <-chan struct
 				c.exit(exitSignal + signalNumber(s))
 				return
 			}
+			if c.stopAtCheckpoint(s, cancel) {
+				continue
+			}
 			cancel()
 			if !c.reportStop(false) {
 				report = time.After(stopReportAfter)
 			}
 		}
 	}
+}
+
+// stopAtCheckpoint stops a job that checkpoints at a final checkpoint,
+// cancelling it if that takes longer than the stop timeout; it reports
+// whether the job can stop so.
+func (c *invocation) stopAtCheckpoint(s os.Signal, cancel context.CancelFunc) bool {
+	c.mu.Lock()
+	x, timeout := c.job, c.stopTimeout
+	c.mu.Unlock()
+	if x == nil || x.Stop() != nil {
+		return false
+	}
+	c.errorf("%s: stopping at a final checkpoint (within %v; %s again to exit now)", signalName(s), timeout, signalName(s))
+	time.AfterFunc(timeout, func() {
+		select {
+		case <-x.Done():
+		default:
+			c.errorf("no checkpoint completed within %v (--stop-timeout): cancelling the job", timeout)
+			cancel()
+		}
+	})
+	return true
 }
 
 // reportStop says what stopping the command waits for: the calls it is
@@ -342,6 +371,8 @@ Exit status:
        input (listing its files included)
   2    a usage or configuration error, found before the job starts: a bad
        flag or job argument, an unknown job, an invalid graph or plan
+  75   stopped at a final checkpoint (a job run with --checkpoints, on SIGTERM
+       or SIGINT): run it again with --restore latest to go on
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. The first signal
        stops the job, and says what the stop waits for when it takes long;
        a second one exits at once.
@@ -390,6 +421,7 @@ type jobFlags struct {
 	checkpoints string
 	every       time.Duration
 	restore     string
+	stopTimeout time.Duration
 	chaos       chaosFlag
 }
 
@@ -513,6 +545,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs.DurationVar(&f.every, "checkpoint-every", time.Second, "the interval between checkpoints, with -checkpoints")
 	fs.StringVar(&f.restore, "restore", "",
 		"start from a checkpoint in -checkpoints that an earlier run of the job took (killed, or failed for good): latest, or a checkpoint's ID; the parallelism must be the checkpoint's")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second,
+		"with -checkpoints, how long the first SIGTERM or SIGINT waits for a final checkpoint before it cancels the job (exit 75 when it stopped there)")
 	fs.Var(&f.chaos, "chaos",
 		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f
@@ -731,6 +765,9 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 		c.errorf("%v", err)
 		return c.status(err)
 	}
+	c.mu.Lock()
+	c.stopTimeout = f.stopTimeout
+	c.mu.Unlock()
 	c.setJob(x)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go c.monitor(x, f, stop, stopped)
@@ -748,6 +785,11 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 		writeSummary(c.stderr, res)
 	}
 	c.warnSetAside(res)
+	var atCheckpoint *actors.StoppedError
+	if errors.As(err, &atCheckpoint) {
+		c.errorf("job %q stopped at checkpoint %d: run it again with --restore latest (or %d) to go on", p.Name(), atCheckpoint.Checkpoint, atCheckpoint.Checkpoint)
+		return exitStopped
+	}
 	if err != nil {
 		sig := c.interrupted()
 		switch {

@@ -746,15 +746,21 @@ func TestCommandRestoreAfterKill(t *testing.T) {
 		"--arg", "n-events=3000000", "--arg", "out="+clean); code != 0 {
 		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
 	}
-	got, want := userWindows(t, out), userWindows(t, clean)
-	if len(got) != len(want) || len(want) == 0 {
-		t.Fatalf("restored run wrote %d rows, the clean run %d", len(got), len(want))
+	sameUserWindows(t, out, clean)
+}
+
+// sameUserWindows checks that the W3 outputs got and want hold the same
+// rows, amounts in cents (a float sum depends on the order of its terms).
+func sameUserWindows(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := userWindows(t, got), userWindows(t, want)
+	if len(g) != len(w) || len(w) == 0 {
+		t.Fatalf("%s holds %d rows, %s %d", got, len(g), want, len(w))
 	}
-	for i := range want {
-		// Amounts in cents: a float sum depends on the order of its terms.
-		g, w := got[i], want[i]
-		if g.UserID != w.UserID || g.WindowStart != w.WindowStart || g.Cnt != w.Cnt || math.Round(g.SumAmount*100) != math.Round(w.SumAmount*100) {
-			t.Fatalf("row %d: restored %+v, clean %+v", i, g, w)
+	for i := range w {
+		a, b := g[i], w[i]
+		if a.UserID != b.UserID || a.WindowStart != b.WindowStart || a.Cnt != b.Cnt || math.Round(a.SumAmount*100) != math.Round(b.SumAmount*100) {
+			t.Fatalf("row %d: %+v in %s, %+v in %s", i, a, got, b, want)
 		}
 	}
 }
@@ -775,4 +781,45 @@ func userWindows(t *testing.T, dir string) []examples.UserWindow {
 		return cmp.Compare(a.WindowStart, b.WindowStart)
 	})
 	return rows
+}
+
+// TestCommandStopAtCheckpoint: SIGTERM to a real sluice run that
+// checkpoints stops it at a final checkpoint with status 75, its staged
+// output kept; run again with --restore latest it writes exactly the rows
+// of a run that was never stopped.
+func TestCommandStopAtCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ck, out, clean := filepath.Join(dir, "ck"), filepath.Join(dir, "out"), filepath.Join(dir, "clean")
+	args := []string{"run", "events-windows", "--parallelism", "2", "--arg", "n-events=5000000", "--arg", "out=" + out,
+		"--checkpoints", ck, "--checkpoint-every", "1m"}
+	p := startProcess(t, args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for { // the sinks have opened: the output's lease is taken
+		if m, _ := filepath.Glob(filepath.Join(out, "_sluice", "lease", "*")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not open its output within 60 s; stderr:\n%s", p.stderr.String())
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("the job ended before the signal; stderr:\n%s", p.stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 60*time.Second); code != exitStopped {
+		t.Fatalf("SIGTERM: exit %d, want %d; stderr:\n%s", code, exitStopped, p.stderr.String())
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "stopped at checkpoint 1: run it again with --restore latest") {
+		t.Errorf("stderr does not say where it stopped:\n%s", s)
+	}
+	if code, _, stderr := command(context.Background(), false, append(args, "--quiet", "--restore", "latest")...); code != 0 {
+		t.Fatalf("restore: exit %d:\n%s", code, stderr)
+	}
+	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "2",
+		"--arg", "n-events=5000000", "--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sameUserWindows(t, out, clean)
 }

@@ -111,6 +111,9 @@ const (
 	// no more barriers: checkpoints from now on do without its
 	// acknowledgement.
 	CkptFinished
+	// CkptNow: take a checkpoint as soon as none is in flight, whatever
+	// the interval and the minimum pause (a graceful stop's).
+	CkptNow
 )
 
 // NewCoordinator returns the coordinator of a job whose tasks are tasks,
@@ -142,6 +145,8 @@ func (c *Coordinator) Step(now int64, ev CoordEvent) {
 	}
 	p := c.pending
 	switch ev.Kind {
+	case CkptNow:
+		c.nextAt, c.lastEnd = min(c.nextAt, now), min(c.lastEnd, now-int64(c.cfg.MinPause))
 	case CkptTick:
 	case CkptAck:
 		if p != nil && p.id == ev.ID && !p.writing && slices.Contains(c.tasks, ev.From) {

@@ -224,6 +224,10 @@ type SinkSpec struct {
 	// job, such as its output's lease, and deletes what the new output
 	// replaced.
 	FinishJob func(ctx context.Context, inst Instance, failed bool) error
+	// SuspendJob, if set, runs once instead of every commit and finish
+	// when the job stops at a checkpoint to be restored later: a sink
+	// releases what it held (its output's lease) and keeps what it staged.
+	SuspendJob func(ctx context.Context, inst Instance)
 }
 
 // Waiter is an InputState that cannot take one of its inputs yet: the

@@ -270,6 +270,15 @@ type JobFinisher interface {
 	FinishJob(ctx context.Context, inst Instance, failed bool) error
 }
 
+// JobSuspender is a Sink whose output can wait for a later process: when
+// the job stops at a checkpoint to be restored (a graceful stop),
+// SuspendJob runs once instead of its commits and FinishJob; it releases
+// what the sink holds and keeps what it staged, which the restored run's
+// writers take back (Reopener).
+type JobSuspender interface {
+	SuspendJob(ctx context.Context, inst Instance)
+}
+
 // Write adds a sink stage.
 func Write[T any](s Stream[T], sink Sink[T], opts ...SinkOption) {
 	loc := caller()
@@ -303,6 +312,9 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption
 	}
 	if jf, ok := sink.(JobFinisher); ok {
 		n.Sink.FinishJob = jf.FinishJob
+	}
+	if js, ok := sink.(JobSuspender); ok {
+		n.Sink.SuspendJob = js.SuspendJob
 	}
 	return n
 }

@@ -189,6 +189,22 @@ func (s *sink[T]) CommitJob(ctx context.Context, inst stages.Instance) error {
 	return nil
 }
 
+// SuspendJob implements stages.JobSuspender: the lease goes, the staged
+// file stays for the restored run.
+func (s *sink[T]) SuspendJob(ctx context.Context, inst stages.Instance) {
+	st, err := s.shared(inst)
+	if err != nil {
+		return
+	}
+	st.mu.Lock()
+	txn := st.txn
+	st.txn = nil
+	st.mu.Unlock()
+	if txn != nil {
+		txn.Suspend(ctx)
+	}
+}
+
 // FinishJob implements stages.JobFinisher: it deletes the files of the
 // replaced snapshot and releases the output's lease.
 func (s *sink[T]) FinishJob(ctx context.Context, inst stages.Instance, _ bool) error {

@@ -748,6 +748,22 @@ func (s *FileSink[T]) CommitJob(ctx context.Context, inst stages.Instance) error
 // deletes the files of the old snapshot that the new one no longer lists
 // (after a commit), removes the run's staging and releases the output's
 // lease.
+// SuspendJob implements stages.JobSuspender: the lease goes, the staged
+// files stay for the restored run.
+func (s *FileSink[T]) SuspendJob(ctx context.Context, inst stages.Instance) {
+	state, err := s.shared(inst, fileSafe(inst.Run))
+	if err != nil {
+		return
+	}
+	state.mu.Lock()
+	txn := state.txn
+	state.txn = nil
+	state.mu.Unlock()
+	if txn != nil {
+		txn.Suspend(ctx)
+	}
+}
+
 func (s *FileSink[T]) FinishJob(ctx context.Context, inst stages.Instance, _ bool) error {
 	state, err := s.shared(inst, fileSafe(inst.Run))
 	if err != nil {

@@ -646,6 +646,23 @@ func (t *Txn) Finish(ctx context.Context) error {
 	return err
 }
 
+// Suspend ends the run's transaction without committing and without
+// deleting its staging: the job stopped at a checkpoint, and a later
+// process of the same run (Options.Resume) takes the staged files back.
+// The lease is released, dirty, so that the next run may take it at once.
+func (t *Txn) Suspend(ctx context.Context) {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return
+	}
+	t.finished = true
+	t.mu.Unlock()
+	close(t.stop)
+	t.renewing.Wait()
+	t.release(ctx, true)
+}
+
 // release marks the lease released (dirty: files are left to clean up).
 func (t *Txn) release(ctx context.Context, dirty bool) {
 	t.mu.Lock()
