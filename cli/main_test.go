@@ -437,6 +437,26 @@ func (p *process) wait(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// waitForFiles waits, 60 s at most, until at least n files match
+// pattern while the process runs; what says what they mean, for errors.
+func (p *process) waitForFiles(t *testing.T, pattern string, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m, _ := filepath.Glob(pattern); len(m) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 60 s; stderr:\n%s", what, p.stderr.String())
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("the job ended before %s; stderr:\n%s", what, p.stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 func (p *process) signal(t *testing.T, s os.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(s); err != nil {
@@ -610,17 +630,7 @@ func TestCommandCheckpointsTorn(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join(ck, "chk-*", "MANIFEST"))
 		return m
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(manifests()) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 checkpoints within 60 s; stderr:\n%s", p.stderr.String())
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("the job ended before it was killed; stderr:\n%s", p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	p.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 3, "3 checkpoints")
 	p.signal(t, syscall.SIGKILL)
 	p.wait(t, 30*time.Second)
 
@@ -711,21 +721,7 @@ func TestCommandRestoreAfterKill(t *testing.T) {
 	ck, out, clean := filepath.Join(dir, "ck"), filepath.Join(dir, "out"), filepath.Join(dir, "clean")
 	args := []string{"run", "events-windows", "--quiet", "--parallelism", "2", "--arg", "n-events=3000000", "--checkpoints", ck, "--checkpoint-every", "20ms"}
 	p := startProcess(t, append(args, "--arg", "out="+out)...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		m, _ := filepath.Glob(filepath.Join(ck, "chk-*", "MANIFEST"))
-		if len(m) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 checkpoints within 60 s; stderr:\n%s", p.stderr.String())
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("the job ended before it was killed; stderr:\n%s", p.stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	p.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 3, "3 checkpoints")
 	p.signal(t, syscall.SIGKILL)
 	p.wait(t, 30*time.Second)
 
@@ -793,20 +789,7 @@ func TestCommandStopAtCheckpoint(t *testing.T) {
 	args := []string{"run", "events-windows", "--parallelism", "2", "--arg", "n-events=5000000", "--arg", "out=" + out,
 		"--checkpoints", ck, "--checkpoint-every", "1m"}
 	p := startProcess(t, args...)
-	deadline := time.Now().Add(60 * time.Second)
-	for { // the sinks have opened: the output's lease is taken
-		if m, _ := filepath.Glob(filepath.Join(out, "_sluice", "lease", "*")); len(m) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job did not open its output within 60 s; stderr:\n%s", p.stderr.String())
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("the job ended before the signal; stderr:\n%s", p.stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	p.waitForFiles(t, filepath.Join(out, "_sluice", "lease", "*"), 1, "the output's lease (its sinks open)")
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 60*time.Second); code != exitStopped {
 		t.Fatalf("SIGTERM: exit %d, want %d; stderr:\n%s", code, exitStopped, p.stderr.String())
