@@ -211,14 +211,16 @@ func (x *Execution) restoreAtStart(c CheckpointConfig) (*checkpoints.Restored, e
 	if c.Restore == "latest" {
 		r, skipped, err = dir.LatestOfJob(x.ctx, x.phys.Job)
 		if err == nil && r == nil {
-			err = fmt.Errorf("restore: %s holds no complete, valid checkpoint of the job%s", c.Store, skippedList(skipped))
+			err = fmt.Errorf("restore: %s holds no complete, valid checkpoint of the job%s (%w)", c.Store, skippedList(skipped), plan.ErrConfig)
 		}
 	} else {
 		id, perr := strconv.ParseUint(c.Restore, 10, 64)
 		if perr != nil {
-			return nil, fmt.Errorf("restore %q: want \"latest\" or a checkpoint's ID", c.Restore)
+			return nil, fmt.Errorf("restore %q: want \"latest\" or a checkpoint's ID (%w)", c.Restore, plan.ErrConfig)
 		}
-		r, err = dir.Read(x.ctx, id)
+		if r, err = dir.Read(x.ctx, id); errors.Is(err, checkpoints.ErrInvalid) {
+			err = fmt.Errorf("restore: %w (%w)", err, plan.ErrConfig)
+		}
 	}
 	if err != nil {
 		return nil, err

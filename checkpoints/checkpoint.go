@@ -494,7 +494,11 @@ func (d *Dir) Read(ctx context.Context, id uint64) (*Restored, error) {
 		return nil, err
 	}
 	if reason != "" {
-		return nil, fmt.Errorf("checkpoint %d in %s: %s", id, d.store, reason)
+		return nil, fmt.Errorf("%w: checkpoint %d in %s: %s", ErrInvalid, id, d.store, reason)
 	}
 	return r, nil
 }
+
+// ErrInvalid is wrapped by Read's error for a checkpoint that is not
+// complete and valid (torn, corrupt, absent).
+var ErrInvalid = errors.New("no complete, valid checkpoint")
