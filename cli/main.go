@@ -19,10 +19,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,6 +44,7 @@ import (
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/core"
 	"github.com/sluice-data/sluice/plan"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -351,7 +354,7 @@ Usage:
   %[1]s run JOB [--arg key=value]... [flags]
   %[1]s plan JOB [--arg key=value]... [flags]
   %[1]s jobs
-  %[1]s checkpoints URL
+  %[1]s checkpoints URL [ID]
   %[1]s help [COMMAND]
 
 Commands:
@@ -693,12 +696,16 @@ const checkpointsDoc = `Lists the checkpoints in the store at URL (a directory, 
 each complete and valid one with its job, run, time and size, then the one a
 recovery would restore (the newest complete and valid) and every newer one
 it would skip, with the reason: no manifest (torn: the writer died or failed
-before it), a manifest or a chunk that does not check out (corrupt).`
+before it), a manifest or a chunk that does not check out (corrupt).
 
-// checkpoints lists a store's checkpoints.
+With an ID, shows that checkpoint: its job, run and time, the plan's key
+groups, each stage's instances and the size of its state, and where each
+source instance was in each of its splits.`
+
+// checkpoints lists a store's checkpoints, or shows one.
 func (c *invocation) checkpoints(ctx context.Context, args []string) int {
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		c.errorf("checkpoints: want one URL (run '%s help checkpoints')", c.name)
+	if len(args) < 1 || len(args) > 2 || strings.HasPrefix(args[0], "-") {
+		c.errorf("checkpoints: want a URL and maybe a checkpoint's ID (run '%s help checkpoints')", c.name)
 		return exitUsage
 	}
 	store, err := checkpoints.Open(ctx, args[0])
@@ -707,6 +714,14 @@ func (c *invocation) checkpoints(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	d := checkpoints.New(store)
+	if len(args) == 2 {
+		id, err := strconv.ParseUint(args[1], 10, 64)
+		if err != nil {
+			c.errorf("checkpoints: %q is not a checkpoint's ID", args[1])
+			return exitUsage
+		}
+		return c.showCheckpoint(ctx, d, id)
+	}
 	latest, skipped, err := d.Latest(ctx)
 	if err != nil {
 		c.errorf("checkpoints: %v", err)
@@ -742,6 +757,67 @@ func (c *invocation) checkpoints(ctx context.Context, args []string) int {
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(c.stdout, "skipped %s\n", s)
+	}
+	return exitOK
+}
+
+// showCheckpoint prints one checkpoint: what took it and when, the
+// plan's shape, the size of each stage's state and where each source was.
+func (c *invocation) showCheckpoint(ctx context.Context, d *checkpoints.Dir, id uint64) int {
+	r, err := d.Read(ctx, id)
+	if err != nil {
+		c.errorf("checkpoints: %v", err)
+		if errors.Is(err, checkpoints.ErrInvalid) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	w := c.stdout
+	fmt.Fprintf(w, "checkpoint %d of job %q, run %s, attempt %d, taken %s; %d key groups\n", r.ID, r.Job, r.Run, r.Epoch,
+		time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), r.MaxParallelism)
+	sizes, instances := map[string]int64{}, map[string]map[int]bool{}
+	for _, ch := range r.Chunks {
+		sizes[ch.Stage] += ch.Size
+	}
+	for _, st := range r.States {
+		sizes[st.Stage] += int64(len(st.Data))
+		if instances[st.Stage] == nil {
+			instances[st.Stage] = map[int]bool{}
+		}
+		instances[st.Stage][st.Instance] = true
+	}
+	stages := slices.Sorted(maps.Keys(sizes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTAGE\tINSTANCES\tSIZE")
+	for _, st := range stages {
+		par := "-"
+		if p, ok := r.Parallelism[st]; ok {
+			par = strconv.Itoa(p)
+		} else if n := len(instances[st]); n > 0 {
+			par = strconv.Itoa(n)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", st, par, plan.FormatBytes(sizes[st]))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nSOURCE POSITIONS")
+	for _, st := range r.States {
+		if st.Kind != "source" {
+			continue
+		}
+		var p core.SourcePosition
+		if err := json.Unmarshal(st.Data, &p); err != nil {
+			fmt.Fprintf(w, "%s instance %d: %v\n", st.Stage, st.Instance, err)
+			continue
+		}
+		for _, sp := range p.Splits {
+			where := fmt.Sprintf("%d records read", sp.Records)
+			if sp.Done {
+				where = "done"
+			} else if sp.Pos != nil {
+				where += " (at " + string(sp.Pos) + ")"
+			}
+			fmt.Fprintf(w, "%s instance %d: %s: %s\n", st.Stage, st.Instance, sp.Desc, where)
+		}
 	}
 	return exitOK
 }

@@ -680,6 +680,11 @@ func TestCommandCheckpointsTorn(t *testing.T) {
 		}
 	}
 	t.Logf("after SIGKILL:\n%s", out)
+	code, shown, errs := command(context.Background(), false, "checkpoints", ck, fmt.Sprint(newest))
+	if code != 0 || !strings.Contains(shown, fmt.Sprintf("checkpoint %d of job \"events-windows\"", newest)) ||
+		!strings.Contains(shown, "SOURCE POSITIONS") || !strings.Contains(shown, "records read") {
+		t.Errorf("checkpoints %s %d: exit %d:\n%s%s", ck, newest, code, shown, errs)
+	}
 
 	// A flipped byte in a chunk of the newest; the next loses its manifest.
 	chunks, _ := filepath.Glob(filepath.Join(ck, fmt.Sprintf("chk-%020d", newest), "*", "*"))
