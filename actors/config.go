@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sluice-data/sluice/backpressure"
@@ -141,6 +142,14 @@ func (c Config) budget() backpressure.Budget {
 
 func (p RestartPolicy) backoff(failures int) time.Duration {
 	return doubling(p.Backoff, p.MaxBackoff, failures)
+}
+
+// note adds a failure at now to the earlier ones, keeping those within the
+// window, and returns them: when there are more than MaxRestarts, the
+// policy has run out.
+func (p RestartPolicy) note(earlier []time.Time, now time.Time) []time.Time {
+	recent := slices.DeleteFunc(earlier, func(t time.Time) bool { return now.Sub(t) >= p.Window })
+	return append(recent, now)
 }
 
 func (p RetryPolicy) backoff(failures int) time.Duration {

@@ -52,7 +52,7 @@ type recovery struct {
 	mu       sync.Mutex
 	failures []time.Time // counted against the policy
 	stats    []RecoveryStat
-	waiting  bool // the latest recovery waits for its first record
+	waiting  atomic.Bool // the latest recovery waits for its first record
 }
 
 // KilledError is the cause of an attempt that chaos ended by killing an
@@ -86,10 +86,8 @@ func (x *Execution) Stop() error {
 	if x.cfg.Checkpoints == nil {
 		return errors.New("the job does not checkpoint: it cannot stop at a checkpoint")
 	}
-	for _, v := range x.phys.Vertices {
-		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.Reopen == nil {
-			return fmt.Errorf("sink %s (%s) cannot take its output back in a new process: the job cannot stop at a checkpoint", tail, tail.Loc)
-		}
+	if n := x.sinkWithoutReopen(); n != nil {
+		return fmt.Errorf("sink %s (%s) cannot take its output back in a new process: the job cannot stop at a checkpoint", n, n.Loc)
 	}
 	x.attMu.Lock()
 	x.stopping = true
@@ -97,6 +95,53 @@ func (x *Execution) Stop() error {
 	x.attMu.Unlock()
 	ck.stopAtNext()
 	return nil
+}
+
+// restoreTasks restores every task, before it starts, from checkpoint r
+// (nil: none, the tasks start from the beginning), and tells chaos where
+// in the input the attempt starts.
+func (x *Execution) restoreTasks(r *checkpoints.Restored) error {
+	if r != nil {
+		for _, hs := range x.hosts {
+			for _, h := range hs {
+				if err := h.task.Restore(restoredFor(r, h)); err != nil {
+					return fmt.Errorf("restoring checkpoint %d: %w", r.ID, err)
+				}
+			}
+		}
+	}
+	if x.chaos != nil {
+		x.chaos.attemptStarted(x.position(r))
+	}
+	return nil
+}
+
+// sinkWithoutReopen returns a sink of the job that cannot reopen at a
+// checkpoint (plan.SinkSpec.Reopen), if any.
+func (x *Execution) sinkWithoutReopen() *plan.Node {
+	for _, v := range x.phys.Vertices {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.Reopen == nil {
+			return tail
+		}
+	}
+	return nil
+}
+
+// detachWriters lets go of the sinks' writers of the attempt that ended
+// and closes its readers; what the writers made durable stays for a reopen.
+func (x *Execution) detachWriters() error {
+	var errs []error
+	for _, hs := range x.hosts {
+		for _, h := range hs {
+			h.task.CloseReaders()
+			if c, ok := h.task.Writer().(plan.SinkCheckpointer); ok {
+				if err := c.Detach(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", h.inst, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // recoverable reports whether the job may recover from err.
@@ -114,18 +159,15 @@ func (x *Execution) recoverable(err error) bool {
 func (x *Execution) recover(at *attempt) error {
 	cause := at.err
 	pol := x.cfg.Checkpoints.recovery()
-	for _, v := range x.phys.Vertices {
-		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.Reopen == nil {
-			return fmt.Errorf("%w (the job cannot recover: sink %s (%s) cannot roll its output back to a checkpoint)", cause, tail, tail.Loc)
-		}
+	if n := x.sinkWithoutReopen(); n != nil {
+		return fmt.Errorf("%w (the job cannot recover: sink %s (%s) cannot roll its output back to a checkpoint)", cause, n, n.Loc)
 	}
 	now := x.cfg.Clock.Now()
 	var backoff time.Duration
 	var killed *KilledError
 	if !errors.As(cause, &killed) { // chaos's kills are not held against the policy
 		x.rec.mu.Lock()
-		recent := slices.DeleteFunc(x.rec.failures, func(t time.Time) bool { return now.Sub(t) >= pol.Window })
-		x.rec.failures = append(recent, now)
+		x.rec.failures = pol.note(x.rec.failures, now)
 		n := len(x.rec.failures)
 		x.rec.mu.Unlock()
 		if n > pol.MaxRestarts {
@@ -134,20 +176,7 @@ func (x *Execution) recover(at *attempt) error {
 		backoff = pol.backoff(n)
 	}
 	x.cfg.Logger.Warn("job failed: recovering from the latest checkpoint", "attempt", at.epoch, "err", cause, "backoff", backoff)
-	// Let go of the failed attempt's readers and writers; what the
-	// writers made durable stays for the checkpoint's reopen.
-	var errs []error
-	for _, hs := range x.hosts {
-		for _, h := range hs {
-			h.task.CloseReaders()
-			if c, ok := h.task.Writer().(plan.SinkCheckpointer); ok {
-				if err := c.Detach(); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", h.inst, err))
-				}
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := x.detachWriters(); err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
 	if err := x.sleep(backoff); err != nil {
@@ -179,21 +208,15 @@ func (x *Execution) recover(at *attempt) error {
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			h.newTask()
-			if r == nil {
-				continue
-			}
-			if err := h.task.Restore(restoredFor(r, h)); err != nil {
-				return fmt.Errorf("%w (recovering from checkpoint %d: %w)", cause, r.ID, err)
-			}
 		}
+	}
+	if err := x.restoreTasks(r); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
 	x.rec.mu.Lock()
 	x.rec.stats = append(x.rec.stats, st)
-	x.rec.waiting = true
+	x.rec.waiting.Store(true)
 	x.rec.mu.Unlock()
-	if x.chaos != nil {
-		x.chaos.attemptStarted(x.position(r))
-	}
 	if err := x.launch(); err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
@@ -236,7 +259,7 @@ func (x *Execution) restoreAtStart(c CheckpointConfig) (*checkpoints.Restored, e
 		st.Skipped = append(st.Skipped, s.String())
 	}
 	x.rec.stats = append(x.rec.stats, st)
-	x.rec.waiting = true
+	x.rec.waiting.Store(true)
 	x.cfg.Logger.Info("restoring", "checkpoint", r.ID, "run", r.Run, "skipped", len(skipped))
 	return r, nil
 }
@@ -391,13 +414,14 @@ func (x *Execution) progressed(n int64) {
 	if n <= 0 {
 		return
 	}
-	x.rec.mu.Lock()
-	if x.rec.waiting {
-		x.rec.waiting = false
-		st := &x.rec.stats[len(x.rec.stats)-1]
-		st.Restored = x.cfg.Clock.Now().Sub(st.Failed)
+	if x.rec.waiting.Load() { // the lock only for the first record after a recovery
+		x.rec.mu.Lock()
+		if x.rec.waiting.CompareAndSwap(true, false) {
+			st := &x.rec.stats[len(x.rec.stats)-1]
+			st.Restored = x.cfg.Clock.Now().Sub(st.Failed)
+		}
+		x.rec.mu.Unlock()
 	}
-	x.rec.mu.Unlock()
 	if x.chaos != nil {
 		x.chaos.progressed(n)
 	}

@@ -127,15 +127,8 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		x.hosts = append(x.hosts, hs)
 	}
 	if restored != nil {
-		for _, hs := range x.hosts {
-			for _, h := range hs {
-				if err := h.task.Restore(restoredFor(restored, h)); err != nil {
-					return nil, fmt.Errorf("job %q: restoring checkpoint %d: %w", phys.Job, restored.ID, err)
-				}
-			}
-		}
-		if x.chaos != nil {
-			x.chaos.attemptStarted(x.position(restored))
+		if err := x.restoreTasks(restored); err != nil {
+			return nil, fmt.Errorf("job %q: %w", phys.Job, err)
 		}
 	}
 	if err := x.launch(); err != nil {
@@ -378,23 +371,14 @@ func (x *Execution) carryOut(a core.CommitAction) error {
 // suspend ends a job stopped at a checkpoint: its writers let go of what
 // they staged, which stays, and each sink releases what it holds.
 func (x *Execution) suspend(err error) (*Result, error) {
+	if derr := x.detachWriters(); derr != nil {
+		x.cfg.Logger.Warn("letting go of the sinks' writers", "err", derr)
+	}
 	for vi, v := range x.phys.Vertices {
-		tail := v.Tail()
-		if tail.Kind != plan.KindSink {
-			continue
-		}
-		for _, h := range x.hosts[vi] {
-			if c, ok := h.task.Writer().(plan.SinkCheckpointer); ok {
-				if derr := c.Detach(); derr != nil {
-					x.cfg.Logger.Warn("letting go of a sink's writer", "instance", h.inst.String(), "err", derr)
-				}
-			}
-		}
-		if tail.Sink.SuspendJob != nil {
+		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.SuspendJob != nil {
 			tail.Sink.SuspendJob(context.WithoutCancel(x.ctx), x.hosts[vi][0].op.Instance())
 		}
 	}
-	x.closeReaders()
 	return x.Snapshot(), fmt.Errorf("job %q: %w", x.phys.Job, err)
 }
 
@@ -425,13 +409,7 @@ func (x *Execution) restartAfter(h *host, failures map[core.Addr][]time.Time, re
 	pol := x.cfg.Restart
 	now := x.cfg.Clock.Now()
 	a := h.task.Addr()
-	recent := failures[a][:0]
-	for _, t := range failures[a] {
-		if now.Sub(t) < pol.Window {
-			recent = append(recent, t)
-		}
-	}
-	recent = append(recent, now)
+	recent := pol.note(failures[a], now)
 	failures[a] = recent
 	err := panicError(reason)
 	x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)

@@ -100,23 +100,21 @@ func Read[T any](p *Pipeline, src Source[T], opts ...SourceOption) Stream[T] {
 		p.fail(loc, "read: nil source")
 	}
 	n := p.addNode(loc, &plan.Node{Kind: plan.KindSource, Op: "source", Out: plan.TypeOf[T]()}, applyOptions(opts))
+	wrap := func(r Reader[T], err error) (plan.Reader, error) {
+		if err != nil {
+			return nil, markTransient(err, nil, src)
+		}
+		return newBatchReader(r, src), nil
+	}
 	n.Source = &plan.SourceSpec{
 		Discover: func(ctx context.Context) ([]plan.Split, error) { return src.Splits(ctx) },
 		Open: func(ctx context.Context, inst plan.Instance, s plan.Split) (plan.Reader, error) {
-			r, err := src.Open(ctx, inst, s)
-			if err != nil {
-				return nil, markTransient(err, nil, src)
-			}
-			return newBatchReader(r, src), nil
+			return wrap(src.Open(ctx, inst, s))
 		},
 	}
 	if sk, ok := src.(Seeker[T]); ok {
 		n.Source.OpenAt = func(ctx context.Context, inst plan.Instance, s plan.Split, pos []byte) (plan.Reader, error) {
-			r, err := sk.OpenAt(ctx, inst, s, pos)
-			if err != nil {
-				return nil, markTransient(err, nil, src)
-			}
-			return newBatchReader(r, src), nil
+			return wrap(sk.OpenAt(ctx, inst, s, pos))
 		}
 	}
 	return Stream[T]{p: p, node: n}
@@ -289,22 +287,19 @@ func Write[T any](s Stream[T], sink Sink[T], opts ...SinkOption) {
 func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption) *plan.Node {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindSink, Op: op, Out: plan.TypeOf[T](),
 		Inputs: []plan.Input{s.input()}}, applyOptions(opts))
-	n.Sink = &plan.SinkSpec{Open: func(ctx context.Context, inst plan.Instance) (plan.SinkWriter, error) {
-		w, err := sink.Open(ctx, inst)
+	_, retry := sink.(funcSink[T])
+	wrap := func(w Writer[T], err error) (plan.SinkWriter, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, retry := sink.(funcSink[T])
 		return wrapWriter(&batchWriter[T]{w: w, n: n, retry: retry})
+	}
+	n.Sink = &plan.SinkSpec{Open: func(ctx context.Context, inst plan.Instance) (plan.SinkWriter, error) {
+		return wrap(sink.Open(ctx, inst))
 	}}
 	if ro, ok := sink.(Reopener[T]); ok {
 		n.Sink.Reopen = func(ctx context.Context, inst plan.Instance, state []byte) (plan.SinkWriter, error) {
-			w, err := ro.Reopen(ctx, inst, state)
-			if err != nil {
-				return nil, err
-			}
-			_, retry := sink.(funcSink[T])
-			return wrapWriter(&batchWriter[T]{w: w, n: n, retry: retry})
+			return wrap(ro.Reopen(ctx, inst, state))
 		}
 	}
 	if jc, ok := sink.(JobCommitter); ok {
