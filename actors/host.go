@@ -129,6 +129,8 @@ func (h *host) advance() {
 	h.publish()
 	if h.v.Head().Kind == plan.KindSource {
 		h.x.progressed(h.nodeRecords[0].Load() - read)
+	} else if c := h.x.chaos; c != nil && c.due.Load() {
+		c.progressed(0)
 	}
 	if rep.done {
 		h.done.Store(true)

@@ -437,8 +437,10 @@ func (x *Execution) progressed(n int64) {
 // The moments are positions in the input: counts of the records the
 // sources have read, from the checkpoint an attempt restored, drawn
 // uniformly below the sources' total, so that every kill comes before the
-// job can end and every attempt moves the job on; a split whose size is
-// unknown counts as four batches.
+// job can end; a split whose size is unknown counts as four batches. An
+// attempt that restores a checkpoint taken past the next kill's count
+// (the sources may have read everything) makes that kill at its first
+// step.
 type ChaosConfig struct {
 	Kills int
 	Seed  uint64
@@ -464,6 +466,11 @@ type chaos struct {
 	// armed is false from a kill until the next attempt starts: one kill
 	// per attempt at most, the one that ends it.
 	armed bool
+	// due is set when an attempt starts at or past the next kill's count
+	// (it restored a checkpoint taken after it): the kill comes at the
+	// attempt's first step of any instance, as the sources may have
+	// nothing left to read.
+	due atomic.Bool
 }
 
 func newChaos(x *Execution, cfg ChaosConfig) *chaos {
@@ -496,9 +503,12 @@ func (c *chaos) attemptStarted(position int64) {
 	c.mu.Lock()
 	c.armed = true
 	c.read.Store(position)
+	c.due.Store(len(c.done) < len(c.at) && position >= c.at[len(c.done)])
 	c.mu.Unlock()
 }
 
+// progressed notes n more records read (n may be 0: an instance stepped)
+// and kills if the next kill's count is reached.
 func (c *chaos) progressed(n int64) {
 	read := c.read.Add(n)
 	c.mu.Lock()
@@ -523,6 +533,7 @@ func (c *chaos) progressed(n int64) {
 	k := Kill{N: len(c.done) + 1, Instance: h.inst, Records: read, At: x.cfg.Clock.Now()}
 	c.done = append(c.done, k)
 	c.armed = false
+	c.due.Store(false)
 	c.mu.Unlock()
 	x.cfg.Logger.Warn("chaos: killing an instance", "kill", k.N, "instance", k.Instance.String(), "records", read)
 	x.eng.kill(core.Addr{Vertex: h.vi, Instance: h.inst.Index})

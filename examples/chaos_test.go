@@ -69,7 +69,8 @@ func TestChaos(t *testing.T) {
 						j.job.Name, every, seed, seed, len(res.Kills), firstLineDiff(want, got))
 				}
 				if len(res.Kills) != *chaosKills {
-					t.Fatalf("%s: seed %d: %d kills, want %d", j.job.Name, seed, len(res.Kills), *chaosKills)
+					t.Fatalf("%s: checkpoints every %v, seed %d: %d kills, want %d; kills %+v; recoveries %+v",
+						j.job.Name, every, seed, len(res.Kills), *chaosKills, res.Kills, res.Recoveries)
 				}
 				for _, r := range res.Recoveries {
 					recoveries++
