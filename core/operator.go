@@ -539,6 +539,18 @@ func (o *Operator) Advance() {
 	o.ready.Snapshots = o.ready.Snapshots[:0]
 }
 
+// keyGroups returns the instance's key groups [start, end), as plan.Route
+// deals them, which its keyed state snapshots and restores; all reports an
+// input that is broadcast, which is not routed by key: each instance may
+// hold records of any key group, and snapshots all.
+func (o *Operator) keyGroups() (start, end int, all bool) {
+	n, max, i := o.inst.Parallelism, o.inst.MaxParallelism, o.inst.Index
+	if slices.Contains(o.inst.Inputs, plan.Broadcast) {
+		return 0, max, true
+	}
+	return (i*max + n - 1) / n, ((i+1)*max + n - 1) / n, false
+}
+
 // passBarrier moves the barrier at the head of the queue one node on; past
 // the last node it goes out on every channel. A stateful node's state is
 // as the barrier finds it: all input before the barrier applied, none
@@ -553,15 +565,8 @@ func (o *Operator) passBarrier(it item) error {
 			o.pushFront(it.node, emitted, item{node: it.node + 1, barrier: it.barrier})
 			return nil
 		case plan.Snapshotter:
-			// The instance's key groups, as plan.Route deals them; an
-			// input that is broadcast is not routed by key, so each
-			// instance may hold records of any key group: it snapshots all.
-			n, max, i := o.inst.Parallelism, o.inst.MaxParallelism, o.inst.Index
-			start, end := (i*max+n-1)/n, ((i+1)*max+n-1)/n
-			all := slices.Contains(o.inst.Inputs, plan.Broadcast)
-			if all {
-				start, end = 0, max
-			}
+			start, end, all := o.keyGroups()
+			i := o.inst.Index
 			if start == end { // more instances than key groups: none is this one's
 				break
 			}

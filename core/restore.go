@@ -222,8 +222,9 @@ func (o *Operator) restore(r Restored) error {
 		if !ok {
 			return fmt.Errorf("%s: checkpoint %d holds keyed state of %s, which has none", o.inst, r.Checkpoint, n)
 		}
+		start, end, _ := o.keyGroups()
 		for _, c := range chunks {
-			if err := st.Restore(c); err != nil {
+			if err := st.Restore(c, start, end); err != nil {
 				return fmt.Errorf("%s: %s: checkpoint %d: %w", o.inst, n, r.Checkpoint, err)
 			}
 		}

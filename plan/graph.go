@@ -288,14 +288,16 @@ type TimeState interface {
 // parallelism. Snapshot is called between steps, at a barrier: it copies
 // the state of the range synchronously and returns the function that
 // encodes the copy, which may run later on another goroutine while the
-// state goes on. Restore adds a chunk such a function wrote, before the
-// first step; an instance restores the chunks of the ranges it owns. A
+// state goes on. Restore adds the keys of groups [start, end) (the
+// instance's) of a chunk such a function wrote, before the first step; an
+// instance restores the chunks that overlap its range, which at another
+// parallelism than the checkpoint's hold other instances' groups too. A
 // chunk starts with the schema fingerprints of the types it holds, and
 // Restore refuses another schema with an error naming the type and both
 // fingerprints. Snapshot fails only for a type that has no encoding.
 type Snapshotter interface {
 	Snapshot(start, end int) (encode func(dst []byte) []byte, err error)
-	Restore(chunk []byte) error
+	Restore(chunk []byte, start, end int) error
 }
 
 // BarrierFlusher is a State with no keyed state to checkpoint: at a barrier

@@ -66,11 +66,11 @@ func (s *eowState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []byte, er
 }
 
 // Restore adds the keys of a chunk to their windows.
-func (s *eowState[K, T, A, O]) Restore(chunk []byte) error {
+func (s *eowState[K, T, A, O]) Restore(chunk []byte, start, end int) error {
 	if s.codecs.err != nil {
 		return s.codecs.err
 	}
-	if err := s.st.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+	if err := s.st.Restore(chunk, state.Range{Start: start, End: end}, s.codecs.k, s.codecs.v); err != nil {
 		return fmt.Errorf("restoring stage %s: %w", s.n, err)
 	}
 	return nil

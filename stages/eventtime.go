@@ -230,11 +230,11 @@ func (s *windowState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []byte,
 
 // Restore adds the keys of a chunk and queues their timers and holds
 // again, from their windows.
-func (s *windowState[K, T, A, O]) Restore(chunk []byte) error {
+func (s *windowState[K, T, A, O]) Restore(chunk []byte, start, end int) error {
 	if s.codecs.err != nil {
 		return s.codecs.err
 	}
-	err := s.st.Restore(chunk, s.codecs.k, s.codecs.v, func(e *keyEntry[K, A]) {
+	err := s.st.Restore(chunk, state.Range{Start: start, End: end}, s.codecs.k, s.codecs.v, func(e *keyEntry[K, A]) {
 		e.Event, e.Proc, e.Hold = minTime, minTime, maxTime
 		s.requeue(e)
 	})

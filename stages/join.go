@@ -223,7 +223,7 @@ func (s *sharedTable[K, L, R]) restore(chunk []byte, c joinCodecs[K, L, R]) (sta
 		}
 	}
 	start := s.t.Rows()
-	if err := s.t.Restore(chunk, c.k, c.l, c.r); err != nil {
+	if err := s.t.Restore(chunk, rg, c.k, c.l, c.r); err != nil {
 		return state.Span{}, err
 	}
 	rows := state.Span{Start: start, End: s.t.Rows()}
@@ -426,7 +426,7 @@ func (s *joinState[K, L, R, O]) Snapshot(start, end int) (func([]byte) []byte, e
 // build side had ended, and keeps the held probe records of its own key
 // groups (any instance could probe them; these are the ones it would have
 // been sent under plan.Route).
-func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
+func (s *joinState[K, L, R, O]) Restore(chunk []byte, start, end int) error {
 	if s.codecs.err != nil {
 		return s.codecs.err
 	}
@@ -436,7 +436,7 @@ func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
 			state.ErrMismatch, s.shared != nil, len(rest))
 	}
 	if err == nil && s.shared == nil {
-		err = s.own.Restore(own, s.codecs.k, s.codecs.l, s.codecs.r)
+		err = s.own.Restore(own, state.Range{Start: start, End: end}, s.codecs.k, s.codecs.l, s.codecs.r)
 	} else if err == nil {
 		// The own chunk is read first, so that a bad one changes nothing.
 		var probes *state.Join[K, L, R]
@@ -465,7 +465,7 @@ func (s *joinState[K, L, R, O]) Restore(chunk []byte) error {
 // whether its build side had ended, and the probe records held.
 func (s *joinState[K, L, R, O]) readProbes(chunk []byte) (*state.Join[K, L, R], error) {
 	j := state.NewJoin[K, L, R](s.groups, s.seed, false)
-	if err := j.Restore(chunk, s.codecs.k, s.codecs.l, s.codecs.r); err != nil {
+	if err := j.Restore(chunk, s.groups.All(), s.codecs.k, s.codecs.l, s.codecs.r); err != nil {
 		return nil, err
 	}
 	if j.Rows() > 0 {

@@ -366,11 +366,11 @@ func (s *aggregateState[K, T, A, O]) Snapshot(start, end int) (func([]byte) []by
 }
 
 // Restore adds the accumulators of a chunk.
-func (s *aggregateState[K, T, A, O]) Restore(chunk []byte) error {
+func (s *aggregateState[K, T, A, O]) Restore(chunk []byte, start, end int) error {
 	if s.codecs.err != nil {
 		return s.codecs.err
 	}
-	if err := s.t.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+	if err := s.t.Restore(chunk, state.Range{Start: start, End: end}, s.codecs.k, s.codecs.v); err != nil {
 		return fmt.Errorf("restoring stage %s: %w", s.n, err)
 	}
 	return nil
@@ -478,11 +478,11 @@ func (s *groupState[K, T]) Snapshot(start, end int) (func([]byte) []byte, error)
 }
 
 // Restore adds the lists of a chunk.
-func (s *groupState[K, T]) Restore(chunk []byte) error {
+func (s *groupState[K, T]) Restore(chunk []byte, start, end int) error {
 	if s.codecs.err != nil {
 		return s.codecs.err
 	}
-	if err := s.l.Restore(chunk, s.codecs.k, s.codecs.v); err != nil {
+	if err := s.l.Restore(chunk, state.Range{Start: start, End: end}, s.codecs.k, s.codecs.v); err != nil {
 		return fmt.Errorf("restoring stage %s: %w", s.n, err)
 	}
 	return nil

@@ -174,10 +174,8 @@ func checkStageRestore(t *testing.T, trials int, newRun instances, gen func(r *r
 			}
 		} else {
 			at := []int{snapMax}
-			for _, n := range []int{n1, n2} {
-				for i := range n {
-					at = append(at, state.InstanceRange(snapMax, n, i).Start)
-				}
+			for i := range n1 { // each old instance's range, whole: some hold groups of two new ones
+				at = append(at, state.InstanceRange(snapMax, n1, i).Start)
 			}
 			slices.Sort(at)
 			at = slices.Compact(at)
@@ -206,7 +204,7 @@ func checkStageRestore(t *testing.T, trials int, newRun instances, gen func(r *r
 				break
 			}
 			again := newRun(1)[0].(plan.Snapshotter)
-			if err := again.Restore(p.chunk); err != nil {
+			if err := again.Restore(p.chunk, 0, snapMax); err != nil {
 				t.Fatalf("trial %d: restoring %v: %v", trial, p.r, err)
 			}
 			enc, _ := again.Snapshot(p.r.Start, p.r.End)
@@ -219,9 +217,13 @@ func checkStageRestore(t *testing.T, trials int, newRun instances, gen func(r *r
 			own := state.InstanceRange(snapMax, n2, j)
 			for _, p := range pieces {
 				// A stage whose records are not routed by key restores
-				// every chunk (and keeps what is its own).
-				if everyGroup || own.Contains(p.r.Start) {
-					if err := s.(plan.Snapshotter).Restore(p.chunk); err != nil {
+				// every chunk (and keeps what is its own); the others, the
+				// groups they own of every chunk that overlaps them.
+				if everyGroup {
+					own = state.Range{Start: 0, End: snapMax}
+				}
+				if p.r.Start < own.End && own.Start < p.r.End {
+					if err := s.(plan.Snapshotter).Restore(p.chunk, own.Start, own.End); err != nil {
 						t.Fatalf("trial %d: instance %d/%d restoring %v: %v", trial, j, n2, p.r, err)
 					}
 				}
@@ -516,7 +518,7 @@ func TestPreCombinerFlushesAtBarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, a = pre(), agg()
-	if err := a.Restore(enc(nil)); err != nil {
+	if err := a.Restore(enc(nil), 0, snapMax); err != nil {
 		t.Fatal(err)
 	}
 	p.Step(in(500, 1000), into(a))
@@ -539,7 +541,7 @@ func TestStageRestoreRefusesAnotherType(t *testing.T) {
 	enc, _ := a.Snapshot(0, snapMax)
 	other := Combine("sum", func(x int64) float64 { return float64(x) }, func(a, b float64) float64 { return a + b }, func(a float64) float64 { return a })
 	b := newAggregateState[int64](&plan.Node{ID: 4, Name: "revenue"}, other, groupsOf(hasher[int64](), inst), inst.Seed)
-	err := b.Restore(enc(nil))
+	err := b.Restore(enc(nil), 0, snapMax)
 	var mm *codec.MismatchError
 	if !errors.As(err, &mm) || !strings.Contains(err.Error(), "float64") ||
 		!strings.Contains(err.Error(), mm.Want.String()) || !strings.Contains(err.Error(), mm.Got.String()) {

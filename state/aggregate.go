@@ -50,11 +50,12 @@ func (s *AggregateSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) [
 	return endChunk(dst, at)
 }
 
-// Restore adds the keys of a chunk written by AggregateSnapshot.Append. A
-// state may restore several chunks (the ranges of several instances, when
-// the job is restored at a lower parallelism); a key it holds already is
-// ErrMismatch. On error the state is unchanged.
-func (a *Aggregate[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
+// Restore adds the keys of a chunk written by AggregateSnapshot.Append
+// whose groups are in keep, the groups the instance owns: a job restored
+// at another parallelism restores several chunks in an instance (the
+// ranges of several old instances) or the part of one. A key it holds
+// already is ErrMismatch. On error the state is unchanged.
+func (a *Aggregate[K, A]) Restore(src []byte, keep Range, kc Coder[K], ac Coder[A]) error {
 	r, max, rg, err := openChunk(src, KindAggregate, kc, ac)
 	if err != nil {
 		return err
@@ -63,14 +64,19 @@ func (a *Aggregate[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
 		return fmt.Errorf("%w: %d key groups, the state has %d", ErrMismatch, max, a.groups.Max)
 	}
 	n := r.count()
-	keys := make([]K, n)
-	accs := make([]A, n)
+	keys := make([]K, 0, n)
+	accs := make([]A, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		g := int(r.uvarint())
-		decode(r, kc, &keys[i])
-		decode(r, ac, &accs[i])
-		if r.err == nil && (!rg.Contains(g) || a.groups.Of(keys[i]) != g) {
-			r.err = fmt.Errorf("%w: key %v in group %d, its group is %d of %v", ErrCorrupt, keys[i], g, a.groups.Of(keys[i]), rg)
+		var k K
+		var acc A
+		decode(r, kc, &k)
+		decode(r, ac, &acc)
+		if r.err == nil && (!rg.Contains(g) || a.groups.Of(k) != g) {
+			r.err = fmt.Errorf("%w: key %v in group %d, its group is %d of %v", ErrCorrupt, k, g, a.groups.Of(k), rg)
+		}
+		if keep.Contains(g) {
+			keys, accs = append(keys, k), append(accs, acc)
 		}
 	}
 	if err := r.end(); err != nil {

@@ -36,7 +36,7 @@ func (m *aggMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intC, accC) }
 }
 
-func (m *aggMachine) restore(b []byte) error { return m.a.Restore(b, intC, accC) }
+func (m *aggMachine) restore(b []byte, keep Range) error { return m.a.Restore(b, keep, intC, accC) }
 
 func genKeyed(keys int64, maxOps int) func(r *rand.Rand) []op {
 	return func(r *rand.Rand) []op {
@@ -58,20 +58,20 @@ func TestAggregateRestoreErrors(t *testing.T) {
 		a.step(op{key: i, val: i}, nil)
 	}
 	b := a.snapshot(Range{0, testMax})()
-	if err := a.restore(b); err == nil {
+	if err := a.restore(b, testGroups.All()); err == nil {
 		t.Fatal("restoring keys held already: no error")
 	}
 	other := NewAggregate[int64, acc](Groups[int64]{Hash: testGroups.Hash, Max: 8}, 1)
-	if err := other.Restore(b, intC, accC); err == nil {
+	if err := other.Restore(b, testGroups.All(), intC, accC); err == nil {
 		t.Fatal("restoring into another number of key groups: no error")
 	}
 	for _, n := range []int{0, 3, headerLen, len(b) - 1} {
-		if err := newAggMachine().restore(b[:n]); err == nil {
+		if err := newAggMachine().restore(b[:n], testGroups.All()); err == nil {
 			t.Fatalf("restoring %d of %d bytes: no error", n, len(b))
 		}
 	}
 	b[4] = Version + 1
-	if err := newAggMachine().restore(b); err == nil {
+	if err := newAggMachine().restore(b, testGroups.All()); err == nil {
 		t.Fatal("restoring another version: no error")
 	}
 }
@@ -92,7 +92,7 @@ func TestRestoreRefusesAnotherSchema(t *testing.T) {
 	}
 	b := a.snapshot(Range{0, testMax})()
 	v2 := codec.MustFor[accV2]()
-	err := NewAggregate[int64, accV2](testGroups, 1).Restore(b, intC, v2)
+	err := NewAggregate[int64, accV2](testGroups, 1).Restore(b, testGroups.All(), intC, v2)
 	var mm *codec.MismatchError
 	if !errors.As(err, &mm) || !errors.Is(err, ErrMismatch) {
 		t.Fatalf("restoring acc as accV2: %v, want a *codec.MismatchError and ErrMismatch", err)
@@ -104,7 +104,7 @@ func TestRestoreRefusesAnotherSchema(t *testing.T) {
 	}
 	strC := codec.MustFor[string]()
 	if err := NewAggregate[string, acc](Groups[string]{Hash: func(s string) uint64 { return HashString(s, 0) }, Max: testMax}, 1).
-		Restore(b, strC, accC); !errors.As(err, &mm) || mm.Type != "string" {
+		Restore(b, testGroups.All(), strC, accC); !errors.As(err, &mm) || mm.Type != "string" {
 		t.Fatalf("restoring int64 keys as strings: %v", err)
 	}
 }

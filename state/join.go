@@ -262,11 +262,12 @@ func (s *JoinSnapshot[K, L, R]) Append(dst []byte, kc Coder[K], lc Coder[L], rc 
 	return endChunk(dst, at)
 }
 
-// Restore adds the state of a chunk written by JoinSnapshot.Append. A
-// state may restore several chunks; they must agree on whether the build
+// Restore adds the state of a chunk written by JoinSnapshot.Append, of the
+// keys whose groups are in keep (as for Aggregate.Restore). A state may
+// restore several chunks; they must agree on whether the build
 // side had ended (ErrMismatch), and a key held already is ErrMismatch. On
 // error the state is unchanged.
-func (j *Join[K, L, R]) Restore(src []byte, kc Coder[K], lc Coder[L], rc Coder[R]) error {
+func (j *Join[K, L, R]) Restore(src []byte, keep Range, kc Coder[K], lc Coder[L], rc Coder[R]) error {
 	r, max, rg, err := openChunk(src, KindJoin, kc, lc, rc)
 	if err != nil {
 		return err
@@ -311,6 +312,9 @@ func (j *Join[K, L, R]) Restore(src []byte, kc Coder[K], lc Coder[L], rc Coder[R
 		if r.err == nil && (len(e.rows) == 0 || !rg.Contains(g) || j.groups.Of(e.k) != g) {
 			r.err = fmt.Errorf("%w: key %v in group %d with %d rows, its group is %d of %v", ErrCorrupt, e.k, g, len(e.rows), j.groups.Of(e.k), rg)
 		}
+		if !keep.Contains(g) {
+			e.rows = nil // not the instance's: dropped below
+		}
 	}
 	held := make([]Held[K, L], r.count())
 	for i := 0; i < len(held) && r.err == nil; i++ {
@@ -323,6 +327,12 @@ func (j *Join[K, L, R]) Restore(src []byte, kc Coder[K], lc Coder[L], rc Coder[R
 	}
 	if err := r.end(); err != nil {
 		return err
+	}
+	keys = slices.DeleteFunc(keys, func(e key) bool { return e.rows == nil })
+	held = slices.DeleteFunc(held, func(h Held[K, L]) bool { return !keep.Contains(j.groups.Of(h.Key)) })
+	ks = ks[:0]
+	for _, e := range keys {
+		ks = append(ks, e.k)
 	}
 	if j.rows > 0 || len(j.held) > 0 || j.built {
 		if built != j.built || matches != j.matches {

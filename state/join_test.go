@@ -65,8 +65,8 @@ func (m *joinMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intC, intC, intC) }
 }
 
-func (m *joinMachine) restore(b []byte) error {
-	return m.j.Restore(b, intC, intC, intC)
+func (m *joinMachine) restore(b []byte, keep Range) error {
+	return m.j.Restore(b, keep, intC, intC, intC)
 }
 
 func genJoin(r *rand.Rand) []op {
@@ -116,7 +116,7 @@ func TestJoinSnapshotRows(t *testing.T) {
 	}
 	b := j.SnapshotRows(Range{0, testMax}, spans).Append(nil, intC, intC, intC)
 	got := NewJoin[int64, int64, int64](testGroups, 1, false)
-	if err := got.Restore(b, intC, intC, intC); err != nil {
+	if err := got.Restore(b, testGroups.All(), intC, intC, intC); err != nil {
 		t.Fatal(err)
 	}
 	if got.Rows() != 30 {

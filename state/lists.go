@@ -83,10 +83,10 @@ func (s *ListsSnapshot[K, V]) Append(dst []byte, kc Coder[K], vc Coder[V]) []byt
 	return endChunk(dst, at)
 }
 
-// Restore adds the lists of a chunk written by ListsSnapshot.Append, after
-// the lists held. A key held already is ErrMismatch. On error the state is
+// Restore adds the lists of a chunk written by ListsSnapshot.Append whose
+// groups are in keep (as for Aggregate.Restore), after the lists held. A key held already is ErrMismatch. On error the state is
 // unchanged.
-func (l *Lists[K, V]) Restore(src []byte, kc Coder[K], vc Coder[V]) error {
+func (l *Lists[K, V]) Restore(src []byte, keep Range, kc Coder[K], vc Coder[V]) error {
 	r, max, rg, err := openChunk(src, KindLists, kc, vc)
 	if err != nil {
 		return err
@@ -117,11 +117,17 @@ func (l *Lists[K, V]) Restore(src []byte, kc Coder[K], vc Coder[V]) error {
 			r.err = fmt.Errorf("%w: key %v is held already", ErrMismatch, row.Key)
 		}
 		seen[row.Key] = true
+		if !keep.Contains(g) {
+			row.Values = nil // not the instance's: dropped below
+		}
 	}
 	if err := r.end(); err != nil {
 		return err
 	}
 	for _, row := range rows {
+		if row.Values == nil {
+			continue
+		}
 		l.index[row.Key] = int32(len(l.rows))
 		l.rows = append(l.rows, row)
 	}

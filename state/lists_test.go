@@ -22,7 +22,7 @@ func (m *listsMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intC, intC) }
 }
 
-func (m *listsMachine) restore(b []byte) error { return m.l.Restore(b, intC, intC) }
+func (m *listsMachine) restore(b []byte, keep Range) error { return m.l.Restore(b, keep, intC, intC) }
 
 func TestListsRestore(t *testing.T) {
 	checkRestore(t, 60, func() machine { return &listsMachine{l: NewLists[int64, int64](testGroups)} }, genKeyed(100, 800))

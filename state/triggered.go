@@ -146,12 +146,13 @@ func (s *TriggeredSnapshot[K, V, A]) Append(dst []byte, kc Coder[K], ac Coder[A]
 }
 
 // Restore adds the keys of a chunk written by TriggeredSnapshot.Append
-// and calls restored with each, in the chunk's order, for its stage to
+// whose groups are in keep (as for Aggregate.Restore) and calls restored
+// with each, in the chunk's order, for its stage to
 // queue its timers and hold. A state may restore several chunks; a key it
 // holds already is ErrMismatch. The watermark becomes the latest of the
 // state's and the chunk's, as for Windows. On error the state is
 // unchanged and restored is not called.
-func (s *Triggered[K, V, A]) Restore(src []byte, kc Coder[K], ac Coder[A], restored func(*TriggerKey[K, A])) error {
+func (s *Triggered[K, V, A]) Restore(src []byte, keep Range, kc Coder[K], ac Coder[A], restored func(*TriggerKey[K, A])) error {
 	r, max, rg, err := openChunk(src, KindTriggered, kc, ac)
 	if err != nil {
 		return err
@@ -161,7 +162,7 @@ func (s *Triggered[K, V, A]) Restore(src []byte, kc Coder[K], ac Coder[A], resto
 	}
 	wm := r.varint()
 	n := r.count()
-	es := make([]*TriggerKey[K, A], n)
+	es := make([]*TriggerKey[K, A], 0, n)
 	seen := make(map[K]bool, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		e := &TriggerKey[K, A]{}
@@ -185,7 +186,9 @@ func (s *Triggered[K, V, A]) Restore(src []byte, kc Coder[K], ac Coder[A], resto
 			r.err = fmt.Errorf("%w: key %v is held already", ErrMismatch, e.Key)
 		}
 		seen[e.Key] = true
-		es[i] = e
+		if keep.Contains(g) {
+			es = append(es, e)
+		}
 	}
 	if err := r.end(); err != nil {
 		return err

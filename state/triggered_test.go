@@ -90,8 +90,8 @@ func (m *trigMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intC, accC) }
 }
 
-func (m *trigMachine) restore(b []byte) error {
-	if err := m.s.Restore(b, intC, accC, nil); err != nil {
+func (m *trigMachine) restore(b []byte, keep Range) error {
+	if err := m.s.Restore(b, keep, intC, accC, nil); err != nil {
 		return err
 	}
 	m.wm = max(m.wm, window.Time(m.s.Watermark()))

@@ -168,13 +168,13 @@ func (s *WindowsSnapshot[K, A]) Append(dst []byte, kc Coder[K], ac Coder[A]) []b
 	return endChunk(dst, at)
 }
 
-// Restore adds the state of a chunk written by WindowsSnapshot.Append. A
-// state may restore several chunks; a key held already in a window is
-// ErrMismatch. The watermark becomes the latest of the state's and the
+// Restore adds the state of a chunk written by WindowsSnapshot.Append, of
+// the keys whose groups are in keep (as for Aggregate.Restore). A state may
+// restore several chunks; a key held already in a window is ErrMismatch. The watermark becomes the latest of the state's and the
 // chunk's (the instances of one stage hold the same watermark at a
 // checkpoint: every upstream instance sends its watermarks to all of them
 // in band, before the barrier). On error the state is unchanged.
-func (s *Windows[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
+func (s *Windows[K, A]) Restore(src []byte, keep Range, kc Coder[K], ac Coder[A]) error {
 	r, max, rg, err := openChunk(src, KindWindows, kc, ac)
 	if err != nil {
 		return err
@@ -194,13 +194,18 @@ func (s *Windows[K, A]) Restore(src []byte, kc Coder[K], ac Coder[A]) error {
 		w := &wins[i]
 		w.w = window.Interval{Start: window.Time(r.varint()), End: window.Time(r.varint())}
 		n := r.count()
-		w.gs, w.keys, w.accs = make([]int, n), make([]K, n), make([]A, n)
+		w.gs, w.keys, w.accs = make([]int, 0, n), make([]K, 0, n), make([]A, 0, n)
 		for x := 0; x < n && r.err == nil; x++ {
-			w.gs[x] = int(r.uvarint())
-			decode(r, kc, &w.keys[x])
-			decode(r, ac, &w.accs[x])
-			if r.err == nil && (!rg.Contains(w.gs[x]) || s.groups.Of(w.keys[x]) != w.gs[x]) {
-				r.err = fmt.Errorf("%w: key %v in group %d of %v", ErrCorrupt, w.keys[x], w.gs[x], rg)
+			g := int(r.uvarint())
+			var k K
+			var acc A
+			decode(r, kc, &k)
+			decode(r, ac, &acc)
+			if r.err == nil && (!rg.Contains(g) || s.groups.Of(k) != g) {
+				r.err = fmt.Errorf("%w: key %v in group %d of %v", ErrCorrupt, k, g, rg)
+			}
+			if keep.Contains(g) {
+				w.gs, w.keys, w.accs = append(w.gs, g), append(w.keys, k), append(w.accs, acc)
 			}
 		}
 	}

@@ -63,7 +63,7 @@ func (m *windowsMachine) snapshot(r Range) func() []byte {
 	return func() []byte { return s.Append(nil, intC, accC) }
 }
 
-func (m *windowsMachine) restore(b []byte) error { return m.s.Restore(b, intC, accC) }
+func (m *windowsMachine) restore(b []byte, keep Range) error { return m.s.Restore(b, keep, intC, accC) }
 
 func genWindows(r *rand.Rand) []op {
 	ops := make([]op, r.IntN(800))
