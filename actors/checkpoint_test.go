@@ -237,7 +237,7 @@ func restoreRoundTrip(t *testing.T, seed uint64, phys *plan.Physical, r *checkpo
 		if !ok {
 			t.Fatalf("seed %d: stage %s cannot snapshot", seed, ch.Stage)
 		}
-		if err := st.Restore(r.Data(ch)); err != nil {
+		if err := st.Restore(r.Data(ch), ch.First, ch.Last+1); err != nil {
 			t.Fatalf("seed %d: restoring chunk %s: %v", seed, ch.Key, err)
 		}
 		enc, err := st.Snapshot(ch.First, ch.Last+1)

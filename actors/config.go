@@ -132,6 +132,9 @@ func (c Config) Validate() error {
 	if c.Chaos != nil && (c.Chaos.Kills < 0 || c.Chaos.Kills > 0 && (c.Checkpoints == nil || c.Checkpoints.NoRecovery)) {
 		errs = append(errs, fmt.Errorf("actors: Chaos: %d kills need checkpoints with recovery on", c.Chaos.Kills))
 	}
+	if c.Chaos != nil && (c.Chaos.StopAt < 0 || c.Chaos.StopAt > 0 && c.Checkpoints == nil) {
+		errs = append(errs, fmt.Errorf("actors: Chaos: stopping at record %d needs checkpoints", c.Chaos.StopAt))
+	}
 	errs = append(errs, c.budget().Validate())
 	return errors.Join(errs...)
 }

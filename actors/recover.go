@@ -281,9 +281,10 @@ func shape(phys *plan.Physical) map[string]int {
 	return m
 }
 
-// checkShape refuses a checkpoint of another job, or of a plan of other
-// key groups or parallelism: restoring at another parallelism is not
-// built yet.
+// checkShape refuses a checkpoint of another job, of other key groups, or
+// whose stages and the plan's differ: a stage of either that the other
+// does not have. Each stage may have another parallelism: its state is
+// dealt anew (restoredFor).
 func checkShape(r *checkpoints.Restored, phys *plan.Physical) error {
 	if r.Job != phys.Job {
 		return fmt.Errorf("it is of job %q, not %q", r.Job, phys.Job)
@@ -293,12 +294,9 @@ func checkShape(r *checkpoints.Restored, phys *plan.Physical) error {
 	}
 	now := shape(phys)
 	var errs []error
-	for stage, p := range r.Parallelism {
-		switch q, ok := now[stage]; {
-		case !ok:
+	for stage := range r.Parallelism {
+		if _, ok := now[stage]; !ok {
 			errs = append(errs, fmt.Errorf("stage %s is not in the plan", stage))
-		case q != p:
-			errs = append(errs, fmt.Errorf("stage %s had %d instances, the plan %d (restoring at another parallelism is not supported yet)", stage, p, q))
 		}
 	}
 	for stage := range now {
@@ -338,20 +336,21 @@ func (x *Execution) sleep(d time.Duration) error {
 func restoredFor(r *checkpoints.Restored, h *host) core.Restored {
 	rs := core.Restored{Checkpoint: r.ID, Keyed: map[string][][]byte{}}
 	head, tail := core.StageID(h.v.Head()), core.StageID(h.v.Tail())
-	for _, s := range r.States {
-		if s.Instance != h.inst.Index {
-			continue
-		}
+	n, most, i := h.inst.Parallelism, h.inst.MaxParallelism, h.inst.Index
+	same := r.Parallelism[head] == n
+	for _, s := range r.States { // in order of instance
 		switch {
 		case s.Kind == core.SnapSource.String() && s.Stage == head:
-			rs.Source = s.Data
-		case s.Kind == core.SnapTime.String() && s.Stage == head:
-			rs.Time = s.Data
-		case s.Kind == core.SnapSink.String() && s.Stage == tail:
+			rs.Sources = append(rs.Sources, s.Data) // every instance's: it takes its splits'
+		case s.Kind == core.SnapTime.String() && s.Stage == head && (!same || s.Instance == i):
+			rs.Time = append(rs.Time, s.Data)
+		case s.Kind == core.SnapSink.String() && s.Stage == tail && s.Instance == i:
 			rs.Sink = s.Data
+		case s.Kind == core.SnapSink.String() && s.Stage == tail && s.Instance >= n && s.Instance%n == i:
+			// An old instance that none has at this parallelism.
+			rs.Adopted = append(rs.Adopted, core.AdoptedSink{Instance: s.Instance, State: s.Data})
 		}
 	}
-	n, most, i := h.inst.Parallelism, h.inst.MaxParallelism, h.inst.Index
 	start, end := (i*most+n-1)/n, ((i+1)*most+n-1)/n
 	// A broadcast input is not routed by key: any instance may hold its
 	// records of any key group, so each restores every chunk (a broadcast
@@ -441,9 +440,14 @@ func (x *Execution) progressed(n int64) {
 // attempt that restores a checkpoint taken past the next kill's count
 // (the sources may have read everything) makes that kill at its first
 // step.
+//
+// StopAt, if set, stops the job (as Execution.Stop) once the sources have
+// read that many records, to test a restore in a new process or at another
+// parallelism at a place in the input that a seed chooses.
 type ChaosConfig struct {
-	Kills int
-	Seed  uint64
+	Kills  int
+	Seed   uint64
+	StopAt int64
 }
 
 // Kill is one kill chaos made.
@@ -465,7 +469,9 @@ type chaos struct {
 	done []Kill
 	// armed is false from a kill until the next attempt starts: one kill
 	// per attempt at most, the one that ends it.
-	armed bool
+	armed   bool
+	stopAt  int64
+	stopped atomic.Bool
 	// due is set when an attempt starts at or past the next kill's count
 	// (it restored a checkpoint taken after it): the kill comes at the
 	// attempt's first step of any instance, as the sources may have
@@ -491,7 +497,7 @@ func newChaos(x *Execution, cfg ChaosConfig) *chaos {
 	if seed == 0 {
 		seed = x.cfg.Seed
 	}
-	c := &chaos{x: x, rng: rand.New(rand.NewPCG(seed, 0x6b696c6c)), armed: true} // "kill"
+	c := &chaos{x: x, rng: rand.New(rand.NewPCG(seed, 0x6b696c6c)), armed: true, stopAt: cfg.StopAt} // "kill"
 	for range cfg.Kills {
 		c.at = append(c.at, 1+c.rng.Int64N(max(total-1, 1)))
 	}
@@ -511,6 +517,11 @@ func (c *chaos) attemptStarted(position int64) {
 // and kills if the next kill's count is reached.
 func (c *chaos) progressed(n int64) {
 	read := c.read.Add(n)
+	if c.stopAt > 0 && read >= c.stopAt && c.stopped.CompareAndSwap(false, true) {
+		if err := c.x.Stop(); err != nil {
+			c.x.fail(fmt.Errorf("chaos: stopping at record %d: %w", read, err))
+		}
+	}
 	c.mu.Lock()
 	if !c.armed || len(c.done) == len(c.at) || read < c.at[len(c.done)] {
 		c.mu.Unlock()

@@ -719,8 +719,8 @@ func TestCommandCheckpointsTorn(t *testing.T) {
 // 20 ms is killed with SIGKILL; run again with --restore latest it goes
 // on from the newest complete checkpoint — its sink taking back what the
 // killed process had staged — and writes exactly the rows of a run that
-// was never interrupted. A restore into a plan of another parallelism is
-// refused, naming the stage.
+// was never interrupted, at parallelism 3 where the killed run had 2. A
+// restore into a plan of other key groups is refused, naming both.
 func TestCommandRestoreAfterKill(t *testing.T) {
 	dir := t.TempDir()
 	ck, out, clean := filepath.Join(dir, "ck"), filepath.Join(dir, "out"), filepath.Join(dir, "clean")
@@ -731,11 +731,13 @@ func TestCommandRestoreAfterKill(t *testing.T) {
 	p.wait(t, 30*time.Second)
 
 	code, _, stderr := command(context.Background(), false, "run", "events-windows", "--parallelism", "3", "--arg", "n-events=3000000",
-		"--arg", "out="+out, "--checkpoints", ck, "--restore", "latest")
-	if code != exitUsage || !strings.Contains(stderr, "instances, the plan 3") {
-		t.Fatalf("restore at another parallelism: exit %d, want %d naming the stage:\n%s", code, exitUsage, stderr)
+		"--arg", "out="+out, "--checkpoints", ck, "--restore", "latest", "--max-parallelism", "64")
+	if code != exitUsage || !strings.Contains(stderr, "taken with 128 key groups (max parallelism), the plan has 64") {
+		t.Fatalf("restore with other key groups: exit %d, want %d naming both:\n%s", code, exitUsage, stderr)
 	}
+	// Restored at parallelism 3, not the checkpoint's 2.
 	restore := append(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--quiet" }), "--arg", "out="+out, "--restore", "latest")
+	restore[slices.Index(restore, "--parallelism")+1] = "3"
 	code, _, stderr = command(context.Background(), false, restore...)
 	if code != 0 {
 		t.Fatalf("restore: exit %d:\n%s", code, stderr)

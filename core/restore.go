@@ -27,15 +27,33 @@ type SplitPosition struct {
 	Pos     []byte `json:"pos,omitempty"`
 }
 
-// Restored is what a task takes back from a checkpoint before it starts:
-// the pieces of state of its instance, and the chunks of keyed state that
-// cover its key groups, by stage.
+// Restored is what a task takes back from a checkpoint before it starts,
+// at the checkpoint's parallelism or another: the pieces of state of the
+// old instances it takes over, and the chunks of keyed state that cover
+// its key groups, by stage.
 type Restored struct {
 	Checkpoint uint64
-	Source     []byte // a SourcePosition, encoded
-	Time       []byte
-	Sink       []byte
-	Keyed      map[string][][]byte
+	// Sources are the positions (SourcePosition, encoded) of every
+	// instance of the source at the checkpoint: the instance takes those
+	// of its splits, however they were dealt then.
+	Sources [][]byte
+	// Time is the instance's event-time state at the checkpoint, or at
+	// another parallelism every old instance's, which it merges.
+	Time [][]byte
+	// Sink is what the instance's sink writer reopens at (nil: it opens
+	// afresh, an instance the checkpoint did not have); Adopted, the
+	// writers of old instances that no instance has at the parallelism
+	// restored, which it takes over (see adoptingWriter).
+	Sink    []byte
+	Adopted []AdoptedSink
+	Keyed   map[string][][]byte
+}
+
+// AdoptedSink is the sink state of old instance Instance, which a task
+// restored at a lower parallelism takes over.
+type AdoptedSink struct {
+	Instance int
+	State    []byte
 }
 
 // global returns the place among the vertex's splits of the instance's
@@ -83,25 +101,41 @@ func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
 // checkpointSink has the sink's writer describe what it has written, for
 // checkpoint n.
 func (t *Task) checkpointSink(n uint64) {
-	if s, ok := t.sinkSnap(n); ok {
-		t.ready.Snapshots = append(t.ready.Snapshots, s)
-	}
+	t.ready.Snapshots = append(t.ready.Snapshots, t.sinkSnaps(n)...)
 }
 
-func (t *Task) sinkSnap(n uint64) (Snapshot, bool) {
-	c, ok := t.writer.(plan.SinkCheckpointer)
-	if !ok {
-		return Snapshot{}, false
+// sinkSnaps has the sink's writer describe what it has written, and an
+// adopting writer each old instance's writer it took over, under that
+// instance.
+func (t *Task) sinkSnaps(n uint64) []Snapshot {
+	type part struct {
+		inst int
+		w    plan.SinkWriter
 	}
-	t.enter(CallWrite, 0)
-	state, err := c.Checkpoint(n)
-	t.leave()
-	if err != nil {
-		t.fail(fmt.Errorf("%s: checkpoint %d: %w", t.op.Instance(), n, err))
-		return Snapshot{}, false
+	parts := []part{{t.op.Instance().Index, t.writer}}
+	if a, ok := t.writer.(*adoptingWriter); ok {
+		parts[0].w = a.SinkWriter
+		for _, x := range a.adopted {
+			parts = append(parts, part{x.inst, x.w})
+		}
 	}
-	return Snapshot{Checkpoint: n, Kind: SnapSink, Stage: StageID(t.v.Tail()), Instance: t.op.Instance().Index,
-		Encode: func(dst []byte) []byte { return append(dst, state...) }}, true
+	var out []Snapshot
+	for _, p := range parts {
+		c, ok := p.w.(plan.SinkCheckpointer)
+		if !ok {
+			continue
+		}
+		t.enter(CallWrite, 0)
+		state, err := c.Checkpoint(n)
+		t.leave()
+		if err != nil {
+			t.fail(fmt.Errorf("%s: checkpoint %d: %w", t.op.Instance(), n, err))
+			return nil
+		}
+		out = append(out, Snapshot{Checkpoint: n, Kind: SnapSink, Stage: StageID(t.v.Tail()), Instance: p.inst,
+			Encode: func(dst []byte) []byte { return append(dst, state...) }})
+	}
+	return out
 }
 
 // finalStates returns the state of a task that has finished, for the
@@ -117,9 +151,7 @@ func (t *Task) finalStates() []Snapshot {
 		}
 	}
 	if t.writer != nil {
-		if s, ok := t.sinkSnap(0); ok {
-			out = append(out, s)
-		}
+		out = append(out, t.sinkSnaps(0)...)
 	}
 	return out
 }
@@ -135,40 +167,51 @@ func (t *Task) Restore(r Restored) error {
 	if err := t.op.restore(r); err != nil {
 		return err
 	}
-	if r.Source != nil {
-		var p SourcePosition
-		if err := json.Unmarshal(r.Source, &p); err != nil {
-			return fmt.Errorf("%s: checkpoint %d: the source's position: %w", inst, r.Checkpoint, err)
+	if r.Sources != nil {
+		at := map[int]SplitPosition{}
+		for _, data := range r.Sources {
+			var p SourcePosition
+			if err := json.Unmarshal(data, &p); err != nil {
+				return fmt.Errorf("%s: checkpoint %d: the source's position: %w", inst, r.Checkpoint, err)
+			}
+			for _, sp := range p.Splits {
+				if _, twice := at[sp.Split]; twice || sp.Split < 0 || sp.Split >= len(t.v.Splits) || t.v.Splits[sp.Split].Desc != sp.Desc {
+					return fmt.Errorf("%s: checkpoint %d read split %d (%s), which the source does not have now (%d splits), or twice: the source's splits changed",
+						inst, r.Checkpoint, sp.Split, sp.Desc, len(t.v.Splits))
+				}
+				at[sp.Split] = sp
+			}
 		}
-		if err := t.restoreSplits(r.Checkpoint, p); err != nil {
-			return err
-		}
+		t.restoreSplits(at)
 	}
-	t.sinkState = r.Sink
+	t.sinkState, t.adopted = r.Sink, r.Adopted
 	return nil
 }
 
-func (t *Task) restoreSplits(id uint64, p SourcePosition) error {
-	inst := t.op.Instance()
-	if len(p.Splits) > len(t.splits) {
-		return fmt.Errorf("%s: checkpoint %d had read %d splits; the instance has %d", inst, id, len(p.Splits), len(t.splits))
-	}
-	for k, sp := range p.Splits {
-		if sp.Split != t.global(k) || sp.Desc != t.splits[k].Desc {
-			return fmt.Errorf("%s: checkpoint %d read split %d (%s) where the instance now has split %d (%s): the source's splits changed",
-				inst, id, sp.Split, sp.Desc, t.global(k), t.splits[k].Desc)
-		}
-		if sp.Done {
+// restoreSplits queues the instance's splits that the checkpoint had not
+// finished (at, by place among the source's splits), in their order: those
+// it had read from to reopen where they were, the others from their start.
+// Restored at another parallelism an instance may hold several splits that
+// instances of the checkpoint had begun; they are read one after another
+// in the source's order, as the checkpoint's instances read theirs, so that
+// a split of earlier event times is not read after a later one.
+func (t *Task) restoreSplits(at map[int]SplitPosition) {
+	for k := range t.splits {
+		sp, ok := at[t.global(k)]
+		if ok && sp.Done {
 			continue
 		}
-		o := openSplit{split: t.splits[k], index: k, records: sp.Records}
-		if sp.Records > 0 || sp.Pos != nil {
-			o.seek = &sp
+		o := openSplit{split: t.splits[k], index: k, queued: true}
+		if ok && (sp.Records > 0 || sp.Pos != nil) {
+			o.records, o.seek = sp.Records, &sp
 		}
 		t.open = append(t.open, o)
 	}
-	t.split = len(p.Splits)
-	return nil
+	t.split = len(t.splits)
+	if t.ordered() {
+		// As capWatermark: the splits after the one read first.
+		t.op.time.splitCap = t.capOf(1)
+	}
 }
 
 // openSplitAt opens a restored split where the checkpoint had it: at the

@@ -45,14 +45,16 @@ type Task struct {
 	triggers []uint64
 
 	// source
-	splits []plan.Split
-	split  int         // the next split to open
-	open   []openSplit // splits being read
-	cur    int         // the one read next
-	quiet  int         // open splits in a row that had no data
+	splits  []plan.Split
+	globals []int       // each split's place among the source's (nil: SplitsOf's order)
+	split   int         // the next split to open
+	open    []openSplit // splits being read
+	cur     int         // the one read next
+	quiet   int         // open splits in a row that had no data
 	// sink
 	writer    plan.SinkWriter
-	sinkState []byte // what the writer reopens at, after a restore
+	sinkState []byte        // what the writer reopens at, after a restore
+	adopted   []AdoptedSink // old instances' writers it takes over, after one
 
 	linger     bool  // a Tick is due
 	timerAt    int64 // when the Timer asked for is due; 0: none
@@ -208,11 +210,14 @@ type chanIn struct {
 	ended   bool
 }
 
-// openSplit is a split being read.
+// openSplit is a split queued to read or being read.
 type openSplit struct {
 	split plan.Split
 	index int         // in Task.splits
 	r     plan.Reader // nil until opened, and after a transient error that needs it opened again
+	// queued: a restore queued it, and the watermark cap is due when it
+	// opens (openNext sends it for the others).
+	queued bool
 	// records counts the records read from it; attempts the transient
 	// errors in a row it has had.
 	records  int64
@@ -372,7 +377,7 @@ func (t *Task) start(now int64) {
 	inst := t.op.Instance()
 	if tail := t.v.Tail(); tail.Kind == plan.KindSink {
 		t.enter(CallOpenSink, 0)
-		w, err := openSink(t.cfg.Ctx, tail, inst, t.sinkState)
+		w, err := openSink(t.cfg.Ctx, tail, inst, t.sinkState, t.adopted)
 		t.leave()
 		if err != nil {
 			t.fail(fmt.Errorf("%s: opening sink: %w", inst, err))
@@ -455,19 +460,24 @@ func (t *Task) aligned(now int64) {
 
 // openSink opens a sink instance, fencing a panic of the connector: the job
 // fails naming the instance rather than restarting without a writer.
-func openSink(ctx context.Context, n *plan.Node, inst plan.Instance, state []byte) (w plan.SinkWriter, err error) {
+func openSink(ctx context.Context, n *plan.Node, inst plan.Instance, state []byte, adopted []AdoptedSink) (w plan.SinkWriter, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w, err = nil, fmt.Errorf("%s (%s) panicked: %v", n, n.Loc, r)
 		}
 	}()
-	if state != nil {
-		if n.Sink.Reopen == nil {
-			return nil, fmt.Errorf("%s (%s) cannot reopen its output at a checkpoint", n, n.Loc)
-		}
-		return n.Sink.Reopen(ctx, inst, state)
+	if (state != nil || adopted != nil) && n.Sink.Reopen == nil {
+		return nil, fmt.Errorf("%s (%s) cannot reopen its output at a checkpoint", n, n.Loc)
 	}
-	return n.Sink.Open(ctx, inst)
+	if state != nil {
+		w, err = n.Sink.Reopen(ctx, inst, state)
+	} else {
+		w, err = n.Sink.Open(ctx, inst)
+	}
+	if err != nil || adopted == nil {
+		return w, err
+	}
+	return adopt(ctx, n, inst, w, adopted)
 }
 
 // produce reads one batch from the source, or ends its input. Bounded
@@ -514,6 +524,10 @@ func (t *Task) produce(now int64) {
 		cur.r = r
 		if cur.skip == 0 {
 			cur.seek = nil
+		}
+		if cur.queued {
+			cur.queued = false
+			t.capWatermark()
 		}
 	}
 	t.enter(CallRead, cur.index)
@@ -672,16 +686,37 @@ func (t *Task) openNext() {
 // event time, that a split has opened and the least event time of the
 // splits this instance has still to open.
 func (t *Task) capWatermark() {
-	if !slices.ContainsFunc(t.splits, func(s plan.Split) bool { return s.Order != 0 }) {
+	if !t.ordered() {
 		return
 	}
+	if err := t.op.Step(Msg{Kind: SplitCap, Time: t.capOf(0)}); err != nil {
+		t.fail(err)
+	}
+}
+
+// ordered reports whether the source orders its splits by event time.
+func (t *Task) ordered() bool {
+	return slices.ContainsFunc(t.splits, func(s plan.Split) bool { return s.Order != 0 })
+}
+
+// capOf returns the least event time of the splits still to open: those
+// not queued yet, and those a restore queued that have not opened, past
+// the first skip of them.
+func (t *Task) capOf(skip int) int64 {
 	cap := int64(math.MaxInt64)
 	for _, s := range t.splits[t.split:] {
 		cap = min(cap, s.Order)
 	}
-	if err := t.op.Step(Msg{Kind: SplitCap, Time: cap}); err != nil {
-		t.fail(err)
+	for _, o := range t.open {
+		if o.r == nil && o.queued {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			cap = min(cap, o.split.Order)
+		}
 	}
+	return cap
 }
 
 // idleTimeout is the source's idle timeout, from the node that assigns its

@@ -287,36 +287,98 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// restore sets the time state to what encoder wrote, which must be of the
-// same shape: as many chain nodes, inputs and channels per input.
-func (t *timeState) restore(data []byte) error {
-	next := func() (int64, error) {
-		x, n := binary.Varint(data)
-		if n <= 0 {
-			return 0, errors.New("truncated")
+// restore sets the time state to what encoder wrote at the checkpoint:
+// one instance's, at the same parallelism and of the same shape, is taken
+// as it was; several (the vertex restored at another parallelism) or one
+// whose input channels differ (an upstream vertex was) are merged, so that
+// the restored instance is behind every old one: the least watermark of
+// each kind, no channel idle, the latest processing time. A lower
+// watermark than the uninterrupted run's makes nothing late that was not,
+// and watermarks pass it again as the sources go on.
+func (t *timeState) restore(datas [][]byte) error {
+	olds := make([]timeState, len(datas))
+	for i, data := range datas {
+		if err := olds[i].decode(data); err != nil {
+			return fmt.Errorf("time state: %w", err)
 		}
-		data = data[n:]
-		return x, nil
+		if len(olds[i].nodeWM) != len(t.nodeWM) || len(olds[i].chWM) != len(t.chWM) {
+			return fmt.Errorf("time state of %d chain nodes and %d inputs, the plan has %d chain nodes, %d inputs",
+				len(olds[i].nodeWM), len(olds[i].chWM), len(t.nodeWM), len(t.chWM))
+		}
 	}
+	if len(olds) == 1 && t.sameChannels(&olds[0]) {
+		*t = olds[0]
+		return nil
+	}
+	t.inWM, t.outWM, t.splitCap = maxTime, maxTime, maxTime
+	for k := range t.nodeWM {
+		t.nodeWM[k], t.genMax[k], t.genWM[k] = maxTime, maxTime, maxTime
+	}
+	for i, row := range t.chWM {
+		for c := range row {
+			row[c], t.chIdle[i][c] = maxTime, false
+		}
+	}
+	t.idleOut = false
+	for _, o := range olds {
+		t.pt = max(t.pt, o.pt)
+		t.inWM, t.outWM, t.splitCap = min(t.inWM, o.inWM), min(t.outWM, o.outWM), min(t.splitCap, o.splitCap)
+		for k := range t.nodeWM {
+			t.nodeWM[k], t.genMax[k], t.genWM[k] = min(t.nodeWM[k], o.nodeWM[k]), min(t.genMax[k], o.genMax[k]), min(t.genWM[k], o.genWM[k])
+		}
+		for i, row := range t.chWM {
+			for _, wm := range o.chWM[i] {
+				for c := range row {
+					row[c] = min(row[c], wm)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sameChannels reports whether o has as many channels on each input as t.
+func (t *timeState) sameChannels(o *timeState) bool {
+	for i := range t.chWM {
+		if len(t.chWM[i]) != len(o.chWM[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// decode sets t to what encoder wrote, of the shape it wrote.
+func (t *timeState) decode(data []byte) error {
 	var err error
 	read := func() int64 {
-		x, e := next()
-		if err == nil {
-			err = e
+		x, n := binary.Varint(data)
+		if n <= 0 {
+			if err == nil {
+				err = errors.New("truncated")
+			}
+			return 0
 		}
+		data = data[n:]
 		return x
 	}
-	nodes, inputs := read(), read()
-	shape := fmt.Sprintf("%d chain nodes, %d inputs", len(t.nodeWM), len(t.chWM))
-	if err == nil && (nodes != int64(len(t.nodeWM)) || inputs != int64(len(t.chWM))) {
-		return fmt.Errorf("time state of %d chain nodes and %d inputs, the plan has %s", nodes, inputs, shape)
-	}
-	for i := range t.chWM {
-		if c := read(); err == nil && c != int64(len(t.chWM[i])) {
-			return fmt.Errorf("time state of input %d has %d channels, the plan %d", i, c, len(t.chWM[i]))
+	count := func() int {
+		n := read()
+		if err == nil && (n < 0 || n > int64(len(data))) {
+			err = fmt.Errorf("a count of %d with %d bytes left", n, len(data))
 		}
+		if err != nil {
+			return 0
+		}
+		return int(n)
+	}
+	nodes, inputs := count(), count()
+	t.chWM, t.chIdle = make([][]int64, inputs), make([][]bool, inputs)
+	for i := range inputs {
+		c := count()
+		t.chWM[i], t.chIdle[i] = make([]int64, c), make([]bool, c)
 	}
 	t.pt, t.inWM, t.outWM, t.idleOut, t.splitCap = read(), read(), read(), read() != 0, read()
+	t.nodeWM, t.genMax, t.genWM = make([]int64, nodes), make([]int64, nodes), make([]int64, nodes)
 	for _, xs := range [][]int64{t.nodeWM, t.genMax, t.genWM} {
 		for k := range xs {
 			xs[k] = read()
@@ -333,8 +395,5 @@ func (t *timeState) restore(data []byte) error {
 	if err == nil && len(data) > 0 {
 		err = fmt.Errorf("%d bytes after the end", len(data))
 	}
-	if err != nil {
-		return fmt.Errorf("time state: %w", err)
-	}
-	return nil
+	return err
 }

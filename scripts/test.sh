@@ -133,6 +133,12 @@ log "recovery: 1000 seeds of kills and store faults on the simulator; W1 and W3 
 go test -count=1 -run 'TestRecoveryOnSim' ./actors -recover.seeds=1000
 go test -count=1 -run TestChaos ./examples -chaos.seeds=20
 
+# Rescale (the savepoint issue): a windowed job and a keyed aggregation
+# stopped at a checkpoint at parallelism 2, at 50 seeded places each, and
+# restored at parallelism 2, 1, 3 and 4 on the simulator (about 12 s).
+log "rescale: stopped at parallelism 2 under 50 seeds, restored at 2, 1, 3 and 4"
+go test -count=1 -run TestRescaleOnSim ./actors -rescale.seeds=50
+
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
 # checksums of DuckDB's outputs computed in the same run (tools/peers, an
