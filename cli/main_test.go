@@ -719,7 +719,7 @@ func TestCommandCheckpointsTorn(t *testing.T) {
 // 20 ms is killed with SIGKILL; run again with --restore latest it goes
 // on from the newest complete checkpoint — its sink taking back what the
 // killed process had staged — and writes exactly the rows of a run that
-// was never interrupted, at parallelism 3 where the killed run had 2. A
+// was never interrupted, at parallelism 1 where the killed run had 2. A
 // restore into a plan of other key groups is refused, naming both.
 func TestCommandRestoreAfterKill(t *testing.T) {
 	dir := t.TempDir()
@@ -735,9 +735,10 @@ func TestCommandRestoreAfterKill(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "taken with 128 key groups (max parallelism), the plan has 64") {
 		t.Fatalf("restore with other key groups: exit %d, want %d naming both:\n%s", code, exitUsage, stderr)
 	}
-	// Restored at parallelism 3, not the checkpoint's 2.
+	// Restored at parallelism 1, not the checkpoint's 2: its instance takes
+	// over what the killed run's second instance had staged.
 	restore := append(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--quiet" }), "--arg", "out="+out, "--restore", "latest")
-	restore[slices.Index(restore, "--parallelism")+1] = "3"
+	restore[slices.Index(restore, "--parallelism")+1] = "1"
 	code, _, stderr = command(context.Background(), false, restore...)
 	if code != 0 {
 		t.Fatalf("restore: exit %d:\n%s", code, stderr)
@@ -788,8 +789,8 @@ func userWindows(t *testing.T, dir string) []examples.UserWindow {
 
 // TestCommandStopAtCheckpoint: SIGTERM to a real sluice run that
 // checkpoints stops it at a final checkpoint with status 75, its staged
-// output kept; run again with --restore latest it writes exactly the rows
-// of a run that was never stopped.
+// output kept; run again with --restore latest, at parallelism 3, it
+// writes exactly the rows of a run that was never stopped.
 func TestCommandStopAtCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	ck, out, clean := filepath.Join(dir, "ck"), filepath.Join(dir, "out"), filepath.Join(dir, "clean")
@@ -804,7 +805,10 @@ func TestCommandStopAtCheckpoint(t *testing.T) {
 	if s := p.stderr.String(); !strings.Contains(s, "stopped at checkpoint 1: run it again with --restore latest") {
 		t.Errorf("stderr does not say where it stopped:\n%s", s)
 	}
-	if code, _, stderr := command(context.Background(), false, append(args, "--quiet", "--restore", "latest")...); code != 0 {
+	// Restored at parallelism 3, not the stopped run's 2.
+	restore := append(slices.Clone(args), "--quiet", "--restore", "latest")
+	restore[slices.Index(restore, "--parallelism")+1] = "3"
+	if code, _, stderr := command(context.Background(), false, restore...); code != 0 {
 		t.Fatalf("restore: exit %d:\n%s", code, stderr)
 	}
 	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "2",
