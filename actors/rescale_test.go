@@ -177,3 +177,60 @@ func jsonLines(t *testing.T, dir string) []string {
 	slices.Sort(lines)
 	return lines
 }
+
+// TestRestoreRefuses: a checkpoint is not restored into a plan of other key
+// groups, one without a stateful stage it holds, or one whose stage keeps
+// state of another type; each error names what differs.
+func TestRestoreRefuses(t *testing.T) {
+	dir := t.TempDir()
+	xs := make([]int64, 20_000)
+	for i := range xs {
+		xs[i] = int64(i)
+	}
+	build := func(p *stages.Pipeline, id string, float bool) {
+		k := stages.KeyBy(stages.FromSlice(p, xs, stages.Parallelism(2)), func(x int64) int64 { return x % 97 })
+		if float {
+			jsonl.Write(stages.Aggregate(k, window.Global(), stages.Sum(func(x int64) float64 { return float64(x) }), stages.ID(id)), dir)
+			return
+		}
+		jsonl.Write(stages.Aggregate(k, window.Global(), stages.Sum(func(x int64) int64 { return x }), stages.ID(id)), dir)
+	}
+	store := checkpoints.NewMem()
+	cfg := actors.DefaultConfig()
+	cfg.BatchRecords = 64
+	cfg.Executor = actors.Sim{StepTime: time.Microsecond}
+	cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 40 * time.Microsecond, Timeout: time.Second}
+	cfg.Chaos = &actors.ChaosConfig{StopAt: 5_000}
+	p := stages.NewPipeline("sums")
+	build(p, "sums", false)
+	var stopped *actors.StoppedError
+	if _, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg}); !errors.As(err, &stopped) {
+		t.Fatalf("stopping: %v, want a *StoppedError", err)
+	}
+	for _, c := range []struct {
+		name  string
+		id    string
+		float bool
+		max   int
+		want  []string
+	}{
+		{"other key groups", "sums", false, 64, []string{"128 key groups (max parallelism), the plan has 64"}},
+		{"a stage gone", "totals", false, 0, []string{`stage sums is not in the plan`, `stage totals of the plan is not in the checkpoint`}},
+		{"another type", "sums", true, 0, []string{`state "sums"`, "schema mismatch reading float64"}},
+	} {
+		cfg := cfg
+		cfg.Chaos = nil
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: time.Millisecond, Timeout: time.Second, Restore: "latest"}
+		p := stages.NewPipeline("sums")
+		build(p, c.id, c.float)
+		_, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg, MaxParallelism: c.max})
+		if err == nil {
+			t.Fatalf("%s: restored", c.name)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: the error does not say %q:\n%v", c.name, w, err)
+			}
+		}
+	}
+}

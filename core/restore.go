@@ -268,7 +268,7 @@ func (o *Operator) restore(r Restored) error {
 		start, end, _ := o.keyGroups()
 		for _, c := range chunks {
 			if err := st.Restore(c, start, end); err != nil {
-				return fmt.Errorf("%s: %s: checkpoint %d: %w", o.inst, n, r.Checkpoint, err)
+				return fmt.Errorf("%s: %s, state %q: checkpoint %d: %w", o.inst, n, StageID(n), r.Checkpoint, err)
 			}
 		}
 	}
