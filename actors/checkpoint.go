@@ -42,10 +42,11 @@ type CheckpointConfig struct {
 	NoRecovery bool
 	// Restore, when set, starts the job from a checkpoint in Store that an
 	// earlier process of it took: "latest" (the newest complete, valid
-	// checkpoint of the job) or a checkpoint's ID. The plan must have the
-	// checkpoint's parallelism and key groups; the run takes the
-	// checkpoint's run ID, so that its sinks take back what that process
-	// had staged.
+	// checkpoint of the job), a checkpoint's ID or a savepoint's name. The
+	// plan must have the checkpoint's stages and key groups, at any
+	// parallelism (key groups, splits and sinks' staged output are dealt
+	// anew); the run takes the checkpoint's run ID, so that its sinks take
+	// back what that process had staged.
 	Restore string
 }
 
@@ -108,6 +109,9 @@ type checkpointing struct {
 	// stopAt, once set, ends the job at the first checkpoint that
 	// completes (a graceful stop).
 	stopAt bool
+	// savepoint is the savepoint asked for, taken by the next checkpoint
+	// triggered (id, once it is).
+	savepoint *pendingSavepoint
 	// alignment is the longest alignment of each checkpoint; sizes the
 	// bytes of each written, by stage.
 	alignment map[uint64]time.Duration
@@ -187,7 +191,11 @@ func (c *checkpointing) carryOut(now int64) {
 	x := c.x
 	if rd.Trigger != 0 && !c.stopped {
 		w := c.dir.Begin(x.phys.Job, x.run, x.exec, rd.Trigger, c.epoch, now/1e6)
-		w.Shape(x.phys.MaxParallelism, shape(x.phys))
+		w.Shape(x.phys.MaxParallelism, shape(x.phys), graphFingerprint(x.phys))
+		if sp := c.savepoint; sp != nil && sp.id == 0 {
+			sp.id = rd.Trigger
+			w.Savepoint(sp.name)
+		}
 		c.writers[rd.Trigger] = w
 		c.passedBy[rd.Trigger] = map[core.Addr]bool{}
 		for _, snaps := range c.final {
@@ -227,6 +235,10 @@ func (c *checkpointing) carryOut(now int64) {
 		delete(c.writers, id)
 		delete(c.passedBy, id)
 		x.cfg.Logger.Info("checkpoint completed", "id", id)
+		if sp := c.savepoint; sp != nil && sp.id == id {
+			c.savepoint = nil
+			sp.done <- nil
+		}
 		if c.stopAt {
 			x.fail(&StoppedError{Checkpoint: id, Store: c.cfg.Store.String()})
 		}
@@ -242,6 +254,10 @@ func (c *checkpointing) carryOut(now int64) {
 			})
 		}
 		x.cfg.Logger.Warn("checkpoint abandoned", "id", id)
+		if sp := c.savepoint; sp != nil && sp.id == id {
+			c.savepoint = nil
+			sp.done <- fmt.Errorf("savepoint %q: checkpoint %d was abandoned", sp.name, id)
+		}
 	}
 	if rd.Fail != nil {
 		x.fail(rd.Fail)
@@ -382,6 +398,31 @@ func (c *checkpointing) aligned(as []core.Aligned) {
 
 // stopAtNext asks for a checkpoint now and ends the job when one
 // completes.
+type pendingSavepoint struct {
+	name string
+	id   uint64
+	done chan error // gets one value: nil when checkpoint id completed
+}
+
+// savepointNext has the next checkpoint, taken at once, be savepoint
+// name; it returns the channel that tells how it went.
+func (c *checkpointing) savepointNext(name string) (*pendingSavepoint, error) {
+	c.mu.Lock()
+	if c.savepoint != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("savepoint %q: savepoint %q is being taken", name, c.savepoint.name)
+	}
+	if c.stopped {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("savepoint %q: the job's checkpoints have stopped", name)
+	}
+	sp := &pendingSavepoint{name: name, done: make(chan error, 1)}
+	c.savepoint = sp
+	c.mu.Unlock()
+	c.step(core.CoordEvent{Kind: core.CkptNow})
+	return sp, nil
+}
+
 func (c *checkpointing) stopAtNext() {
 	c.mu.Lock()
 	c.stopAt = true
@@ -397,6 +438,10 @@ func (c *checkpointing) stop() {
 	c.mu.Lock()
 	c.stopped = true
 	clear(c.writers) // what the stop abandoned is gone; what it writes holds its writer
+	if sp := c.savepoint; sp != nil {
+		c.savepoint = nil
+		sp.done <- fmt.Errorf("savepoint %q: the attempt ended before its checkpoint completed", sp.name)
+	}
 	c.mu.Unlock()
 	c.writes.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -114,6 +115,70 @@ func (x *Execution) restoreTasks(r *checkpoints.Restored) error {
 		x.chaos.attemptStarted(x.position(r))
 	}
 	return nil
+}
+
+// Savepoint takes a savepoint named name (checkpoints.CheckSavepointName):
+// a checkpoint taken at once, which the store keeps until it is deleted,
+// to restore later in a new process or at another parallelism. It
+// returns the checkpoint's ID once it has completed, or why it could not
+// be taken: the job does not checkpoint, a sink cannot take its output
+// back, another savepoint is being taken, the checkpoint failed (the job
+// goes on; ask again), the job ended, or ctx was done.
+func (x *Execution) Savepoint(ctx context.Context, name string) (uint64, error) {
+	if err := checkpoints.CheckSavepointName(name); err != nil {
+		return 0, err
+	}
+	if x.cfg.Checkpoints == nil {
+		return 0, fmt.Errorf("savepoint %q: the job does not checkpoint", name)
+	}
+	if n := x.sinkWithoutReopen(); n != nil {
+		return 0, fmt.Errorf("savepoint %q: sink %s (%s) cannot take its output back in a new process", name, n, n.Loc)
+	}
+	x.attMu.Lock()
+	ck := x.ck
+	x.attMu.Unlock()
+	if ck == nil {
+		return 0, fmt.Errorf("savepoint %q: the job has not started checkpointing", name)
+	}
+	sp, err := ck.savepointNext(name)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case err := <-sp.done:
+		if err != nil {
+			return 0, err
+		}
+		return sp.id, nil
+	case <-x.ended:
+		return 0, fmt.Errorf("savepoint %q: the job ended first", name)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("savepoint %q: %w", name, ctx.Err())
+	}
+}
+
+// CheckpointStore returns the store the job checkpoints to, or nil.
+func (x *Execution) CheckpointStore() checkpoints.Store {
+	if x.cfg.Checkpoints == nil {
+		return nil
+	}
+	return x.cfg.Checkpoints.Store
+}
+
+// graphFingerprint fingerprints the plan's stages, by stable ID, and the
+// edges between its vertices.
+func graphFingerprint(phys *plan.Physical) string {
+	h := fnv.New64a()
+	for _, v := range phys.Vertices {
+		for _, n := range v.Chain {
+			fmt.Fprintf(h, "%s;", core.StageID(n))
+		}
+		for _, e := range v.Out {
+			fmt.Fprintf(h, "->%s/%d;", core.StageID(e.To.Head()), e.Input)
+		}
+		h.Write([]byte{'\n'})
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // sinkWithoutReopen returns a sink of the job that cannot reopen at a
@@ -238,8 +303,18 @@ func (x *Execution) restoreAtStart(c CheckpointConfig) (*checkpoints.Restored, e
 		}
 	} else {
 		id, perr := strconv.ParseUint(c.Restore, 10, 64)
+		if perr != nil && checkpoints.CheckSavepointName(c.Restore) != nil {
+			return nil, fmt.Errorf("restore %q: want \"latest\", a checkpoint's ID or a savepoint's name (%w)", c.Restore, plan.ErrConfig)
+		}
 		if perr != nil {
-			return nil, fmt.Errorf("restore %q: want \"latest\" or a checkpoint's ID (%w)", c.Restore, plan.ErrConfig)
+			var m *checkpoints.Manifest
+			if m, err = dir.FindSavepoint(x.ctx, c.Restore); err != nil {
+				return nil, err
+			}
+			if m == nil {
+				return nil, fmt.Errorf("restore: %w: %s holds no savepoint %q (%w)", checkpoints.ErrInvalid, c.Store, c.Restore, plan.ErrConfig)
+			}
+			id = m.ID
 		}
 		if r, err = dir.Read(x.ctx, id); errors.Is(err, checkpoints.ErrInvalid) {
 			err = fmt.Errorf("restore: %w (%w)", err, plan.ErrConfig)

@@ -52,11 +52,17 @@ type Manifest struct {
 	// Time is when the checkpoint was triggered, in unix ms on the job's
 	// clock.
 	Time int64 `json:"time_unix_ms"`
+	// Savepoint names a checkpoint taken on request (Execution.Savepoint,
+	// sluice savepoint take): Retain keeps it until it is deleted.
+	Savepoint string `json:"savepoint,omitempty"`
 	// MaxParallelism is the job's number of key groups, and Parallelism
 	// the instances of each vertex, by the stage ID of its head: a
 	// restore checks the plan against them.
 	MaxParallelism int            `json:"max_parallelism,omitempty"`
 	Parallelism    map[string]int `json:"parallelism,omitempty"`
+	// Graph fingerprints the plan's stages and how they connect, to tell
+	// whether a checkpoint was taken of the same graph.
+	Graph string `json:"graph,omitempty"`
 	// States are the small pieces of state that belong to an instance,
 	// not to key groups: where a source was, an operator's watermarks,
 	// what a sink had written. They are held in the manifest itself.
@@ -147,10 +153,10 @@ func (w *Writer) chunk(ctx context.Context, stage string, first, last int, insta
 
 // Shape records the plan's number of key groups and each vertex's
 // parallelism, by the stage ID of its head.
-func (w *Writer) Shape(maxParallelism int, parallelism map[string]int) {
+func (w *Writer) Shape(maxParallelism int, parallelism map[string]int, graph string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.m.MaxParallelism, w.m.Parallelism = maxParallelism, parallelism
+	w.m.MaxParallelism, w.m.Parallelism, w.m.Graph = maxParallelism, parallelism, graph
 }
 
 // State records a piece of an instance's state of a kind ("source": its
@@ -390,9 +396,9 @@ func (d *Dir) ids(ctx context.Context) ([]uint64, map[uint64][]string, error) {
 
 func hasManifest(id uint64, keys []string) bool { return slices.Contains(keys, dirOf(id)+manifestName) }
 
-// Retain keeps the newest n complete checkpoints and deletes the older
-// ones, and every checkpoint older than the newest complete one that never
-// completed (an abandoned or torn one). Checkpoints newer than that are
+// Retain keeps the newest n complete checkpoints and every savepoint, and
+// deletes the other older ones, and every checkpoint older than the newest
+// complete one that never completed (an abandoned or torn one). Checkpoints newer than that are
 // left alone: they may be in progress. Complete here means a manifest that
 // checks out and names chunks that are all present; a chunk corrupted in
 // place is found only by Latest, which then falls back to an older
@@ -410,12 +416,15 @@ func (d *Dir) Retain(ctx context.Context, n int) error {
 	var errs []error
 	for _, id := range slices.Backward(ids) {
 		del := kept == n
-		if !del && hasManifest(id, keys[id]) {
-			ok, err := d.complete(ctx, id, keys[id])
+		if hasManifest(id, keys[id]) {
+			m, err := d.complete(ctx, id, keys[id])
 			if err != nil {
 				return errors.Join(append(errs, err)...)
 			}
-			if ok {
+			if m != nil && m.Savepoint != "" {
+				continue
+			}
+			if m != nil && !del {
 				kept++
 				continue
 			}
@@ -429,26 +438,26 @@ func (d *Dir) Retain(ctx context.Context, n int) error {
 	return errors.Join(errs...)
 }
 
-// complete reports whether checkpoint id, whose keys are keys, has a valid
-// manifest whose chunks are all present.
-func (d *Dir) complete(ctx context.Context, id uint64, keys []string) (bool, error) {
+// complete returns the manifest of checkpoint id, whose keys are keys, if
+// it is valid and its chunks are all present; else nil.
+func (d *Dir) complete(ctx context.Context, id uint64, keys []string) (*Manifest, error) {
 	data, err := d.store.Get(ctx, dirOf(id)+manifestName)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("checkpoint %d: reading its manifest from %s: %w", id, d.store, err)
+		return nil, fmt.Errorf("checkpoint %d: reading its manifest from %s: %w", id, d.store, err)
 	}
 	m, err := decodeManifest(data)
 	if err != nil || m.ID != id {
-		return false, nil
+		return nil, nil
 	}
 	for _, c := range m.Chunks {
 		if !slices.Contains(keys, c.Key) {
-			return false, nil
+			return nil, nil
 		}
 	}
-	return true, nil
+	return m, nil
 }
 
 // deleteAll deletes checkpoint id, its manifest first, so that a

@@ -385,3 +385,75 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestSavepoints: a savepoint is kept by Retain however old, found by
+// name, listed, and deleted; a request for one is listed until it is
+// dropped or failed, and a second request or savepoint of the same name is
+// refused, as are names that --restore would read as something else.
+func TestSavepoints(t *testing.T) {
+	eachStore(t, func(t *testing.T, s checkpoints.Store) {
+		ctx := context.Background()
+		d := checkpoints.New(s)
+		for _, bad := range []string{"", "latest", "42", "-x", "a/b", strings.Repeat("x", 129)} {
+			if err := d.RequestSavepoint(ctx, bad); !errors.Is(err, checkpoints.ErrSavepointName) {
+				t.Errorf("RequestSavepoint(%q): %v, want ErrSavepointName", bad, err)
+			}
+		}
+		if err := d.RequestSavepoint(ctx, "v1.2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RequestSavepoint(ctx, "v1.2"); err == nil || !strings.Contains(err.Error(), "a request for one already") {
+			t.Fatalf("a second request: %v", err)
+		}
+		if names, err := d.SavepointRequests(ctx); err != nil || !slices.Equal(names, []string{"v1.2"}) {
+			t.Fatalf("requests: %q, %v", names, err)
+		}
+		w := d.Begin("job", "run", "exec", 1, 1, 1000)
+		w.Savepoint("v1.2")
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DropRequest(ctx, "v1.2"); err != nil {
+			t.Fatal(err)
+		}
+		for id := uint64(2); id <= 6; id++ {
+			if err := write(t, d, id, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Retain(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		ids, err := d.Complete(ctx)
+		if err != nil || !slices.Equal(ids, []uint64{1, 5, 6}) {
+			t.Fatalf("after Retain(2): %v (%v), want the savepoint 1 and 5, 6", ids, err)
+		}
+		if m, err := d.FindSavepoint(ctx, "v1.2"); err != nil || m == nil || m.ID != 1 {
+			t.Fatalf("FindSavepoint: %+v, %v", m, err)
+		}
+		if err := d.RequestSavepoint(ctx, "v1.2"); err == nil || !strings.Contains(err.Error(), "holds one already (checkpoint 1)") {
+			t.Fatalf("a request for a savepoint that exists: %v", err)
+		}
+		if err := d.RequestSavepoint(ctx, "v2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.FailRequest(ctx, "v2", errors.New("the job ended first")); err != nil {
+			t.Fatal(err)
+		}
+		if why, failed, err := d.RequestFailed(ctx, "v2"); err != nil || !failed || why != "the job ended first" {
+			t.Fatalf("RequestFailed: %q %v %v", why, failed, err)
+		}
+		if names, _ := d.SavepointRequests(ctx); len(names) != 0 {
+			t.Fatalf("requests left: %q", names)
+		}
+		if err := d.DeleteSavepoint(ctx, "v1.2"); err != nil {
+			t.Fatal(err)
+		}
+		if sps, err := d.Savepoints(ctx); err != nil || len(sps) != 0 {
+			t.Fatalf("after DeleteSavepoint: %d savepoints, %v", len(sps), err)
+		}
+		if err := d.DeleteSavepoint(ctx, "v1.2"); !errors.Is(err, checkpoints.ErrInvalid) {
+			t.Fatalf("deleting it again: %v", err)
+		}
+	})
+}

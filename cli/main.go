@@ -149,6 +149,8 @@ func (c *invocation) main(ctx context.Context, args []string) int {
 		return c.jobs(rest)
 	case "checkpoints":
 		return c.checkpoints(ctx, rest)
+	case "savepoint":
+		return c.savepoint(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	default:
@@ -355,6 +357,7 @@ Usage:
   %[1]s plan JOB [--arg key=value]... [flags]
   %[1]s jobs
   %[1]s checkpoints URL [ID]
+  %[1]s savepoint take|list|show|delete URL [NAME]
   %[1]s help [COMMAND]
 
 Commands:
@@ -362,6 +365,7 @@ Commands:
   plan         prints a job's physical plan without running it
   jobs         lists the registered jobs
   checkpoints  lists the checkpoints in a store, and which a recovery takes
+  savepoint    takes a savepoint of a running job, lists, shows, deletes them
   help         shows this text, or a command's flags
 
 Standard output carries only what a job prints itself. Progress (on a
@@ -398,6 +402,9 @@ func (c *invocation) help(args []string) int {
 		return exitOK
 	case "checkpoints":
 		fmt.Fprintf(c.stdout, "usage: %s checkpoints URL\n\n%s\n", c.name, checkpointsDoc)
+		return exitOK
+	case "savepoint":
+		fmt.Fprintf(c.stdout, "usage: %s savepoint take|list|show|delete URL [NAME] [--timeout D]\n\n%s\n", c.name, savepointDoc)
 		return exitOK
 	case "help":
 		c.usage(c.stdout)
@@ -547,7 +554,7 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 		"checkpoint the job into this store (a directory, file://, s3://BUCKET/PREFIX, mem://), and recover from its latest checkpoint when it fails (off when empty)")
 	fs.DurationVar(&f.every, "checkpoint-every", time.Second, "the interval between checkpoints, with -checkpoints")
 	fs.StringVar(&f.restore, "restore", "",
-		"start from a checkpoint in -checkpoints that an earlier run of the job took (killed, or failed for good): latest, or a checkpoint's ID; the parallelism must be the checkpoint's")
+		"start from a checkpoint in -checkpoints that an earlier run of the job took (stopped, killed, or failed for good): latest, a checkpoint's ID or a savepoint's name; at any -parallelism")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second,
 		"with -checkpoints, how long the first SIGTERM or SIGINT waits for a final checkpoint before it cancels the job (exit 75 when it stopped there)")
 	fs.Var(&f.chaos, "chaos",
@@ -775,6 +782,12 @@ func (c *invocation) showCheckpoint(ctx context.Context, d *checkpoints.Dir, id 
 	w := c.stdout
 	fmt.Fprintf(w, "checkpoint %d of job %q, run %s, attempt %d, taken %s; %d key groups\n", r.ID, r.Job, r.Run, r.Epoch,
 		time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), r.MaxParallelism)
+	if r.Savepoint != "" {
+		fmt.Fprintf(w, "savepoint %q, kept until deleted\n", r.Savepoint)
+	}
+	if r.Graph != "" {
+		fmt.Fprintf(w, "graph %s\n", r.Graph)
+	}
 	sizes, instances := map[string]int64{}, map[string]map[int]bool{}
 	for _, ch := range r.Chunks {
 		sizes[ch.Stage] += ch.Size
@@ -847,6 +860,14 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	c.setJob(x)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go c.monitor(x, f, stop, stopped)
+	if store := x.CheckpointStore(); store != nil {
+		served := make(chan struct{})
+		defer func() { <-served }()
+		go func() {
+			defer close(served)
+			c.serveSavepoints(ctx, x, checkpoints.New(store), f.every, stop)
+		}()
+	}
 	// Sinks commit inside Wait, and a job may print when it commits: the
 	// bars are gone by then.
 	res, err := x.Wait()

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-data/sluice/cli/testdata/testjobs"
 	"github.com/sluice-data/sluice/connectors/parquetio"
 	"github.com/sluice-data/sluice/examples"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -816,4 +817,61 @@ func TestCommandStopAtCheckpoint(t *testing.T) {
 		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
 	}
 	sameUserWindows(t, out, clean)
+}
+
+// TestCommandSavepoint: 'sluice savepoint take' asks a real sluice run for
+// a savepoint through the store and waits for it; list and show name it;
+// the run is killed with SIGKILL, and restored from the savepoint by name
+// at parallelism 3 it writes exactly the rows of a run never interrupted.
+// A name that could be an ID, and a store no job writes to, are errors.
+func TestCommandSavepoint(t *testing.T) {
+	dir := t.TempDir()
+	ck, out, clean := filepath.Join(dir, "ck"), filepath.Join(dir, "out"), filepath.Join(dir, "clean")
+	events := "n-events=20000000" // about 3 s: the job polls for requests every 250 ms
+	if testenv.Race() {
+		events = "n-events=2000000"
+	}
+	args := []string{"run", "events-windows", "--quiet", "--parallelism", "2", "--arg", events, "--arg", "out=" + out,
+		"--checkpoints", ck, "--checkpoint-every", "1h"}
+	p := startProcess(t, args...)
+	p.waitForFiles(t, filepath.Join(out, "_sluice", "lease", "*"), 1, "the output's lease (its sinks open)")
+	code, stdout, stderr := command(context.Background(), false, "savepoint", "take", "--timeout", "30s", ck, "before-upgrade")
+	if code != 0 || !strings.Contains(stdout, `savepoint "before-upgrade": checkpoint `) {
+		t.Fatalf("savepoint take: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	p.signal(t, syscall.SIGKILL)
+	p.wait(t, 30*time.Second)
+	if code, stdout, _ := command(context.Background(), false, "savepoint", "list", ck); code != 0 ||
+		!strings.Contains(stdout, "before-upgrade") || !strings.Contains(stdout, "events-windows") {
+		t.Errorf("savepoint list: exit %d:\n%s", code, stdout)
+	}
+	if code, stdout, _ := command(context.Background(), false, "savepoint", "show", ck, "before-upgrade"); code != 0 ||
+		!strings.Contains(stdout, `savepoint "before-upgrade", kept until deleted`) || !strings.Contains(stdout, "graph ") ||
+		!strings.Contains(stdout, "SOURCE POSITIONS") {
+		t.Errorf("savepoint show: exit %d:\n%s", code, stdout)
+	}
+	restore := append(slices.Clone(args), "--restore", "before-upgrade")
+	restore[slices.Index(restore, "--parallelism")+1] = "3"
+	if code, _, stderr := command(context.Background(), false, restore...); code != 0 {
+		t.Fatalf("restore from the savepoint: exit %d:\n%s", code, stderr)
+	}
+	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "2",
+		"--arg", events, "--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sameUserWindows(t, out, clean)
+
+	if code, _, stderr := command(context.Background(), false, "savepoint", "take", ck, "42"); code != exitUsage || !strings.Contains(stderr, "not all digits") {
+		t.Errorf("savepoint take of name 42: exit %d, want %d:\n%s", code, exitUsage, stderr)
+	}
+	if code, _, stderr := command(context.Background(), false, "savepoint", "take", "--timeout", "200ms", ck, "nobody"); code != exitFailed ||
+		!strings.Contains(stderr, "no job took it within 200ms") {
+		t.Errorf("savepoint take with no job: exit %d, want %d:\n%s", code, exitFailed, stderr)
+	}
+	if code, stdout, _ := command(context.Background(), false, "savepoint", "delete", ck, "before-upgrade"); code != 0 {
+		t.Errorf("savepoint delete: exit %d:\n%s", code, stdout)
+	}
+	if code, _, _ := command(context.Background(), false, "savepoint", "show", ck, "before-upgrade"); code != exitUsage {
+		t.Errorf("savepoint show after delete: exit %d, want %d", code, exitUsage)
+	}
 }
