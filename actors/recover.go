@@ -140,6 +140,12 @@ func (x *Execution) Savepoint(ctx context.Context, name string) (uint64, error) 
 	if ck == nil {
 		return 0, fmt.Errorf("savepoint %q: the job has not started checkpointing", name)
 	}
+	if m, err := checkpoints.New(x.cfg.Checkpoints.Store).FindSavepoint(ctx, name); err != nil || m != nil {
+		if err == nil {
+			err = fmt.Errorf("savepoint %q: %s holds one already (checkpoint %d)", name, x.cfg.Checkpoints.Store, m.ID)
+		}
+		return 0, err
+	}
 	sp, err := ck.savepointNext(name)
 	if err != nil {
 		return 0, err

@@ -70,6 +70,19 @@ type Manifest struct {
 	Chunks []Chunk `json:"chunks,omitempty"`
 }
 
+// Size returns the bytes of the checkpoint's state: its chunks and the
+// pieces in the manifest.
+func (m *Manifest) Size() int64 {
+	var n int64
+	for _, c := range m.Chunks {
+		n += c.Size
+	}
+	for _, s := range m.States {
+		n += int64(len(s.Data))
+	}
+	return n
+}
+
 // State is one instance's piece of state of one kind ("source", "time",
 // "sink"), in its owner's encoding.
 type State struct {

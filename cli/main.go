@@ -18,6 +18,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -740,21 +741,14 @@ func (c *invocation) checkpoints(ctx context.Context, args []string) int {
 		return exitFailed
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tJOB\tRUN\tATTEMPT\tTIME\tCHUNKS\tSIZE")
+	fmt.Fprintln(tw, "ID\tJOB\tRUN\tATTEMPT\tTIME\tCHUNKS\tSIZE\tSAVEPOINT")
 	for _, id := range ids {
 		r, err := d.Read(ctx, id)
 		if err != nil {
 			continue // not valid: Latest says why, when it is newer than the one it takes
 		}
-		var size int64
-		for _, ch := range r.Chunks {
-			size += ch.Size
-		}
-		for _, st := range r.States {
-			size += int64(len(st.Data))
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, r.Job, r.Run, r.Epoch,
-			time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), len(r.Chunks), plan.FormatBytes(size))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.ID, r.Job, r.Run, r.Epoch,
+			time.UnixMilli(r.Time).UTC().Format(time.RFC3339Nano), len(r.Chunks), plan.FormatBytes(r.Size()), cmp.Or(r.Savepoint, "-"))
 	}
 	tw.Flush()
 	if latest == nil {

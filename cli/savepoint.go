@@ -131,22 +131,18 @@ func (c *invocation) listSavepoints(ctx context.Context, d *checkpoints.Dir) int
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCHECKPOINT\tJOB\tRUN\tTIME\tSIZE\tGRAPH")
 	for _, m := range sps {
-		var size int64
-		for _, ch := range m.Chunks {
-			size += ch.Size
-		}
-		for _, st := range m.States {
-			size += int64(len(st.Data))
-		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Savepoint, m.ID, m.Job, m.Run,
-			time.UnixMilli(m.Time).UTC().Format(time.RFC3339Nano), plan.FormatBytes(size), m.Graph)
+			time.UnixMilli(m.Time).UTC().Format(time.RFC3339Nano), plan.FormatBytes(m.Size()), m.Graph)
 	}
 	tw.Flush()
 	return exitOK
 }
 
 // serveSavepoints takes the savepoints asked for in the job's store
-// (savepoint take) until stop is closed.
+// (savepoint take) until stop is closed. A request is deleted before its
+// savepoint is taken, so that a process killed after taking it does not
+// leave it for the next run of the job to take again: one killed before
+// leaves the asker to time out.
 func (c *invocation) serveSavepoints(ctx context.Context, x *actors.Execution, d *checkpoints.Dir, every time.Duration, stop <-chan struct{}) {
 	tick := time.NewTicker(min(max(every, 10*time.Millisecond), 250*time.Millisecond))
 	defer tick.Stop()
@@ -162,6 +158,10 @@ func (c *invocation) serveSavepoints(ctx context.Context, x *actors.Execution, d
 			continue
 		}
 		for _, name := range names {
+			if err := d.DropRequest(ctx, name); err != nil {
+				c.warnf("savepoint %q: %v", name, err)
+				continue
+			}
 			id, err := x.Savepoint(ctx, name)
 			if err != nil {
 				c.warnf("%v", err)
@@ -171,9 +171,6 @@ func (c *invocation) serveSavepoints(ctx context.Context, x *actors.Execution, d
 				continue
 			}
 			c.printf("", "savepoint %q: checkpoint %d", name, id)
-			if err := d.DropRequest(context.WithoutCancel(ctx), name); err != nil {
-				c.warnf("savepoint %q: %v", name, err)
-			}
 		}
 	}
 }
