@@ -442,3 +442,74 @@ func TestRecoverySkipsPollingReader(t *testing.T) {
 		}
 	}
 }
+
+// upsertSink writes each record by key into a map: writing one twice is
+// harmless. It cannot take its output back (it is no stages.Reopener).
+type upsertSink struct {
+	mu     sync.Mutex
+	m      map[int64]int64
+	writes int
+}
+
+func (s *upsertSink) Open(context.Context, stages.Instance) (stages.Writer[int64], error) {
+	return upsertWriter{s}, nil
+}
+
+type upsertWriter struct{ s *upsertSink }
+
+func (w upsertWriter) Write(xs []int64) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	for _, x := range xs {
+		w.s.m[x/3] = x
+		w.s.writes++
+	}
+	return nil
+}
+func (upsertWriter) Prepare() error { return nil }
+func (upsertWriter) Commit() error  { return nil }
+func (upsertWriter) Abort() error   { return nil }
+
+// TestRecoveryAtLeastOnce: a job whose sink cannot take its output back
+// fails at a kill, naming the sink; wrapped in stages.AtLeastOnce it
+// recovers, writes the records after the checkpoint again, and ends with
+// every key written with its value.
+func TestRecoveryAtLeastOnce(t *testing.T) {
+	const n = 20_000
+	for _, wrap := range []bool{false, true} {
+		cfg := actors.DefaultConfig()
+		cfg.BatchRecords = 64
+		cfg.Seed = 3
+		cfg.Executor = actors.Sim{StepTime: time.Microsecond}
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: 100 * time.Microsecond, Timeout: time.Second}
+		cfg.Chaos = &actors.ChaosConfig{Kills: 3, Seed: 3}
+		s := &upsertSink{m: map[int64]int64{}}
+		var sink stages.Sink[int64] = s
+		if wrap {
+			sink = stages.AtLeastOnce(sink)
+		}
+		p := stages.NewPipeline("upsert")
+		stages.Write(stages.Map(stages.Sequence(p, 0, n, stages.Parallelism(2)), func(x int64) int64 { return 3 * x }), sink)
+		res, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+		if !wrap {
+			if err == nil || !strings.Contains(err.Error(), "sink") || !strings.Contains(err.Error(), "recover_test.go") {
+				t.Fatalf("unwrapped: %v, want an error naming the sink", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Recoveries) != 3 {
+			t.Fatalf("%d recoveries, want 3", len(res.Recoveries))
+		}
+		if len(s.m) != n || s.writes <= n {
+			t.Fatalf("%d keys written %d times, want %d keys, some twice", len(s.m), s.writes, n)
+		}
+		for k, v := range s.m {
+			if v != 3*k {
+				t.Fatalf("key %d holds %d, want %d", k, v, 3*k)
+			}
+		}
+	}
+}

@@ -284,9 +284,25 @@ func Write[T any](s Stream[T], sink Sink[T], opts ...SinkOption) {
 	addSink(s, loc, "sink", sink, opts)
 }
 
+// AtLeastOnce makes a sink that cannot take its output back (NATS,
+// Redis, a custom Sink that is not a Reopener) recover and stop at
+// checkpoints: when a job recovers or is restored, its writers are opened
+// afresh and see the records after the checkpoint a second time. Use it
+// where writing a record twice is harmless: writes by key (Redis), or
+// de-duplicated downstream (NATS with a message ID derived from the
+// record). A job with checkpoints and such a sink not wrapped fails
+// instead of recovering, naming the sink.
+func AtLeastOnce[T any](sink Sink[T]) Sink[T] { return atLeastOnce[T]{sink} }
+
+type atLeastOnce[T any] struct{ Sink[T] }
+
 func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption) *plan.Node {
 	n := s.p.addNode(loc, &plan.Node{Kind: plan.KindSink, Op: op, Out: plan.TypeOf[T](),
 		Inputs: []plan.Input{s.input()}}, applyOptions(opts))
+	again, wrapped := sink.(atLeastOnce[T])
+	if wrapped {
+		sink = again.Sink
+	}
 	_, retry := sink.(funcSink[T])
 	wrap := func(w Writer[T], err error) (plan.SinkWriter, error) {
 		if err != nil {
@@ -300,6 +316,10 @@ func addSink[T any](s Stream[T], loc, op string, sink Sink[T], opts []SinkOption
 	if ro, ok := sink.(Reopener[T]); ok {
 		n.Sink.Reopen = func(ctx context.Context, inst plan.Instance, state []byte) (plan.SinkWriter, error) {
 			return wrap(ro.Reopen(ctx, inst, state))
+		}
+	} else if wrapped {
+		n.Sink.Reopen = func(ctx context.Context, inst plan.Instance, _ []byte) (plan.SinkWriter, error) {
+			return wrap(sink.Open(ctx, inst))
 		}
 	}
 	if jc, ok := sink.(JobCommitter); ok {
