@@ -235,6 +235,15 @@ func (c *checkpointing) carryOut(now int64) {
 		delete(c.writers, id)
 		delete(c.passedBy, id)
 		x.cfg.Logger.Info("checkpoint completed", "id", id)
+		// Sinks publish what they staged before it; not at a stop's, so
+		// that the restored run publishes it, however much later.
+		for vi, v := range x.phys.Vertices {
+			if v.Tail().Kind == plan.KindSink && !c.stopAt {
+				for i := range x.hosts[vi] {
+					c.eng.deliver(core.Addr{Vertex: vi, Instance: i}, core.Msg{Kind: core.Completed, Checkpoint: id})
+				}
+			}
+		}
 		if sp := c.savepoint; sp != nil && sp.id == id {
 			c.savepoint = nil
 			sp.done <- nil

@@ -53,10 +53,15 @@ const (
 	// Trigger, for a source's task, starts checkpoint Checkpoint: the
 	// source puts its barrier behind what it has read.
 	Trigger
+	// Completed, for a sink's task, says checkpoint Checkpoint has
+	// completed: a writer that publishes at completed checkpoints
+	// (plan.CheckpointPublisher) publishes what it wrote before it.
+	Completed
 )
 
 var kindNames = [...]string{Data: "data", EndOfInput: "end", Watermark: "watermark", Idle: "idle", Time: "time",
-	Barrier: "barrier", Credit: "credit", Start: "start", Produce: "produce", Retry: "retry", Tick: "tick", Timer: "timer", SplitCap: "splitcap", Trigger: "trigger"}
+	Barrier: "barrier", Credit: "credit", Start: "start", Produce: "produce", Retry: "retry", Tick: "tick", Timer: "timer", SplitCap: "splitcap", Trigger: "trigger",
+	Completed: "completed"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {

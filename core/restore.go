@@ -138,6 +138,32 @@ func (t *Task) sinkSnaps(n uint64) []Snapshot {
 	return out
 }
 
+// completed has the sink's writers that publish at completed checkpoints,
+// its own and those it adopted, publish what they wrote before checkpoint
+// id.
+func (t *Task) completed(id uint64) {
+	ws := []plan.SinkWriter{t.writer}
+	if a, ok := t.writer.(*adoptingWriter); ok {
+		ws[0] = a.SinkWriter
+		for _, x := range a.adopted {
+			ws = append(ws, x.w)
+		}
+	}
+	for _, w := range ws {
+		p, ok := w.(plan.CheckpointPublisher)
+		if !ok {
+			continue
+		}
+		t.enter(CallWrite, 0)
+		err := p.Completed(id)
+		t.leave()
+		if err != nil {
+			t.fail(fmt.Errorf("%s: publishing the output of checkpoint %d: %w", t.op.Instance(), id, err))
+			return
+		}
+	}
+}
+
 // finalStates returns the state of a task that has finished, for the
 // checkpoints whose barrier never reaches it (Checkpoint 0: the job layer
 // sets it): a source has read all its splits, a sink's writer has

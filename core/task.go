@@ -320,6 +320,8 @@ func (t *Task) Step(now int64, m Msg) error {
 		t.pump(now)
 	case Trigger:
 		t.trigger(now, m.Checkpoint)
+	case Completed:
+		t.completed(m.Checkpoint)
 	case Credit:
 		ch := t.outs[m.Edge][m.Channel]
 		ch.ledger.Grant(m.Grant)

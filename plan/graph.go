@@ -187,6 +187,19 @@ type SinkCheckpointer interface {
 	Detach() error
 }
 
+// CheckpointPublisher is a SinkCheckpointer whose output becomes visible
+// as checkpoints complete rather than at the end of the job (Flink's
+// notifyCheckpointComplete): Completed(id) is called on the sink's task
+// after checkpoint id has completed, and publishes what the writer had
+// written before its barrier. It may not be called for every checkpoint
+// (a task that has finished, a job that ends first): the next call, or
+// Commit, publishes what is left. A checkpoint restored may describe
+// output whose Completed never came: Reopen publishes it, idempotently.
+type CheckpointPublisher interface {
+	SinkCheckpointer
+	Completed(id uint64) error
+}
+
 // SinkWriter is one instance's writer under the sink lifecycle.
 type SinkWriter interface {
 	Write(b *Batch) error

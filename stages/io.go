@@ -370,11 +370,27 @@ func (b *batchWriter[T]) Revert() error {
 
 // wrapWriter gives the runtime a writer that checkpoints when b's does.
 func wrapWriter[T any](b *batchWriter[T]) (plan.SinkWriter, error) {
+	if _, ok := b.w.(Publisher); ok {
+		return publishWriter[T]{checkpointWriter[T]{b}}, nil
+	}
 	if _, ok := b.w.(Checkpointer); ok {
 		return checkpointWriter[T]{b}, nil
 	}
 	return b, nil
 }
+
+// Publisher is a Checkpointer whose output becomes visible as checkpoints
+// complete (plan.CheckpointPublisher): Completed(id) publishes what was
+// written before checkpoint id's barrier.
+type Publisher interface {
+	Checkpointer
+	Completed(id uint64) error
+}
+
+// publishWriter is a batchWriter whose writer is a Publisher.
+type publishWriter[T any] struct{ checkpointWriter[T] }
+
+func (p publishWriter[T]) Completed(id uint64) error { return p.w.(Publisher).Completed(id) }
 
 // checkpointWriter is a batchWriter whose writer is a Checkpointer.
 type checkpointWriter[T any] struct{ *batchWriter[T] }

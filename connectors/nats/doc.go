@@ -70,4 +70,24 @@
 // seen within the stream's duplicate window (Duplicates, two minutes by
 // default): a replay of the same records inside that window does not
 // duplicate them, one after it does.
+//
+// With ExactlyOnce, in a job that checkpoints, each record is published
+// once across recoveries, stops and restores: a writer holds what it is
+// given until the next checkpoint's barrier, which records it in the
+// checkpoint (the records between two checkpoints are held in memory and
+// written into the checkpoint's manifest); when the checkpoint completes,
+// the writer publishes them with message IDs of the job, run, checkpoint,
+// instance and place, and waits for the acknowledgements. A restore
+// publishes the checkpoint's held messages again, since whether they were
+// published before the failure is not known, and JetStream drops those it
+// has seen. That holds within the stream's duplicate window, which the
+// stream's creator sets (StreamConfig.Duplicates; two minutes by default):
+// a restore later than the window after the checkpoint was taken (a
+// savepoint restored the next day) may publish its last messages twice,
+// and the writer logs a warning naming the checkpoint, the count and both
+// durations. A graceful stop's checkpoint is not published by the stopped
+// process but by the one that restores it, so stopping and restoring
+// later duplicates nothing. What comes after the last checkpoint is
+// published when the job commits; a crash during that commit may publish
+// some of it twice when the job is run again from its last checkpoint.
 package nats

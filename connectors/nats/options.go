@@ -249,6 +249,7 @@ type sinkConfig struct {
 	encode     any // func(T) ([]byte, error)
 	maxPending int
 	ackTimeout time.Duration
+	once       bool
 }
 
 func defaultSinkConfig() sinkConfig {
@@ -284,6 +285,18 @@ func MsgID[T any](f func(T) string) SinkOption {
 		c.msgID = f
 	})
 }
+
+// ExactlyOnce makes the sink publish each record exactly once in a job
+// that checkpoints, across recoveries, stops and restores: a writer holds
+// what it is given until the next checkpoint, which records it; when that
+// checkpoint completes the writer publishes it, each message with a
+// Nats-Msg-Id of the run, the checkpoint, the instance and its place, so
+// that a restore that publishes a checkpoint's messages again (their
+// publication may not have been acknowledged before a failure) is
+// de-duplicated by JetStream. What comes after the last checkpoint is
+// published when the job commits. See the package documentation for the
+// duplicate window. Not with MsgID.
+func ExactlyOnce() SinkOption { return sinkOption(func(c *sinkConfig) { c.once = true }) }
 
 // Encode encodes each record with f instead of encoding/json. T must be the
 // sink's record type: another panics when the sink is built.

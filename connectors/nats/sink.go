@@ -49,6 +49,12 @@ func Sink[T any](url, subject string, opts ...SinkOption) stages.Sink[T] {
 			wrong("MsgID", f)
 		}
 	}
+	if s.cfg.once {
+		if s.msgID != nil {
+			s.cfg.errs = append(s.cfg.errs, errors.New("nats: ExactlyOnce sets each message's ID itself: not with MsgID"))
+		}
+		return &onceSink[T]{s}
+	}
 	return s
 }
 
@@ -72,6 +78,10 @@ func (s *sink[T]) validate() error {
 }
 
 func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[T], error) {
+	return s.open(ctx, inst)
+}
+
+func (s *sink[T]) open(ctx context.Context, inst stages.Instance) (*writer[T], error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
