@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -81,5 +82,46 @@ func TestExactlyOnceRefusesMsgID(t *testing.T) {
 	if _, err := s.Open(context.Background(), stages.Instance{}); err == nil ||
 		!strings.Contains(err.Error(), "ExactlyOnce") || !strings.Contains(err.Error(), "MsgID") {
 		t.Fatalf("Open: %v, want an error naming ExactlyOnce and MsgID", err)
+	}
+}
+
+// TestExactlyOnceStopAndRestore: a job writing to JetStream with
+// ExactlyOnce, stopped at a checkpoint midway and restored in a new
+// execution at another parallelism, leaves every order in the stream once
+// (on the simulator, so that the stop comes midway).
+func TestExactlyOnceStopAndRestore(t *testing.T) {
+	n := int64(40_000)
+	want := orders(n)
+	url := startServer(t)
+	js := client(t, url)
+	str := createStream(t, js, "ORDERS", "orders.>")
+	store := checkpoints.NewLocal(filepath.Join(t.TempDir(), "ck"))
+	run := func(par int, chaos *actors.ChaosConfig, restore string) error {
+		cfg := actors.DefaultConfig()
+		cfg.BatchRecords = 256
+		cfg.Executor = actors.Sim{StepTime: time.Microsecond} // the stop comes at a place in the input
+		cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 20 * time.Microsecond, Timeout: 30 * time.Second, Restore: restore}
+		cfg.Chaos = chaos
+		p := stages.NewPipeline("orders-out")
+		src := stages.FromSlice(p, want, stages.Parallelism(par))
+		stages.Write(src, nats.Sink[order](url, "", nats.SubjectOf(order.subject), nats.ExactlyOnce()), stages.Parallelism(par))
+		_, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
+		return err
+	}
+	var stopped *actors.StoppedError
+	if err := run(2, &actors.ChaosConfig{StopAt: n / 2}, ""); !errors.As(err, &stopped) {
+		t.Fatalf("stopping midway: %v, want a *StoppedError", err)
+	}
+	before := streamMsgs(t, str)
+	if err := run(3, nil, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	got := streamMsgs(t, str)
+	t.Logf("stopped at checkpoint %d with %d messages published; restored at parallelism 3: %d", stopped.Checkpoint, before, got)
+	if before == 0 || before >= uint64(n) || got != uint64(n) {
+		t.Fatalf("the stream held %d messages at the stop and %d after the restore, want some but fewer than %d and then %d", before, got, n, n)
+	}
+	if all := byID(readOrders(t, url)); !reflect.DeepEqual(all, want) {
+		t.Fatalf("read %d orders, want %d (%s)", len(all), len(want), firstDiff(all, want))
 	}
 }
