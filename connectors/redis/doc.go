@@ -23,13 +23,24 @@
 //     the same end and an index at least as high), checked and written
 //     atomically by a Lua script. So the value never goes back to an earlier
 //     pane, whatever order panes arrive in, and a replay leaves it as it was.
+//     The hash also holds the job's attempt (field attempt), and a pane of a
+//     later attempt replaces any of an earlier one: a job that checkpoints
+//     recovers and stops with an accumulating sink (it is a stages.Reopener),
+//     and after a recovery from checkpoint n the panes the failed attempt
+//     wrote after n, which are not the job's, give way to the replay's, while
+//     a write of the failed attempt that lands late is kept out. Until the
+//     replay has passed them again, such keys show the checkpoint's pane.
 //   - Discarding: each pane holds only the records since the previous pane,
 //     so each is stored in its own field, pane:<index>, and a reader
 //     combines the fields (sums them, say). Writing a pane again writes the
 //     same field with the same value. Merging windows (sessions) restart
 //     their pane index when they merge, so their discarding panes cannot be
 //     stored this way: For rejects that combination; use accumulating panes
-//     for sessions.
+//     for sessions. A discarding sink does not recover from checkpoints: the
+//     pane fields a failed attempt wrote after the checkpoint would stay
+//     beside the replay's (numbered from the checkpoint's panes), and a
+//     reader summing them would count records twice; a job with one fails
+//     instead, naming the sink.
 //
 // Using the wrong mode loses data silently: an accumulating sink given
 // discarding panes keeps only the last pane; readers summing the fields of

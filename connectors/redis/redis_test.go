@@ -201,7 +201,8 @@ func TestFeaturesReplayLeavesSameKeys(t *testing.T) {
 			for _, p := range acc { // the last pane of each window wins
 				want[redis.WindowKey(prefix, p.Key, p.Window)] = map[string]string{
 					redis.FieldValue: strconv.FormatInt(p.Value, 10), redis.FieldEnd: msString(p.Window.End),
-					redis.FieldPane: strconv.FormatInt(p.Pane.Index, 10), redis.FieldTiming: p.Pane.Timing.String()}
+					redis.FieldPane: strconv.FormatInt(p.Pane.Index, 10), redis.FieldTiming: p.Pane.Timing.String(),
+					redis.FieldAttempt: "1"}
 			}
 			return want
 		}},
@@ -509,4 +510,46 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}()
 	redis.Features[string, int64]("x", redis.KeyString(func(int) string { return "" }))
+}
+
+// TestLaterAttemptReplacesPanes: after a recovery the job's next attempt
+// writes a window's panes again from its checkpoint: its pane replaces
+// the failed attempt's newer one, and a write of the failed attempt that
+// lands after it is kept out.
+func TestLaterAttemptReplacesPanes(t *testing.T) {
+	addr, c, prefix := server(t)
+	w := window.Interval{Start: window.Time(time.Hour), End: window.Time(time.Hour + time.Minute)}
+	snk := redis.Features[string, int64](addr, redis.Prefix(prefix), redis.Mode(window.Accumulating))
+	writer := func(attempt uint64) stages.Writer[stages.Windowed[string, int64]] {
+		wr, err := snk.(stages.Reopener[stages.Windowed[string, int64]]).Reopen(ctxT(t), stages.Instance{Parallelism: 1, Attempt: attempt}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { wr.Abort() })
+		return wr
+	}
+	failed, next := writer(1), writer(2)
+	key := redis.WindowKey(prefix, "k", w)
+	for _, step := range []struct {
+		w         stages.Writer[stages.Windowed[string, int64]]
+		index     int64
+		value     int64
+		wantValue string
+	}{
+		{failed, 3, 30, "30"},
+		{next, 1, 12, "12"}, // the replay from the checkpoint: the failed attempt's pane 3 is not the job's
+		{failed, 4, 40, "12"},
+		{next, 3, 33, "33"},
+	} {
+		p := stages.Windowed[string, int64]{Key: "k", Value: step.value, Window: w, Pane: window.PaneInfo{Index: step.index, Timing: window.Early}}
+		if err := step.w.Write([]stages.Windowed[string, int64]{p}); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.HGet(ctxT(t), key, redis.FieldValue).Val(); got != step.wantValue {
+			t.Fatalf("after pane %d of value %d: value %q, want %q", step.index, step.value, got, step.wantValue)
+		}
+	}
+	if _, ok := redis.Features[string, int64](addr, redis.Mode(window.Discarding)).(stages.Reopener[stages.Windowed[string, int64]]); ok {
+		t.Error("a discarding sink can reopen: a failed attempt's pane fields would stay beside the replay's")
+	}
 }

@@ -20,6 +20,10 @@ const (
 	FieldEnd    = "end"
 	FieldPane   = "pane"
 	FieldTiming = "timing"
+	// FieldAttempt is the attempt of the job that wrote the pane
+	// (plan.Instance.Attempt): a later attempt's pane replaces any of an
+	// earlier one.
+	FieldAttempt = "attempt"
 )
 
 // PaneField returns the hash field of a discarding pane: pane:<index>.
@@ -49,17 +53,21 @@ var ErrState = errors.New("redis: writer used out of order")
 
 // accumulate stores an accumulating pane unless the stored one is newer:
 // KEYS[1] the window's hash; ARGV end ms, pane index, value, timing, TTL ms
-// (0: none). It returns 1 when it wrote, 0 when the stored pane is newer.
+// (0: none), the job's attempt. A pane of a later attempt is newer than any
+// of an earlier one: after a recovery from a checkpoint, the panes the
+// failed attempt wrote after it are not the job's, and the replay's
+// replace them. It returns 1 when it wrote, 0 when the stored pane is
+// newer.
 var accumulate = goredis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'end', 'pane')
+local cur = redis.call('HMGET', KEYS[1], 'end', 'pane', 'attempt')
 if cur[1] then
-  local e, p = tonumber(cur[1]), tonumber(cur[2]) or -1
-  local ne, np = tonumber(ARGV[1]), tonumber(ARGV[2])
-  if ne < e or (ne == e and np < p) then
+  local e, p, a = tonumber(cur[1]), tonumber(cur[2]) or -1, tonumber(cur[3]) or 0
+  local ne, np, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
+  if na < a or (na == a and (ne < e or (ne == e and np < p))) then
     return 0
   end
 end
-redis.call('HSET', KEYS[1], 'value', ARGV[3], 'end', ARGV[1], 'pane', ARGV[2], 'timing', ARGV[4])
+redis.call('HSET', KEYS[1], 'value', ARGV[3], 'end', ARGV[1], 'pane', ARGV[2], 'timing', ARGV[4], 'attempt', ARGV[6])
 if ARGV[5] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 end
@@ -85,7 +93,25 @@ func Features[K comparable, V any](addr string, opts ...Option) stages.Sink[stag
 		encode = encodeJSON[V]
 	}
 	f := &features[K, V]{sink: sink{addr: addr, cfg: cfg}, keyString: keyString, encode: encode}
+	if cfg.mode == window.Accumulating {
+		return recoverable[K, V]{f}
+	}
 	return f
+}
+
+// recoverable is an accumulating Features sink: a job that checkpoints
+// recovers and stops with it (stages.Reopener), since the panes written
+// again after a recovery replace, attempt over attempt, those the failed
+// attempt wrote (see accumulate). A discarding sink is no Reopener: the
+// fields pane:<index> that a failed attempt wrote after the checkpoint
+// would stay beside the replay's, and a reader summing them would count
+// records twice, so a job with one fails rather than recover.
+type recoverable[K comparable, V any] struct{ *features[K, V] }
+
+// Reopen implements stages.Reopener: the writer opens afresh (it holds
+// nothing to take back) and writes under the new attempt.
+func (r recoverable[K, V]) Reopen(ctx context.Context, inst stages.Instance, _ []byte) (stages.Writer[stages.Windowed[K, V]], error) {
+	return r.Open(ctx, inst)
 }
 
 func defaultKeyString[K comparable](k K) string {
@@ -139,8 +165,9 @@ type features[K comparable, V any] struct {
 	encode    func(V) ([]byte, error)
 }
 
-func (f *features[K, V]) Open(ctx context.Context, _ stages.Instance) (stages.Writer[stages.Windowed[K, V]], error) {
+func (f *features[K, V]) Open(ctx context.Context, inst stages.Instance) (stages.Writer[stages.Windowed[K, V]], error) {
 	ttl := strconv.FormatInt(f.cfg.ttl.Milliseconds(), 10)
+	attempt := strconv.FormatUint(inst.Attempt, 10)
 	if f.cfg.mode == window.Accumulating {
 		return open(ctx, &f.sink, accumulate, func(ctx context.Context, p goredis.Pipeliner, pane *stages.Windowed[K, V], keys *[]string) error {
 			key, val, err := f.prepare(pane)
@@ -148,7 +175,7 @@ func (f *features[K, V]) Open(ctx context.Context, _ stages.Instance) (stages.Wr
 				return err
 			}
 			p.EvalSha(ctx, accumulate.Hash(), []string{key}, millis(pane.Window.End), pane.Pane.Index, val,
-				pane.Pane.Timing.String(), ttl)
+				pane.Pane.Timing.String(), ttl, attempt)
 			*keys = append(*keys, key)
 			return nil
 		})
