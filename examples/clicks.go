@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/connectors/generator"
+	"github.com/sluice-data/sluice/connectors/nats"
 	"github.com/sluice-data/sluice/connectors/redis"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
@@ -86,6 +87,13 @@ var ClicksWindow = window.Fixed(time.Minute).
 //	redis     host:port of a Redis server to write the features to,
 //	          instead of printing them
 //	prefix    the Redis keys' prefix (clicks-v1)
+//	nats      a NATS server's URL: read the clicks (JSON) from its
+//	          JetStream stream instead of generating them, up to the
+//	          stream's last message when the job starts
+//	stream    that stream (CLICKS)
+//	nats-out  publish the features (JSON) to this subject of the NATS
+//	          server, exactly once (nats.ExactlyOnce), instead of printing
+//	          them
 //
 //	sluice run clicks --arg users=5 --arg speed=4
 var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args) {
@@ -110,7 +118,12 @@ var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args
 		args.Fail("disorder", "must not be negative")
 		s.Disorder = 0
 	}
-	src := &pacedSource[Click]{Source: generator.Source(s.Config(), s.Click), every: s.Every, speed: s.Speed, now: time.Now}
+	var from stages.Source[Click] = generator.Source(s.Config(), s.Click)
+	url := args.String("nats", "")
+	if url != "" {
+		from = nats.Source[Click](url, args.String("stream", "CLICKS"), nats.UntilEmpty())
+	}
+	src := &pacedSource[Click]{Source: from, every: s.Every, speed: s.Speed, now: time.Now}
 	clicks := stages.Read[Click](p, src, stages.Name("clicks"), stages.Parallelism(1))
 	timed := stages.EventTime(clicks, func(c Click) time.Time { return time.UnixMilli(c.TS) },
 		stages.MaxDelay(s.Disorder), stages.Parallelism(1))
@@ -122,12 +135,20 @@ var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args
 			func(f ClickFeatures) ClickFeatures { return f }),
 		stages.ID("clicks-v1"))
 	prefix := args.String("prefix", "clicks-v1")
-	if addr := args.String("redis", ""); addr != "" {
+	addr, out := args.String("redis", ""), args.String("nats-out", "")
+	if addr != "" {
 		stages.Write(features, redis.Features[int64, ClickFeatures](addr, redis.For(ClicksWindow), redis.Prefix(prefix)),
 			stages.Name("redis"))
-		return
 	}
-	stages.Write(features, livePrinter[stages.Windowed[int64, ClickFeatures]](writePane), stages.Name("print"))
+	if out != "" {
+		if url == "" {
+			args.Fail("nats-out", "needs nats=URL, the server to publish to")
+		}
+		stages.Write(features, nats.Sink[stages.Windowed[int64, ClickFeatures]](url, out, nats.ExactlyOnce()), stages.Name("nats"))
+	}
+	if addr == "" && out == "" {
+		stages.Write(features, livePrinter[stages.Windowed[int64, ClickFeatures]](writePane), stages.Name("print"))
+	}
 }).Describe("streaming: per-user click features in 1-minute windows updated every 10 s, printed or written to redis=ADDR (users=20 clicks=30000 speed=1)")
 
 // writePane prints one pane of click features:
@@ -158,6 +179,30 @@ func (s *pacedSource[T]) Open(ctx context.Context, inst stages.Instance, sp stag
 		return r, err
 	}
 	return &pacedReader[T]{Reader: r, gap: time.Duration(float64(s.every) / s.speed), now: s.now, start: s.now()}, nil
+}
+
+// OpenAt implements stages.Seeker, for the sources it paces (the generator,
+// NATS), which are Seekers: a split restored from a checkpoint is paced
+// from where it was.
+func (s *pacedSource[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
+	sk, ok := s.Source.(stages.Seeker[T])
+	if !ok {
+		return nil, fmt.Errorf("clicks: %T cannot open a split at a checkpoint's position", s.Source)
+	}
+	r, err := sk.OpenAt(ctx, inst, sp, pos)
+	if err != nil || s.speed == 0 {
+		return r, err
+	}
+	return &pacedReader[T]{Reader: r, gap: time.Duration(float64(s.every) / s.speed), now: s.now, start: s.now()}, nil
+}
+
+// Position implements stages.Positioner: the paced reader's.
+func (r *pacedReader[T]) Position() ([]byte, error) {
+	p, ok := r.Reader.(stages.Positioner)
+	if !ok {
+		return nil, fmt.Errorf("clicks: %T has no position", r.Reader)
+	}
+	return p.Position()
 }
 
 type pacedReader[T any] struct {
