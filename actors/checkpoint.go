@@ -405,8 +405,6 @@ func (c *checkpointing) aligned(as []core.Aligned) {
 	}
 }
 
-// stopAtNext asks for a checkpoint now and ends the job when one
-// completes.
 type pendingSavepoint struct {
 	name string
 	id   uint64
@@ -432,6 +430,8 @@ func (c *checkpointing) savepointNext(name string) (*pendingSavepoint, error) {
 	return sp, nil
 }
 
+// stopAtNext asks for a checkpoint now and ends the job when one
+// completes.
 func (c *checkpointing) stopAtNext() {
 	c.mu.Lock()
 	c.stopAt = true

@@ -108,19 +108,8 @@ func (t *Task) checkpointSink(n uint64) {
 // adopting writer each old instance's writer it took over, under that
 // instance.
 func (t *Task) sinkSnaps(n uint64) []Snapshot {
-	type part struct {
-		inst int
-		w    plan.SinkWriter
-	}
-	parts := []part{{t.op.Instance().Index, t.writer}}
-	if a, ok := t.writer.(*adoptingWriter); ok {
-		parts[0].w = a.SinkWriter
-		for _, x := range a.adopted {
-			parts = append(parts, part{x.inst, x.w})
-		}
-	}
 	var out []Snapshot
-	for _, p := range parts {
+	for _, p := range t.sinkWriters() {
 		c, ok := p.w.(plan.SinkCheckpointer)
 		if !ok {
 			continue
@@ -138,19 +127,23 @@ func (t *Task) sinkSnaps(n uint64) []Snapshot {
 	return out
 }
 
+// sinkWriters returns the sink's writer, or an adopting writer's own and
+// those it adopted, each with its instance at the checkpoint.
+func (t *Task) sinkWriters() []adoptedWriter {
+	ws := []adoptedWriter{{t.op.Instance().Index, t.writer}}
+	if a, ok := t.writer.(*adoptingWriter); ok {
+		ws = append(ws[:0], adoptedWriter{ws[0].inst, a.SinkWriter})
+		ws = append(ws, a.adopted...)
+	}
+	return ws
+}
+
 // completed has the sink's writers that publish at completed checkpoints,
 // its own and those it adopted, publish what they wrote before checkpoint
 // id.
 func (t *Task) completed(id uint64) {
-	ws := []plan.SinkWriter{t.writer}
-	if a, ok := t.writer.(*adoptingWriter); ok {
-		ws[0] = a.SinkWriter
-		for _, x := range a.adopted {
-			ws = append(ws, x.w)
-		}
-	}
-	for _, w := range ws {
-		p, ok := w.(plan.CheckpointPublisher)
+	for _, x := range t.sinkWriters() {
+		p, ok := x.w.(plan.CheckpointPublisher)
 		if !ok {
 			continue
 		}
