@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -36,7 +37,9 @@ var flagCkEvents = flag.Int64("ck.events", 100_000_000, "BenchmarkCheckpoints: e
 // longest alignment (align-ms) and their mean size (ckpt-MB). The
 // sub-benchmarks stalled-sink and recovery measure the alignment time
 // behind a sink that stalls 2 ms every 1024 panes, and the time from a
-// kill to the first record read after the recovery (recovery-ms).
+// kill to the first record read after the recovery (recovery-ms); rescale
+// the time to the first record read of a restore at parallelism 3 of a
+// checkpoint taken at 2 (restore-ms).
 func BenchmarkCheckpoints(b *testing.B) {
 	d := getData(b)
 	w3 := func(b *testing.B, opts sluice.Options) *sluice.Result {
@@ -147,6 +150,55 @@ func BenchmarkCheckpoints(b *testing.B) {
 			b.ReportMetric(restores[len(restores)/2].Seconds()*1e3, "recovery-ms")
 			b.ReportMetric(restores[len(restores)-1].Seconds()*1e3, "recovery-max-ms")
 			b.Logf("%d recoveries, %d from a checkpoint; time to the first record read again: %v", len(restores), from, restores)
+		}
+	})
+	// rescale: W3 at parallelism 2 stopped at a checkpoint halfway through
+	// its events, then restored at parallelism 3 (an op is both runs):
+	// the time from the restore's start to its first record read
+	// (restore-ms) and the checkpoint's size.
+	b.Run("rescale", func(b *testing.B) {
+		if *flagCkEvents <= 0 {
+			b.Skip("needs generated events (-ck.events)")
+		}
+		var restores []time.Duration
+		var size int64
+		measure(b, rows, func() error {
+			store := checkpoints.NewLocal(b.TempDir())
+			out := filepath.Join(b.TempDir(), "w3")
+			run := func(par int, cfg actors.Config) (*sluice.Result, error) {
+				p, err := examples.EventsWindows.Build(map[string]string{"n-events": fmt.Sprint(*flagCkEvents), "out": out})
+				if err != nil {
+					return nil, err
+				}
+				return sluice.Run(context.Background(), p, sluice.Options{Parallelism: par, Runtime: &cfg})
+			}
+			cfg := actors.DefaultConfig()
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: time.Second, Timeout: time.Minute}
+			cfg.Chaos = &actors.ChaosConfig{StopAt: *flagCkEvents / 2}
+			var stopped *actors.StoppedError
+			if _, err := run(2, cfg); !errors.As(err, &stopped) {
+				return fmt.Errorf("stopping halfway: %v, want a *StoppedError", err)
+			}
+			r, err := checkpoints.New(store).Read(context.Background(), stopped.Checkpoint)
+			if err != nil {
+				return err
+			}
+			size = r.Size()
+			cfg = actors.DefaultConfig()
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: time.Second, Timeout: time.Minute, Restore: "latest"}
+			res, err := run(3, cfg)
+			if err != nil {
+				return err
+			}
+			if len(res.Recoveries) > 0 {
+				restores = append(restores, res.Recoveries[0].Restored)
+			}
+			return nil
+		})
+		if len(restores) > 0 {
+			slices.Sort(restores)
+			b.ReportMetric(restores[len(restores)/2].Seconds()*1e3, "restore-ms")
+			b.ReportMetric(float64(size)/1e6, "ckpt-MB")
 		}
 	})
 }
