@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/sluice-data/sluice/connectors/generator"
 	"github.com/sluice-data/sluice/examples"
+	"github.com/sluice-data/sluice/internal/natstest"
 	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -128,20 +128,8 @@ func TestCommandStopStreamToRedisAndNATS(t *testing.T) {
 // startJetStream starts a nats-server with JetStream in the test process.
 func startJetStream(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server did not become ready in 10 s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	nc, err := natsgo.Connect(s.ClientURL())
+	url := natstest.Start(t)
+	nc, err := natsgo.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +138,7 @@ func startJetStream(t *testing.T) (string, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.ClientURL(), js
+	return url, js
 }
 
 // feature is a window's features as the comparison sees them: amounts in

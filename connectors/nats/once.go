@@ -76,16 +76,9 @@ func (w *onceWriter[T]) Write(recs []T) error {
 		return w.outOfOrder("writing")
 	}
 	for i := range recs {
-		subject := w.s.subject
-		if w.s.subjectOf != nil {
-			subject = w.s.subjectOf(recs[i])
-			if !validSubject(subject) {
-				return fmt.Errorf("nats: record %d (%s): cannot publish to subject %q", w.records, format(recs[i]), subject)
-			}
-		}
-		data, err := w.s.encode(recs[i])
+		subject, data, err := w.s.message(&recs[i], w.records)
 		if err != nil {
-			return fmt.Errorf("nats: encoding record %d for %s (%s): %w", w.records, subject, format(recs[i]), err)
+			return err
 		}
 		w.buf = append(w.buf, staged{Subject: subject, Data: data})
 		w.records++

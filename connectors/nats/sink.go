@@ -137,21 +137,30 @@ func describe(record int64, subject, id string) string {
 	return fmt.Sprintf("record %d to %s (msg id %q)", record, subject, id)
 }
 
+// message returns the subject and the encoding of record x, the
+// writer's n-th.
+func (s *sink[T]) message(x *T, n int64) (subject string, data []byte, err error) {
+	subject = s.subject
+	if s.subjectOf != nil {
+		subject = s.subjectOf(*x)
+		if !validSubject(subject) {
+			return "", nil, fmt.Errorf("nats: record %d (%s): cannot publish to subject %q", n, format(*x), subject)
+		}
+	}
+	if data, err = s.encode(*x); err != nil {
+		return "", nil, fmt.Errorf("nats: encoding record %d for %s (%s): %w", n, subject, format(*x), err)
+	}
+	return subject, data, nil
+}
+
 func (w *writer[T]) Write(recs []T) error {
 	if w.state != sinkstate.Writing {
 		return w.outOfOrder("writing")
 	}
 	for i := range recs {
-		subject := w.s.subject
-		if w.s.subjectOf != nil {
-			subject = w.s.subjectOf(recs[i])
-			if !validSubject(subject) {
-				return fmt.Errorf("nats: record %d (%s): cannot publish to subject %q", w.records, format(recs[i]), subject)
-			}
-		}
-		data, err := w.s.encode(recs[i])
+		subject, data, err := w.s.message(&recs[i], w.records)
 		if err != nil {
-			return fmt.Errorf("nats: encoding record %d for %s (%s): %w", w.records, subject, format(recs[i]), err)
+			return err
 		}
 		msg := &natsgo.Msg{Subject: subject, Data: data}
 		opts := w.pubOpts
