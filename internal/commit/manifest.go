@@ -34,6 +34,10 @@ type Manifest struct {
 	Mode  string `json:"mode,omitempty"`
 	// Committed is when the snapshot was published (RFC 3339).
 	Committed string `json:"committed,omitempty"`
+	// Checkpoint is the job's checkpoint whose completion published it,
+	// for a job that does not end by itself (Txn.CommitCheckpoint); 0 for
+	// a job's end.
+	Checkpoint uint64 `json:"checkpoint,omitempty"`
 	// Files are the data files, by path relative to the output with "/"
 	// separators, sorted.
 	Files []File `json:"files"`
@@ -80,12 +84,14 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		Epoch  int64           `json:"epoch"`
 		Mode   string          `json:"mode"`
 		Commit string          `json:"committed"`
+		Ckpt   uint64          `json:"checkpoint"`
 		Files  json.RawMessage `json:"files"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, nil // not ours
 	}
-	m := &Manifest{Format: raw.Format, Job: raw.Job, Run: raw.Run, Epoch: raw.Epoch, Mode: raw.Mode, Committed: raw.Commit}
+	m := &Manifest{Format: raw.Format, Job: raw.Job, Run: raw.Run, Epoch: raw.Epoch, Mode: raw.Mode, Committed: raw.Commit,
+		Checkpoint: raw.Ckpt}
 	switch {
 	case raw.Format == ManifestFormat:
 		if err := json.Unmarshal(raw.Files, &m.Files); err != nil {

@@ -100,15 +100,28 @@ type Txn struct {
 	prevVersion string
 	prevListed  bool // prev was made by listing (no manifest): none of it is deleted unless Ours
 
+	// own: the snapshot at Begin is this run's, published at checkpoints
+	// by a process of it that stopped or died (Options.Resume): the run
+	// goes on adding to it.
+	own bool
+
+	commitMu  sync.Mutex // one manifest write at a time
 	mu        sync.Mutex
 	files     []File
 	committed *Manifest // what Commit published
 	version   string    // of the manifest Commit wrote
-	reverted  bool
-	finished  bool
-	lost      error
-	stop      chan struct{}
-	renewing  sync.WaitGroup
+	// ckpt is the newest checkpoint published (CommitCheckpoint), whose
+	// manifest Revert puts back; dropped: the old snapshot's files are
+	// deleted.
+	ckpt        uint64
+	ckptM       *Manifest
+	ckptVersion string
+	dropped     bool
+	reverted    bool
+	finished    bool
+	lost        error
+	stop        chan struct{}
+	renewing    sync.WaitGroup
 }
 
 // Begin starts a run's transaction on the output at out: it applies the
@@ -162,6 +175,12 @@ func Begin(ctx context.Context, fsys FS, out string, o Options) (*Txn, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if o.Resume && t.prev != nil && t.prev.Run == o.Run {
+		// This run's own snapshot, published at its checkpoints: it goes on.
+		t.own, t.files, t.ckpt = true, slices.Clone(t.prev.Files), t.prev.Checkpoint
+		t.committed, t.version, t.ckptM, t.ckptVersion = t.prev, t.prevVersion, t.prev, t.prevVersion
+		t.dropped = true
+	}
 	if err := t.checkRunReused(ctx); err != nil {
 		return fail(err)
 	}
@@ -192,7 +211,7 @@ var ErrRunReused = errors.New("the run's ID has written this output before")
 func (t *Txn) checkRunReused(ctx context.Context) error {
 	run := t.o.Run
 	reused := t.lease.prev != nil && t.lease.prev.Run == run && !t.o.Resume
-	if t.prev != nil && !reused {
+	if t.prev != nil && !reused && !t.own {
 		reused = t.prev.Run == run || slices.ContainsFunc(t.prev.Files, func(f File) bool { return strings.Contains(base(f.Path), run) })
 	}
 	if !reused && !t.o.Resume {
@@ -318,6 +337,9 @@ func (t *Txn) dataFile(rel string) bool {
 // checkMode checks the output against the mode; with no manifest, it
 // takes the data files found as the current snapshot.
 func (t *Txn) checkMode(ctx context.Context) error {
+	if t.own {
+		return nil
+	}
 	if t.prev != nil {
 		if t.o.Mode == ErrorIfExists {
 			return fmt.Errorf("%s: %w: it holds a snapshot of run %s of job %q (%d files; overwrite or append to it)",
@@ -417,6 +439,9 @@ func (t *Txn) recover(ctx context.Context) error {
 		if !t.o.Ours(base(f.Path)) || (t.prev != nil && t.prev.Has(f.Path)) {
 			continue
 		}
+		if t.o.Resume && strings.Contains(base(f.Path), t.o.Run) {
+			continue // published at a checkpoint, maybe not listed yet: the resumed writers decide
+		}
 		if err := t.fsys.Remove(ctx, t.abs(f.Path)); err != nil {
 			errs = append(errs, err)
 		}
@@ -496,12 +521,13 @@ func (t *Txn) Add(files ...File) {
 	t.mu.Unlock()
 }
 
-// next builds the new snapshot from the current one and the run's files.
+// next builds the new snapshot from the current one and the run's files
+// (which, resuming its own snapshot, hold it already).
 func (t *Txn) next() *Manifest {
 	m := &Manifest{Format: ManifestFormat, Job: t.o.Job, Run: t.o.Run, Epoch: t.lease.rec.Epoch,
 		Mode: t.o.Mode.String(), Committed: nowString(t.o.Now())}
 	m.Files = append(m.Files, t.files...)
-	if t.prev != nil {
+	if t.prev != nil && !t.own {
 		switch t.o.Mode {
 		case Append:
 			m.Files = append(m.Files, t.prev.Files...)
@@ -545,13 +571,67 @@ func (t *Txn) checkLease(ctx context.Context) error {
 
 // Commit publishes the run's snapshot: it replaces the manifest with one
 // listing the new snapshot, conditionally on the manifest read at Begin
-// and on the run still holding the lease. This is the one step that
-// switches readers from the old snapshot to the new one.
-func (t *Txn) Commit(ctx context.Context) error {
+// (or the one the run's last CommitCheckpoint wrote) and on the run still
+// holding the lease. This is the one step that switches readers from the
+// old snapshot to the new one.
+func (t *Txn) Commit(ctx context.Context) error { return t.commit(ctx, 0) }
+
+// ErrStale is wrapped when CommitCheckpoint is called for a checkpoint
+// older than the one the output's manifest holds: a writer of an attempt
+// that was rolled back.
+var ErrStale = errors.New("commit: a checkpoint older than the output's")
+
+// CommitCheckpoint publishes the files added so far when checkpoint id of
+// a job that does not end by itself has completed: as Commit, and each
+// call replaces the manifest the last one wrote, recording id in it. A
+// call for a checkpoint older than the last one published is refused
+// (ErrStale). After the first, the old snapshot's files that the new one
+// no longer lists are deleted, as Finish does after Commit.
+func (t *Txn) CommitCheckpoint(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return fmt.Errorf("commit: checkpoint 0")
+	}
+	if err := t.commit(ctx, id); err != nil {
+		return err
+	}
 	t.mu.Lock()
-	m := t.next()
+	drop := !t.dropped
+	t.dropped = true
+	committed := t.committed
 	t.mu.Unlock()
-	cond := Cond{IfAbsent: t.prevVersion == "", IfMatch: t.prevVersion, Fence: t.checkLease, Lock: t.lease.lock}
+	if drop {
+		if err := t.dropOld(ctx, committed); err != nil {
+			t.o.Logger.Warn("the output's old files could not all be deleted; the next run deletes them", "output", t.fsys.Display(t.out), "err", err)
+		}
+	}
+	return nil
+}
+
+// Checkpoint returns the newest checkpoint the output's manifest was
+// published at by this run (0: none).
+func (t *Txn) Checkpoint() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ckpt
+}
+
+func (t *Txn) commit(ctx context.Context, id uint64) error {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	t.mu.Lock()
+	if id != 0 && id < t.ckpt {
+		last := t.ckpt
+		t.mu.Unlock()
+		return fmt.Errorf("%w: checkpoint %d after %d was published", ErrStale, id, last)
+	}
+	m := t.next()
+	m.Checkpoint = max(id, t.ckpt)
+	version, absent := t.prevVersion, t.prevVersion == ""
+	if t.committed != nil {
+		version, absent = t.version, false
+	}
+	t.mu.Unlock()
+	cond := Cond{IfAbsent: absent, IfMatch: version, Fence: t.checkLease, Lock: t.lease.lock}
 	p := t.fsys.Join(t.out, ManifestName)
 	v, err := t.fsys.WriteFile(ctx, p, m.encode(), cond)
 	if errors.Is(err, ErrPrecondition) {
@@ -562,6 +642,9 @@ func (t *Txn) Commit(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	t.committed, t.version = m, v
+	if id != 0 {
+		t.ckpt, t.ckptM, t.ckptVersion = id, m, v
+	}
 	t.mu.Unlock()
 	return nil
 }
@@ -579,6 +662,18 @@ func (t *Txn) Revert(ctx context.Context) error {
 	p := t.fsys.Join(t.out, ManifestName)
 	var err error
 	switch {
+	case t.ckptM != nil:
+		// What completed checkpoints published stays: back to the last.
+		if t.committed != t.ckptM {
+			var v string
+			if v, err = t.fsys.WriteFile(ctx, p, t.ckptM.encode(), Cond{IfMatch: t.version, Lock: t.lease.lock}); err == nil {
+				t.committed, t.version = t.ckptM, v
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", t.fsys.Display(p), err)
+		}
+		return nil
 	case t.prev != nil && !t.prevListed:
 		_, err = t.fsys.WriteFile(ctx, p, t.prev.encode(), Cond{IfMatch: t.version, Lock: t.lease.lock})
 	default:
@@ -616,18 +711,8 @@ func (t *Txn) Finish(ctx context.Context) error {
 	close(t.stop)
 	t.renewing.Wait()
 	var errs []error
-	if committed != nil && t.prev != nil {
-		var dirs []string
-		for _, f := range t.prev.Files {
-			if committed.Has(f.Path) || (t.prevListed && !t.o.Ours(base(f.Path))) {
-				continue
-			}
-			if err := t.fsys.Remove(ctx, t.abs(f.Path)); err != nil {
-				errs = append(errs, fmt.Errorf("deleting %s: %w", t.fsys.Display(t.abs(f.Path)), err))
-			}
-			dirs = append(dirs, dirOf(t.fsys, t.abs(f.Path)))
-		}
-		t.removeEmptyDirs(dirs)
+	if err := t.dropOld(ctx, committed); err != nil {
+		errs = append(errs, err)
 	}
 	if err := t.fsys.RemoveAll(ctx, t.Staging()); err != nil {
 		errs = append(errs, err)
@@ -644,6 +729,28 @@ func (t *Txn) Finish(ctx context.Context) error {
 		t.removeCreated()
 	}
 	return err
+}
+
+// dropOld deletes the files of the snapshot at Begin that committed, the
+// snapshot published since, no longer lists (only files of an earlier
+// Sluice manifest, or of Sluice's naming).
+func (t *Txn) dropOld(ctx context.Context, committed *Manifest) error {
+	if committed == nil || t.prev == nil || t.own {
+		return nil
+	}
+	var errs []error
+	var dirs []string
+	for _, f := range t.prev.Files {
+		if committed.Has(f.Path) || (t.prevListed && !t.o.Ours(base(f.Path))) {
+			continue
+		}
+		if err := t.fsys.Remove(ctx, t.abs(f.Path)); err != nil && !errors.Is(err, ErrNotExist) {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", t.fsys.Display(t.abs(f.Path)), err))
+		}
+		dirs = append(dirs, dirOf(t.fsys, t.abs(f.Path)))
+	}
+	t.removeEmptyDirs(dirs)
+	return errors.Join(errs...)
 }
 
 // Suspend ends the run's transaction without committing and without

@@ -442,3 +442,84 @@ func TestReusedRunRefused(t *testing.T) {
 		t.Fatalf("the refused runs changed the manifest: %v", got)
 	}
 }
+
+// TestCommitCheckpoints: a job that does not end publishes at each
+// completed checkpoint: the manifest grows and records the checkpoint, the
+// old snapshot's files go after the first, a stale checkpoint is refused,
+// Revert goes back to the last checkpoint's snapshot, and a resumed
+// process of the run (Resume) goes on from its own snapshot.
+func TestCommitCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	run(t, out, "old1", Overwrite, "part-00000-old1.dat")
+	txn, err := Begin(ctx, Local{}, out, opts("live1", Overwrite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func() *Manifest {
+		t.Helper()
+		m, _, err := ReadManifest(ctx, Local{}, out)
+		if err != nil || m == nil {
+			t.Fatalf("manifest: %v %v", m, err)
+		}
+		return m
+	}
+	publish(t, txn, out, "part-00000-live1a.dat")
+	if err := txn.CommitCheckpoint(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if m := manifest(); m.Checkpoint != 3 || !slices.Equal(m.Paths(), []string{"part-00000-live1a.dat"}) {
+		t.Fatalf("after checkpoint 3: %+v", m)
+	}
+	if got := dataFiles(t, out); !slices.Equal(got, []string{ManifestName, "part-00000-live1a.dat"}) {
+		t.Fatalf("after checkpoint 3 the old snapshot's file is left: %q", got)
+	}
+	publish(t, txn, out, "part-00001-live1b.dat")
+	if err := txn.CommitCheckpoint(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.CommitCheckpoint(ctx, 2); !errors.Is(err, ErrStale) {
+		t.Fatalf("checkpoint 2 after 4: %v, want ErrStale", err)
+	}
+	publish(t, txn, out, "part-00000-live1c.dat")
+	if err := txn.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Revert(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := manifest(); m.Checkpoint != 4 || len(m.Files) != 2 {
+		t.Fatalf("reverted: %+v, want checkpoint 4's two files", m)
+	}
+	txn.Suspend(ctx) // the process stops; another resumes the run
+	o := opts("live1", Overwrite)
+	o.Resume = true
+	again, err := Begin(ctx, Local{}, out, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Checkpoint() != 4 {
+		t.Fatalf("resumed at checkpoint %d, want 4", again.Checkpoint())
+	}
+	publish(t, again, out, "part-00002-live1d.dat")
+	if err := again.CommitCheckpoint(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"part-00000-live1a.dat", "part-00001-live1b.dat", "part-00002-live1d.dat"}
+	if m := manifest(); !slices.Equal(m.Paths(), want) {
+		t.Fatalf("after the resumed run: %q, want %q", m.Paths(), want)
+	}
+	if got := dataFiles(t, out); !slices.Contains(got, "part-00002-live1d.dat") || slices.Contains(got, "part-00000-old1.dat") {
+		t.Fatalf("files after the resumed run: %q", got)
+	}
+	// A run that does not resume may not reuse the run's ID.
+	if _, err := Begin(ctx, Local{}, out, opts("live1", Overwrite)); !errors.Is(err, ErrRunReused) {
+		t.Fatalf("a new run with the same ID: %v, want ErrRunReused", err)
+	}
+}
