@@ -36,7 +36,7 @@ type Manifest struct {
 	Committed string `json:"committed,omitempty"`
 	// Checkpoint is the job's checkpoint whose completion published it,
 	// for a job that does not end by itself (Txn.CommitCheckpoint); 0 for
-	// a job's end.
+	// a job's end, after which no process of the run may resume it.
 	Checkpoint uint64 `json:"checkpoint,omitempty"`
 	// Files are the data files, by path relative to the output with "/"
 	// separators, sorted.

@@ -175,7 +175,7 @@ func Begin(ctx context.Context, fsys FS, out string, o Options) (*Txn, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if o.Resume && t.prev != nil && t.prev.Run == o.Run {
+	if o.Resume && t.prev != nil && t.prev.Run == o.Run && t.prev.Checkpoint > 0 {
 		// This run's own snapshot, published at its checkpoints: it goes on.
 		t.own, t.files, t.ckpt = true, slices.Clone(t.prev.Files), t.prev.Checkpoint
 		t.committed, t.version, t.ckptM, t.ckptVersion = t.prev, t.prevVersion, t.prev, t.prevVersion
@@ -625,7 +625,7 @@ func (t *Txn) commit(ctx context.Context, id uint64) error {
 		return fmt.Errorf("%w: checkpoint %d after %d was published", ErrStale, id, last)
 	}
 	m := t.next()
-	m.Checkpoint = max(id, t.ckpt)
+	m.Checkpoint = id // 0 at the end: the run is over, and a resumed process of it is refused
 	version, absent := t.prevVersion, t.prevVersion == ""
 	if t.committed != nil {
 		version, absent = t.version, false

@@ -512,8 +512,12 @@ func TestCommitCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"part-00000-live1a.dat", "part-00001-live1b.dat", "part-00002-live1d.dat"}
-	if m := manifest(); !slices.Equal(m.Paths(), want) {
-		t.Fatalf("after the resumed run: %q, want %q", m.Paths(), want)
+	if m := manifest(); !slices.Equal(m.Paths(), want) || m.Checkpoint != 0 {
+		t.Fatalf("after the resumed run: %q at checkpoint %d, want %q at its end (0)", m.Paths(), m.Checkpoint, want)
+	}
+	// The run has ended: no process of it resumes it again.
+	if _, err := Begin(ctx, Local{}, out, o); !errors.Is(err, ErrRunReused) {
+		t.Fatalf("resuming an ended run: %v, want ErrRunReused", err)
 	}
 	if got := dataFiles(t, out); !slices.Contains(got, "part-00002-live1d.dat") || slices.Contains(got, "part-00000-old1.dat") {
 		t.Fatalf("files after the resumed run: %q", got)
