@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,11 +115,14 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		x.chaos = newChaos(x, *cfg.Chaos)
 	}
 	ccfg := core.Config{BatchRecords: cfg.BatchRecords, BatchBytes: cfg.BatchBytes, MaxParallelism: phys.MaxParallelism}
+	unbounded := slices.ContainsFunc(phys.Vertices, func(v *plan.Vertex) bool {
+		return slices.ContainsFunc(v.Splits, func(s plan.Split) bool { return s.Unbounded })
+	})
 	for vi, v := range phys.Vertices {
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
 			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism, Seed: cfg.Seed,
-				LocalInstances: v.Parallelism, Shared: x.sharedValue, Resumed: restored != nil}
+				LocalInstances: v.Parallelism, Shared: x.sharedValue, Resumed: restored != nil, Unbounded: unbounded}
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)
 			}

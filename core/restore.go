@@ -203,7 +203,7 @@ func (t *Task) Restore(r Restored) error {
 		}
 		t.restoreSplits(at)
 	}
-	t.sinkState, t.adopted = r.Sink, r.Adopted
+	t.sinkState, t.adopted, t.restored = r.Sink, r.Adopted, r.Checkpoint
 	return nil
 }
 

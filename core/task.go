@@ -55,6 +55,7 @@ type Task struct {
 	writer    plan.SinkWriter
 	sinkState []byte        // what the writer reopens at, after a restore
 	adopted   []AdoptedSink // old instances' writers it takes over, after one
+	restored  uint64        // the checkpoint restored (0: none)
 
 	linger     bool  // a Tick is due
 	timerAt    int64 // when the Timer asked for is due; 0: none
@@ -379,7 +380,9 @@ func (t *Task) start(now int64) {
 	inst := t.op.Instance()
 	if tail := t.v.Tail(); tail.Kind == plan.KindSink {
 		t.enter(CallOpenSink, 0)
-		w, err := openSink(t.cfg.Ctx, tail, inst, t.sinkState, t.adopted)
+		si := inst
+		si.Restored = t.restored
+		w, err := openSink(t.cfg.Ctx, tail, si, t.sinkState, t.adopted)
 		t.leave()
 		if err != nil {
 			t.fail(fmt.Errorf("%s: opening sink: %w", inst, err))

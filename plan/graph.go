@@ -63,7 +63,14 @@ type Instance struct {
 	Attempt uint64
 	// Resumed: the run goes on from a checkpoint an earlier process of it
 	// took (a restore): sinks take back the output it had staged.
-	Resumed     bool
+	Resumed bool
+	// Restored is the checkpoint the instance was restored from (0: none),
+	// as its sink's writer is reopened.
+	Restored uint64
+	// Unbounded: the job reads a source that does not end by itself (a
+	// split is Unbounded), so it may never end: file sinks publish their
+	// output at each completed checkpoint rather than at the end.
+	Unbounded   bool
 	Stage       string
 	Index       int
 	Parallelism int

@@ -219,9 +219,10 @@ func (s *FileSink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Wr
 // checkpointState is what a writer had written at a checkpoint: its
 // closed files in staging, and the next file's sequence number.
 type checkpointState struct {
-	Seq     int            `json:"seq"`
-	Records int64          `json:"records"`
-	Staged  []stagedRecord `json:"staged"`
+	Checkpoint uint64         `json:"checkpoint,omitempty"`
+	Seq        int            `json:"seq"`
+	Records    int64          `json:"records"`
+	Staged     []stagedRecord `json:"staged"`
 }
 
 type stagedRecord struct {
@@ -230,6 +231,9 @@ type stagedRecord struct {
 	Rel   string `json:"rel"`
 	Rows  int64  `json:"rows"`
 	Bytes int64  `json:"bytes"`
+	// Ck is the checkpoint whose barrier the file was staged before (0:
+	// staged since the last one).
+	Ck uint64 `json:"ck,omitempty"`
 }
 
 // Reopen implements stages.Reopener: the writer takes over the files the
@@ -289,8 +293,22 @@ func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkp
 	}
 	if at != nil {
 		w.seq, w.records = at.Seq, at.Records
+		if c := txn.Checkpoint(); c > inst.Restored {
+			return nil, fmt.Errorf("parquetio: reopening %s at checkpoint %d: the output holds what checkpoint %d published, "+
+				"which restoring an older checkpoint would write again: restore checkpoint %d or a later one, or write to another output",
+				s.url, inst.Restored, c, c)
+		}
 		for _, f := range at.Staged {
-			w.staged = append(w.staged, stagedFile{from: f.From, to: f.To, rel: f.Rel, rows: f.Rows, bytes: f.Bytes})
+			sf := stagedFile{from: f.From, to: f.To, rel: f.Rel, rows: f.Rows, bytes: f.Bytes, ck: f.Ck}
+			published, err := w.publishedAlready(ctx, sf)
+			if err != nil {
+				return nil, fmt.Errorf("parquetio: reopening %s: %w", s.url, err)
+			}
+			if published { // at the checkpoint's completion, before the failure
+				txn.Add(commit.File{Path: sf.rel, Rows: sf.rows, Bytes: sf.bytes})
+				continue
+			}
+			w.staged = append(w.staged, sf)
 		}
 	}
 	if again || at != nil {
@@ -300,6 +318,20 @@ func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkp
 		}
 	}
 	return w, nil
+}
+
+// publishedAlready reports whether staged file f was published (a job
+// that does not end publishes at each completed checkpoint): gone from
+// staging and at its place in the output. Gone from both is an error.
+func (w *writer[T]) publishedAlready(ctx context.Context, f stagedFile) (bool, error) {
+	if _, _, exists, err := w.st.stat(ctx, f.from); err != nil || exists {
+		return false, err
+	}
+	_, _, exists, err := w.st.stat(ctx, f.to)
+	if err == nil && !exists {
+		err = fmt.Errorf("staged file %s is neither in staging nor published as %s", w.st.display(f.from), w.st.display(f.to))
+	}
+	return exists, err
 }
 
 // removeStrays deletes the files below dir that the writer has not staged.
@@ -330,18 +362,63 @@ func (w *writer[T]) removeStrays(ctx context.Context, dir string) error {
 // Checkpoint implements stages.Checkpointer: every open file is closed
 // into staging (Flink's rolling of bulk formats on checkpoints), and the
 // staged files are the checkpoint's.
-func (w *writer[T]) Checkpoint(uint64) ([]byte, error) {
+func (w *writer[T]) Checkpoint(id uint64) ([]byte, error) {
 	if w.failed != nil {
 		return nil, w.failed
 	}
 	if err := w.closeAll(); err != nil {
 		return nil, err
 	}
-	st := checkpointState{Seq: w.seq, Records: w.records}
-	for _, f := range w.staged {
-		st.Staged = append(st.Staged, stagedRecord{From: f.from, To: f.to, Rel: f.rel, Rows: f.rows, Bytes: f.bytes})
+	st := checkpointState{Checkpoint: id, Seq: w.seq, Records: w.records}
+	for i := range w.staged {
+		f := &w.staged[i]
+		if f.ck == 0 {
+			f.ck = id
+		}
+		st.Staged = append(st.Staged, stagedRecord{From: f.from, To: f.to, Rel: f.rel, Rows: f.rows, Bytes: f.bytes, Ck: f.ck})
 	}
 	return json.Marshal(st)
+}
+
+// Completed implements stages.Publisher: in a job that does not end by
+// itself (Instance.Unbounded), the files staged before checkpoint id's
+// barrier are published and the output's manifest switched to list them
+// (commit.Txn.CommitCheckpoint), so that a streaming job's output becomes
+// visible checkpoint by checkpoint, exactly once. A bounded job publishes
+// at its end, all or nothing.
+func (w *writer[T]) Completed(id uint64) error {
+	if !w.inst.Unbounded || w.failed != nil {
+		return nil
+	}
+	ctx := w.ctx
+	var files []commit.File
+	var sync []string
+	kept := w.staged[:0]
+	for _, f := range w.staged {
+		if f.ck == 0 || f.ck > id || id == 0 {
+			kept = append(kept, f)
+			continue
+		}
+		if err := w.st.publish(ctx, f.from, f.to); err != nil {
+			return fmt.Errorf("parquetio: publishing %s as %s: %w", w.st.display(f.from), w.st.display(f.to), err)
+		}
+		files = append(files, commit.File{Path: f.rel, Rows: f.rows, Bytes: f.bytes})
+		w.s.stats().FilesCommitted.Add(1)
+		if w.st.local() {
+			sync = appendDirs(sync, w.st, f.to, w.out)
+		}
+	}
+	w.staged = kept
+	if len(sync) > 0 {
+		if err := w.st.syncDirs(sync); err != nil {
+			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
+		}
+	}
+	w.txn.Add(files...)
+	if err := w.txn.CommitCheckpoint(ctx, id); err != nil {
+		return fmt.Errorf("parquetio: publishing checkpoint %d to %s: %w", id, w.s.url, err)
+	}
+	return nil
 }
 
 // Detach implements stages.Checkpointer: open files are dropped, staged
@@ -429,6 +506,7 @@ type stagedFile struct {
 	rel      string // path below the output
 	rows     int64
 	bytes    int64
+	ck       uint64 // the checkpoint it was staged before (0: none yet)
 }
 
 type countingWriter struct {
