@@ -366,6 +366,15 @@ func (w *countingWriter[T]) Detach() error {
 	return nil
 }
 
+// Completed implements stages.Publisher: the wrapped writer publishes
+// what it wrote before checkpoint id (Parquet, in a job that does not end).
+func (w *countingWriter[T]) Completed(id uint64) error {
+	if p, ok := w.Writer.(stages.Publisher); ok {
+		return p.Completed(id)
+	}
+	return nil
+}
+
 func (w *countingWriter[T]) Commit() error {
 	if err := w.Writer.Commit(); err != nil {
 		return err
