@@ -414,6 +414,9 @@ func (w *writer[T]) Completed(id uint64) error {
 			return fmt.Errorf("parquetio: writing %s: %w", w.s.url, err)
 		}
 	}
+	if len(files) == 0 {
+		return nil // nothing new: no manifest to write
+	}
 	w.txn.Add(files...)
 	if err := w.txn.CommitCheckpoint(ctx, id); err != nil {
 		return fmt.Errorf("parquetio: publishing checkpoint %d to %s: %w", id, w.s.url, err)
