@@ -177,10 +177,13 @@ func (h *actorHost) ship(c actor.Context, now int64) {
 // it has spawned them.
 func (e *actorEngine) deliver(a core.Addr, m core.Msg) { e.system.Root.Send(e.job, deliverMsg{a, m}) }
 
-func (e *actorEngine) coordTimer(at int64) {
+func (e *actorEngine) coordTimer(at int64, ck *checkpointing) {
 	clk := e.x.cfg.Clock
 	d := time.Duration(max(at-clk.Now().UnixNano(), 0))
-	t := clk.AfterFunc(d, func() { e.x.ck.step(core.CoordEvent{Kind: core.CkptTick}) })
+	// The tick goes to the coordinator that asked: a timer that fires as
+	// a recovery starts the next attempt must not step (nor race with the
+	// making of) the next attempt's.
+	t := clk.AfterFunc(d, func() { ck.step(core.CoordEvent{Kind: core.CkptTick}) })
 	e.coordMu.Lock()
 	defer e.coordMu.Unlock()
 	if e.coordT != nil {

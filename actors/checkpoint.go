@@ -272,7 +272,7 @@ func (c *checkpointing) carryOut(now int64) {
 		x.fail(rd.Fail)
 	}
 	if rd.Tick != 0 {
-		c.eng.coordTimer(rd.Tick)
+		c.eng.coordTimer(rd.Tick, c)
 	}
 }
 

@@ -77,9 +77,9 @@ type engine interface {
 	// deliver delivers m to task a, from the job layer (a checkpoint's
 	// trigger).
 	deliver(a core.Addr, m core.Msg)
-	// coordTimer asks for a CkptTick to the checkpoint coordinator at
-	// unix ns at, replacing the one pending.
-	coordTimer(at int64)
+	// coordTimer asks for a CkptTick to ck's coordinator (the attempt's)
+	// at unix ns at, replacing the one pending.
+	coordTimer(at int64, ck *checkpointing)
 	// spawn runs f, which may block on I/O, off the tasks' path.
 	spawn(f func())
 	// launch lets the engine go once the job layer is set up: no task

@@ -192,7 +192,7 @@ func (e *simEngine) deliver(a core.Addr, m core.Msg) {
 	t.mailbox = append(t.mailbox, m)
 }
 
-func (e *simEngine) coordTimer(at int64) { e.coordAt = at }
+func (e *simEngine) coordTimer(at int64, _ *checkpointing) { e.coordAt = at }
 
 // spawn defers f to the loop, between deliveries, so that the job layer's
 // I/O stays in the simulation's order; once the loop has returned (the
