@@ -405,7 +405,7 @@ func (c *invocation) help(args []string) int {
 		fmt.Fprintf(c.stdout, "usage: %s checkpoints URL\n\n%s\n", c.name, checkpointsDoc)
 		return exitOK
 	case "savepoint":
-		fmt.Fprintf(c.stdout, "usage: %s savepoint take|list|show|delete URL [NAME] [--timeout D]\n\n%s\n", c.name, savepointDoc)
+		fmt.Fprintf(c.stdout, "usage: %s savepoint take [--timeout D] URL NAME | list URL | show URL NAME | delete URL NAME\n\n%s\n", c.name, savepointDoc)
 		return exitOK
 	case "help":
 		c.usage(c.stdout)

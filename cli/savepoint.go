@@ -20,7 +20,8 @@ restore it with 'run JOB --checkpoints URL --restore NAME', at any
 
   take URL NAME    asks the job running with --checkpoints URL (in this
                    machine or any that reaches the store) for a savepoint
-                   named NAME and waits until it is complete (--timeout)
+                   named NAME and waits until it is complete (--timeout D
+                   before URL: 1m)
   list URL         lists the savepoints in the store
   show URL NAME    shows one: its checkpoint, time, the size of each stage's
                    state, where each source was, the graph's fingerprint
