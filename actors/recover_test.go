@@ -113,6 +113,22 @@ func TestRecoveryOnActors(t *testing.T) {
 	}
 }
 
+// lateClicks returns n clicks of users 0..users-1 from seed, one every
+// 20 ms of event time and up to 5 s early, every 250th after the 500th an
+// hour late.
+func lateClicks(seed uint64, n int, users int64) []click {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	var clicks []click
+	for i := range n {
+		ms := int64(i)*20 - r.Int64N(5000) // up to 5 s early
+		if i%250 == 125 && i > 500 {
+			ms -= 3_600_000 // an hour late
+		}
+		clicks = append(clicks, click{User: r.Int64N(users), Ms: ms})
+	}
+	return clicks
+}
+
 // TestRecoveryOnSimWindows: a windowed job with late records, under the
 // simulator, with instances killed at seeded moments and the checkpoint
 // store failing puts, tearing them and slowing them (in virtual time):
@@ -120,15 +136,7 @@ func TestRecoveryOnActors(t *testing.T) {
 // without faults. The first seeds run twice and must trace alike. CI runs
 // 1000 seeds (-recover.seeds).
 func TestRecoveryOnSimWindows(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	var clicks []click
-	for i := range 4_000 {
-		ms := int64(i)*20 - r.Int64N(5000) // up to 5 s early
-		if i%250 == 125 && i > 500 {
-			ms -= 3_600_000 // an hour late
-		}
-		clicks = append(clicks, click{User: r.Int64N(20), Ms: ms})
-	}
+	clicks := lateClicks(5, 4_000, 20)
 	run := func(cfg actors.Config) (string, *sluice.Result) {
 		t.Helper()
 		p := stages.NewPipeline("windows")

@@ -35,15 +35,7 @@ type rescaleJob struct {
 }
 
 func rescaleJobs() []rescaleJob {
-	r := rand.New(rand.NewPCG(7, 8))
-	var clicks []click
-	for i := range 8_000 {
-		ms := int64(i)*20 - r.Int64N(5000) // up to 5 s early
-		if i%250 == 125 && i > 500 {
-			ms -= 3_600_000 // an hour late
-		}
-		clicks = append(clicks, click{User: r.Int64N(50), Ms: ms})
-	}
+	clicks := lateClicks(7, 8_000, 50)
 	xs := make([]int64, 20_000)
 	for i := range xs {
 		xs[i] = int64(i)

@@ -45,12 +45,11 @@ type Task struct {
 	triggers []uint64
 
 	// source
-	splits  []plan.Split
-	globals []int       // each split's place among the source's (nil: SplitsOf's order)
-	split   int         // the next split to open
-	open    []openSplit // splits being read
-	cur     int         // the one read next
-	quiet   int         // open splits in a row that had no data
+	splits []plan.Split
+	split  int         // the next split to queue
+	open   []openSplit // splits queued and being read
+	cur    int         // the one read next
+	quiet  int         // open splits in a row that had no data
 	// sink
 	writer    plan.SinkWriter
 	sinkState []byte        // what the writer reopens at, after a restore

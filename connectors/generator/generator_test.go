@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/connectors/generator"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -420,12 +421,12 @@ func TestOpenAt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rest := readRest(t, r)
+			rest := testenv.ReadAll(t, r)
 			again, err := sk.OpenAt(ctx, stages.Instance{}, sp, pos)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readRest(t, again); !slices.Equal(got, rest) {
+			if got := testenv.ReadAll(t, again); !slices.Equal(got, rest) {
 				t.Fatalf("%s: split %s opened at %q after %d rows: %d rows, want the %d after them", name, sp.Desc, pos, n, len(got), len(rest))
 			}
 		}
@@ -434,20 +435,4 @@ func TestOpenAt(t *testing.T) {
 		}
 	}
 	check("Source", generator.Source(cfg, double))
-}
-
-func readRest[T any](t *testing.T, r stages.Reader[T]) []T {
-	t.Helper()
-	var out []T
-	buf := make([]T, 100)
-	for {
-		n, err := r.Read(buf)
-		out = append(out, buf[:n]...)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }

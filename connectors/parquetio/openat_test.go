@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sluice-data/sluice/connectors/parquetio"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -75,16 +76,5 @@ func readSplit(t *testing.T, src *parquetio.FileSource[Event], sp stages.Split, 
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var out []Event
-	buf := make([]Event, 1000)
-	for {
-		n, err := r.Read(buf)
-		out = append(out, buf[:n]...)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	return testenv.ReadAll(t, r)
 }

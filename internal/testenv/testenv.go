@@ -4,11 +4,15 @@
 package testenv
 
 import (
+	"errors"
+	"io"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-data/sluice/stages"
 )
 
 // Strict reports whether the project's test script runs the tests: then a
@@ -95,5 +99,22 @@ func WaitFor(t testing.TB, what string, within time.Duration, cond func() bool) 
 			t.Fatalf("timed out after %v waiting for %s", within, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ReadAll reads r to its end (io.EOF), failing the test on another error.
+func ReadAll[T any](t testing.TB, r stages.Reader[T]) []T {
+	t.Helper()
+	var out []T
+	buf := make([]T, 1000)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
