@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,25 +34,111 @@ import (
 // wrote, and the subject holds each of that run's panes once. The same
 // with SIGKILL instead (restored from the last periodic checkpoint). The
 // stream is read up to its last message at the job's start (UntilEmpty),
-// so that the runs end and their outputs compare.
+// so that the runs end and their outputs compare; TestCommandStopFollowedStream
+// follows a growing stream instead.
 func TestCommandStopStreamToRedisAndNATS(t *testing.T) {
+	r := newStreamRig(t)
+	r.addStream(t, "all", r.clicks)
+	want, wantPanes := r.cleanRun(t, "all")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		name := map[syscall.Signal]string{syscall.SIGTERM: "term", syscall.SIGKILL: "kill"}[sig]
+		// 120 s of event time at 40 times real time: 3 s, with no early pane.
+		args := r.job(name, "all", "40", "--checkpoints", filepath.Join(t.TempDir(), "ck"), "--checkpoint-every", "50ms")
+		p := startProcess(t, args...)
+		r.waitPanes(t, p, name, 1) // midway: once the first windows have fired and been published
+		p.signal(t, sig)
+		code := p.wait(t, 60*time.Second)
+		if sig == syscall.SIGTERM && code != exitStopped {
+			t.Fatalf("SIGTERM: exit %d, want %d:\n%s", code, exitStopped, p.stderr.String())
+		}
+		before := len(r.panes(t, name))
+		if code, _, stderr := command(r.ctx, false, append(args, "--restore", "latest")...); code != 0 {
+			t.Fatalf("%v, then --restore latest: exit %d:\n%s", sig, code, stderr)
+		}
+		t.Logf("%v: %d panes published before it", sig, before)
+		r.compare(t, sig.String(), name, want, wantPanes)
+	}
+}
+
+// TestCommandStopFollowedStream: as TestCommandStopStreamToRedisAndNATS,
+// with a job that follows its stream without end (follow=true). Two thirds
+// of the clicks are in the stream when the job starts; it is stopped
+// midway through them (SIGTERM: exit 75, or SIGKILL), once its first
+// windows have closed, and restored with --restore latest, and the rest is
+// published while the restored run reads.
+// A last click ten minutes later moves the watermark past every window of
+// the others. Once their panes are all out the restored run is stopped
+// with SIGTERM (exit 75), and Redis and the output subject must hold what
+// a bounded run over the whole stream wrote, less the last click's window
+// (which a followed stream never closes): no loss, no duplicate.
+func TestCommandStopFollowedStream(t *testing.T) {
+	r := newStreamRig(t)
+	last := r.clicks[len(r.clicks)-1]
+	late := examples.Click{UserID: lateUser, TS: last.TS + (10 * time.Minute).Milliseconds(), Price: 1}
+	all := append(slices.Clip(r.clicks), late)
+	r.addStream(t, "all", all)
+	want, wantPanes := r.cleanRun(t, "all")
+	part := len(r.clicks) * 2 / 3
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		name := map[syscall.Signal]string{syscall.SIGTERM: "term", syscall.SIGKILL: "kill"}[sig]
+		r.addStream(t, name, all[:part])
+		args := r.job(name, name, "40", "--arg", "follow=true", "--checkpoints", filepath.Join(t.TempDir(), "ck"),
+			"--checkpoint-every", "50ms")
+		p := startProcess(t, args...)
+		r.waitPanes(t, p, name, 1)
+		p.signal(t, sig)
+		code := p.wait(t, 60*time.Second)
+		if sig == syscall.SIGTERM && code != exitStopped {
+			t.Fatalf("SIGTERM: exit %d, want %d:\n%s", code, exitStopped, p.stderr.String())
+		}
+		before := len(r.panes(t, name))
+		p = startProcess(t, append(args, "--restore", "latest")...)
+		r.publish(t, name, all[part:])
+		r.waitPanes(t, p, name, len(wantPanes))
+		// Redis is written as panes fire, before they are published.
+		p.signal(t, syscall.SIGTERM)
+		if code := p.wait(t, 60*time.Second); code != exitStopped {
+			t.Fatalf("%v, then --restore latest and SIGTERM: exit %d, want %d:\n%s", sig, code, exitStopped, p.stderr.String())
+		}
+		t.Logf("%v: %d panes published before it", sig, before)
+		r.compare(t, sig.String(), name, want, wantPanes)
+	}
+}
+
+// lateUser is the user of TestCommandStopFollowedStream's last click,
+// whose window is left out of the comparisons.
+const lateUser = -1
+
+// streamRig is the stream tests' servers: Redis at SLUICE_REDIS_ADDR, a
+// nats-server in the test process with the output stream FEATURES
+// (features.<run name>), and the clicks to publish.
+type streamRig struct {
+	ctx    context.Context
+	addr   string
+	rdb    *goredis.Client
+	url    string
+	js     jetstream.JetStream
+	out    jetstream.Stream
+	prefix string
+	clicks []examples.Click
+}
+
+func newStreamRig(t *testing.T) *streamRig {
 	addr := os.Getenv("SLUICE_REDIS_ADDR")
 	if addr == "" {
 		testenv.Need(t, "SLUICE_REDIS_ADDR is not set: no Redis server to test against (scripts/test.sh starts redis-server and sets it)")
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
+	r := &streamRig{addr: addr, rdb: goredis.NewClient(&goredis.Options{Addr: addr})}
+	t.Cleanup(func() { r.rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("Redis at %s (SLUICE_REDIS_ADDR): %v", addr, err)
 	}
-	url, js := startJetStream(t)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CLICKS", Subjects: []string{"clicks"}}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FEATURES", Subjects: []string{"features.>"}})
-	if err != nil {
+	r.url, r.js = startJetStream(t)
+	var err error
+	if r.out, err = r.js.CreateStream(ctx, jetstream.StreamConfig{Name: "FEATURES", Subjects: []string{"features.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	spec := examples.ClicksSpec{Seed: 1, Users: 20, Rows: 30_000, Zipf: 1.1, Every: 4 * time.Millisecond, Disorder: 2 * time.Second}
@@ -60,68 +147,104 @@ func TestCommandStopStreamToRedisAndNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range spec.Rows {
-		data, _ := json.Marshal(spec.Click(g.Row(i)))
-		if _, err := js.PublishAsync("clicks", data); err != nil {
+		r.clicks = append(r.clicks, spec.Click(g.Row(i)))
+	}
+	r.prefix = fmt.Sprintf("test:%s:%d", t.Name(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		if keys, _ := r.rdb.Keys(context.Background(), r.prefix+"*").Result(); len(keys) > 0 {
+			r.rdb.Del(context.Background(), keys...)
+		}
+	})
+	return r
+}
+
+// addStream creates the clicks stream CLICKS_<name> (subject
+// clicks.<name>) holding clicks.
+func (r *streamRig) addStream(t *testing.T, name string, clicks []examples.Click) {
+	t.Helper()
+	if _, err := r.js.CreateStream(r.ctx, jetstream.StreamConfig{Name: "CLICKS_" + name, Subjects: []string{"clicks." + name}}); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, name, clicks)
+}
+
+// publish appends clicks to stream CLICKS_<name>.
+func (r *streamRig) publish(t *testing.T, name string, clicks []examples.Click) {
+	t.Helper()
+	for _, c := range clicks {
+		data, _ := json.Marshal(c)
+		if _, err := r.js.PublishAsync("clicks."+name, data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
+	case <-r.js.PublishAsyncComplete():
+	case <-r.ctx.Done():
 		t.Fatal("publishing the clicks: no acknowledgements")
 	}
-	prefix := fmt.Sprintf("test:%s:%d", t.Name(), time.Now().UnixNano())
-	t.Cleanup(func() {
-		if keys, _ := rdb.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
-	})
-	job := func(name string, speed string) []string {
-		return []string{"run", "clicks", "--quiet", "--arg", "nats=" + url, "--arg", "speed=" + speed, "--arg", "redis=" + addr,
-			"--arg", "prefix=" + prefix + "-" + name, "--arg", "nats-out=features." + name}
-	}
-	if code, _, stderr := command(ctx, false, job("clean", "0")...); code != 0 {
+}
+
+// job returns the arguments of a clicks run called name, reading stream
+// CLICKS_<stream> at speed, into Redis and features.<name>.
+func (r *streamRig) job(name, stream, speed string, extra ...string) []string {
+	return append([]string{"run", "clicks", "--quiet", "--arg", "nats=" + r.url, "--arg", "stream=CLICKS_" + stream,
+		"--arg", "speed=" + speed, "--arg", "redis=" + r.addr, "--arg", "prefix=" + r.prefix + "-" + name,
+		"--arg", "nats-out=features." + name}, extra...)
+}
+
+// cleanRun runs the job over stream CLICKS_<stream> as fast as it goes,
+// without checkpoints, and returns what it wrote to Redis and published.
+func (r *streamRig) cleanRun(t *testing.T, stream string) (map[string]feature, []feature) {
+	t.Helper()
+	if code, _, stderr := command(r.ctx, false, r.job("clean", stream, "0")...); code != 0 {
 		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
 	}
-	want, wantPanes := redisFeatures(t, rdb, prefix+"-clean"), publishedPanes(t, out, "features.clean")
+	want, wantPanes := r.features(t, "clean"), r.panes(t, "clean")
 	if len(want) == 0 || len(wantPanes) != len(want) {
 		t.Fatalf("the clean run wrote %d windows to Redis and published %d panes", len(want), len(wantPanes))
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		name := map[syscall.Signal]string{syscall.SIGTERM: "term", syscall.SIGKILL: "kill"}[sig]
-		ck := filepath.Join(t.TempDir(), "ck")
-		// 120 s of event time at 40 times real time: 3 s, with no early pane.
-		args := append(job(name, "40"), "--checkpoints", ck, "--checkpoint-every", "50ms")
-		p := startProcess(t, args...)
-		// Midway: once the first windows have fired and been published.
-		for deadline := time.Now().Add(60 * time.Second); len(publishedPanes(t, out, "features."+name)) == 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("no pane published within 60 s:\n%s", p.stderr.String())
-			}
-			select {
-			case <-p.exited:
-				t.Fatalf("the run ended before it published a pane:\n%s", p.stderr.String())
-			case <-time.After(20 * time.Millisecond):
-			}
+	return want, wantPanes
+}
+
+// features and panes read what run name wrote to Redis and published,
+// less lateUser's windows.
+func (r *streamRig) features(t *testing.T, name string) map[string]feature {
+	got := redisFeatures(t, r.rdb, r.prefix+"-"+name)
+	maps.DeleteFunc(got, func(k string, _ feature) bool { return strings.HasPrefix(k, fmt.Sprintf(":%d:", lateUser)) })
+	return got
+}
+
+func (r *streamRig) panes(t *testing.T, name string) []feature {
+	return slices.DeleteFunc(publishedPanes(t, r.out, "features."+name), func(f feature) bool { return f.Key == lateUser })
+}
+
+// waitPanes waits, 60 s at most, until run name has published n panes
+// while p runs.
+func (r *streamRig) waitPanes(t *testing.T, p *process, name string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); len(r.panes(t, name)) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d panes published within 60 s:\n%s", len(r.panes(t, name)), n, p.stderr.String())
 		}
-		p.signal(t, sig)
-		code := p.wait(t, 60*time.Second)
-		if sig == syscall.SIGTERM && code != exitStopped {
-			t.Fatalf("SIGTERM: exit %d, want %d:\n%s", code, exitStopped, p.stderr.String())
+		select {
+		case <-p.exited:
+			t.Fatalf("the run ended before it published %d panes:\n%s", n, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
 		}
-		before := len(publishedPanes(t, out, "features."+name))
-		if code, _, stderr := command(ctx, false, append(args, "--restore", "latest")...); code != 0 {
-			t.Fatalf("%v, then --restore latest: exit %d:\n%s", sig, code, stderr)
-		}
-		got, gotPanes := redisFeatures(t, rdb, prefix+"-"+name), publishedPanes(t, out, "features."+name)
-		t.Logf("%v: %d panes published before it, %d after the restore; %d windows in Redis", sig, before, len(gotPanes), len(got))
-		if !mapsEqual(got, want) {
-			t.Errorf("%v: Redis holds %d windows, the clean run %d: %s", sig, len(got), len(want), firstMapDiff(got, want))
-		}
-		if !slices.Equal(gotPanes, wantPanes) {
-			t.Errorf("%v: the subject holds %d panes, the clean run's %d (a duplicate or a loss): %s", sig, len(gotPanes), len(wantPanes),
-				firstSliceDiff(gotPanes, wantPanes))
-		}
+	}
+}
+
+// compare checks run name's output against the clean run's.
+func (r *streamRig) compare(t *testing.T, what, name string, want map[string]feature, wantPanes []feature) {
+	t.Helper()
+	got, gotPanes := r.features(t, name), r.panes(t, name)
+	t.Logf("%s: %d panes published, %d windows in Redis", what, len(gotPanes), len(got))
+	if !mapsEqual(got, want) {
+		t.Errorf("%s: Redis holds %d windows, the clean run %d: %s", what, len(got), len(want), firstMapDiff(got, want))
+	}
+	if !slices.Equal(gotPanes, wantPanes) {
+		t.Errorf("%s: the subject holds %d panes, the clean run's %d (a duplicate or a loss): %s", what, len(gotPanes), len(wantPanes),
+			firstSliceDiff(gotPanes, wantPanes))
 	}
 }
 

@@ -91,6 +91,9 @@ var ClicksWindow = window.Fixed(time.Minute).
 //	          JetStream stream instead of generating them, up to the
 //	          stream's last message when the job starts
 //	stream    that stream (CLICKS)
+//	follow    true: read the stream as it grows, without end (the job
+//	          runs until it is stopped), instead of up to its last message
+//	          (false)
 //	nats-out  publish the features (JSON) to this subject of the NATS
 //	          server, exactly once (nats.ExactlyOnce), instead of printing
 //	          them
@@ -121,7 +124,13 @@ var Clicks = stages.Register("clicks", func(p *stages.Pipeline, args stages.Args
 	var from stages.Source[Click] = generator.Source(s.Config(), s.Click)
 	url := args.String("nats", "")
 	if url != "" {
-		from = nats.Source[Click](url, args.String("stream", "CLICKS"), nats.UntilEmpty())
+		var opts []nats.SourceOption
+		if !args.Bool("follow", false) {
+			opts = append(opts, nats.UntilEmpty())
+		}
+		from = nats.Source[Click](url, args.String("stream", "CLICKS"), opts...)
+	} else if args.Bool("follow", false) {
+		args.Fail("follow", "needs nats=URL, the stream to follow")
 	}
 	src := &pacedSource[Click]{Source: from, every: s.Every, speed: s.Speed, now: time.Now}
 	clicks := stages.Read[Click](p, src, stages.Name("clicks"), stages.Parallelism(1))
