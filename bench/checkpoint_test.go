@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,10 +16,12 @@ import (
 	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/codec"
 	"github.com/sluice-data/sluice/connectors/parquetio"
 	"github.com/sluice-data/sluice/examples"
 	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
+	"github.com/sluice-data/sluice/state"
 )
 
 var flagCkEvents = flag.Int64("ck.events", 100_000_000, "BenchmarkCheckpoints: events W3 generates (0: read the Parquet events)")
@@ -34,7 +37,8 @@ var flagCkEvents = flag.Int64("ck.events", 100_000_000, "BenchmarkCheckpoints: e
 //	go test -run - -bench Checkpoints -benchtime 3x -count 2 ./bench/
 //
 // Besides rows/s it reports the checkpoints' mean duration (ckpt-ms), their
-// longest alignment (align-ms) and their mean size (ckpt-MB). The
+// longest alignment (align-ms), their mean size (ckpt-MB) and the bytes of
+// keyed state per key held (B/key, see keyedState). The
 // sub-benchmarks stalled-sink and recovery measure the alignment time
 // behind a sink that stalls 2 ms every 1024 panes, and the time from a
 // kill to the first record read after the recovery (recovery-ms); rescale
@@ -57,7 +61,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 		}
 		return res
 	}
-	report := func(b *testing.B, results []*sluice.Result) {
+	report := func(b *testing.B, results []*sluice.Result, store checkpoints.Store) {
 		var n, bytes int64
 		var took, align time.Duration
 		for _, res := range results {
@@ -78,6 +82,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 		b.ReportMetric(took.Seconds()*1e3/float64(n), "ckpt-ms")
 		b.ReportMetric(align.Seconds()*1e3, "align-ms")
 		b.ReportMetric(float64(bytes)/float64(n)/1e6, "ckpt-MB")
+		reportPerKey(b, retained(b, store)...)
 	}
 	rows := d.nEvts
 	if *flagCkEvents > 0 {
@@ -101,11 +106,19 @@ func BenchmarkCheckpoints(b *testing.B) {
 				results = append(results, w3(b, opts))
 				return nil
 			})
-			report(b, results)
+			var store checkpoints.Store
+			if opts.Checkpoints != "" {
+				var err error
+				if store, err = checkpoints.Open(context.Background(), opts.Checkpoints); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b, results, store)
 		})
 	}
 	b.Run("stalled-sink", func(b *testing.B) {
 		var results []*sluice.Result
+		var store checkpoints.Store // the last run's
 		measure(b, d.nEvts, func() error {
 			p := stages.NewPipeline("w3-stalled")
 			events := parquetio.Read[examples.Event](p, d.events, parquetio.StageOptions(stages.Name("events")))
@@ -118,8 +131,9 @@ func BenchmarkCheckpoints(b *testing.B) {
 				}
 				return nil
 			}, stages.Name("stall"))
+			store = checkpoints.NewMem()
 			cfg := actors.DefaultConfig()
-			cfg.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: 200 * time.Millisecond, Timeout: time.Minute}
+			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 200 * time.Millisecond, Timeout: time.Minute}
 			res, err := sluice.Run(context.Background(), p, sluice.Options{Runtime: &cfg})
 			if err != nil {
 				return err
@@ -127,7 +141,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 			results = append(results, res)
 			return nil
 		})
-		report(b, results)
+		report(b, results, store)
 	})
 	b.Run("recovery", func(b *testing.B) {
 		var restores []time.Duration
@@ -162,6 +176,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 		}
 		var restores []time.Duration
 		var size int64
+		var half *checkpoints.Restored // the last run's checkpoint taken halfway
 		measure(b, rows, func() error {
 			store := checkpoints.NewLocal(b.TempDir())
 			out := filepath.Join(b.TempDir(), "w3")
@@ -183,7 +198,7 @@ func BenchmarkCheckpoints(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			size = r.Size()
+			size, half = r.Size(), r
 			cfg = actors.DefaultConfig()
 			cfg.Checkpoints = &actors.CheckpointConfig{Store: store, Every: time.Second, Timeout: time.Minute, Restore: "latest"}
 			res, err := run(3, cfg)
@@ -199,6 +214,86 @@ func BenchmarkCheckpoints(b *testing.B) {
 			slices.Sort(restores)
 			b.ReportMetric(restores[len(restores)/2].Seconds()*1e3, "restore-ms")
 			b.ReportMetric(float64(size)/1e6, "ckpt-MB")
+			reportPerKey(b, half)
 		}
 	})
+}
+
+// retained reads the complete checkpoints that store holds at the end of
+// a benchmark: the last run's newest three (Retain's default); none
+// without a store.
+func retained(b *testing.B, store checkpoints.Store) []*checkpoints.Restored {
+	if store == nil {
+		return nil
+	}
+	ctx := context.Background()
+	dir := checkpoints.New(store)
+	ids, err := dir.Complete(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []*checkpoints.Restored
+	for _, id := range ids {
+		r, err := dir.Read(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// reportPerKey reports B/key over checkpoints rs: the bytes of their keyed
+// state over the keys it holds (keyedState), summed over rs.
+func reportPerKey(b *testing.B, rs ...*checkpoints.Restored) {
+	var bytes, keys int64
+	for _, r := range rs {
+		n, k := keyedState(b, r)
+		bytes += n
+		keys += k
+	}
+	if keys > 0 {
+		b.ReportMetric(float64(bytes)/float64(keys), "B/key")
+	}
+}
+
+// keyedState returns the bytes of checkpoint r's keyed state (its chunks,
+// as stored: not the instances' pieces in the manifest, such as source
+// positions and what a sink has staged) and the keys that state holds.
+// W3's only keyed stage is its window aggregation, so a key is one user's
+// accumulator in one window open at the checkpoint: a user with events in
+// two open minutes counts twice. They are counted by restoring each chunk
+// as the stage does (state.Windows, the key groups of stages' KeyBy
+// hash) and taking every window back out.
+func keyedState(b *testing.B, r *checkpoints.Restored) (bytes, keys int64) {
+	groups := state.Groups[int64]{Hash: func(k int64) uint64 { return state.Mix64(uint64(k)) }, Max: r.MaxParallelism}
+	kc, ac := codec.MustFor[int64](), codec.MustFor[examples.Tally]()
+	for _, c := range r.Chunks {
+		data := r.Data(c)
+		kind, rg, err := state.ChunkRange(data)
+		if err != nil {
+			b.Fatalf("checkpoint %d, stage %s: %v", r.ID, c.Stage, err)
+		}
+		if kind != state.KindWindows {
+			b.Fatalf("checkpoint %d, stage %s: a chunk of %v state, where W3 has only window aggregation's", r.ID, c.Stage, kind)
+		}
+		ws := state.NewWindows[int64, examples.Tally](groups, 0)
+		if err := ws.Restore(data, rg, kc, ac); err != nil {
+			b.Fatalf("checkpoint %d, stage %s: %v", r.ID, c.Stage, err)
+		}
+		ws.Advance(math.MaxInt64)
+		for {
+			_, ts, ok := ws.Ended()
+			if !ok {
+				break
+			}
+			for _, t := range ts {
+				if t != nil {
+					keys += int64(t.Len())
+				}
+			}
+		}
+		bytes += c.Size
+	}
+	return bytes, keys
 }

@@ -335,7 +335,8 @@ func (t *Txn) dataFile(rel string) bool {
 }
 
 // checkMode checks the output against the mode; with no manifest, it
-// takes the data files found as the current snapshot.
+// takes the data files found, but a resumed run's own, as the current
+// snapshot.
 func (t *Txn) checkMode(ctx context.Context) error {
 	if t.own {
 		return nil
@@ -351,6 +352,7 @@ func (t *Txn) checkMode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	files = slices.DeleteFunc(files, func(f File) bool { return t.resumedOwn(f.Path) })
 	var foreign, data []string
 	snap := &Manifest{Format: ManifestFormat}
 	for _, f := range files {
@@ -439,8 +441,8 @@ func (t *Txn) recover(ctx context.Context) error {
 		if !t.o.Ours(base(f.Path)) || (t.prev != nil && t.prev.Has(f.Path)) {
 			continue
 		}
-		if t.o.Resume && strings.Contains(base(f.Path), t.o.Run) {
-			continue // published at a checkpoint, maybe not listed yet: the resumed writers decide
+		if t.resumedOwn(f.Path) {
+			continue
 		}
 		if err := t.fsys.Remove(ctx, t.abs(f.Path)); err != nil {
 			errs = append(errs, err)
@@ -449,6 +451,15 @@ func (t *Txn) recover(ctx context.Context) error {
 	}
 	t.removeEmptyDirs(dirs)
 	return errors.Join(errs...)
+}
+
+// resumedOwn reports whether a file below the output is one that this
+// run, resumed, published at a checkpoint: the manifest may not list it
+// yet (a process of the run died between publishing it and writing the
+// manifest), and it is no earlier snapshot's. The resumed writers take it
+// back, or leave it when they go on from an older checkpoint.
+func (t *Txn) resumedOwn(rel string) bool {
+	return t.o.Resume && t.o.Ours(base(rel)) && strings.Contains(base(rel), t.o.Run)
 }
 
 func (t *Txn) abs(rel string) string {
