@@ -14,6 +14,24 @@
 // that. A job that fails or is cancelled leaves the previous snapshot as it
 // was; a run that dies is cleaned up after by the next one.
 //
+// A job that does not end by itself (a source of unbounded splits, as NATS
+// without UntilEmpty) would show nothing that way, so there the sink
+// publishes at each completed checkpoint instead (a job that takes none
+// publishes at its end still), the first replacing the previous run's
+// snapshot. At each checkpoint's
+// barrier an instance closes the file it wrote since the last one, if it
+// wrote a record, and starts another at its next record: its files are
+// named part-NNNNN_SSSSSS-<run>.jsonl after the instance and a sequence
+// number (a checkpoint a second makes a file a second per instance that
+// writes). When the checkpoint completes, the files closed before its
+// barrier move into dir and the manifest switches to list them, recording
+// the checkpoint: readers of the manifest see each record once, checkpoint
+// by checkpoint, while the job runs. A recovery or a restore publishes
+// what the checkpoint restored had closed, at the next completion, and
+// drops what was written after it; restoring a checkpoint older than the
+// one the output holds is refused, since it would write records again.
+// The end of the job, if it comes, publishes the rest.
+//
 // Overwrite semantics: each run replaces the snapshot. Files Sluice did
 // not write are never deleted, and a directory that holds such files and
 // no manifest is refused. Read (below) reads a directory by its manifest.

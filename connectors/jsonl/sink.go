@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -44,9 +45,19 @@ type sink[T any] struct{ dir string }
 // PartName returns the name of the file that instance index of run writes.
 func PartName(index int, run string) string { return fmt.Sprintf("part-%05d-%s.jsonl", index, run) }
 
-// partName matches PartName's names, and the names of earlier versions'
-// (part-00000.jsonl): the files a sink deletes when they leave the snapshot.
-var partName = regexp.MustCompile(`^part-[0-9]{5}(-[0-9A-Za-z_]+)?\.jsonl$`)
+// rolledName returns the name of the seq-th file that instance index of
+// run writes in a job that does not end by itself. The underscore after
+// the instance tells it from a PartName (whose run a dash follows), and
+// the digits before the next dash are the sequence number, whatever the
+// run's characters: no two of these names are alike.
+func rolledName(index, seq int, run string) string {
+	return fmt.Sprintf("part-%05d_%06d-%s.jsonl", index, seq, run)
+}
+
+// partName matches PartName's and rolledName's names, and the names of
+// earlier versions' (part-00000.jsonl): the files a sink deletes when they
+// leave the snapshot.
+var partName = regexp.MustCompile(`^part-[0-9]{5}(-[0-9A-Za-z_]+|_[0-9]{6,}-[0-9A-Za-z_.-]+)?\.jsonl$`)
 
 // txnState is the run's transaction on the output, shared by the
 // instances of one process.
@@ -73,15 +84,34 @@ func (s *sink[T]) Open(ctx context.Context, inst stages.Instance) (stages.Writer
 }
 
 // checkpointState is what a writer had written at a checkpoint: the first
-// Size bytes of its staged file, Records records.
+// Size bytes of the staged file it was writing, Records records (a
+// bounded job's writer, which writes one file), and the files it had
+// closed and not yet published (a writer in a job that does not end by
+// itself, which closes its file at each barrier), Seq the next one's
+// number. A state of an earlier version holds the first three only.
 type checkpointState struct {
+	Staging string       `json:"staging,omitempty"`
+	Size    int64        `json:"size,omitempty"`
+	Records int64        `json:"records,omitempty"`
+	Seq     int          `json:"seq,omitempty"`
+	Staged  []stagedFile `json:"staged,omitempty"`
+}
+
+// stagedFile is a file closed in staging, to be published as Name.
+type stagedFile struct {
 	Staging string `json:"staging"`
-	Size    int64  `json:"size"`
-	Records int64  `json:"records"`
+	Name    string `json:"name"`
+	Rows    int64  `json:"rows"`
+	Bytes   int64  `json:"bytes"`
+	// Ck is the checkpoint whose barrier it was closed before (0: none
+	// yet); its completion publishes it.
+	Ck uint64 `json:"ck,omitempty"`
 }
 
 // Reopen implements stages.Reopener: the staged file is cut back to what
-// it held at the checkpoint, and the writer appends from there.
+// it held at the checkpoint, and the writer appends from there; the files
+// the checkpoint had closed are taken back, those published since counted
+// as published, and what was staged after the checkpoint goes.
 func (s *sink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
 	var st checkpointState
 	if err := json.Unmarshal(state, &st); err != nil {
@@ -122,40 +152,137 @@ func (s *sink[T]) open(ctx context.Context, inst stages.Instance, at *checkpoint
 	if err != nil {
 		return nil, commit.MarkConfig(fmt.Errorf("jsonl: opening %s: %w", final, err), stages.ErrConfig)
 	}
-	staging := filepath.Join(txn.Staging(), PartName(inst.Index, run)+".inprogress")
-	if err := os.MkdirAll(filepath.Dir(staging), 0o755); err != nil {
-		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
-	}
-	// A recovered job's writer takes the staged file over: from its start,
-	// or cut back to the checkpoint's size.
-	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if at != nil {
-		if at.Staging != staging {
-			return nil, fmt.Errorf("jsonl: reopening %s: the checkpoint staged %s, this run stages %s", final, at.Staging, staging)
-		}
-		flags = os.O_WRONLY
-	}
-	f, err := os.OpenFile(staging, flags, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
-	}
-	w := &writer[T]{dir: dir, final: final, staging: staging, inst: inst, f: f, txn: txn, alone: inst.Shared == nil}
-	if at != nil {
-		err := f.Truncate(at.Size)
-		if err == nil {
-			_, err = f.Seek(at.Size, io.SeekStart)
-		}
-		if err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("jsonl: reopening %s at %d bytes: %w", staging, at.Size, err)
-		}
-		w.size, w.records = at.Size, at.Records
-	}
-	w.cw = &countWriter{w: f, n: &w.size}
+	w := &writer[T]{dir: dir, run: run, inst: inst, txn: txn, alone: inst.Shared == nil,
+		rolls: inst.Unbounded, rollDir: filepath.Join(txn.Staging(), fmt.Sprintf("%05d", inst.Index))}
+	w.cw = &countWriter{n: &w.size}
 	w.bw = bufio.NewWriterSize(w.cw, 256<<10)
 	w.enc = json.NewEncoder(w.bw)
 	w.enc.SetEscapeHTML(false)
+	staging := filepath.Join(txn.Staging(), PartName(inst.Index, run)+".inprogress")
+	mkdir := filepath.Dir(staging)
+	if w.rolls {
+		mkdir = w.rollDir
+	}
+	err = os.MkdirAll(mkdir, 0o755)
+	if err == nil && w.rolls {
+		err = syncDir(txn.Staging()) // rollDir's entry, for the files closed in it
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+	}
+	if at != nil {
+		if c := txn.Checkpoint(); c > inst.Restored {
+			return nil, fmt.Errorf("jsonl: reopening %s at checkpoint %d: the output holds what checkpoint %d published, "+
+				"which restoring an older checkpoint would write again: restore checkpoint %d or a later one, or write to another output",
+				dir, inst.Restored, c, c)
+		}
+		if err := w.takeBack(at); err != nil {
+			return nil, fmt.Errorf("jsonl: reopening %s: %w", dir, err)
+		}
+	} else if w.rolls {
+		// What an earlier attempt of this process staged goes.
+		if err := w.removeStrays(); err != nil {
+			return nil, fmt.Errorf("jsonl: opening %s: %w", dir, err)
+		}
+	}
+	resume := at != nil && at.Staging != ""
+	if w.rolls && !resume {
+		return w, nil // the first record opens a file
+	}
+	// A bounded job's writer stages its one file at once. A recovered
+	// job's writer takes the staged file over: from its start, or cut back
+	// to the checkpoint's size.
+	if !resume {
+		f, err := os.OpenFile(staging, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+		}
+		w.use(f, staging, final, 0, 0)
+		return w, nil
+	}
+	if at.Staging != staging {
+		return nil, fmt.Errorf("jsonl: reopening %s: the checkpoint staged %s, this run stages %s", final, at.Staging, staging)
+	}
+	f, err := os.OpenFile(staging, os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: opening %s: %w", final, err)
+	}
+	err = f.Truncate(at.Size)
+	if err == nil {
+		_, err = f.Seek(at.Size, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("jsonl: reopening %s at %d bytes: %w", staging, at.Size, err)
+	}
+	w.use(f, staging, final, at.Size, at.Records)
 	return w, nil
+}
+
+// takeBack takes over what checkpoint at describes: the files it had
+// closed, kept to be published unless a completion before the failure
+// published them, and the next file's number. What was staged after the
+// checkpoint goes, and so does what was published after it without
+// reaching the manifest (a process that died between the two): no
+// manifest lists a file begun after the checkpoint restored, since the
+// output would then hold a later checkpoint, which open refuses.
+func (w *writer[T]) takeBack(at *checkpointState) error {
+	w.seq = at.Seq
+	var published []commit.File
+	for _, f := range at.Staged {
+		if !strings.HasPrefix(f.Staging, w.txn.Staging()+string(filepath.Separator)) || !partName.MatchString(f.Name) {
+			return fmt.Errorf("the checkpoint staged %s as %s, which is not this run's (it stages in %s)", f.Staging, f.Name, w.txn.Staging())
+		}
+		_, err := os.Stat(f.Staging)
+		if err == nil {
+			if f.Ck == 0 { // closed by Prepare, before the barrier restored
+				f.Ck = w.inst.Restored
+			}
+			w.staged = append(w.staged, f)
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(w.dir, f.Name)); err != nil {
+			return fmt.Errorf("staged file %s is neither in staging nor published: %w", f.Staging, err)
+		}
+		published = append(published, commit.File{Path: f.Name, Rows: f.Rows, Bytes: f.Bytes})
+	}
+	w.txn.Add(published...)
+	if err := w.removeStrays(); err != nil {
+		return err
+	}
+	for seq := at.Seq; ; seq++ {
+		err := os.Remove(filepath.Join(w.dir, rolledName(w.inst.Index, seq, w.run)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// removeStrays deletes the files in the writer's staging for rolled files
+// that it has not taken back.
+func (w *writer[T]) removeStrays() error {
+	es, err := os.ReadDir(w.rollDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		p := filepath.Join(w.rollDir, e.Name())
+		if !slices.ContainsFunc(w.staged, func(f stagedFile) bool { return f.Staging == p }) {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // countWriter counts the bytes written through it.
@@ -249,23 +376,90 @@ func fileSafe(s string) string {
 }
 
 type writer[T any] struct {
-	dir, final, staging string
-	inst                stages.Instance
-	f                   *os.File
-	cw                  *countWriter
-	size                int64 // bytes written to the staged file
-	bw                  *bufio.Writer
-	enc                 *json.Encoder
-	records             int64
-	state               sinkstate.State
-	txn                 *commit.Txn
+	dir  string // the output directory
+	run  string
+	inst stages.Instance
+	txn  *commit.Txn
 	// alone: the writer runs outside the runtime (no CommitJob, no
 	// FinishJob), so its Commit commits the transaction too.
 	alone bool
+	// rolls: the job does not end by itself (Instance.Unbounded), so the
+	// writer closes its file at each barrier that follows records, into
+	// rollDir, and publishes the files closed before a checkpoint's
+	// barrier once the checkpoint has completed.
+	rolls   bool
+	rollDir string
+
+	// The file being written: f is nil when none is open (a rolling
+	// writer's between its barrier and its next record; a bounded job's
+	// after Prepare, whose staging and final stay set).
+	staging, final string
+	f              *os.File
+	cw             *countWriter
+	size           int64 // bytes written to the staged file
+	rows           int64 // records written to it
+	bw             *bufio.Writer
+	enc            *json.Encoder
+
+	seq       int          // the next rolled file's number
+	staged    []stagedFile // closed, not yet published
+	committed []string     // the files Commit published, for Revert
+	state     sinkstate.State
+}
+
+// use makes f, staged at staging and to be published as final, the file
+// being written, which holds size bytes and rows records already.
+func (w *writer[T]) use(f *os.File, staging, final string, size, rows int64) {
+	w.f, w.staging, w.final, w.size, w.rows = f, staging, final, size, rows
+	w.cw.w = f
+}
+
+// create opens the next rolled file.
+func (w *writer[T]) create() error {
+	name := rolledName(w.inst.Index, w.seq, w.run)
+	staging := filepath.Join(w.rollDir, name+".inprogress")
+	f, err := os.OpenFile(staging, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w.seq++
+	w.use(f, staging, filepath.Join(w.dir, name), 0, 0)
+	return nil
+}
+
+// roll closes the file being written, flushed and synced, into the staged
+// files, its name in staging made durable; an empty one is deleted.
+func (w *writer[T]) roll(verb string) error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.bw.Flush()
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err == nil && w.rows == 0 {
+		err = os.Remove(w.staging)
+	} else if err == nil {
+		w.staged = append(w.staged, stagedFile{Staging: w.staging, Name: filepath.Base(w.final), Rows: w.rows, Bytes: w.size})
+		err = syncDir(w.rollDir)
+	}
+	if err != nil {
+		return w.errorf(verb, err)
+	}
+	w.staging, w.final, w.size, w.rows = "", "", 0, 0
+	return nil
 }
 
 func (w *writer[T]) errorf(verb string, err error) error {
-	return fmt.Errorf("jsonl: %s %s: %w", verb, w.final, err)
+	where := w.final
+	if where == "" {
+		where = w.dir
+	}
+	return fmt.Errorf("jsonl: %s %s: %w", verb, where, err)
 }
 
 func (w *writer[T]) outOfOrder(op string) error {
@@ -283,6 +477,12 @@ func (w *writer[T]) Write(recs []T) error {
 	if w.state != sinkstate.Writing {
 		return w.outOfOrder("writing")
 	}
+	if w.rolls && w.f == nil && len(recs) > 0 {
+		if err := w.create(); err != nil {
+			w.state = sinkstate.Failed
+			return w.errorf("writing", err)
+		}
+	}
 	for i := range recs {
 		if err := w.enc.Encode(&recs[i]); err != nil {
 			var jerr *json.UnsupportedValueError
@@ -291,12 +491,12 @@ func (w *writer[T]) Write(recs []T) error {
 			if errors.As(err, &jerr) || errors.As(err, &terr) || errors.As(err, &merr) {
 				// Nothing of the record was written: the writer is intact,
 				// but the job cannot go on without the record.
-				return w.errorf("writing", fmt.Errorf("record %d (%s): %w", w.records, format(recs[i]), err))
+				return w.errorf("writing", fmt.Errorf("record %d (%s): %w", w.rows, format(recs[i]), err))
 			}
 			w.state = sinkstate.Failed
 			return w.errorf("writing", err)
 		}
-		w.records++
+		w.rows++
 	}
 	return nil
 }
@@ -304,6 +504,14 @@ func (w *writer[T]) Write(recs []T) error {
 func (w *writer[T]) Prepare() error {
 	if w.state != sinkstate.Writing {
 		return w.outOfOrder("preparing")
+	}
+	if w.rolls {
+		if err := w.roll("preparing"); err != nil {
+			w.state = sinkstate.Failed
+			return err
+		}
+		w.state = sinkstate.Prepared
+		return nil
 	}
 	err := w.bw.Flush()
 	if err == nil {
@@ -322,10 +530,19 @@ func (w *writer[T]) Prepare() error {
 }
 
 // Checkpoint implements stages.Checkpointer: the staged file is flushed
-// and synced, and its size is the checkpoint's.
-func (w *writer[T]) Checkpoint(uint64) ([]byte, error) {
+// and synced, and its size is the checkpoint's. In a job that does not end
+// by itself the file is closed instead, if it holds records, and the
+// checkpoint lists it with the others not yet published.
+func (w *writer[T]) Checkpoint(id uint64) ([]byte, error) {
 	switch w.state {
 	case sinkstate.Writing:
+		if w.rolls {
+			if err := w.roll("checkpointing"); err != nil {
+				w.state = sinkstate.Failed
+				return nil, err
+			}
+			break
+		}
 		if err := w.bw.Flush(); err != nil {
 			w.state = sinkstate.Failed
 			return nil, w.errorf("checkpointing", err)
@@ -338,11 +555,71 @@ func (w *writer[T]) Checkpoint(uint64) ([]byte, error) {
 	default:
 		return nil, w.outOfOrder("checkpointing")
 	}
-	return json.Marshal(checkpointState{Staging: w.staging, Size: w.size, Records: w.records})
+	for i := range w.staged {
+		if w.staged[i].Ck == 0 {
+			w.staged[i].Ck = id
+		}
+	}
+	st := checkpointState{Seq: w.seq, Staged: w.staged}
+	if w.staging != "" {
+		st.Staging, st.Size, st.Records = w.staging, w.size, w.rows
+	}
+	return json.Marshal(st)
+}
+
+// Completed implements stages.Publisher: in a job that does not end by
+// itself (Instance.Unbounded), the files closed before checkpoint id's
+// barrier move into the output and its manifest switches to list them
+// (commit.Txn.CommitCheckpoint), so that a streaming job's output appears
+// checkpoint by checkpoint, each record once. A checkpoint older than one
+// the output was published at is refused (commit.ErrStale) before any
+// file moves: the writer is of an attempt that was rolled back. A
+// bounded job publishes at its end.
+func (w *writer[T]) Completed(id uint64) error {
+	if !w.rolls || id == 0 {
+		return nil
+	}
+	switch w.state {
+	case sinkstate.Writing, sinkstate.Prepared:
+	case sinkstate.Committed:
+		return nil
+	default:
+		return w.outOfOrder("publishing")
+	}
+	if c := w.txn.Checkpoint(); id < c {
+		return fmt.Errorf("jsonl: publishing checkpoint %d to %s: %w: checkpoint %d was published", id, w.dir, commit.ErrStale, c)
+	}
+	var files []commit.File
+	var kept []stagedFile
+	for _, f := range w.staged {
+		if f.Ck == 0 || f.Ck > id {
+			kept = append(kept, f)
+			continue
+		}
+		if err := os.Rename(f.Staging, filepath.Join(w.dir, f.Name)); err != nil {
+			w.state = sinkstate.Failed
+			return fmt.Errorf("jsonl: publishing checkpoint %d to %s: %w", id, w.dir, err)
+		}
+		files = append(files, commit.File{Path: f.Name, Rows: f.Rows, Bytes: f.Bytes})
+	}
+	if len(files) == 0 {
+		return nil // nothing new: no manifest to write
+	}
+	w.staged = kept
+	err := syncDir(w.dir)
+	if err == nil {
+		w.txn.Add(files...)
+		err = w.txn.CommitCheckpoint(context.Background(), id)
+	}
+	if err != nil {
+		w.state = sinkstate.Failed
+		return fmt.Errorf("jsonl: publishing checkpoint %d to %s: %w", id, w.dir, err)
+	}
+	return nil
 }
 
 // Detach implements stages.Checkpointer: the staged file is closed as it
-// is, for Reopen to cut back.
+// is, for Reopen to cut back; closed files stay for Reopen to take back.
 func (w *writer[T]) Detach() error {
 	if w.f != nil {
 		_ = w.f.Close() // what counts was synced at the checkpoint
@@ -352,18 +629,32 @@ func (w *writer[T]) Detach() error {
 	return nil
 }
 
+// Commit moves the staged files into the output: the one file of a
+// bounded job, or the files of one that does not end by itself that no
+// completed checkpoint has published.
 func (w *writer[T]) Commit() error {
 	if work, err := w.state.Committing(ErrState); !work {
 		return w.wrapState("committing", err)
 	}
-	if err := os.Rename(w.staging, w.final); err != nil {
-		return w.errorf("committing", err)
+	pending := w.staged
+	if w.staging != "" {
+		pending = append([]stagedFile{{Staging: w.staging, Name: filepath.Base(w.final), Rows: w.rows, Bytes: w.size}}, pending...)
 	}
+	files := make([]commit.File, 0, len(pending))
+	for _, f := range pending {
+		final := filepath.Join(w.dir, f.Name)
+		if err := os.Rename(f.Staging, final); err != nil {
+			return w.errorf("committing", err)
+		}
+		w.committed = append(w.committed, final)
+		files = append(files, commit.File{Path: f.Name, Rows: f.Rows, Bytes: f.Bytes})
+	}
+	w.staged = nil
 	w.state = sinkstate.Committed
 	if err := syncDir(w.dir); err != nil {
 		return w.errorf("committing", err)
 	}
-	w.txn.Add(commit.File{Path: filepath.Base(w.final), Rows: w.records, Bytes: w.bytes()})
+	w.txn.Add(files...)
 	if w.alone {
 		ctx := context.Background()
 		err := w.txn.Commit(ctx)
@@ -377,15 +668,9 @@ func (w *writer[T]) Commit() error {
 	return nil
 }
 
-func (w *writer[T]) bytes() int64 {
-	if fi, err := os.Stat(w.final); err == nil {
-		return fi.Size()
-	}
-	return -1
-}
-
-// Revert puts the previous manifest back and deletes the committed file: a
-// later commit of the job failed.
+// Revert puts the previous manifest back (in a job that does not end by
+// itself, the last completed checkpoint's) and deletes the files Commit
+// published: a later commit of the job failed.
 func (w *writer[T]) Revert() error {
 	if w.state != sinkstate.Committed {
 		return nil
@@ -394,14 +679,22 @@ func (w *writer[T]) Revert() error {
 	if err := w.txn.Revert(context.Background()); err != nil {
 		return w.errorf("reverting", err)
 	}
-	if err := os.Remove(w.final); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	var errs []error
+	for _, p := range w.committed {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	w.committed = nil
+	if err := errors.Join(errs...); err != nil {
 		return w.errorf("reverting", err)
 	}
 	return nil
 }
 
-// Abort discards the staged file; after Commit it does nothing (a failed
-// job reverts committed writers instead).
+// Abort discards the staged files, and those a Commit that failed halfway
+// published; after Commit it does nothing (a failed job reverts committed
+// writers instead).
 func (w *writer[T]) Abort() error {
 	if !w.state.Aborting() {
 		return nil
@@ -411,11 +704,29 @@ func (w *writer[T]) Abort() error {
 		_ = w.f.Close() // the file is being thrown away
 		w.f = nil
 	}
-	err := os.Remove(w.staging)
+	var errs []error
+	remove := func(p string) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if w.staging != "" {
+		remove(w.staging)
+	}
+	for _, f := range w.staged {
+		remove(f.Staging)
+	}
+	for _, p := range w.committed {
+		remove(p)
+	}
+	w.staged, w.committed = nil, nil
+	if w.rolls {
+		_ = os.Remove(w.rollDir) // if empty
+	}
 	if w.alone {
 		_ = w.txn.Finish(context.Background())
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := errors.Join(errs...); err != nil {
 		return w.errorf("aborting", err)
 	}
 	return nil
