@@ -236,9 +236,10 @@ func (c *checkpointing) carryOut(now int64) {
 		delete(c.passedBy, id)
 		x.cfg.Logger.Info("checkpoint completed", "id", id)
 		// Sinks publish what they staged before it; not at a stop's, so
-		// that the restored run publishes it, however much later.
+		// that the restored run publishes it, however much later. Sources
+		// acknowledge what they read before it (plan.Acknowledger).
 		for vi, v := range x.phys.Vertices {
-			if v.Tail().Kind == plan.KindSink && !c.stopAt {
+			if v.Tail().Kind == plan.KindSink && !c.stopAt || v.Head().Kind == plan.KindSource {
 				for i := range x.hosts[vi] {
 					c.eng.deliver(core.Addr{Vertex: vi, Instance: i}, core.Msg{Kind: core.Completed, Checkpoint: id})
 				}

@@ -471,7 +471,7 @@ func (x *Execution) position(r *checkpoints.Restored) int64 {
 			}
 			for _, sp := range p.Splits {
 				if sp.Done && sp.Split < len(v.Splits) {
-					n += max(v.Splits[sp.Split].Records, 0)
+					n += max(v.Splits[sp.Split].Records, sp.Records, 0)
 				} else {
 					n += sp.Records
 				}

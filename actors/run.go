@@ -122,7 +122,8 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		hs := make([]*host, v.Parallelism)
 		for i := range hs {
 			inst := plan.Instance{Job: phys.Job, Stage: v.Name(), Index: i, Parallelism: v.Parallelism, Run: x.run, MaxParallelism: phys.MaxParallelism, Seed: cfg.Seed,
-				LocalInstances: v.Parallelism, Shared: x.sharedValue, Resumed: restored != nil, Unbounded: unbounded}
+				LocalInstances: v.Parallelism, Shared: x.sharedValue, Resumed: restored != nil, Unbounded: unbounded,
+				Checkpointing: cfg.Checkpoints != nil}
 			for _, e := range v.In {
 				inst.Inputs = append(inst.Inputs, e.Kind)
 			}
@@ -309,6 +310,13 @@ func (x *Execution) Wait() (*Result, error) {
 	if serr != nil {
 		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
+	}
+	if err == nil { // committed: the sources' acknowledgements are due
+		for _, hs := range x.hosts {
+			for _, h := range hs {
+				h.task.AcknowledgeAll()
+			}
+		}
 	}
 	x.closeReaders()
 	res := x.Snapshot()

@@ -68,6 +68,9 @@ func (t *Task) position(n uint64) {
 }
 
 func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
+	if n > 0 {
+		t.positioned = n
+	}
 	var p SourcePosition
 	for k := range t.split {
 		sp := SplitPosition{Split: t.global(k), Desc: t.splits[k].Desc, Done: true}
@@ -79,13 +82,26 @@ func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
 			if o.seek != nil && (o.r == nil || o.skip > 0) { // restored, not yet back where it was
 				sp.Records, sp.Pos = o.seek.Records, o.seek.Pos
 			} else if pr, ok := o.r.(plan.Positioner); ok && o.r != nil {
-				pos, err := pr.Position()
+				pos, err := position(pr, n, t.op.Instance().Checkpointing)
 				if err != nil {
 					t.fail(fmt.Errorf("%s: checkpoint %d: the position in split %s: %w", t.op.Instance(), n, sp.Desc, err))
 					return Snapshot{}, false
 				}
 				sp.Pos = pos
 			}
+		}
+		for _, e := range t.acking {
+			if e.index != k {
+				continue
+			}
+			// Ended, not yet acknowledged: a restore opens it at its end,
+			// for it to tell the system it reads from (plan.Split.Acknowledges).
+			pos, err := e.a.Position()
+			if err != nil {
+				t.fail(fmt.Errorf("%s: checkpoint %d: the position in split %s: %w", t.op.Instance(), n, sp.Desc, err))
+				return Snapshot{}, false
+			}
+			sp.Records, sp.Pos = e.records, pos
 		}
 		p.Splits = append(p.Splits, sp)
 	}
@@ -96,6 +112,16 @@ func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
 	}
 	return Snapshot{Checkpoint: n, Kind: SnapSource, Stage: StageID(t.v.Head()), Instance: t.op.Instance().Index,
 		Encode: func(dst []byte) []byte { return append(dst, data...) }}, true
+}
+
+// position returns r's position at checkpoint n (0: a finished task's
+// final state): PositionAt for a reader that acknowledges what checkpoints
+// hold, in a job that checkpoints.
+func position(r plan.Positioner, n uint64, checkpointing bool) ([]byte, error) {
+	if a, ok := r.(plan.Acknowledger); ok && n > 0 && checkpointing {
+		return a.PositionAt(n)
+	}
+	return r.Position()
 }
 
 // checkpointSink has the sink's writer describe what it has written, for
@@ -217,7 +243,7 @@ func (t *Task) Restore(r Restored) error {
 func (t *Task) restoreSplits(at map[int]SplitPosition) {
 	for k := range t.splits {
 		sp, ok := at[t.global(k)]
-		if ok && sp.Done {
+		if ok && sp.Done && !(t.splits[k].Acknowledges && sp.Pos != nil) {
 			continue
 		}
 		o := openSplit{split: t.splits[k], index: k, queued: true}

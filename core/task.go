@@ -50,6 +50,12 @@ type Task struct {
 	open   []openSplit // splits queued and being read
 	cur    int         // the one read next
 	quiet  int         // open splits in a row that had no data
+	// acking holds the ended splits' readers that acknowledge what they
+	// read (plan.Acknowledger) until a checkpoint taken after their end
+	// has completed; positioned is the last checkpoint whose position the
+	// task took.
+	acking     []endedReader
+	positioned uint64
 	// sink
 	writer    plan.SinkWriter
 	sinkState []byte        // what the writer reopens at, after a restore
@@ -322,6 +328,9 @@ func (t *Task) Step(now int64, m Msg) error {
 		t.trigger(now, m.Checkpoint)
 	case Completed:
 		t.completed(m.Checkpoint)
+		if t.v.Head().Kind == plan.KindSource {
+			t.acknowledge(m.Checkpoint)
+		}
 	case Credit:
 		ch := t.outs[m.Edge][m.Channel]
 		ch.ledger.Grant(m.Grant)
@@ -568,7 +577,9 @@ func (t *Task) produce(now int64) {
 		last := *cur
 		cur = &last
 		t.open = append(t.open[:t.cur], t.open[t.cur+1:]...)
-		if cerr := cur.r.Close(); cerr != nil {
+		if a, ok := cur.r.(plan.Acknowledger); ok && inst.Checkpointing {
+			t.acking = append(t.acking, endedReader{a, cur.r, cur.index, cur.records, cur.split.Desc, t.positioned})
+		} else if cerr := cur.r.Close(); cerr != nil {
 			t.fail(fmt.Errorf("%s: closing split %s: %w", inst, cur.split.Desc, cerr))
 			return
 		}
@@ -988,5 +999,62 @@ func (t *Task) CloseReaders() {
 			_ = o.r.Close()
 		}
 	}
-	t.open = nil
+	for _, e := range t.acking {
+		_ = e.r.Close()
+	}
+	t.open, t.acking = nil, nil
+}
+
+// endedReader is an ended split's reader that acknowledges what it read
+// once checkpoint after+1 or a later one has completed.
+type endedReader struct {
+	a       plan.Acknowledger
+	r       plan.Reader
+	index   int // in Task.splits
+	records int64
+	desc    string
+	after   uint64
+}
+
+// AcknowledgeAll has the readers that acknowledge what they read
+// acknowledge all of it: the job has ended and committed its output.
+func (t *Task) AcknowledgeAll() {
+	t.acknowledge(0)
+}
+
+// acknowledge has the source's readers that acknowledge what they read
+// acknowledge what checkpoint id holds (0: everything), and closes the
+// ended ones it covers. A failed acknowledgement loses nothing (the
+// broker delivers the records again and recovery seeks past them): it is
+// logged.
+func (t *Task) acknowledge(id uint64) {
+	warn := func(desc string, err error) {
+		t.cfg.Logger.Warn("acknowledging what a checkpoint holds", "instance", t.op.Instance().String(), "split", desc,
+			"checkpoint", id, "err", err)
+	}
+	for _, o := range t.open {
+		if a, ok := o.r.(plan.Acknowledger); ok && o.r != nil {
+			t.enter(CallRead, o.index)
+			err := a.Acknowledge(id)
+			t.leave()
+			if err != nil {
+				warn(o.split.Desc, err)
+			}
+		}
+	}
+	keep := t.acking[:0]
+	for _, e := range t.acking {
+		if id != 0 && id <= e.after {
+			keep = append(keep, e)
+			continue
+		}
+		t.enter(CallRead, 0)
+		err := errors.Join(e.a.Acknowledge(0), e.r.Close())
+		t.leave()
+		if err != nil {
+			warn(e.desc, err)
+		}
+	}
+	clear(t.acking[len(keep):])
+	t.acking = keep
 }

@@ -70,10 +70,14 @@ type Instance struct {
 	// Unbounded: the job reads a source that does not end by itself (a
 	// split is Unbounded), so it may never end: file sinks publish their
 	// output at each completed checkpoint rather than at the end.
-	Unbounded   bool
-	Stage       string
-	Index       int
-	Parallelism int
+	Unbounded bool
+	// Checkpointing: the job takes checkpoints, and recovers and restores
+	// from them (a source acknowledges what it read only when a
+	// checkpoint holding it completes: Acknowledger).
+	Checkpointing bool
+	Stage         string
+	Index         int
+	Parallelism   int
 	// MaxParallelism is the job's number of key groups.
 	MaxParallelism int
 	// Seed is the job's seed: state that needs randomness (a hash table's
@@ -117,6 +121,11 @@ type Split struct {
 	// batch from each in turn, where it reads bounded splits one after
 	// another.
 	Unbounded bool
+	// Acknowledges marks a split whose reader acknowledges what it read
+	// to the system it reads from (Acknowledger). A restore opens it at
+	// its position even when the checkpoint had read it to its end, so
+	// that the reader tells that system where the checkpoint was.
+	Acknowledges bool
 }
 
 // ErrConfig is wrapped by the error of a configuration that cannot work
@@ -162,6 +171,22 @@ type EventReader interface {
 // starts (after every record returned so far). It is called between reads.
 type Positioner interface {
 	Position() ([]byte, error)
+}
+
+// Acknowledger is a Positioner whose source is told which of its records
+// the job has made durable, as Flink tells a source of a completed
+// checkpoint: a broker's acknowledgements, given only when they can no
+// longer be needed again. In a job that checkpoints (Instance.Checkpointing)
+// the runtime calls PositionAt(id) at checkpoint id's barrier in place of
+// Position, and Acknowledge(id) after checkpoint id has completed:
+// everything read before that barrier is durable. Acknowledge(0) says
+// everything read is: the job has ended and committed, or the split has
+// ended and a checkpoint taken after its end has completed; the runtime
+// keeps an ended split's reader open until then, and then closes it.
+type Acknowledger interface {
+	Positioner
+	PositionAt(id uint64) ([]byte, error)
+	Acknowledge(id uint64) error
 }
 
 // SourceSpec is a type-erased source.

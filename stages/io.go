@@ -128,6 +128,17 @@ type Positioner interface {
 	Position() ([]byte, error)
 }
 
+// Acknowledger is a Positioner whose source acknowledges what it read
+// once the job has made it durable (a broker's consumer): in a job that
+// checkpoints, PositionAt(id) is called at checkpoint id's barrier in
+// place of Position, and Acknowledge(id) once checkpoint id has completed;
+// Acknowledge(0) covers everything read. See plan.Acknowledger.
+type Acknowledger interface {
+	Positioner
+	PositionAt(id uint64) ([]byte, error)
+	Acknowledge(id uint64) error
+}
+
 // Seeker is a Source that opens a split at a position its Reader's
 // Position returned.
 type Seeker[T any] interface {
@@ -136,11 +147,23 @@ type Seeker[T any] interface {
 
 func newBatchReader[T any](r Reader[T], src Source[T]) plan.Reader {
 	b := &batchReader[T]{r: r, src: src}
+	if _, ok := r.(Acknowledger); ok {
+		return acknowledgingReader[T]{positionedReader[T]{b}}
+	}
 	if _, ok := r.(Positioner); ok {
 		return positionedReader[T]{b}
 	}
 	return b
 }
+
+// acknowledgingReader is a batchReader whose reader acknowledges.
+type acknowledgingReader[T any] struct{ positionedReader[T] }
+
+func (a acknowledgingReader[T]) PositionAt(id uint64) ([]byte, error) {
+	return a.r.(Acknowledger).PositionAt(id)
+}
+
+func (a acknowledgingReader[T]) Acknowledge(id uint64) error { return a.r.(Acknowledger).Acknowledge(id) }
 
 // positionedReader is a batchReader whose reader has positions.
 type positionedReader[T any] struct{ *batchReader[T] }

@@ -54,8 +54,29 @@
 //     consumer; the stream still holds them, and a replay with StartSeq
 //     reads them again.
 //
-// End-to-end exactly once needs the source position to be part of the job's
-// checkpoints, which the stages.Reader interface does not carry yet.
+// In a job that checkpoints, a durable consumer's messages are acknowledged
+// when a checkpoint holding them completes (Flink commits a consumer's
+// offsets the same way), or when the job ends and has committed, and the
+// split's position in the stream is part of the checkpoint:
+//
+//   - recovery and restore make the consumer again (same name) to start
+//     after the checkpoint's position, even for a split the checkpoint had
+//     read to its end: the server's position becomes the checkpoint's, and
+//     what a failed attempt had been delivered and not acknowledged is
+//     not delivered again;
+//   - a run started afresh (no restore) starts after the consumer's ack
+//     floor, what completed checkpoints or an earlier run's end
+//     acknowledged; a consumer left with messages delivered and not
+//     acknowledged is made again at its ack floor, so that it delivers in
+//     order at once;
+//   - between checkpoints, messages stay delivered and unacknowledged: at
+//     most MaxAckPending of them per consumer, after which the split waits
+//     for the next checkpoint to complete, so MaxAckPending over the
+//     checkpoint interval bounds a split's rate; a message the server
+//     delivers again after AckWait is dropped (it was handed over).
+//
+// With a work-queue or interest stream, whose messages go when they are
+// acknowledged, this keeps every message until a checkpoint holds it.
 //
 // # Writing
 //

@@ -110,7 +110,8 @@ func (s *source[T]) Splits(ctx context.Context) ([]stages.Split, error) {
 	parts := s.partitions()
 	splits := make([]stages.Split, len(parts))
 	for i, p := range parts {
-		splits[i] = stages.Split{Index: i, Records: -1, Bytes: -1, Desc: s.desc(p), Data: p, Unbounded: true}
+		splits[i] = stages.Split{Index: i, Records: -1, Bytes: -1, Desc: s.desc(p), Data: p, Unbounded: true,
+			Acknowledges: p.durable != ""}
 	}
 	if !s.bounded() {
 		return splits, nil
@@ -238,7 +239,7 @@ func (s *source[T]) Open(ctx context.Context, inst stages.Instance, sp stages.Sp
 	if err != nil {
 		return nil, err
 	}
-	r := &reader[T]{src: s, ctx: ctx, part: p, desc: sp.Desc, nc: nc, js: js}
+	r := &reader[T]{src: s, ctx: ctx, part: p, desc: sp.Desc, nc: nc, js: js, checkpointing: inst.Checkpointing}
 	if err := r.open(inst); err != nil {
 		nc.Close()
 		return nil, err
@@ -257,19 +258,74 @@ type position struct {
 	Done    bool   `json:"done,omitempty"`
 }
 
-// Position implements stages.Positioner. A durable consumer's split has
-// none: its acknowledgements are not tied to checkpoints yet, so a
-// checkpoint of it could not be restored without losing or repeating
-// messages; it fails the checkpoint, naming the split.
+// Position implements stages.Positioner.
 func (r *reader[T]) Position() ([]byte, error) {
-	if r.part.durable != "" {
-		return nil, r.errorf("a split read through durable consumer %q cannot be checkpointed yet (use an ephemeral consumer)", r.part.durable)
-	}
 	return json.Marshal(position{Cursor: r.cursor, Read: r.read, LastSeq: r.lastSeq, Done: r.done})
 }
 
+// PositionAt implements stages.Acknowledger: the position, and for a
+// durable consumer the messages that checkpoint id will acknowledge.
+func (r *reader[T]) PositionAt(id uint64) ([]byte, error) {
+	if r.part.durable != "" {
+		r.marks = append(r.marks, ackMark{id: id, n: len(r.acks)})
+	}
+	return r.Position()
+}
+
+// Acknowledge implements stages.Acknowledger: a durable consumer's split
+// acknowledges the messages it handed over before checkpoint id's barrier
+// (0: all of them).
+func (r *reader[T]) Acknowledge(id uint64) error {
+	if r.part.durable == "" || r.nc == nil {
+		return nil
+	}
+	n := 0
+	if id == 0 {
+		n, r.marks = len(r.acks), r.marks[:0]
+	} else {
+		k := 0
+		for k < len(r.marks) && r.marks[k].id <= id {
+			n = r.marks[k].n
+			k++
+		}
+		r.marks = append(r.marks[:0], r.marks[k:]...)
+	}
+	if n == 0 {
+		return nil
+	}
+	// The last synchronously: the server handles a consumer's
+	// acknowledgements in order, so when it confirms the last they have
+	// all landed, before the reader may close its connection.
+	err := ackEach(r.acks[:n-1])
+	if err == nil {
+		ctx, cancel := context.WithTimeout(r.ctx, r.src.cfg.requestTimeout)
+		if aerr := r.acks[n-1].DoubleAck(ctx); aerr != nil {
+			err = fmt.Errorf("acknowledging stream sequence %d: %w", seqOf(r.acks[n-1]), aerr)
+		}
+		cancel()
+	}
+	if err != nil {
+		return r.errorf("acknowledging what checkpoint %d holds: %w", id, err)
+	}
+	r.acks = append(r.acks[:0], r.acks[n:]...)
+	for i := range r.marks {
+		r.marks[i].n -= n
+	}
+	return nil
+}
+
+// ackMark: the first n messages of reader.acks were handed over before
+// checkpoint id's barrier.
+type ackMark struct {
+	id uint64
+	n  int
+}
+
 // OpenAt implements stages.Seeker: an ephemeral consumer starting after
-// the position's stream sequence.
+// the position's stream sequence, or the durable consumer made again to
+// start there (the server's position goes back or forward to the
+// checkpoint's, and what it had delivered and not yet acknowledged is
+// dropped with the old consumer).
 func (s *source[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.Split, pos []byte) (stages.Reader[T], error) {
 	var p position
 	if err := json.Unmarshal(pos, &p); err != nil {
@@ -279,18 +335,28 @@ func (s *source[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.
 		return nil, err
 	}
 	part, ok := sp.Data.(partition)
-	if !ok || part.durable != "" {
+	if !ok {
 		return nil, fmt.Errorf("nats: split %q cannot be opened at a position", sp.Desc)
 	}
 	nc, js, err := s.connect(fmt.Sprintf("%s split %d", inst, part.index))
 	if err != nil {
 		return nil, err
 	}
-	r := &reader[T]{src: s, ctx: ctx, part: part, desc: sp.Desc, nc: nc, js: js,
+	r := &reader[T]{src: s, ctx: ctx, part: part, desc: sp.Desc, nc: nc, js: js, checkpointing: inst.Checkpointing,
 		cursor: p.Cursor, read: p.Read, lastSeq: p.LastSeq, done: p.Done}
 	r.consDesc = fmt.Sprintf("sluice job %q run %q %s", inst.Job, inst.Run, inst)
-	if !r.done {
-		if r.str, err = s.openStream(ctx, js); err == nil {
+	// A durable consumer is moved even for a split that had ended, so that
+	// what an attempt after the checkpoint had delivered and not
+	// acknowledged is not delivered again to a later run.
+	if !r.done || part.durable != "" {
+		if r.str, err = s.openStream(ctx, js); err == nil && part.durable != "" {
+			if err = r.str.DeleteConsumer(ctx, part.durable); errors.Is(err, jetstream.ErrConsumerNotFound) {
+				err = nil
+			} else if err != nil {
+				err = r.errorf("moving durable consumer %q to the checkpoint's position: %w", part.durable, err)
+			}
+		}
+		if err == nil {
 			err = r.newConsumer(p.Cursor) // 0: from where the source starts
 		}
 	}
@@ -319,6 +385,11 @@ type reader[T any] struct {
 	nextCons uint64 // ephemeral consumers: the consumer sequence expected next
 	acks     []jetstream.Msg
 	done     bool // the split has ended (io.EOF returned or due)
+	// checkpointing: the job checkpoints, and a durable consumer's
+	// messages are acknowledged when a checkpoint holding them completes
+	// (marks), not when the next batch is read.
+	checkpointing bool
+	marks         []ackMark
 }
 
 func (r *reader[T]) errorf(format string, args ...any) error {
@@ -342,7 +413,44 @@ func (r *reader[T]) open(inst stages.Instance) error {
 		}
 	}
 	r.consDesc = fmt.Sprintf("sluice job %q run %q %s", inst.Job, inst.Run, inst)
+	if r.part.durable != "" && r.checkpointing {
+		return r.resumeDurable()
+	}
 	return r.newConsumer(0)
+}
+
+// resumeDurable opens the durable consumer of a job that checkpoints where
+// the server has it: after the last message acknowledged in order (its ack
+// floor), which the reader's position starts from. A consumer that an
+// earlier run left with messages delivered and not acknowledged is made
+// again to start there, so that it delivers in stream order at once rather
+// than those messages after AckWait, out of order.
+func (r *reader[T]) resumeDurable() error {
+	info, err := r.str.Consumer(r.ctx, r.part.durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return r.newConsumer(0)
+	case err != nil:
+		return r.errorf("durable consumer %q: %w", r.part.durable, err)
+	}
+	ci := info.CachedInfo()
+	floor := ci.AckFloor.Stream
+	r.cursor = floor
+	if ci.NumAckPending == 0 && ci.NumRedelivered == 0 {
+		// As it is, with this source's settings (AckWait, MaxAckPending);
+		// where it starts cannot change.
+		cfg := r.src.consumerConfig(r.part, 0)
+		cfg.Description = r.consDesc
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = ci.Config.DeliverPolicy, ci.Config.OptStartSeq, ci.Config.OptStartTime
+		if r.cons, err = r.str.CreateOrUpdateConsumer(r.ctx, cfg); err != nil {
+			return r.errorf("updating durable consumer %q: %w", r.part.durable, err)
+		}
+		return nil
+	}
+	if err := r.str.DeleteConsumer(r.ctx, r.part.durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return r.errorf("durable consumer %q: making it again at its ack floor %d: %w", r.part.durable, floor, err)
+	}
+	return r.newConsumer(floor)
 }
 
 // newConsumer creates the split's consumer, an ephemeral one starting
@@ -373,8 +481,12 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := r.ack(); err != nil {
-		return 0, err
+	if !r.checkpointing {
+		if err := r.ack(); err != nil {
+			return 0, err
+		}
+	} else if r.part.durable != "" && len(r.acks) >= r.src.cfg.maxAckPending {
+		return 0, stages.ErrNoData // the server delivers no more until a checkpoint completes
 	}
 	want := len(buf)
 	if r.src.cfg.stopAfter > 0 {
@@ -456,6 +568,12 @@ func (r *reader[T]) fetchOnce(dst []T, wait bool) (n int, reset bool, err error)
 			continue
 		}
 		seq := md.Sequence.Stream
+		if durable && r.checkpointing && seq <= r.cursor {
+			// Delivered again (AckWait passed before the checkpoint that
+			// acknowledges it completed): handed over already.
+			r.acks = append(r.acks, msg)
+			continue
+		}
 		if !durable {
 			if md.Sequence.Consumer != r.nextCons {
 				reset = true // a message was lost on the way: start again after the cursor
@@ -556,13 +674,21 @@ func transient(err error) bool {
 
 // ack acknowledges the records handed over so far.
 func (r *reader[T]) ack() error {
-	for i, m := range r.acks {
-		if err := m.Ack(); err != nil {
-			r.acks = r.acks[i:]
-			return r.errorf("acknowledging stream sequence %d: %w", seqOf(m), err)
-		}
+	if err := ackEach(r.acks); err != nil {
+		return r.errorf("%w", err)
 	}
 	r.acks = r.acks[:0]
+	return nil
+}
+
+// ackEach acknowledges ms, up to the first that fails; acknowledging the
+// same messages again after that does no harm.
+func ackEach(ms []jetstream.Msg) error {
+	for _, m := range ms {
+		if err := m.Ack(); err != nil {
+			return fmt.Errorf("acknowledging stream sequence %d: %w", seqOf(m), err)
+		}
+	}
 	return nil
 }
 
@@ -581,7 +707,7 @@ func (r *reader[T]) Close() error {
 		return nil
 	}
 	var err error
-	if r.done && len(r.acks) > 0 {
+	if r.done && len(r.acks) > 0 && !r.checkpointing {
 		// Acknowledge the last one synchronously: the server handles a
 		// consumer's acknowledgements in order, so when it confirms the
 		// last, the position is durable and a reader opened next starts
