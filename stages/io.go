@@ -163,7 +163,9 @@ func (a acknowledgingReader[T]) PositionAt(id uint64) ([]byte, error) {
 	return a.r.(Acknowledger).PositionAt(id)
 }
 
-func (a acknowledgingReader[T]) Acknowledge(id uint64) error { return a.r.(Acknowledger).Acknowledge(id) }
+func (a acknowledgingReader[T]) Acknowledge(id uint64) error {
+	return a.r.(Acknowledger).Acknowledge(id)
+}
 
 // positionedReader is a batchReader whose reader has positions.
 type positionedReader[T any] struct{ *batchReader[T] }

@@ -111,7 +111,8 @@ type stagedFile struct {
 // Reopen implements stages.Reopener: the staged file is cut back to what
 // it held at the checkpoint, and the writer appends from there; the files
 // the checkpoint had closed are taken back, those published since counted
-// as published, and what was staged after the checkpoint goes.
+// as published (and listed, if the manifest does not list them yet), and
+// what was staged or published after the checkpoint goes.
 func (s *sink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
 	var st checkpointState
 	if err := json.Unmarshal(state, &st); err != nil {
@@ -176,7 +177,7 @@ func (s *sink[T]) open(ctx context.Context, inst stages.Instance, at *checkpoint
 				"which restoring an older checkpoint would write again: restore checkpoint %d or a later one, or write to another output",
 				dir, inst.Restored, c, c)
 		}
-		if err := w.takeBack(at); err != nil {
+		if err := w.takeBack(ctx, at); err != nil {
 			return nil, fmt.Errorf("jsonl: reopening %s: %w", dir, err)
 		}
 	} else if w.rolls {
@@ -225,8 +226,15 @@ func (s *sink[T]) open(ctx context.Context, inst stages.Instance, at *checkpoint
 // checkpoint goes, and so does what was published after it without
 // reaching the manifest (a process that died between the two): no
 // manifest lists a file begun after the checkpoint restored, since the
-// output would then hold a later checkpoint, which open refuses.
-func (w *writer[T]) takeBack(at *checkpointState) error {
+// output would then hold a later checkpoint, which open refuses. If the
+// process died before a manifest listed the checkpoint's published files,
+// their completion is finished now: the manifest is written at the
+// checkpoint restored (which may be the one the output holds, another
+// instance's completion having written it). The writer's later
+// checkpoints no longer name these files, so a manifest must list them
+// before it goes on, or a restore from a later checkpoint (after a stop,
+// or a second crash before the next manifest) would lose them.
+func (w *writer[T]) takeBack(ctx context.Context, at *checkpointState) error {
 	w.seq = at.Seq
 	var published []commit.File
 	for _, f := range at.Staged {
@@ -256,12 +264,23 @@ func (w *writer[T]) takeBack(at *checkpointState) error {
 	for seq := at.Seq; ; seq++ {
 		err := os.Remove(filepath.Join(w.dir, rolledName(w.inst.Index, seq, w.run)))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			break
 		}
 		if err != nil {
 			return err
 		}
 	}
+	if len(published) == 0 {
+		return nil
+	}
+	m, _, err := commit.ReadManifest(ctx, commit.Local{}, w.dir)
+	if err != nil {
+		return err
+	}
+	if m != nil && !slices.ContainsFunc(published, func(f commit.File) bool { return !m.Has(f.Path) }) {
+		return nil // listed: the completion wrote its manifest
+	}
+	return w.txn.CommitCheckpoint(ctx, w.inst.Restored)
 }
 
 // removeStrays deletes the files in the writer's staging for rolled files

@@ -3,6 +3,7 @@ package jsonl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -344,24 +345,13 @@ func TestReopenAfterPublishingCrashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// publish moves what is staged into the output, as a completion does
-	// before it writes the manifest.
-	publish := func() {
-		staged, err := filepath.Glob(filepath.Join(dir, "_sluice", "staging", "*", "00000", "*.inprogress"))
-		if err != nil || len(staged) != 1 {
-			t.Fatalf("staged %q (%v), want one file", staged, err)
-		}
-		if err := os.Rename(staged[0], filepath.Join(dir, strings.TrimSuffix(filepath.Base(staged[0]), ".inprogress"))); err != nil {
-			t.Fatal(err)
-		}
-	}
 	step(t, w, events(3), 1, true)
 	at2 := step(t, w, events(5)[3:], 2, false)
-	publish()
+	publishStaged(t, dir)
 	step(t, w, events(7)[5:], 3, false)
-	publish()
+	publishStaged(t, dir)
 	step(t, w, events(9)[7:], 5, false)
-	publish()
+	publishStaged(t, dir)
 	if err := w.(stages.Checkpointer).Detach(); err != nil {
 		t.Fatal(err)
 	}
@@ -384,6 +374,92 @@ func TestReopenAfterPublishingCrashed(t *testing.T) {
 		t.Fatalf("read back %d events, want 6", len(got))
 	}
 	finish(t, dir, inst)
+}
+
+// publishStaged moves the one file that instance 0 has staged into the
+// output, as a completion does before it writes the manifest.
+func publishStaged(t *testing.T, dir string) {
+	t.Helper()
+	staged, err := filepath.Glob(filepath.Join(dir, "_sluice", "staging", "*", "00000", "*.inprogress"))
+	if err != nil || len(staged) != 1 {
+		t.Fatalf("staged %q (%v), want one file", staged, err)
+	}
+	if err := os.Rename(staged[0], filepath.Join(dir, strings.TrimSuffix(filepath.Base(staged[0]), ".inprogress"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkListed fails unless the output holds exactly the part files its
+// manifest lists, and reads back as want.
+func checkListed(t *testing.T, dir string, want []event) {
+	t.Helper()
+	m := manifestOf(t, dir)
+	files, err := filepath.Glob(filepath.Join(dir, "part-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	if !slices.Equal(files, m.Paths()) {
+		t.Fatalf("the output holds the part files %q, its manifest lists %q", files, m.Paths())
+	}
+	if got := readEvents(t, dir); !reflect.DeepEqual(got, want) {
+		t.Fatalf("read back %d events, want %d", len(got), len(want))
+	}
+}
+
+// TestRestoreAfterResumedRunEndsAgain: a process died between moving
+// checkpoint 2's file into the output and writing the manifest. A new
+// process restores checkpoint 2, which lists the file at once, before the
+// writer goes on; it then ends again before writing another manifest:
+// stopped at checkpoint 3, which has nothing new to publish, or killed in
+// the same way at checkpoint 3's completion. A third process restores
+// checkpoint 3, whose state no longer names checkpoint 2's file: its
+// manifest lists every record once, and the output holds nothing else.
+func TestRestoreAfterResumedRunEndsAgain(t *testing.T) {
+	for _, killed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("killed=%v", killed), func(t *testing.T) {
+			dir := t.TempDir()
+			inst := streamInst(shared())
+			w, err := jsonl.Sink[event](dir).Open(context.Background(), inst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			step(t, w, events(3), 1, true)
+			at2 := step(t, w, events(5)[3:], 2, false)
+			publishStaged(t, dir)
+			jsonl.Sink[event](dir).(stages.JobSuspender).SuspendJob(context.Background(), inst)
+
+			inst = streamInst(shared())
+			inst.Resumed = true
+			w = reopen(t, dir, inst, 2, at2)
+			if m := manifestOf(t, dir); m.Checkpoint != 2 || rowsOf(m) != 5 {
+				t.Fatalf("restored at checkpoint 2, the manifest is %+v, want 5 records at checkpoint 2", m)
+			}
+			checkListed(t, dir, events(5))
+			n := int64(5)
+			var at3 []byte
+			if killed {
+				n = 7
+				at3 = step(t, w, events(n)[5:], 3, false)
+				publishStaged(t, dir)
+			} else {
+				at3 = step(t, w, nil, 3, true)
+			}
+			jsonl.Sink[event](dir).(stages.JobSuspender).SuspendJob(context.Background(), inst)
+
+			inst = streamInst(shared())
+			inst.Resumed = true
+			w = reopen(t, dir, inst, 3, at3)
+			step(t, w, events(n + 1)[n:], 4, true)
+			if m := manifestOf(t, dir); m.Checkpoint != 4 || rowsOf(m) != n+1 {
+				t.Fatalf("after checkpoint 4 the manifest is %+v, want %d records at checkpoint 4", m, n+1)
+			}
+			checkListed(t, dir, events(n+1))
+			finish(t, dir, inst)
+		})
+	}
 }
 
 // TestStaleWriterCannotPublish: a writer of an attempt that was rolled

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -237,7 +238,8 @@ type stagedRecord struct {
 }
 
 // Reopen implements stages.Reopener: the writer takes over the files the
-// checkpoint had staged and deletes the ones staged after it.
+// checkpoint had staged and deletes the ones begun after it, staged or
+// published.
 func (s *FileSink[T]) Reopen(ctx context.Context, inst stages.Instance, state []byte) (stages.Writer[T], error) {
 	var st checkpointState
 	if err := json.Unmarshal(state, &st); err != nil {
@@ -298,6 +300,7 @@ func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkp
 				"which restoring an older checkpoint would write again: restore checkpoint %d or a later one, or write to another output",
 				s.url, inst.Restored, c, c)
 		}
+		var taken []commit.File
 		for _, f := range at.Staged {
 			sf := stagedFile{from: f.From, to: f.To, rel: f.Rel, rows: f.Rows, bytes: f.Bytes, ck: f.Ck}
 			published, err := w.publishedAlready(ctx, sf)
@@ -305,10 +308,18 @@ func (s *FileSink[T]) open(ctx context.Context, inst stages.Instance, at *checkp
 				return nil, fmt.Errorf("parquetio: reopening %s: %w", s.url, err)
 			}
 			if published { // at the checkpoint's completion, before the failure
-				txn.Add(commit.File{Path: sf.rel, Rows: sf.rows, Bytes: sf.bytes})
+				taken = append(taken, commit.File{Path: sf.rel, Rows: sf.rows, Bytes: sf.bytes})
 				continue
 			}
 			w.staged = append(w.staged, sf)
+		}
+		if inst.Unbounded { // a bounded job publishes nothing before its end
+			if err := w.removeBegunAfter(ctx, at.Seq); err != nil {
+				return nil, fmt.Errorf("parquetio: reopening %s: %w", s.url, err)
+			}
+		}
+		if err := w.takeBack(ctx, taken); err != nil {
+			return nil, fmt.Errorf("parquetio: reopening %s at checkpoint %d: %w", s.url, inst.Restored, err)
 		}
 	}
 	if again || at != nil {
@@ -332,6 +343,81 @@ func (w *writer[T]) publishedAlready(ctx context.Context, f stagedFile) (bool, e
 		err = fmt.Errorf("staged file %s is neither in staging nor published as %s", w.st.display(f.from), w.st.display(f.to))
 	}
 	return exists, err
+}
+
+// takeBack adds to the transaction the files of the checkpoint reopened at
+// that a completion published before the failure. In a job that does not
+// end by itself, if the process died before a manifest listed them all,
+// that completion is finished now: the manifest is written at the
+// checkpoint reopened at (which may be the one the output holds, another
+// instance's completion having written it). The writer's later
+// checkpoints no longer name these files, so a manifest must list them
+// before it goes on, or a restore from a later checkpoint (after a stop,
+// or a second crash before the next manifest) would lose them. A bounded
+// job lists them at its end, with the rest of its output.
+func (w *writer[T]) takeBack(ctx context.Context, files []commit.File) error {
+	if len(files) == 0 {
+		return nil
+	}
+	w.txn.Add(files...)
+	if !w.inst.Unbounded {
+		return nil
+	}
+	m, _, err := commit.ReadManifest(ctx, commitFS(w.st), w.out)
+	if err != nil {
+		return err
+	}
+	if m != nil && !slices.ContainsFunc(files, func(f commit.File) bool { return !m.Has(f.Path) }) {
+		return nil // listed: the completion wrote its manifest
+	}
+	return w.txn.CommitCheckpoint(ctx, w.inst.Restored)
+}
+
+// removeBegunAfter deletes the instance's files in the output numbered seq
+// or above, begun after the checkpoint reopened at: a later checkpoint's
+// completion published them, and the process died before a manifest
+// listed them (one that did would hold a later checkpoint, which open
+// refuses). The replay writes their records again. A file's name does not
+// tell its partition, so the whole output is listed, but Sluice's own
+// directory.
+func (w *writer[T]) removeBegunAfter(ctx context.Context, seq int) error {
+	ours := regexp.MustCompile(`^` + regexp.QuoteMeta(fmt.Sprintf("part-%05d-%s-", w.inst.Index, w.run)) + `([0-9]{4,})(\.[a-z0-9]+)?\.parquet$`)
+	var dirs []string
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		files, subs, err := w.st.list(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", w.st.display(dir), err)
+		}
+		for _, f := range files {
+			m := ours.FindStringSubmatch(f.name)
+			if m == nil {
+				continue
+			}
+			if n, err := strconv.Atoi(m[1]); err != nil || n < seq {
+				continue
+			}
+			p := w.st.join(dir, f.name)
+			if err := w.st.remove(ctx, p); err != nil {
+				return fmt.Errorf("deleting %s: %w", w.st.display(p), err)
+			}
+			if w.st.local() {
+				dirs = appendDirs(dirs, w.st, p, w.out)
+			}
+		}
+		for _, d := range subs {
+			if dir == w.out && d == commit.InternalDir {
+				continue
+			}
+			if err := walk(w.st.join(dir, d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := walk(w.out)
+	removeEmptyDirs(dirs, w.out)
+	return err
 }
 
 // removeStrays deletes the files below dir that the writer has not staged.

@@ -456,8 +456,11 @@ func (t *Txn) recover(ctx context.Context) error {
 // resumedOwn reports whether a file below the output is one that this
 // run, resumed, published at a checkpoint: the manifest may not list it
 // yet (a process of the run died between publishing it and writing the
-// manifest), and it is no earlier snapshot's. The resumed writers take it
-// back, or leave it when they go on from an older checkpoint.
+// manifest), and it is no earlier snapshot's. It is left to the resumed
+// writers: reopened at the checkpoint whose completion published it, a
+// writer takes it back and has a manifest list it at once; reopened at an
+// older checkpoint, whose replay writes its records again, the writer
+// deletes it (each its own files, those begun after that checkpoint).
 func (t *Txn) resumedOwn(rel string) bool {
 	return t.o.Resume && t.o.Ours(base(rel)) && strings.Contains(base(rel), t.o.Run)
 }
