@@ -46,6 +46,10 @@ type RecoveryStat struct {
 	// they read none).
 	Failed   time.Time
 	Restored time.Duration
+	// Replayed counts the records the sources read again: those the failed
+	// attempt had read past the checkpoint restored (all it read, without
+	// one). The stages' counts include them again.
+	Replayed int64
 }
 
 // recovery is the Execution's record of its recoveries.
@@ -54,6 +58,11 @@ type recovery struct {
 	failures []time.Time // counted against the policy
 	stats    []RecoveryStat
 	waiting  atomic.Bool // the latest recovery waits for its first record
+	// from is the input position of the checkpoint the attempt started
+	// from, and read the records the sources had read then, in all
+	// attempts: the position the attempt reached is from plus what they
+	// read since.
+	from, read int64
 }
 
 // KilledError is the cause of an attempt that chaos ended by killing an
@@ -111,10 +120,24 @@ func (x *Execution) restoreTasks(r *checkpoints.Restored) error {
 			}
 		}
 	}
+	x.rec.from, x.rec.read = x.position(r), x.sourcesRead()
 	if x.chaos != nil {
-		x.chaos.attemptStarted(x.position(r))
+		x.chaos.attemptStarted(x.rec.from)
 	}
 	return nil
+}
+
+// sourcesRead returns the records the sources have read, in all attempts.
+func (x *Execution) sourcesRead() int64 {
+	var n int64
+	for vi, v := range x.phys.Vertices {
+		if v.Head().Kind == plan.KindSource {
+			for _, h := range x.hosts[vi] {
+				n += h.nodeRecords[0].Load()
+			}
+		}
+	}
+	return n
 }
 
 // Savepoint takes a savepoint named name (checkpoints.CheckSavepointName):
@@ -281,9 +304,11 @@ func (x *Execution) recover(at *attempt) error {
 			h.newTask()
 		}
 	}
+	reached := x.rec.from + x.sourcesRead() - x.rec.read
 	if err := x.restoreTasks(r); err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}
+	st.Replayed = max(reached-x.rec.from, 0)
 	x.rec.mu.Lock()
 	x.rec.stats = append(x.rec.stats, st)
 	x.rec.waiting.Store(true)

@@ -514,6 +514,15 @@ func TestRecoveryAtLeastOnce(t *testing.T) {
 		if len(s.m) != n || s.writes <= n {
 			t.Fatalf("%d keys written %d times, want %d keys, some twice", len(s.m), s.writes, n)
 		}
+		// The source read each record once, and again those the
+		// recoveries say they read again.
+		replayed := int64(0)
+		for _, r := range res.Recoveries {
+			replayed += r.Replayed
+		}
+		if read := res.Stages[0].Records; replayed == 0 || read != n+replayed {
+			t.Fatalf("the source read %d records; %d read again by %d recoveries; want %d + that", read, replayed, len(res.Recoveries), n)
+		}
 		for k, v := range s.m {
 			if v != 3*k {
 				t.Fatalf("key %d holds %d, want %d", k, v, 3*k)

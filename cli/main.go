@@ -1205,7 +1205,11 @@ func writeRecovery(w io.Writer, res *sluice.Result) {
 		if r.Checkpoint != 0 {
 			from = fmt.Sprintf("from checkpoint %d", r.Checkpoint)
 		}
-		fmt.Fprintf(w, "recovery: attempt %d %s, reading again %s after the failure: %s\n", r.Attempt, from, round(r.Restored), r.Cause)
+		again := ""
+		if r.Replayed > 0 {
+			again = fmt.Sprintf(", %d records read again", r.Replayed)
+		}
+		fmt.Fprintf(w, "recovery: attempt %d %s, reading again %s after the failure%s: %s\n", r.Attempt, from, round(r.Restored), again, r.Cause)
 		for _, s := range r.Skipped {
 			fmt.Fprintf(w, "  skipped %s\n", s)
 		}
