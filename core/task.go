@@ -1044,11 +1044,17 @@ func (t *Task) acknowledge(id uint64) {
 	}
 	keep := t.acking[:0]
 	for _, e := range t.acking {
-		if id != 0 && id <= e.after {
+		if id != 0 && id <= e.after { // what it read before barrier id, not its end
+			t.enter(CallRead, e.index)
+			err := e.a.Acknowledge(id)
+			t.leave()
+			if err != nil {
+				warn(e.desc, err)
+			}
 			keep = append(keep, e)
 			continue
 		}
-		t.enter(CallRead, 0)
+		t.enter(CallRead, e.index)
 		err := errors.Join(e.a.Acknowledge(0), e.r.Close())
 		t.leave()
 		if err != nil {

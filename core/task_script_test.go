@@ -25,11 +25,12 @@ import (
 // so a script shows every call the task makes besides its messages.
 // Commands:
 //
-//	new graph=NAME [par=1 maxpar=8 vertex=1 instance=0 credits=2 records=4 linger=100 poll=250]
+//	new graph=NAME [par=1 maxpar=8 vertex=1 instance=0 credits=2 records=4 linger=100 poll=250 nohold=0 checkpointing=0]
 //	read [source=src] split=N data 1 2 [eof] | nodata | eof ...
 //	step start|produce|retry|tick|timer [at=T]
 //	step credit edge=E channel=C credits=N [batches= records= bytes=] [at=T]
 //	step data|end|watermark|idle [input=I channel=C t=T] [records...] [at=T]
+//	step trigger|completed n=N
 //	counters
 //
 // Times are unix ns; at= sets the processing time of this and later steps
@@ -138,6 +139,32 @@ func (r *scriptedReader) Close() error {
 	return nil
 }
 
+// ackingSource is a scriptedSource whose readers acknowledge what
+// completed checkpoints hold (stages.Acknowledger), as a broker's consumer.
+type ackingSource struct{ scriptedSource }
+
+func (s ackingSource) Open(ctx context.Context, inst plan.Instance, sp plan.Split) (stages.Reader[int64], error) {
+	r, err := s.scriptedSource.Open(ctx, inst, sp)
+	return &ackingReader{r.(*scriptedReader)}, err
+}
+
+type ackingReader struct{ *scriptedReader }
+
+func (r *ackingReader) Position() ([]byte, error) {
+	r.e.logf("position %s", r.desc)
+	return []byte("pos"), nil
+}
+
+func (r *ackingReader) PositionAt(id uint64) ([]byte, error) {
+	r.e.logf("position %s at checkpoint %d", r.desc, id)
+	return []byte("pos"), nil
+}
+
+func (r *ackingReader) Acknowledge(id uint64) error {
+	r.e.logf("acknowledge %s: checkpoint %d", r.desc, id)
+	return nil
+}
+
 // loggedSink logs each call of its writer.
 type loggedSink[T any] struct{ e *taskEnv }
 
@@ -183,6 +210,11 @@ var taskFixtures = map[string]func(e *taskEnv, p *stages.Pipeline){
 		src := stages.Read[int64](p, scriptedSource{e, "src", 3, false}, stages.Name("src"))
 		m := stages.Map(stages.Rebalance(src), ident, stages.Name("m"), stages.Parallelism(2))
 		stages.Write(m, loggedSink[int64]{e})
+	},
+	// Two splits whose readers acknowledge what checkpoints hold → sink.
+	"acking": func(e *taskEnv, p *stages.Pipeline) {
+		src := stages.Read[int64](p, ackingSource{scriptedSource{e, "src", 2, false}}, stages.Name("src"))
+		stages.Write(stages.Map(stages.Rebalance(src), ident, stages.Name("m"), stages.Parallelism(1)), loggedSink[int64]{e})
 	},
 	// Sources a (2 splits) and b (1 split) into a union that sends on to m.
 	"union": func(e *taskEnv, p *stages.Pipeline) {
@@ -273,8 +305,8 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no fixture %q", name)
 	}
-	var errs [9]error
-	var par, maxPar, vid, inst, credits, recs, linger, poll, nohold int
+	var errs [10]error
+	var par, maxPar, vid, inst, credits, recs, linger, poll, nohold, checkpointing int
 	par, errs[0] = intArg(kv, "par", 1)
 	maxPar, errs[1] = intArg(kv, "maxpar", 8)
 	vid, errs[2] = intArg(kv, "vertex", 1)
@@ -284,6 +316,7 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 	linger, errs[6] = intArg(kv, "linger", 100)
 	poll, errs[7] = intArg(kv, "poll", 250)
 	nohold, errs[8] = intArg(kv, "nohold", 0)
+	checkpointing, errs[9] = intArg(kv, "checkpointing", 0)
 	if err := errors.Join(errs[:]...); err != nil {
 		return "", err
 	}
@@ -302,7 +335,9 @@ func (e *taskEnv) new(kv map[string]string) (string, error) {
 		return "", fmt.Errorf("no instance %d of v%d", inst, vid)
 	}
 	const batchBytes = 1 << 20
-	e.task = core.NewTask(phys, vid-1, instance(phys, e.v, inst),
+	pi := instance(phys, e.v, inst)
+	pi.Checkpointing = checkpointing != 0
+	e.task = core.NewTask(phys, vid-1, pi,
 		core.Config{BatchRecords: recs, BatchBytes: batchBytes, MaxParallelism: maxPar},
 		core.TaskConfig{
 			Ctx:          context.Background(),
@@ -384,7 +419,7 @@ func (e *taskEnv) read(kv map[string]string, rest []string) (string, error) {
 var stepKinds = map[string]core.Kind{
 	"start": core.Start, "produce": core.Produce, "retry": core.Retry, "tick": core.Tick, "timer": core.Timer,
 	"credit": core.Credit, "data": core.Data, "end": core.EndOfInput, "watermark": core.Watermark, "idle": core.Idle,
-	"barrier": core.Barrier, "trigger": core.Trigger,
+	"barrier": core.Barrier, "trigger": core.Trigger, "completed": core.Completed,
 }
 
 func (e *taskEnv) step(kv map[string]string, rest []string) (string, error) {
