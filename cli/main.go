@@ -152,6 +152,14 @@ func (c *invocation) main(ctx context.Context, args []string) int {
 		return c.checkpoints(ctx, rest)
 	case "savepoint":
 		return c.savepoint(ctx, rest)
+	case "node":
+		return c.node(ctx, rest)
+	case "submit":
+		return c.submit(ctx, rest)
+	case "nodes":
+		return c.nodes(ctx, rest)
+	case "status", "stop", "cancel":
+		return c.jobCommand(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	default:
@@ -359,6 +367,10 @@ Usage:
   %[1]s jobs
   %[1]s checkpoints URL [ID]
   %[1]s savepoint take|list|show|delete URL [NAME]
+  %[1]s node [--listen HOST:PORT] [--join GOSSIP_ADDR,...] [flags]
+  %[1]s submit --to HOST:PORT JOB [--arg key=value]... [flags of run]
+  %[1]s status|stop|cancel --to HOST:PORT [JOB_ID]
+  %[1]s nodes --to HOST:PORT
   %[1]s help [COMMAND]
 
 Commands:
@@ -367,6 +379,12 @@ Commands:
   jobs         lists the registered jobs
   checkpoints  lists the checkpoints in a store, and which a recovery takes
   savepoint    takes a savepoint of a running job, lists, shows, deletes them
+  node         runs a node of a cluster, a daemon that runs submitted jobs
+  submit       runs a job on a node, showing its output and summary here
+  status       lists a node's jobs, or shows one
+  stop         stops a job on a node as SIGTERM stops run
+  cancel       cancels a job on a node
+  nodes        lists the cluster's members as a node sees them
   help         shows this text, or a command's flags
 
 Standard output carries only what a job prints itself. Progress (on a
@@ -406,6 +424,11 @@ func (c *invocation) help(args []string) int {
 		return exitOK
 	case "savepoint":
 		fmt.Fprintf(c.stdout, "usage: %s savepoint take [--timeout D] URL NAME | list URL | show URL NAME | delete URL NAME\n\n%s\n", c.name, savepointDoc)
+		return exitOK
+	case "node":
+		fs, _ = c.nodeFlagSet()
+	case "submit", "status", "stop", "cancel", "nodes":
+		fmt.Fprintf(c.stdout, "%s\n", remoteDoc)
 		return exitOK
 	case "help":
 		c.usage(c.stdout)

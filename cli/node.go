@@ -1,0 +1,503 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluice-data/sluice/membership"
+)
+
+const nodeDoc = `Runs a node of a cluster: a daemon of this binary that joins the others by
+gossip and runs the jobs submitted to it (sluice submit --to HOST:PORT).
+
+--listen is the node's base address; the ports not given follow from its
+port P: gossip P+1 (TCP and UDP), data P+2, HTTP P+3. So
+  sluice node --listen 127.0.0.1:7600
+gossips on 7601 and serves its API on 7603, and a second node joins it with
+  sluice node --listen 127.0.0.1:7610 --join 127.0.0.1:7601
+
+The HTTP API (for the client commands; JSON):
+  GET  /v1/nodes             the members as this node sees them
+  POST /v1/jobs              run a job: {"args": [JOB, flags of run...]};
+                             the reply streams its output and exit status
+  GET  /v1/jobs[/ID]         the jobs this node runs and ran
+  POST /v1/jobs/ID/stop      stop it as SIGTERM stops 'run' (at a final
+                             checkpoint with --checkpoints: exit 75)
+  POST /v1/jobs/ID/cancel    cancel it
+
+A job runs on the node that accepts it, in its process (placement across
+nodes is not built yet); what it prints itself goes to the node's standard
+output, its progress, summary and errors to the client. SIGTERM or SIGINT
+stops the node's jobs as 'run' stops one, then leaves the cluster (the
+others see it left, not dead); a second signal exits at once.`
+
+// nodeFlags are the node command's flags.
+type nodeFlags struct {
+	listen, gossip, data, http string
+	join, name, profile        string
+	slots                      int
+	stopTimeout                time.Duration
+}
+
+func (c *invocation) nodeFlagSet() (*flag.FlagSet, *nodeFlags) {
+	f := &nodeFlags{}
+	fs := flag.NewFlagSet(c.name+" node", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s node [flags]\n\n%s\n\nFlags:\n", c.name, nodeDoc)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:7600", "the node's base address `HOST:PORT`, from which the other ports follow")
+	fs.StringVar(&f.gossip, "gossip", "", "the gossip address (memberlist, TCP and UDP; default: --listen's port + 1)")
+	fs.StringVar(&f.data, "data", "", "the data address (default: --listen's port + 2)")
+	fs.StringVar(&f.http, "http", "", "the HTTP API's address (default: --listen's port + 3)")
+	fs.StringVar(&f.join, "join", "", "gossip addresses of nodes to join, comma-separated (none: start a cluster)")
+	fs.StringVar(&f.name, "name", "", "the node's name, to which each start adds a fresh incarnation (default: the host name)")
+	fs.StringVar(&f.profile, "profile", "local", "failure detection timing: "+strings.Join(membership.Profiles, ", ")+
+		" (local detects a crash in about 0.4 s on one machine; ci tolerates -race on busy cores)")
+	fs.IntVar(&f.slots, "slots", runtime.NumCPU(), "the task instances the node runs at once")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "at SIGTERM, how long the node's jobs have to stop before it cancels them")
+	return fs, f
+}
+
+// derive returns addr, or when it is empty --listen's host with its port
+// plus off.
+func derive(listen, addr string, off int) (string, error) {
+	if addr != "" {
+		return addr, nil
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port+off > 65535 {
+		return "", fmt.Errorf("--listen %q: want a port from 1 to %d, for the ports that follow from it", listen, 65535-off)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port+off)), nil
+}
+
+// buildID identifies this binary: the SHA-256 of its executable, so that
+// any two builds differ.
+func buildID() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// node runs 'node' until ctx is done (the first SIGTERM or SIGINT).
+func (c *invocation) node(ctx context.Context, args []string) int {
+	fs, f := c.nodeFlagSet()
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return c.flagError(fs, "node", err)
+	}
+	if fs.NArg() > 0 {
+		c.errorf("node: unexpected argument %q", fs.Arg(0))
+		return exitUsage
+	}
+	var errs [3]error
+	f.gossip, errs[0] = derive(f.listen, f.gossip, 1)
+	f.data, errs[1] = derive(f.listen, f.data, 2)
+	f.http, errs[2] = derive(f.listen, f.http, 3)
+	if err := errors.Join(errs[:]...); err != nil {
+		c.errorf("node: %v", err)
+		return exitUsage
+	}
+	if f.slots < 1 {
+		c.errorf("node: --slots %d: want at least 1", f.slots)
+		return exitUsage
+	}
+	build, err := buildID()
+	if err != nil {
+		c.errorf("node: reading the binary for its build ID: %v", err)
+		return exitFailed
+	}
+	if f.name == "" {
+		if f.name, err = os.Hostname(); err != nil {
+			f.name = "node"
+		}
+	}
+	var join []string
+	for _, j := range strings.Split(f.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			join = append(join, j)
+		}
+	}
+	ln, err := net.Listen("tcp", f.http)
+	if err != nil {
+		c.errorf("node: the HTTP API: %v", err)
+		return exitFailed
+	}
+	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := membership.Start(membership.Config{Name: f.name, Gossip: f.gossip, Join: join, Profile: f.profile, Logger: logger,
+		Meta: membership.Meta{Build: build, Slots: f.slots, Control: f.listen, Data: f.data, HTTP: f.http}})
+	if err != nil {
+		ln.Close()
+		c.errorf("node: %v", err)
+		if strings.Contains(err.Error(), "profile") {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx)}
+	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(c.stderr, "node %s (build %s, %d slots): gossip %s, HTTP %s%s\n", m.Name(), build, f.slots, f.gossip, f.http,
+		map[bool]string{true: ", joined " + strings.Join(join, ","), false: ", a new cluster"}[len(join) > 0])
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		c.errorf("node: the HTTP API: %v", err)
+	}
+	// Stop the jobs as 'run' stops one, then leave.
+	running := n.stopAll()
+	if running > 0 {
+		fmt.Fprintf(c.stderr, "node %s: stopping %d jobs (within %v)\n", m.Name(), running, f.stopTimeout)
+		if !n.waitAll(f.stopTimeout) {
+			c.errorf("node: jobs still running after %v (--stop-timeout): cancelling them", f.stopTimeout)
+			n.cancelAll()
+			n.waitAll(10 * time.Second)
+		}
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shut)
+	if err := m.Leave(5 * time.Second); err != nil {
+		c.warnf("node: leaving the cluster: %v", err)
+	}
+	fmt.Fprintf(c.stderr, "node %s: left the cluster\n", m.Name())
+	return exitOK
+}
+
+// nodeServer is a node's HTTP API and the jobs it runs.
+type nodeServer struct {
+	c     *invocation
+	m     *membership.Node
+	build string
+	ctx   context.Context
+
+	mu   sync.Mutex
+	jobs map[string]*nodeJob
+	seq  int
+	wg   sync.WaitGroup
+}
+
+// nodeJob is a job a node runs: an invocation of 'run' of its own.
+type nodeJob struct {
+	ID      string    `json:"id"`
+	Args    []string  `json:"args"`
+	Started time.Time `json:"started"`
+	// State is running, then ended with Exit, the status 'run' would have
+	// exited with.
+	State string     `json:"state"`
+	Exit  int        `json:"exit"`
+	Ended *time.Time `json:"ended,omitempty"`
+
+	sigs   chan os.Signal
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (n *nodeServer) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/nodes", n.nodes)
+	mux.HandleFunc("POST /v1/jobs", n.submit)
+	mux.HandleFunc("GET /v1/jobs", n.listJobs)
+	mux.HandleFunc("GET /v1/jobs/{id}", n.job)
+	mux.HandleFunc("POST /v1/jobs/{id}/stop", n.stopJob)
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.cancelJob)
+	return mux
+}
+
+// nodesReply is GET /v1/nodes.
+type nodesReply struct {
+	Self    string              `json:"self"`
+	Build   string              `json:"build"`
+	Members []membership.Member `json:"members"`
+}
+
+func (n *nodeServer) nodes(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, nodesReply{Self: n.m.Name(), Build: n.build, Members: n.m.Members()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiError is the body of an API error.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// submitRequest is POST /v1/jobs.
+type submitRequest struct {
+	Args []string `json:"args"`
+	// Build, when set, is the client's build ID: a node of another build
+	// refuses the job, since it would run other code under the job's name.
+	Build string `json:"build,omitempty"`
+}
+
+// frame is one line of a job's stream: its ID first, then its output
+// (Err: standard error, Out: standard output), then its exit status.
+type frame struct {
+	Job  string `json:"job,omitempty"`
+	Node string `json:"node,omitempty"`
+	Err  string `json:"err,omitempty"`
+	Out  string `json:"out,omitempty"`
+	Exit *int   `json:"exit,omitempty"`
+}
+
+func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
+	var req submitRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("the request: %v", err)})
+		return
+	}
+	if len(req.Args) == 0 {
+		writeJSON(w, http.StatusBadRequest, apiError{"no job: want {\"args\": [JOB, flags...]}"})
+		return
+	}
+	if req.Build != "" && req.Build != n.build {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("node %s runs build %s, the client is build %s: submit with the node's binary",
+			n.m.Name(), n.build, req.Build)})
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	out := newFrameStream(w, flusher)
+	ctx, cancel := context.WithCancel(n.ctx)
+	j := &nodeJob{Args: req.Args, Started: time.Now(), State: "running", sigs: make(chan os.Signal, 2), cancel: cancel,
+		done: make(chan struct{})}
+	n.mu.Lock()
+	n.seq++
+	j.ID = fmt.Sprintf("%s-%d", req.Args[0], n.seq)
+	n.jobs[j.ID] = j
+	n.wg.Add(1)
+	n.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	out.send(frame{Job: j.ID, Node: n.m.Name()})
+	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
+		exit: func(int) { cancel() }}
+	go func() {
+		defer n.wg.Done()
+		code := inv.main(ctx, append([]string{"run"}, req.Args...))
+		cancel()
+		now := time.Now()
+		n.mu.Lock()
+		j.State, j.Exit, j.Ended = "ended", code, &now
+		n.mu.Unlock()
+		close(j.done)
+		out.close(code)
+	}()
+	out.drain(r.Context()) // until the job ends or the client goes; the job goes on without it
+}
+
+// frameStream carries a job's frames to its client through a bounded
+// queue: a client that reads slowly, or is gone, never holds the job up;
+// past the queue's room, lines are dropped and counted.
+type frameStream struct {
+	w       io.Writer
+	flusher http.Flusher
+	q       chan frame
+	mu      sync.Mutex
+	dropped int
+	closed  bool
+}
+
+func newFrameStream(w io.Writer, f http.Flusher) *frameStream {
+	return &frameStream{w: w, flusher: f, q: make(chan frame, 4096)}
+}
+
+func (s *frameStream) send(f frame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.q <- f:
+	default:
+		s.dropped++
+	}
+}
+
+// close sends the exit status and ends the stream.
+func (s *frameStream) close(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped > 0 {
+		s.q <- frame{Err: fmt.Sprintf("sluice: node: %d lines of output dropped: the client read too slowly\n", s.dropped)}
+	}
+	s.q <- frame{Exit: &code}
+	s.closed = true
+	close(s.q)
+}
+
+// drain writes the frames until the stream ends or ctx is done.
+func (s *frameStream) drain(ctx context.Context) {
+	enc := json.NewEncoder(s.w)
+	for {
+		select {
+		case f, ok := <-s.q:
+			if !ok {
+				return
+			}
+			if enc.Encode(f) != nil {
+				return
+			}
+			if s.flusher != nil && len(s.q) == 0 {
+				s.flusher.Flush()
+			}
+		case <-ctx.Done():
+			go func() { // keep the queue moving, so the job never blocks on it
+				for range s.q {
+				}
+			}()
+			return
+		}
+	}
+}
+
+// writer returns a writer of frames to standard error or output, a frame
+// a write (the command writes whole lines).
+func (s *frameStream) writer(stderr bool) io.Writer {
+	return frameWriter{s, stderr}
+}
+
+type frameWriter struct {
+	s      *frameStream
+	stderr bool
+}
+
+func (w frameWriter) Write(p []byte) (int, error) {
+	if w.stderr {
+		w.s.send(frame{Err: string(p)})
+	} else {
+		w.s.send(frame{Out: string(p)})
+	}
+	return len(p), nil
+}
+
+func (n *nodeServer) listJobs(w http.ResponseWriter, _ *http.Request) {
+	n.mu.Lock()
+	js := make([]nodeJob, 0, len(n.jobs))
+	for _, j := range n.jobs {
+		js = append(js, *j)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(js, func(a, b nodeJob) int { return a.Started.Compare(b.Started) })
+	writeJSON(w, http.StatusOK, js)
+}
+
+// find returns the job named in the request's path, or replies 404.
+func (n *nodeServer) find(w http.ResponseWriter, r *http.Request) (*nodeJob, nodeJob, bool) {
+	id := r.PathValue("id")
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	j, ok := n.jobs[id]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("node %s has no job %q", n.m.Name(), id)})
+		return nil, nodeJob{}, false
+	}
+	return j, *j, true
+}
+
+func (n *nodeServer) job(w http.ResponseWriter, r *http.Request) {
+	if _, j, ok := n.find(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (n *nodeServer) stopJob(w http.ResponseWriter, r *http.Request) {
+	j, snap, ok := n.find(w, r)
+	if !ok {
+		return
+	}
+	if snap.State == "running" {
+		select {
+		case j.sigs <- syscall.SIGTERM:
+		default:
+		}
+	}
+	writeJSON(w, http.StatusOK, snap)
+}
+
+func (n *nodeServer) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, snap, ok := n.find(w, r)
+	if !ok {
+		return
+	}
+	j.cancel()
+	writeJSON(w, http.StatusOK, snap)
+}
+
+// stopAll asks every running job to stop and returns how many run.
+func (n *nodeServer) stopAll() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	running := 0
+	for _, j := range n.jobs {
+		if j.State == "running" {
+			running++
+			select {
+			case j.sigs <- syscall.SIGTERM:
+			default:
+			}
+		}
+	}
+	return running
+}
+
+func (n *nodeServer) cancelAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, j := range n.jobs {
+		j.cancel()
+	}
+}
+
+// waitAll waits up to d for the jobs to end and reports whether they did.
+func (n *nodeServer) waitAll(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

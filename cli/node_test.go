@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-data/sluice/membership"
+)
+
+// nodeBase returns a loopback base address whose port and the three after
+// it (gossip TCP and UDP, data, HTTP) were free a moment ago.
+func nodeBase(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(40000)
+		free := true
+		for off := range 4 {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off))
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+			if off == 1 {
+				u, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					free = false
+					break
+				}
+				u.Close()
+			}
+		}
+		if free {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(base))
+		}
+	}
+	t.Fatal("no four free ports in a row")
+	return ""
+}
+
+// testNode is a real sluice node process.
+type testNode struct {
+	*process
+	base, gossip, http string
+}
+
+func startNode(t *testing.T, join string) *testNode {
+	t.Helper()
+	base := nodeBase(t)
+	host, p, _ := net.SplitHostPort(base)
+	port, _ := strconv.Atoi(p)
+	n := &testNode{base: base, gossip: net.JoinHostPort(host, strconv.Itoa(port+1)), http: net.JoinHostPort(host, strconv.Itoa(port+3))}
+	args := []string{"node", "--listen", base, "--profile", "ci", "--slots", "2"}
+	if join != "" {
+		args = append(args, "--join", join)
+	}
+	n.process = startProcess(t, args...)
+	return n
+}
+
+// members returns the members node n sees, by the name each was given
+// (before its incarnation), or nil while it does not answer yet.
+func (n *testNode) members(t *testing.T) map[string]membership.Member {
+	t.Helper()
+	resp, err := http.Get("http://" + n.http + "/v1/nodes")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var rep nodesReply
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("GET /v1/nodes: %v", err)
+	}
+	out := map[string]membership.Member{}
+	for _, m := range rep.Members {
+		out[m.Meta.HTTP] = m
+	}
+	return out
+}
+
+// waitMembers waits, 60 s at most, until n sees each node of want (by
+// HTTP address) in its state.
+func (n *testNode) waitMembers(t *testing.T, want map[*testNode]membership.State) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := n.members(t)
+		ok := got != nil && len(got) == len(want)
+		for w, st := range want {
+			ok = ok && got[w.http].State == st
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s sees %v, want %d members in their states; stderr:\n%s", n.http, got, len(want), n.stderr.String())
+		}
+		select {
+		case <-n.exited:
+			t.Fatalf("node %s exited:\n%s", n.http, n.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// client runs a client command of the real binary and returns its status
+// and output.
+func client(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	p := startProcess(t, args...)
+	code := p.wait(t, 3*time.Minute)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+// TestCommandNodes: three real sluice node processes gossip on loopback.
+// A job submitted to one runs there and writes what 'run' writes; one
+// stopped with 'sluice stop' exits 75 at a final checkpoint and, submitted
+// again to another node with --restore latest, finishes with the output of
+// a run never stopped. A node killed with SIGKILL is found dead, one sent
+// SIGTERM leaves (exit 0) and is seen as left.
+func TestCommandNodes(t *testing.T) {
+	a := startNode(t, "")
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
+	b, c := startNode(t, a.gossip), startNode(t, a.gossip)
+	all := map[*testNode]membership.State{a: membership.Alive, b: membership.Alive, c: membership.Alive}
+	for _, n := range []*testNode{a, b, c} {
+		n.waitMembers(t, all)
+	}
+	code, stdout, stderr := client(t, "nodes", "--to", a.http)
+	if code != 0 || strings.Count(stdout, " alive ") != 3 || !strings.Contains(stdout, "(this node)") {
+		t.Fatalf("nodes: exit %d:\n%s%s", code, stdout, stderr)
+	}
+
+	dir := t.TempDir()
+	events := "n-events=2000000"
+	clean := filepath.Join(dir, "clean")
+	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "2",
+		"--arg", events, "--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	out := filepath.Join(dir, "out")
+	code, _, stderr = client(t, "submit", "--to", b.http, "events-windows", "--parallelism", "2", "--arg", events, "--arg", "out="+out)
+	if code != 0 || !strings.Contains(stderr, "job events-windows-1 on node ") || !strings.Contains(stderr, "elapsed ") {
+		t.Fatalf("submit: exit %d, want 0 with the job's ID and summary:\n%s", code, stderr)
+	}
+	sameUserWindows(t, out, clean)
+	if code, stdout, _ := client(t, "status", "--to", b.http, "events-windows-1"); code != 0 || !strings.Contains(stdout, "ended  0") {
+		t.Fatalf("status: exit %d:\n%s", code, stdout)
+	}
+
+	// Stopped at a final checkpoint on c, restored on a.
+	ck, stopped := filepath.Join(dir, "ck"), filepath.Join(dir, "stopped")
+	job := []string{"events-windows", "--quiet", "--parallelism", "2", "--arg", "n-events=20000000", "--arg", "out=" + stopped,
+		"--checkpoints", ck, "--checkpoint-every", "1m"}
+	sub := startProcess(t, append([]string{"submit", "--to", c.http}, job...)...)
+	sub.waitForFiles(t, filepath.Join(stopped, "_sluice", "lease", "*"), 1, "the output's lease (its sinks open)")
+	if code, _, stderr := client(t, "stop", "--to", c.http, "events-windows-1"); code != 0 {
+		t.Fatalf("stop: exit %d:\n%s", code, stderr)
+	}
+	if code := sub.wait(t, 2*time.Minute); code != exitStopped {
+		t.Fatalf("the stopped submission: exit %d, want %d:\n%s", code, exitStopped, sub.stderr.String())
+	}
+	if code, _, stderr := client(t, append([]string{"submit", "--to", a.http}, append(job, "--restore", "latest")...)...); code != 0 {
+		t.Fatalf("submitted again with --restore latest: exit %d:\n%s", code, stderr)
+	}
+	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "2",
+		"--arg", "n-events=20000000", "--arg", "out="+clean+"2"); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sameUserWindows(t, stopped, clean+"2")
+
+	// Mistakes: found by the client, or named by the node.
+	if code, _, stderr := client(t, "submit", "--to", a.http, "no-such-job"); code != exitUsage || !strings.Contains(stderr, `unknown job "no-such-job"`) {
+		t.Errorf("submit of an unknown job: exit %d:\n%s", code, stderr)
+	}
+	if code, _, stderr := client(t, "status", "--to", a.http, "nope-1"); code != exitUsage || !strings.Contains(stderr, `has no job "nope-1"`) {
+		t.Errorf("status of no job: exit %d:\n%s", code, stderr)
+	}
+	if code, _, stderr := client(t, "nodes"); code != exitUsage || !strings.Contains(stderr, "missing --to") {
+		t.Errorf("nodes without --to: exit %d:\n%s", code, stderr)
+	}
+
+	killed := time.Now()
+	c.signal(t, syscall.SIGKILL)
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive, c: membership.Dead})
+	t.Logf("node a found c dead %v after SIGKILL (profile ci)", time.Since(killed).Round(time.Millisecond))
+	b.signal(t, syscall.SIGTERM)
+	if code := b.wait(t, time.Minute); code != 0 {
+		t.Fatalf("node b after SIGTERM: exit %d:\n%s", code, b.stderr.String())
+	}
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Left, c: membership.Dead})
+	if s := b.stderr.String(); !strings.Contains(s, "left the cluster") {
+		t.Errorf("node b's stderr:\n%s", s)
+	}
+}

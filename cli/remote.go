@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const remoteDoc = `The client commands talk to a node's HTTP API (sluice node; --to is its
+HTTP address, --listen's port + 3):
+
+  submit --to ADDR JOB [flags of run]   runs JOB on the node, printing its
+                                        ID, its output and its summary, and
+                                        exits with its status; the first
+                                        SIGTERM or SIGINT stops it as 'run'
+                                        does, a second leaves it to the node
+  status --to ADDR [JOB_ID]             the node's jobs, or one
+  stop --to ADDR JOB_ID                 stops a job as SIGTERM stops 'run'
+  cancel --to ADDR JOB_ID               cancels a job
+  nodes --to ADDR                       the cluster's members as the node
+                                        sees them`
+
+// remote is a client of a node's API.
+type remote struct {
+	c    *invocation
+	to   string
+	http *http.Client
+}
+
+// remoteFlags parses --to (before the other arguments) for cmd.
+func (c *invocation) remoteFlags(cmd string, args []string) (*remote, []string, int) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	to := fs.String("to", "", "the node's HTTP address")
+	if err := fs.Parse(args); err != nil {
+		c.errorf("%s: %v (run '%s help %s')", cmd, err, c.name, cmd)
+		return nil, nil, exitUsage
+	}
+	if *to == "" {
+		c.errorf("%s: missing --to HOST:PORT, a node's HTTP address (run '%s help %s')", cmd, c.name, cmd)
+		return nil, nil, exitUsage
+	}
+	return &remote{c: c, to: *to, http: &http.Client{}}, fs.Args(), -1
+}
+
+func (r *remote) url(path string) string {
+	if strings.Contains(r.to, "://") {
+		return strings.TrimSuffix(r.to, "/") + path
+	}
+	return "http://" + r.to + path
+}
+
+// call sends a request and decodes the JSON reply into v, or returns the
+// node's error.
+func (r *remote) call(ctx context.Context, method, path string, body, v any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.url(path), rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", r.to, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return fmt.Errorf("node %s: %s", r.to, e.Error)
+		}
+		return fmt.Errorf("node %s: %s", r.to, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// submit runs 'submit --to ADDR JOB [flags]'.
+func (c *invocation) submit(ctx context.Context, args []string) int {
+	r, rest, code := c.remoteFlags("submit", args)
+	if code >= 0 {
+		return code
+	}
+	// The flags of run, checked here so that a mistake is found before
+	// the node is asked.
+	fs, f := c.runFlags()
+	if _, code := c.pipeline(fs, f, rest); code >= 0 {
+		return code
+	}
+	build, err := buildID()
+	if err != nil {
+		c.errorf("submit: reading the binary for its build ID: %v", err)
+		return exitFailed
+	}
+	body, _ := json.Marshal(submitRequest{Args: rest, Build: build})
+	// The request outlives ctx (cancelled at the first signal): the job is
+	// asked to stop and its stream read to the end.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, r.url("/v1/jobs"), bytes.NewReader(body))
+	if err != nil {
+		c.errorf("submit: %v", err)
+		return exitUsage
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		c.errorf("submit: node %s: %v", r.to, err)
+		return exitFailed
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		c.errorf("submit: node %s: %s", r.to, cmp.Or(e.Error, resp.Status))
+		if resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusBadRequest {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	frames := make(chan frame)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(frames)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			var fr frame
+			if err := json.Unmarshal(sc.Bytes(), &fr); err != nil {
+				readErr <- fmt.Errorf("a line of the job's stream: %w", err)
+				return
+			}
+			frames <- fr
+		}
+		readErr <- sc.Err()
+	}()
+	var id string
+	stopSent := false
+	for {
+		select {
+		case <-ctx.Done():
+			if !stopSent && id != "" {
+				stopSent = true
+				if err := r.call(context.Background(), http.MethodPost, "/v1/jobs/"+id+"/stop", nil, nil); err != nil {
+					c.errorf("submit: stopping job %s: %v", id, err)
+				}
+			}
+			ctx = context.Background() // once
+		case fr, ok := <-frames:
+			if !ok {
+				err := <-readErr
+				c.errorf("submit: node %s: the job's stream ended before its exit status%s", r.to, errSuffix(err))
+				if id != "" {
+					c.errorf("submit: job %s may still run there ('%s status --to %s %s')", id, c.name, r.to, id)
+				}
+				return exitFailed
+			}
+			switch {
+			case fr.Job != "":
+				id = fr.Job
+				fmt.Fprintf(c.stderr, "job %s on node %s\n", id, fr.Node)
+			case fr.Exit != nil:
+				return *fr.Exit
+			default:
+				io.WriteString(c.stderr, fr.Err)
+				io.WriteString(c.stdout, fr.Out)
+			}
+		}
+	}
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
+}
+
+// nodes runs 'nodes --to ADDR'.
+func (c *invocation) nodes(ctx context.Context, args []string) int {
+	r, rest, code := c.remoteFlags("nodes", args)
+	if code >= 0 {
+		return code
+	}
+	if len(rest) > 0 {
+		c.errorf("nodes: unexpected argument %q", rest[0])
+		return exitUsage
+	}
+	var rep nodesReply
+	if err := r.call(ctx, http.MethodGet, "/v1/nodes", nil, &rep); err != nil {
+		c.errorf("nodes: %v", err)
+		return exitFailed
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tSINCE\tSLOTS\tGOSSIP\tHTTP\tBUILD")
+	for _, m := range rep.Members {
+		name := m.Name
+		if name == rep.Self {
+			name += " (this node)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, m.State, m.Since.UTC().Format("15:04:05.000"), m.Meta.Slots, m.Gossip, m.Meta.HTTP, m.Meta.Build)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// jobCommand runs 'status', 'stop' and 'cancel'.
+func (c *invocation) jobCommand(ctx context.Context, cmd string, args []string) int {
+	r, rest, code := c.remoteFlags(cmd, args)
+	if code >= 0 {
+		return code
+	}
+	switch {
+	case cmd == "status" && len(rest) > 1, cmd != "status" && len(rest) != 1:
+		c.errorf("%s: want --to ADDR %s (run '%s help %s')", cmd, map[bool]string{true: "[JOB_ID]", false: "JOB_ID"}[cmd == "status"], c.name, cmd)
+		return exitUsage
+	}
+	var jobs []nodeJob
+	var err error
+	switch {
+	case cmd == "status" && len(rest) == 0:
+		err = r.call(ctx, http.MethodGet, "/v1/jobs", nil, &jobs)
+	case cmd == "status":
+		var j nodeJob
+		err = r.call(ctx, http.MethodGet, "/v1/jobs/"+rest[0], nil, &j)
+		jobs = append(jobs, j)
+	default:
+		var j nodeJob
+		err = r.call(ctx, http.MethodPost, "/v1/jobs/"+rest[0]+"/"+cmd, nil, &j)
+		if err == nil && j.State != "running" {
+			err = fmt.Errorf("job %s has ended (exit %d)", j.ID, j.Exit)
+		}
+		if err == nil {
+			fmt.Fprintf(c.stderr, "job %s: %s asked\n", j.ID, map[string]string{"stop": "a stop", "cancel": "cancellation"}[cmd])
+			return exitOK
+		}
+	}
+	if err != nil {
+		c.errorf("%s: %v", cmd, err)
+		if strings.Contains(err.Error(), "has no job") {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tEXIT\tSTARTED\tELAPSED\tCOMMAND")
+	for _, j := range jobs {
+		exit, end := "", time.Now()
+		if j.Ended != nil {
+			exit, end = fmt.Sprint(j.Exit), *j.Ended
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, exit, j.Started.UTC().Format("15:04:05"),
+			end.Sub(j.Started).Round(time.Millisecond), strings.Join(j.Args, " "))
+	}
+	tw.Flush()
+	return exitOK
+}
