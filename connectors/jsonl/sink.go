@@ -452,14 +452,7 @@ func (w *writer[T]) roll(verb string) error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.bw.Flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	w.f = nil
+	err := w.closeFile()
 	if err == nil && w.rows == 0 {
 		err = os.Remove(w.staging)
 	} else if err == nil {
@@ -471,6 +464,19 @@ func (w *writer[T]) roll(verb string) error {
 	}
 	w.staging, w.final, w.size, w.rows = "", "", 0, 0
 	return nil
+}
+
+// closeFile flushes, syncs and closes the file being written.
+func (w *writer[T]) closeFile() error {
+	err := w.bw.Flush()
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	return err
 }
 
 func (w *writer[T]) errorf(verb string, err error) error {
@@ -532,15 +538,7 @@ func (w *writer[T]) Prepare() error {
 		w.state = sinkstate.Prepared
 		return nil
 	}
-	err := w.bw.Flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	w.f = nil
-	if err != nil {
+	if err := w.closeFile(); err != nil {
 		w.state = sinkstate.Failed
 		return w.errorf("preparing", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,53 +18,9 @@ import (
 	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/connectors/jsonl"
 	"github.com/sluice-data/sluice/internal/commit"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
-
-// holdSource is an unbounded source of one split: it gives the IDs 0 to
-// n-1, 200 at a time with no data for three polls between (so that
-// checkpoints complete, and publish, while it reads), then has no data
-// until release is closed, then ends.
-type holdSource struct {
-	n       int64
-	release chan struct{}
-}
-
-func (s holdSource) Splits(context.Context) ([]stages.Split, error) {
-	return []stages.Split{{Index: 0, Records: s.n, Bytes: -1, Desc: "hold", Unbounded: true}}, nil
-}
-
-func (s holdSource) Open(context.Context, stages.Instance, stages.Split) (stages.Reader[int64], error) {
-	return &holdReader{s: s}, nil
-}
-
-type holdReader struct {
-	s     holdSource
-	next  int64
-	polls int
-}
-
-func (r *holdReader) Read(buf []int64) (int, error) {
-	if r.next == r.s.n {
-		select {
-		case <-r.s.release:
-			return 0, io.EOF
-		default:
-			return 0, stages.ErrNoData
-		}
-	}
-	if r.polls++; r.polls%4 != 0 {
-		return 0, stages.ErrNoData
-	}
-	n := 0
-	for ; n < min(len(buf), 200) && r.next < r.s.n; n++ {
-		buf[n] = r.next
-		r.next++
-	}
-	return n, nil
-}
-
-func (r *holdReader) Close() error { return nil }
 
 type tick struct {
 	ID int64 `json:"id"`
@@ -84,7 +39,7 @@ func streamingJob(t *testing.T, out string, n int64, store checkpoints.Store, re
 		Recovery: actors.RestartPolicy{MaxRestarts: 10, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
 	cfg.Chaos = chaos
 	p := stages.NewPipeline("streaming")
-	ids := stages.Read[int64](p, holdSource{n: n, release: release}, stages.Parallelism(1))
+	ids := stages.Read[int64](p, testenv.HoldSource{N: n, Release: release}, stages.Parallelism(1))
 	ticks := stages.Map(ids, func(id int64) tick { return tick{ID: id} }, stages.Parallelism(2))
 	jsonl.Write(ticks, out, stages.Parallelism(2))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

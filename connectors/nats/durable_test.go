@@ -83,12 +83,7 @@ func TestDurableAcrossKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored := 0
-	for _, r := range res.Recoveries {
-		if r.Checkpoint != 0 {
-			restored++
-		}
-	}
+	restored := fromCheckpoints(res)
 	t.Logf("%d kills, %d recoveries from a checkpoint; the copy holds %d messages of %d", len(res.Kills), restored, streamMsgs(t, out), n)
 	if len(res.Kills) != 5 || restored == 0 {
 		t.Fatalf("%d kills and %d recoveries from a checkpoint, want 5 and some", len(res.Kills), restored)
@@ -274,6 +269,17 @@ func delivered(t *testing.T, str jetstream.Stream) int {
 			t.Fatal(err)
 		}
 		n += int(info.Delivered.Consumer)
+	}
+	return n
+}
+
+// fromCheckpoints counts a run's recoveries from a checkpoint.
+func fromCheckpoints(res *sluice.Result) int {
+	n := 0
+	for _, r := range res.Recoveries {
+		if r.Checkpoint != 0 {
+			n++
+		}
 	}
 	return n
 }

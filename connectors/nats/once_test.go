@@ -49,12 +49,7 @@ func TestExactlyOnceAcrossKills(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		restored := 0
-		for _, r := range res.Recoveries {
-			if r.Checkpoint != 0 {
-				restored++
-			}
-		}
+		restored := fromCheckpoints(res)
 		got := streamMsgs(t, str)
 		t.Logf("exactly once %v: %d kills, %d recoveries from a checkpoint; the stream holds %d messages of %d orders",
 			once, len(res.Kills), restored, got, n)

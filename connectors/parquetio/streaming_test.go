@@ -2,7 +2,6 @@ package parquetio_test
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -13,53 +12,9 @@ import (
 	"github.com/sluice-data/sluice/checkpoints"
 	"github.com/sluice-data/sluice/connectors/parquetio"
 	"github.com/sluice-data/sluice/internal/commit"
+	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/stages"
 )
-
-// holdSource is an unbounded source of one split: it gives the IDs 0 to
-// n-1, 200 at a time with no data for three polls between (so that checkpoints complete,
-// and publish, while it reads), then has no data until release is closed,
-// then ends.
-type holdSource struct {
-	n       int64
-	release chan struct{}
-}
-
-func (s holdSource) Splits(context.Context) ([]stages.Split, error) {
-	return []stages.Split{{Index: 0, Records: s.n, Bytes: -1, Desc: "hold", Unbounded: true}}, nil
-}
-
-func (s holdSource) Open(context.Context, stages.Instance, stages.Split) (stages.Reader[int64], error) {
-	return &holdReader{s: s}, nil
-}
-
-type holdReader struct {
-	s     holdSource
-	next  int64
-	polls int
-}
-
-func (r *holdReader) Read(buf []int64) (int, error) {
-	if r.next == r.s.n {
-		select {
-		case <-r.s.release:
-			return 0, io.EOF
-		default:
-			return 0, stages.ErrNoData
-		}
-	}
-	if r.polls++; r.polls%4 != 0 {
-		return 0, stages.ErrNoData
-	}
-	n := 0
-	for ; n < min(len(buf), 200) && r.next < r.s.n; n++ {
-		buf[n] = r.next
-		r.next++
-	}
-	return n, nil
-}
-
-func (r *holdReader) Close() error { return nil }
 
 // TestStreamingPublishesAtCheckpoints: a job that does not end by itself
 // writing Parquet with checkpoints every 10 ms publishes its files as
@@ -81,7 +36,7 @@ func TestStreamingPublishesAtCheckpoints(t *testing.T) {
 			cfg.Chaos = &actors.ChaosConfig{Kills: kills, Seed: 5}
 		}
 		p := stages.NewPipeline("streaming")
-		ids := stages.Read[int64](p, holdSource{n: n, release: release}, stages.Parallelism(1))
+		ids := stages.Read[int64](p, testenv.HoldSource{N: n, Release: release}, stages.Parallelism(1))
 		rows := stages.Map(ids, func(id int64) Row { return Row{Part: id % 4, ID: id} }, stages.Parallelism(2))
 		stages.Write(rows, parquetio.Sink[Row](out, parquetio.PartitionBy("part")), stages.Parallelism(2))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
