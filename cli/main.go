@@ -367,6 +367,7 @@ Usage:
   %[1]s jobs
   %[1]s checkpoints URL [ID]
   %[1]s savepoint take|list|show|delete URL [NAME]
+  %[1]s savepoint take --to HOST:PORT JOB_ID NAME
   %[1]s node [--listen HOST:PORT] [--join GOSSIP_ADDR,...] [flags]
   %[1]s submit --to HOST:PORT JOB [--arg key=value]... [flags of run]
   %[1]s status|stop|cancel --to HOST:PORT [JOB_ID]
@@ -423,7 +424,7 @@ func (c *invocation) help(args []string) int {
 		fmt.Fprintf(c.stdout, "usage: %s checkpoints URL\n\n%s\n", c.name, checkpointsDoc)
 		return exitOK
 	case "savepoint":
-		fmt.Fprintf(c.stdout, "usage: %s savepoint take [--timeout D] URL NAME | list URL | show URL NAME | delete URL NAME\n\n%s\n", c.name, savepointDoc)
+		fmt.Fprintf(c.stdout, "usage: %s savepoint take [--timeout D] URL NAME | take --to ADDR [--timeout D] JOB_ID NAME | list URL | show URL NAME | delete URL NAME\n\n%s\n", c.name, savepointDoc)
 		return exitOK
 	case "node":
 		fs, _ = c.nodeFlagSet()

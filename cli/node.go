@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluice-data/sluice/membership"
+	"github.com/sluice-data/sluice/plan"
 )
 
 const nodeDoc = `Runs a node of a cluster: a daemon of this binary that joins the others by
@@ -41,6 +42,7 @@ The HTTP API (for the client commands; JSON):
   POST /v1/jobs/ID/stop      stop it as SIGTERM stops 'run' (at a final
                              checkpoint with --checkpoints: exit 75)
   POST /v1/jobs/ID/cancel    cancel it
+  POST /v1/jobs/ID/savepoint take a savepoint: {"name": NAME, "timeout": "1m"}
 
 A job runs on the node that accepts it, in its process (placement across
 nodes is not built yet); what it prints itself goes to the node's standard
@@ -222,6 +224,12 @@ type nodeJob struct {
 	Exit  int        `json:"exit"`
 	Ended *time.Time `json:"ended,omitempty"`
 
+	// Records counts what the job's sources have read so far, Elapsed
+	// how long it has run (filled in when asked).
+	Records int64         `json:"records"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+
+	inv    *invocation
 	sigs   chan os.Signal
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -235,6 +243,7 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", n.job)
 	mux.HandleFunc("POST /v1/jobs/{id}/stop", n.stopJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.cancelJob)
+	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", n.savepoint)
 	return mux
 }
 
@@ -309,6 +318,7 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 	out.send(frame{Job: j.ID, Node: n.m.Name()})
 	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
 		exit: func(int) { cancel() }}
+	j.inv = inv
 	go func() {
 		defer n.wg.Done()
 		code := inv.main(ctx, append([]string{"run"}, req.Args...))
@@ -413,7 +423,7 @@ func (n *nodeServer) listJobs(w http.ResponseWriter, _ *http.Request) {
 	n.mu.Lock()
 	js := make([]nodeJob, 0, len(n.jobs))
 	for _, j := range n.jobs {
-		js = append(js, *j)
+		js = append(js, j.snapshot())
 	}
 	n.mu.Unlock()
 	slices.SortFunc(js, func(a, b nodeJob) int { return a.Started.Compare(b.Started) })
@@ -430,7 +440,84 @@ func (n *nodeServer) find(w http.ResponseWriter, r *http.Request) (*nodeJob, nod
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("node %s has no job %q", n.m.Name(), id)})
 		return nil, nodeJob{}, false
 	}
-	return j, *j, true
+	return j, j.snapshot(), true
+}
+
+// snapshot returns the job's state, with its sources' records so far;
+// the node's lock is held.
+func (j *nodeJob) snapshot() nodeJob {
+	s := *j
+	end := time.Now()
+	if j.Ended != nil {
+		end = *j.Ended
+	}
+	s.Elapsed = end.Sub(j.Started)
+	j.inv.mu.Lock()
+	x := j.inv.job
+	j.inv.mu.Unlock()
+	if x != nil {
+		res := x.Snapshot()
+		seen := map[int]bool{}
+		for _, st := range res.Stages { // each vertex's first stage, if the vertex reads a source
+			if seen[st.Vertex] {
+				continue
+			}
+			seen[st.Vertex] = true
+			for _, v := range res.Plan.Vertices {
+				if v.ID == st.Vertex && v.Head().Kind == plan.KindSource {
+					s.Records += st.Records
+				}
+			}
+		}
+	}
+	return s
+}
+
+// savepointRequest is POST /v1/jobs/ID/savepoint.
+type savepointRequest struct {
+	Name    string `json:"name"`
+	Timeout string `json:"timeout,omitempty"` // a Go duration; 1m by default
+}
+
+type savepointReply struct {
+	Checkpoint uint64 `json:"checkpoint"`
+	Store      string `json:"store"`
+}
+
+func (n *nodeServer) savepoint(w http.ResponseWriter, r *http.Request) {
+	j, _, ok := n.find(w, r)
+	if !ok {
+		return
+	}
+	var req savepointRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("the request: %v", err)})
+		return
+	}
+	timeout := time.Minute
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 {
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("timeout %q: want a positive duration", req.Timeout)})
+			return
+		}
+		timeout = d
+	}
+	j.inv.mu.Lock()
+	x := j.inv.job
+	j.inv.mu.Unlock()
+	if x == nil {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("job %s is not running", j.ID)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	id, err := x.Savepoint(ctx, req.Name)
+	if err != nil {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("job %s: %v", j.ID, err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, savepointReply{Checkpoint: id, Store: x.CheckpointStore().String()})
 }
 
 func (n *nodeServer) job(w http.ResponseWriter, r *http.Request) {

@@ -124,7 +124,8 @@ func client(t *testing.T, args ...string) (int, string, string) {
 
 // TestCommandNodes: three real sluice node processes gossip on loopback.
 // A job submitted to one runs there and writes what 'run' writes; one
-// stopped with 'sluice stop' exits 75 at a final checkpoint and, submitted
+// savepointed through its node ('savepoint take --to') and then stopped
+// with 'sluice stop' exits 75 at a final checkpoint and, submitted
 // again to another node with --restore latest, finishes with the output of
 // a run never stopped. A node killed with SIGKILL is found dead, one sent
 // SIGTERM leaves (exit 0) and is seen as left.
@@ -164,6 +165,16 @@ func TestCommandNodes(t *testing.T) {
 		"--checkpoints", ck, "--checkpoint-every", "1m"}
 	sub := startProcess(t, append([]string{"submit", "--to", c.http}, job...)...)
 	sub.waitForFiles(t, filepath.Join(stopped, "_sluice", "lease", "*"), 1, "the output's lease (its sinks open)")
+	if code, stdout, stderr := client(t, "savepoint", "take", "--to", c.http, "events-windows-1", "before-stop"); code != 0 ||
+		!strings.Contains(stdout, `savepoint "before-stop": checkpoint `) {
+		t.Fatalf("savepoint take --to: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := client(t, "savepoint", "list", ck); code != 0 || !strings.Contains(stdout, "before-stop") {
+		t.Fatalf("savepoint list: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := client(t, "status", "--to", c.http); code != 0 || !strings.Contains(stdout, "events-windows-1  running") {
+		t.Fatalf("status while it runs: exit %d:\n%s", code, stdout)
+	}
 	if code, _, stderr := client(t, "stop", "--to", c.http, "events-windows-1"); code != 0 {
 		t.Fatalf("stop: exit %d:\n%s", code, stderr)
 	}

@@ -26,6 +26,8 @@ HTTP address, --listen's port + 3):
   status --to ADDR [JOB_ID]             the node's jobs, or one
   stop --to ADDR JOB_ID                 stops a job as SIGTERM stops 'run'
   cancel --to ADDR JOB_ID               cancels a job
+  savepoint take --to ADDR JOB_ID NAME  takes a savepoint of a job that
+                                        runs with --checkpoints
   nodes --to ADDR                       the cluster's members as the node
                                         sees them`
 
@@ -259,14 +261,14 @@ func (c *invocation) jobCommand(ctx context.Context, cmd string, args []string) 
 		return exitFailed
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tEXIT\tSTARTED\tELAPSED\tCOMMAND")
+	fmt.Fprintln(tw, "ID\tSTATE\tEXIT\tSTARTED\tELAPSED\tREAD\tCOMMAND")
 	for _, j := range jobs {
-		exit, end := "", time.Now()
+		exit := ""
 		if j.Ended != nil {
-			exit, end = fmt.Sprint(j.Exit), *j.Ended
+			exit = fmt.Sprint(j.Exit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, exit, j.Started.UTC().Format("15:04:05"),
-			end.Sub(j.Started).Round(time.Millisecond), strings.Join(j.Args, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", j.ID, j.State, exit, j.Started.UTC().Format("15:04:05"),
+			j.Elapsed.Round(time.Millisecond), j.Records, strings.Join(j.Args, " "))
 	}
 	tw.Flush()
 	return exitOK

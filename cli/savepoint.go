@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,8 +29,11 @@ restore it with 'run JOB --checkpoints URL --restore NAME', at any
                    state, where each source was, the graph's fingerprint
   delete URL NAME  deletes one
 
-A name is letters, digits, '.', '_' and '-', not all digits. The cluster's
-form will add --to HOST:PORT, to ask a node instead of the store.`
+  take --to ADDR JOB_ID NAME
+                   asks the node at ADDR (its HTTP address) for a savepoint
+                   of its job JOB_ID (sluice status --to ADDR lists them)
+
+A name is letters, digits, '.', '_' and '-', not all digits.`
 
 // savepoint runs 'savepoint take|list|show|delete'.
 func (c *invocation) savepoint(ctx context.Context, args []string) int {
@@ -39,9 +44,17 @@ func (c *invocation) savepoint(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("savepoint "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", time.Minute, "take: how long to wait for the savepoint")
+	to := fs.String("to", "", "take: ask the node at this HTTP address for a savepoint of one of its jobs")
 	if err := fs.Parse(args[1:]); err != nil {
 		c.errorf("savepoint %s: %v", args[0], err)
 		return exitUsage
+	}
+	if *to != "" {
+		if args[0] != "take" || fs.NArg() != 2 {
+			c.errorf("savepoint: with --to, want 'take --to ADDR JOB_ID NAME' (run '%s help savepoint')", c.name)
+			return exitUsage
+		}
+		return c.takeSavepointOn(ctx, &remote{c: c, to: *to, http: &http.Client{}}, fs.Arg(0), fs.Arg(1), *timeout)
 	}
 	want := map[string]int{"take": 2, "list": 1, "show": 2, "delete": 2}[args[0]]
 	if want == 0 || fs.NArg() != want {
@@ -121,6 +134,24 @@ func (c *invocation) takeSavepoint(ctx context.Context, d *checkpoints.Dir, name
 		case <-tick.C:
 		}
 	}
+}
+
+// takeSavepointOn asks a node for savepoint name of its job id.
+func (c *invocation) takeSavepointOn(ctx context.Context, r *remote, id, name string, timeout time.Duration) int {
+	if err := checkpoints.CheckSavepointName(name); err != nil {
+		c.errorf("savepoint: %v", err)
+		return exitUsage
+	}
+	var rep savepointReply
+	if err := r.call(ctx, http.MethodPost, "/v1/jobs/"+id+"/savepoint", savepointRequest{Name: name, Timeout: timeout.String()}, &rep); err != nil {
+		c.errorf("savepoint %q: %v", name, err)
+		if strings.Contains(err.Error(), "has no job") {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	fmt.Fprintf(c.stdout, "savepoint %q: checkpoint %d of job %s, in %s\n", name, rep.Checkpoint, id, rep.Store)
+	return exitOK
 }
 
 func (c *invocation) listSavepoints(ctx context.Context, d *checkpoints.Dir) int {
