@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -125,6 +126,9 @@ type invocation struct {
 	// stopTimeout is how long a job that checkpoints has, after the first
 	// signal, to stop at a final checkpoint before it is cancelled.
 	stopTimeout time.Duration
+	// started, if set, is told of the job once it has started (a node
+	// keeps it for its status and metrics).
+	started func(*actors.Execution)
 }
 
 // main runs the command line args (without the program name) and returns
@@ -204,8 +208,12 @@ func (c *invocation) setLines(w io.Writer) {
 
 func (c *invocation) setJob(x *actors.Execution) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.job = x
+	started := c.started
+	c.mu.Unlock()
+	if x != nil && started != nil {
+		started(x)
+	}
 }
 
 // interrupted returns the first signal received, or nil.
@@ -458,6 +466,7 @@ type jobFlags struct {
 	restore     string
 	stopTimeout time.Duration
 	chaos       chaosFlag
+	http        string
 }
 
 func (f *jobFlags) options() sluice.Options {
@@ -582,6 +591,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 		"start from a checkpoint in -checkpoints that an earlier run of the job took (stopped, killed, or failed for good): latest, a checkpoint's ID or a savepoint's name; at any -parallelism")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second,
 		"with -checkpoints, how long the first SIGTERM or SIGINT waits for a final checkpoint before it cancels the job (exit 75 when it stopped there)")
+	fs.StringVar(&f.http, "http", "",
+		"serve the job's statistics on this address while it runs (127.0.0.1:4040): /v1/job (JSON), /metrics (Prometheus), /debug/pprof/")
 	fs.Var(&f.chaos, "chaos",
 		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f
@@ -867,8 +878,18 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 		c.errorf("%v", err)
 		return exitUsage
 	}
+	var ln net.Listener
+	if f.http != "" {
+		if ln, err = net.Listen("tcp", f.http); err != nil {
+			c.errorf("--http: %v", err)
+			return exitUsage
+		}
+	}
 	x, err := sluice.Start(ctx, p, opts)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		c.errorf("%v", err)
 		return c.status(err)
 	}
@@ -876,6 +897,9 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	c.stopTimeout = f.stopTimeout
 	c.mu.Unlock()
 	c.setJob(x)
+	if ln != nil {
+		defer c.serveJob(ln, x)()
+	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go c.monitor(x, f, stop, stopped)
 	if store := x.CheckpointStore(); store != nil {

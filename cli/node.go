@@ -21,7 +21,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/membership"
+	"github.com/sluice-data/sluice/metrics"
 	"github.com/sluice-data/sluice/plan"
 )
 
@@ -43,7 +45,9 @@ The HTTP API (for the client commands; JSON):
                              checkpoint with --checkpoints: exit 75)
   POST /v1/jobs/ID/cancel    cancel it
   POST /v1/jobs/ID/savepoint take a savepoint: {"name": NAME, "timeout": "1m"}
-
+  GET  /v1/jobs/ID/stats     its statistics per stage and vertex
+  GET  /metrics              every job's, in Prometheus's text format
+  GET  /debug/pprof/         Go's profiles of the node
 A job runs on the node that accepts it, in its process (placement across
 nodes is not built yet); what it prints itself goes to the node's standard
 output, its progress, summary and errors to the client. SIGTERM or SIGINT
@@ -169,7 +173,7 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		}
 		return exitFailed
 	}
-	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx)}
+	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx), metrics: &metrics.Collector{}}
 	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -207,6 +211,8 @@ type nodeServer struct {
 	build string
 	ctx   context.Context
 
+	metrics *metrics.Collector
+
 	mu   sync.Mutex
 	jobs map[string]*nodeJob
 	seq  int
@@ -230,6 +236,7 @@ type nodeJob struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 
 	inv    *invocation
+	x      *actors.Execution // once started; kept after the end
 	sigs   chan os.Signal
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -244,6 +251,11 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/stop", n.stopJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.cancelJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", n.savepoint)
+	mux.HandleFunc("GET /v1/jobs/{id}/stats", n.stats)
+	observe(mux, n.metrics)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s (see 'sluice help node')", r.Method, r.URL.Path)})
+	})
 	return mux
 }
 
@@ -319,6 +331,12 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
 		exit: func(int) { cancel() }}
 	j.inv = inv
+	inv.started = func(x *actors.Execution) {
+		n.mu.Lock()
+		j.x = x
+		n.mu.Unlock()
+		n.metrics.Add(metrics.Job{ID: j.ID, Snapshot: x.Snapshot, Running: func() bool { return viewOf(j.ID, x).Running }})
+	}
 	go func() {
 		defer n.wg.Done()
 		code := inv.main(ctx, append([]string{"run"}, req.Args...))
@@ -452,10 +470,7 @@ func (j *nodeJob) snapshot() nodeJob {
 		end = *j.Ended
 	}
 	s.Elapsed = end.Sub(j.Started)
-	j.inv.mu.Lock()
-	x := j.inv.job
-	j.inv.mu.Unlock()
-	if x != nil {
+	if x := j.x; x != nil {
 		res := x.Snapshot()
 		seen := map[int]bool{}
 		for _, st := range res.Stages { // each vertex's first stage, if the vertex reads a source
@@ -506,7 +521,7 @@ func (n *nodeServer) savepoint(w http.ResponseWriter, r *http.Request) {
 	j.inv.mu.Lock()
 	x := j.inv.job
 	j.inv.mu.Unlock()
-	if x == nil {
+	if x == nil { // not yet started, or ended
 		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("job %s is not running", j.ID)})
 		return
 	}
@@ -524,6 +539,23 @@ func (n *nodeServer) job(w http.ResponseWriter, r *http.Request) {
 	if _, j, ok := n.find(w, r); ok {
 		writeJSON(w, http.StatusOK, j)
 	}
+}
+
+// stats is GET /v1/jobs/ID/stats: the job's statistics, per stage and
+// vertex, as its summary has them.
+func (n *nodeServer) stats(w http.ResponseWriter, r *http.Request) {
+	j, _, ok := n.find(w, r)
+	if !ok {
+		return
+	}
+	n.mu.Lock()
+	x := j.x
+	n.mu.Unlock()
+	if x == nil {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("job %s has not started", j.ID)})
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(j.ID, x))
 }
 
 func (n *nodeServer) stopJob(w http.ResponseWriter, r *http.Request) {

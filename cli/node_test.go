@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,6 +159,17 @@ func TestCommandNodes(t *testing.T) {
 	if code, stdout, _ := client(t, "status", "--to", b.http, "events-windows-1"); code != 0 || !strings.Contains(stdout, "ended  0") {
 		t.Fatalf("status: exit %d:\n%s", code, stdout)
 	}
+	// The node's /metrics, after the job's end, holds the summary's counts.
+	fams := scrape(t, "http://"+b.http+"/metrics")
+	rows := summaryRecords(t, stderr)
+	for stage, n := range rows {
+		if v, ok := sample(fams, "sluice_stage_records_total", map[string]string{"job_id": "events-windows-1", "stage": stage}); !ok || v != float64(n) {
+			t.Errorf("sluice_stage_records_total for %s: %v (found %v), the summary says %d", stage, v, ok, n)
+		}
+	}
+	if v, ok := sample(fams, "sluice_job_running", map[string]string{"job_id": "events-windows-1"}); !ok || v != 0 {
+		t.Errorf("sluice_job_running after the end: %v (found %v)", v, ok)
+	}
 
 	// Stopped at a final checkpoint on c, restored on a.
 	ck, stopped := filepath.Join(dir, "ck"), filepath.Join(dir, "stopped")
@@ -213,4 +225,30 @@ func TestCommandNodes(t *testing.T) {
 	if s := b.stderr.String(); !strings.Contains(s, "left the cluster") {
 		t.Errorf("node b's stderr:\n%s", s)
 	}
+}
+
+// summaryRecords returns the records column of a summary's stage table,
+// by stage.
+func summaryRecords(t *testing.T, summary string) map[string]int64 {
+	t.Helper()
+	row := regexp.MustCompile(`^(\S.*?)\s{2,}v\d+\s+\d+\s+(\d+)\s`)
+	out := map[string]int64{}
+	in := false
+	for _, line := range strings.Split(summary, "\n") {
+		switch {
+		case strings.HasPrefix(line, "STAGE "):
+			in = true
+		case line == "":
+			in = false
+		case in:
+			if m := row.FindStringSubmatch(line); m != nil {
+				n, _ := strconv.ParseInt(m[2], 10, 64)
+				out[m[1]] = n
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no stage table in the summary:\n%s", summary)
+	}
+	return out
 }
