@@ -46,6 +46,7 @@ The HTTP API (for the client commands; JSON):
   POST /v1/jobs/ID/cancel    cancel it
   POST /v1/jobs/ID/savepoint take a savepoint: {"name": NAME, "timeout": "1m"}
   GET  /v1/jobs/ID/stats     its statistics per stage and vertex
+  POST /v1/cluster/jobs      (between nodes) a node's jobs, which it announces
   GET  /metrics              every job's, in Prometheus's text format
   GET  /debug/pprof/         Go's profiles of the node
 A job runs on the node that accepts it, in its process (placement across
@@ -173,7 +174,9 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		}
 		return exitFailed
 	}
-	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx), metrics: &metrics.Collector{}}
+	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx), metrics: &metrics.Collector{},
+		peers: peers{jobs: map[string][]nodeJob{}, taken: map[string]bool{}}}
+	go n.watchPeers(ctx)
 	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -212,6 +215,7 @@ type nodeServer struct {
 	ctx   context.Context
 
 	metrics *metrics.Collector
+	peers   peers
 
 	mu   sync.Mutex
 	jobs map[string]*nodeJob
@@ -229,6 +233,8 @@ type nodeJob struct {
 	State string     `json:"state"`
 	Exit  int        `json:"exit"`
 	Ended *time.Time `json:"ended,omitempty"`
+	// Resumes names the job of a dead node this one took over (node/ID).
+	Resumes string `json:"resumes,omitempty"`
 
 	// Records counts what the job's sources have read so far, Elapsed
 	// how long it has run (filled in when asked).
@@ -252,6 +258,7 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.cancelJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", n.savepoint)
 	mux.HandleFunc("GET /v1/jobs/{id}/stats", n.stats)
+	mux.HandleFunc("POST /v1/cluster/jobs", n.peerJobs)
 	observe(mux, n.metrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s (see 'sluice help node')", r.Method, r.URL.Path)})
@@ -316,17 +323,24 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	flusher, _ := w.(http.Flusher)
 	out := newFrameStream(w, flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	n.start(req.Args, out, "")
+	out.drain(r.Context()) // until the job ends or the client goes; the job goes on without it
+}
+
+// start runs a job of args on this node, its output framed onto out;
+// resumes names the dead node's job it takes over, if any.
+func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nodeJob {
 	ctx, cancel := context.WithCancel(n.ctx)
-	j := &nodeJob{Args: req.Args, Started: time.Now(), State: "running", sigs: make(chan os.Signal, 2), cancel: cancel,
+	j := &nodeJob{Args: args, Started: time.Now(), State: "running", Resumes: resumes, sigs: make(chan os.Signal, 2), cancel: cancel,
 		done: make(chan struct{})}
 	n.mu.Lock()
 	n.seq++
-	j.ID = fmt.Sprintf("%s-%d", req.Args[0], n.seq)
+	j.ID = fmt.Sprintf("%s-%d", args[0], n.seq)
 	n.jobs[j.ID] = j
 	n.wg.Add(1)
 	n.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
 	out.send(frame{Job: j.ID, Node: n.m.Name()})
 	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
 		exit: func(int) { cancel() }}
@@ -337,9 +351,12 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 		n.mu.Unlock()
 		n.metrics.Add(metrics.Job{ID: j.ID, Snapshot: x.Snapshot, Running: func() bool { return viewOf(j.ID, x).Running }})
 	}
+	if flagValue(args, "checkpoints") != "" {
+		n.announce(ctx) // before it runs: if this node dies, another resumes it
+	}
 	go func() {
 		defer n.wg.Done()
-		code := inv.main(ctx, append([]string{"run"}, req.Args...))
+		code := inv.main(ctx, append([]string{"run"}, args...))
 		cancel()
 		now := time.Now()
 		n.mu.Lock()
@@ -348,7 +365,7 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 		close(j.done)
 		out.close(code)
 	}()
-	out.drain(r.Context()) // until the job ends or the client goes; the job goes on without it
+	return j
 }
 
 // frameStream carries a job's frames to its client through a bounded

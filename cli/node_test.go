@@ -114,6 +114,21 @@ func (n *testNode) waitMembers(t *testing.T, want map[*testNode]membership.State
 	}
 }
 
+// jobs returns the jobs node n runs and ran.
+func (n *testNode) jobs(t *testing.T) []nodeJob {
+	t.Helper()
+	resp, err := http.Get("http://" + n.http + "/v1/jobs")
+	if err != nil {
+		t.Fatalf("GET /v1/jobs of %s: %v", n.http, err)
+	}
+	defer resp.Body.Close()
+	var js []nodeJob
+	if err := json.NewDecoder(resp.Body).Decode(&js); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // client runs a client command of the real binary and returns its status
 // and output.
 func client(t *testing.T, args ...string) (int, string, string) {
@@ -128,8 +143,10 @@ func client(t *testing.T, args ...string) (int, string, string) {
 // savepointed through its node ('savepoint take --to') and then stopped
 // with 'sluice stop' exits 75 at a final checkpoint and, submitted
 // again to another node with --restore latest, finishes with the output of
-// a run never stopped. A node killed with SIGKILL is found dead, one sent
-// SIGTERM leaves (exit 0) and is seen as left.
+// a run never stopped. A node killed with SIGKILL while it runs a job that
+// checkpoints is found dead and the job resumed on another node from its
+// latest checkpoint, with the output of a run never interrupted; a node
+// sent SIGTERM leaves (exit 0) and is seen as left.
 func TestCommandNodes(t *testing.T) {
 	a := startNode(t, "")
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
@@ -213,10 +230,41 @@ func TestCommandNodes(t *testing.T) {
 		t.Errorf("nodes without --to: exit %d:\n%s", code, stderr)
 	}
 
+	// Failover: c runs a job that checkpoints and is killed with SIGKILL;
+	// the first live node by name resumes the job from its latest
+	// checkpoint, with the output of a run never interrupted.
+	ck2, resumed := filepath.Join(dir, "ck2"), filepath.Join(dir, "resumed")
+	sub = startProcess(t, "submit", "--to", c.http, "events-windows", "--quiet", "--parallelism", "2", "--arg", "n-events=20000000",
+		"--arg", "out="+resumed, "--checkpoints", ck2, "--checkpoint-every", "100ms")
+	sub.waitForFiles(t, filepath.Join(ck2, "chk-*", "MANIFEST"), 2, "two checkpoints")
 	killed := time.Now()
 	c.signal(t, syscall.SIGKILL)
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive, c: membership.Dead})
-	t.Logf("node a found c dead %v after SIGKILL (profile ci)", time.Since(killed).Round(time.Millisecond))
+	detected := time.Since(killed)
+	if code := sub.wait(t, time.Minute); code != exitFailed || !strings.Contains(sub.stderr.String(), "resumes a job run with --checkpoints") {
+		t.Errorf("the submission to the killed node: exit %d:\n%s", code, sub.stderr.String())
+	}
+	var took nodeJob
+	var by *testNode
+	for deadline := time.Now().Add(2 * time.Minute); took.Ended == nil; {
+		for _, n := range []*testNode{a, b} {
+			for _, j := range n.jobs(t) {
+				if strings.HasSuffix(j.Resumes, "/events-windows-2") {
+					took, by = j, n
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no node resumed and ended c's job within 2 minutes (%+v):\n%s\n%s", took, a.stderr.String(), b.stderr.String())
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	t.Logf("node a found c dead %v after SIGKILL (profile ci); node %s resumed its job %v after the kill",
+		detected.Round(time.Millisecond), by.http, took.Started.Sub(killed).Round(time.Millisecond))
+	if took.Exit != 0 || !strings.Contains(by.stderr.String(), "from its latest checkpoint") {
+		t.Fatalf("the resumed job: exit %d:\n%s", took.Exit, by.stderr.String())
+	}
+	sameUserWindows(t, resumed, clean+"2")
 	b.signal(t, syscall.SIGTERM)
 	if code := b.wait(t, time.Minute); code != 0 {
 		t.Fatalf("node b after SIGTERM: exit %d:\n%s", code, b.stderr.String())

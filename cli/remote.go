@@ -169,7 +169,8 @@ func (c *invocation) submit(ctx context.Context, args []string) int {
 				err := <-readErr
 				c.errorf("submit: node %s: the job's stream ended before its exit status%s", r.to, errSuffix(err))
 				if id != "" {
-					c.errorf("submit: job %s may still run there ('%s status --to %s %s')", id, c.name, r.to, id)
+					c.errorf("submit: job %s may still run there ('%s status --to %s %s'); if the node died, another node "+
+						"resumes a job run with --checkpoints from its latest checkpoint ('%s status --to ANOTHER' shows it)", id, c.name, r.to, id, c.name)
 				}
 				return exitFailed
 			}
