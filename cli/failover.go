@@ -42,8 +42,11 @@ func (n *nodeServer) watchPeers(ctx context.Context) {
 		case <-tick.C:
 			n.pollPeers(ctx, client)
 		case m := <-events:
-			if m.State == membership.Dead {
+			switch m.State {
+			case membership.Dead:
 				n.failover(ctx, m)
+			case membership.Alive:
+				n.fence(ctx, m)
 			}
 		}
 	}
@@ -148,11 +151,17 @@ func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
 	jobs := n.peers.jobs[d.Name]
 	n.peers.mu.Unlock()
 	for _, j := range jobs {
-		key := d.Name + "/" + j.ID
-		if j.State != "running" || n.peers.taken[key] {
+		if j.State != "running" {
 			continue
 		}
+		key := d.Name + "/" + j.ID
+		n.peers.mu.Lock()
+		taken := n.peers.taken[key]
 		n.peers.taken[key] = true
+		n.peers.mu.Unlock()
+		if taken {
+			continue
+		}
 		store := flagValue(j.Args, "checkpoints")
 		if store == "" {
 			n.c.warnf("node: job %s of dead node %s did not checkpoint: not resumed (submit it again)", j.ID, d.Name)
@@ -168,6 +177,38 @@ func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
 		fmt.Fprintf(log, "node %s: node %s is dead: job %s resumed here as %s from %s\n", n.m.Name(), d.Name, j.ID, nj.ID,
 			map[bool]string{true: "its latest checkpoint", false: "its start (no checkpoint had completed)"}[slices.Contains(args, "latest")])
 		go out.drain(context.Background())
+	}
+}
+
+// fence cancels, on node m, the jobs this node took over from it when it
+// was found dead: a node that was frozen (SIGSTOP, a long pause) and
+// wakes refutes its death and would run them beside their resumed runs.
+func (n *nodeServer) fence(ctx context.Context, m membership.Member) {
+	n.peers.mu.Lock()
+	var ids []string
+	for key, took := range n.peers.taken {
+		if node, id, ok := strings.Cut(key, "/"); ok && took && node == m.Name {
+			ids = append(ids, id)
+		}
+	}
+	n.peers.mu.Unlock()
+	if len(ids) == 0 || m.Meta.HTTP == "" {
+		return
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, id := range ids {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.Meta.HTTP+"/v1/jobs/"+id+"/cancel", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			n.c.warnf("node: cancelling job %s on node %s, which came back after it was found dead: %v", id, m.Name, err)
+			continue
+		}
+		resp.Body.Close()
+		fmt.Fprintf(n.c.stderr, "node %s: node %s came back after it was found dead: its job %s, resumed here, cancelled there\n",
+			n.m.Name(), m.Name, id)
 	}
 }
 

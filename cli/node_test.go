@@ -300,3 +300,58 @@ func summaryRecords(t *testing.T, summary string) map[string]int64 {
 	}
 	return out
 }
+
+// TestCommandNodeFrozen: a node frozen with SIGSTOP while it runs a job
+// that checkpoints is found dead and its job resumed on the other node;
+// woken with SIGCONT, it refutes its death, and the node that resumed the
+// job cancels it there (fence), so that it does not run on beside its
+// resumed run. (Whether the resumed run then finishes is not checked
+// here: the frozen process still holds its output's lease, which the
+// resumed run's sinks wait out only as long as its restart policy lasts;
+// see the README.)
+func TestCommandNodeFrozen(t *testing.T) {
+	a := startNode(t, "")
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
+	b := startNode(t, a.gossip)
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
+	b.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
+	dir := t.TempDir()
+	ck, out := filepath.Join(dir, "ck"), filepath.Join(dir, "out")
+	sub := startProcess(t, "submit", "--to", b.http, "events-windows", "--quiet", "--parallelism", "2", "--arg", "n-events=20000000",
+		"--arg", "out="+out, "--checkpoints", ck, "--checkpoint-every", "100ms")
+	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 2, "two checkpoints")
+	b.signal(t, syscall.SIGSTOP)
+	frozen := time.Now()
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Dead})
+	var resumed nodeJob
+	for deadline := time.Now().Add(time.Minute); resumed.ID == ""; {
+		for _, j := range a.jobs(t) {
+			if strings.HasSuffix(j.Resumes, "/events-windows-1") {
+				resumed = j
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node a did not resume b's job:\n%s", a.stderr.String())
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	t.Logf("b frozen; a found it dead and resumed its job %v after", resumed.Started.Sub(frozen).Round(time.Millisecond))
+	b.signal(t, syscall.SIGCONT)
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
+	for deadline := time.Now().Add(time.Minute); ; {
+		js := b.jobs(t)
+		if len(js) == 1 && js[0].State == "ended" {
+			if js[0].Exit == 0 {
+				t.Fatalf("b's job ended with exit 0 after it was resumed elsewhere:\n%s", sub.stderr.String())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's job %+v not cancelled within a minute of b's waking:\n%s", js, a.stderr.String())
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	if !strings.Contains(a.stderr.String(), "came back after it was found dead: its job events-windows-1, resumed here, cancelled there") {
+		t.Errorf("node a's stderr does not say it cancelled b's job:\n%s", a.stderr.String())
+	}
+}
