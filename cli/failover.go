@@ -180,9 +180,12 @@ func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
 	}
 }
 
-// fence cancels, on node m, the jobs this node took over from it when it
-// was found dead: a node that was frozen (SIGSTOP, a long pause) and
-// wakes refutes its death and would run them beside their resumed runs.
+// fence stops node m if this node took over jobs from it when it was
+// found dead: a node that was frozen (SIGSTOP, a long pause) and wakes
+// refutes its death and would run them on beside their resumed runs. It
+// is told to exit at once (POST /v1/cluster/fence), not to cancel them: a
+// cancelled job aborts its sinks, which would delete the staged files of
+// the run that the resumed job restores from its checkpoint.
 func (n *nodeServer) fence(ctx context.Context, m membership.Member) {
 	n.peers.mu.Lock()
 	var ids []string
@@ -195,20 +198,47 @@ func (n *nodeServer) fence(ctx context.Context, m membership.Member) {
 	if len(ids) == 0 || m.Meta.HTTP == "" {
 		return
 	}
+	slices.Sort(ids)
+	body, _ := json.Marshal(fenceRequest{By: n.m.Name(), Jobs: ids})
 	client := &http.Client{Timeout: 5 * time.Second}
-	for _, id := range ids {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.Meta.HTTP+"/v1/jobs/"+id+"/cancel", nil)
-		if err != nil {
-			continue
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			n.c.warnf("node: cancelling job %s on node %s, which came back after it was found dead: %v", id, m.Name, err)
-			continue
-		}
-		resp.Body.Close()
-		fmt.Fprintf(n.c.stderr, "node %s: node %s came back after it was found dead: its job %s, resumed here, cancelled there\n",
-			n.m.Name(), m.Name, id)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.Meta.HTTP+"/v1/cluster/fence", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		n.c.warnf("node: fencing node %s, which came back after it was found dead: %v", m.Name, err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Fprintf(n.c.stderr, "node %s: node %s came back after it was found dead: told it to exit (its jobs %s run here)\n",
+		n.m.Name(), m.Name, strings.Join(ids, ", "))
+}
+
+// fenceRequest is POST /v1/cluster/fence: the node was found dead and
+// its jobs resumed by node By.
+type fenceRequest struct {
+	By   string   `json:"by"`
+	Jobs []string `json:"jobs"`
+}
+
+// fenced is POST /v1/cluster/fence: this node was found dead and its jobs
+// resumed elsewhere; it exits at once, touching no output (crash-only: its
+// leases expire, the resumed runs take over its staged files).
+func (n *nodeServer) fenced(w http.ResponseWriter, r *http.Request) {
+	var req fenceRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || req.By == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("the request: want {\"by\": NODE, \"jobs\": [...]} (%v)", err)})
+		return
+	}
+	n.c.errorf("node %s was found dead by the cluster, and node %s runs its jobs %s: exiting now, leaving its outputs to them",
+		n.m.Name(), req.By, strings.Join(req.Jobs, ", "))
+	writeJSON(w, http.StatusOK, struct{}{})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if n.c.exit != nil {
+		n.c.exit(exitFailed)
 	}
 }
 

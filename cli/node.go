@@ -47,6 +47,8 @@ The HTTP API (for the client commands; JSON):
   POST /v1/jobs/ID/savepoint take a savepoint: {"name": NAME, "timeout": "1m"}
   GET  /v1/jobs/ID/stats     its statistics per stage and vertex
   POST /v1/cluster/jobs      (between nodes) a node's jobs, which it announces
+  POST /v1/cluster/fence     (between nodes) this node was found dead and its
+                             jobs resumed elsewhere: it exits at once
   GET  /metrics              every job's, in Prometheus's text format
   GET  /debug/pprof/         Go's profiles of the node
 A job runs on the node that accepts it, in its process (placement across
@@ -259,6 +261,7 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", n.savepoint)
 	mux.HandleFunc("GET /v1/jobs/{id}/stats", n.stats)
 	mux.HandleFunc("POST /v1/cluster/jobs", n.peerJobs)
+	mux.HandleFunc("POST /v1/cluster/fence", n.fenced)
 	observe(mux, n.metrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s (see 'sluice help node')", r.Method, r.URL.Path)})

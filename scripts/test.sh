@@ -139,6 +139,15 @@ go test -count=1 -run TestChaos ./examples -chaos.seeds=20
 log "rescale: stopped at parallelism 2 under 50 seeds, restored at 2, 1, 3 and 4"
 go test -count=1 -run TestRescaleOnSim ./actors -rescale.seeds=50
 
+# The cluster (the cluster issue): real sluice node processes on loopback,
+# one test after the other, without the race detector (the node's code runs
+# under it in the pass above, in process): W3 submitted, stopped, resumed on
+# another node, a node killed with SIGKILL and its checkpointing job resumed
+# elsewhere, a node frozen with SIGSTOP, resumed elsewhere and fenced when it
+# wakes (about 90 s, 30 of them a frozen node's output lease running out).
+log "cluster: three sluice node processes, submission, failover after SIGKILL and SIGSTOP"
+go test -count=1 -p 1 -run 'TestCommandNode' ./cli
+
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
 # checksums of DuckDB's outputs computed in the same run (tools/peers, an

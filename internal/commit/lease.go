@@ -148,6 +148,26 @@ func takeLease(ctx context.Context, fsys FS, out string, o *Options) (*lease, er
 	}
 	now := o.Now()
 	host, _ := os.Hostname()
+	// A run resumed in a new process while an earlier process of the same
+	// run still holds the lease (frozen, cut off, or on a node found dead)
+	// waits it out: the earlier process either renews it, and goes on
+	// holding the output, or loses it at its expiry and is fenced. Two
+	// lease times at most.
+	for waited := time.Duration(0); cur != nil && cur.alive(now, host) && o.Resume && cur.Run == o.Run && waited < 2*o.LeaseTTL; {
+		d := min(time.UnixMilli(cur.Expires).Sub(now)+50*time.Millisecond, 2*o.LeaseTTL-waited)
+		o.Logger.Warn("waiting for an earlier process of the run to let go of the output's lease",
+			"output", fsys.Display(out), "holder", cur.holder(), "expires", time.UnixMilli(cur.Expires).UTC())
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		waited += d
+		if cur, _, err = currentLease(ctx, fsys, dir); err != nil {
+			return nil, err
+		}
+		now = o.Now()
+	}
 	if cur != nil && cur.alive(now, host) {
 		return nil, fmt.Errorf("%s: %w: %s; its lease expires at %s unless renewed",
 			fsys.Display(out), ErrLeased, cur.holder(), time.UnixMilli(cur.Expires).UTC().Format(time.RFC3339))
