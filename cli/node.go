@@ -352,7 +352,7 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 		n.mu.Lock()
 		j.x = x
 		n.mu.Unlock()
-		n.metrics.Add(metrics.Job{ID: j.ID, Snapshot: x.Snapshot, Running: func() bool { return viewOf(j.ID, x).Running }})
+		n.metrics.Add(metrics.Job{ID: j.ID, Snapshot: x.Snapshot, Running: func() bool { return running(x) }})
 	}
 	if flagValue(args, "checkpoints") != "" {
 		n.announce(ctx) // before it runs: if this node dies, another resumes it

@@ -31,15 +31,19 @@ type jobView struct {
 	Kills       []actors.Kill         `json:"kills,omitempty"`
 }
 
-func viewOf(id string, x *actors.Execution) jobView {
-	res := x.Snapshot()
-	running := true
+// running reports whether x has not ended.
+func running(x *actors.Execution) bool {
 	select {
 	case <-x.Done():
-		running = false
+		return false
 	default:
+		return true
 	}
-	return jobView{ID: id, Job: res.Job, Run: res.Run, Running: running, Elapsed: res.Elapsed, Stages: res.Stages,
+}
+
+func viewOf(id string, x *actors.Execution) jobView {
+	res := x.Snapshot()
+	return jobView{ID: id, Job: res.Job, Run: res.Run, Running: running(x), Elapsed: res.Elapsed, Stages: res.Stages,
 		Vertices: res.Vertices, Checkpoints: res.Checkpoints, Recoveries: res.Recoveries, Kills: res.Kills}
 }
 
@@ -58,7 +62,7 @@ func observe(mux *http.ServeMux, c *metrics.Collector) {
 // /debug/pprof/, until the returned function is called.
 func (c *invocation) serveJob(ln net.Listener, x *actors.Execution) func() {
 	col := &metrics.Collector{}
-	col.Add(metrics.Job{Snapshot: x.Snapshot, Running: func() bool { return viewOf("", x).Running }})
+	col.Add(metrics.Job{Snapshot: x.Snapshot, Running: func() bool { return running(x) }})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/job", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, viewOf("", x)) })
 	observe(mux, col)
