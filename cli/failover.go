@@ -168,7 +168,7 @@ func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
 			continue
 		}
 		args := withFlag(j.Args, "restore", "latest")
-		if !hasCheckpoint(ctx, store, j.Args[0]) {
+		if !hasCheckpoint(ctx, store, n.c.jobName(j.Args)) {
 			args = withFlag(j.Args, "restore", "") // none completed: from the start
 		}
 		log := n.c.stderr
@@ -240,6 +240,20 @@ func (n *nodeServer) fenced(w http.ResponseWriter, r *http.Request) {
 	if n.c.exit != nil {
 		n.c.exit(exitFailed)
 	}
+}
+
+// jobName returns the job that the command line of run args names (flags
+// may come before it), or args[0] if it does not parse.
+func (c *invocation) jobName(args []string) string {
+	q := &invocation{name: c.name, stdout: io.Discard, stderr: io.Discard}
+	fs, _ := q.runFlags()
+	if job, code := q.parseJob(fs, args); code < 0 {
+		return job
+	}
+	if len(args) > 0 {
+		return args[0]
+	}
+	return ""
 }
 
 // hasCheckpoint reports whether store holds a complete checkpoint of job.

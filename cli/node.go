@@ -340,7 +340,7 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 		done: make(chan struct{})}
 	n.mu.Lock()
 	n.seq++
-	j.ID = fmt.Sprintf("%s-%d", args[0], n.seq)
+	j.ID = fmt.Sprintf("%s-%d", n.c.jobName(args), n.seq)
 	n.jobs[j.ID] = j
 	n.wg.Add(1)
 	n.mu.Unlock()

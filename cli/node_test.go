@@ -431,6 +431,17 @@ func TestNodeInProcess(t *testing.T) {
 	if !strings.Contains(summary.String(), "elapsed ") {
 		t.Errorf("no summary in the stream:\n%s", summary.String())
 	}
+	// Flags may come before the job's name, as for run.
+	resp, err = http.Post(api+"/v1/jobs", "application/json", strings.NewReader(`{"args": ["--quiet", "sum-by-key", "--arg", "rows=1000"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first frame
+	err = json.NewDecoder(resp.Body).Decode(&first)
+	resp.Body.Close()
+	if err != nil || first.Job != "sum-by-key-2" {
+		t.Errorf("a job with flags before its name: first frame %+v (%v), want the ID sum-by-key-2", first, err)
+	}
 	for _, tc := range []struct {
 		method, path, body string
 		code               int
