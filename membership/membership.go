@@ -299,6 +299,9 @@ func (n *Node) record(ln *memberlist.Node, state State) {
 	}
 	m.Since = n.now()
 	n.mu.Lock()
+	if old, ok := n.seen[m.Name]; ok && old.State == m.State {
+		m.Since = old.Since // an update of its metadata, not of its state
+	}
 	n.seen[m.Name] = m
 	subs := n.subs
 	n.mu.Unlock()
