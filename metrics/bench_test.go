@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-data/sluice"
-	"github.com/sluice-data/sluice/examples"
+	_ "github.com/sluice-data/sluice/examples" // the bundled jobs
 	"github.com/sluice-data/sluice/metrics"
 	"github.com/sluice-data/sluice/stages"
 )
@@ -26,7 +26,6 @@ func BenchmarkScrape(b *testing.B) {
 	if !ok {
 		b.Fatal("events-windows is not registered")
 	}
-	_ = examples.EventsWindows
 	p, err := j.Build(map[string]string{"n-events": "2000000000", "out": filepath.Join(b.TempDir(), "out")})
 	if err != nil {
 		b.Fatal(err)
