@@ -24,7 +24,7 @@ const peerPoll = 500 * time.Millisecond
 type peers struct {
 	mu    sync.Mutex
 	jobs  map[string][]nodeJob // by member name
-	taken map[string]bool      // member/job IDs this node took over
+	taken map[string]bool      // member/job IDs of dead nodes this node has considered: true, those it took over
 }
 
 // watchPeers follows the cluster until ctx is done: it polls the other
@@ -99,10 +99,34 @@ func (n *nodeServer) peerJobs(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("the request: want {\"node\": NAME, \"jobs\": [...]} (%v)", err)})
 		return
 	}
-	n.peers.mu.Lock()
-	n.peers.jobs[pj.Node] = pj.Jobs
-	n.peers.mu.Unlock()
+	n.peers.heard(pj.Node, pj.Jobs)
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// heard records node's jobs as a poll's reply or an announcement gives
+// them. These cross (a reply may have left the node before it announced a
+// job, an announcement before a job ended), but a node's list only grows
+// and a job that ended stays so: the jobs heard of before and not in js
+// are kept, and so is the end of a job that js has running.
+func (p *peers) heard(node string, js []nodeJob) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	merged := slices.Clone(js)
+	at := map[string]int{}
+	for i, j := range merged {
+		at[j.ID] = i
+	}
+	for _, old := range p.jobs[node] {
+		i, ok := at[old.ID]
+		switch {
+		case !ok:
+			merged = append(merged, old)
+		case old.State != "running" && merged[i].State == "running":
+			merged[i] = old
+		}
+	}
+	slices.SortStableFunc(merged, func(a, b nodeJob) int { return a.Started.Compare(b.Started) })
+	p.jobs[node] = merged
 }
 
 func (n *nodeServer) pollPeers(ctx context.Context, client *http.Client) {
@@ -122,24 +146,31 @@ func (n *nodeServer) pollPeers(ctx context.Context, client *http.Client) {
 		err = json.NewDecoder(resp.Body).Decode(&js)
 		resp.Body.Close()
 		if err == nil {
-			n.peers.mu.Lock()
-			n.peers.jobs[m.Name] = js
-			n.peers.mu.Unlock()
+			n.peers.heard(m.Name, js)
 		}
 	}
 }
 
-// failover takes over the jobs dead node d was running when it was last
-// heard of, if this node is the one to: the first by name of the live
-// nodes, which every node picks alike once their views agree. A job run
-// with --checkpoints is run again here from its store's latest checkpoint
-// (--restore latest); one without is not: it was reading from its start
-// with nothing to go on from, and its output directory may still be held
-// by the dead run's lease, so the node says so and leaves it to its user.
+// failover takes over the jobs of dead nodes, d and any other found dead
+// before, that they were running when last heard of, if this node is the
+// one to: the first by name of the live nodes, which every node picks
+// alike once their views agree. A dead node's job is taken over once: not
+// if this node took it before, nor if a node lists a job that resumes it
+// (another took it; if that one died, its own job is resumed instead). So
+// the jobs of a node whose successor died before it took them over are
+// taken by the next. A job run with --checkpoints is run again here from
+// its store's latest checkpoint (--restore latest); one without is not: it
+// was reading from its start with nothing to go on from, and its output
+// directory may still be held by the dead run's lease, so the node says
+// so and leaves it to its user.
 func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
-	var alive []string
+	alive, dead := []string{}, []string{d.Name}
 	for _, m := range n.m.Members() {
-		if m.State == membership.Alive && m.Name != d.Name {
+		switch {
+		case m.Name == d.Name:
+		case m.State == membership.Dead:
+			dead = append(dead, m.Name)
+		case m.State == membership.Alive:
 			alive = append(alive, m.Name)
 		}
 	}
@@ -148,35 +179,58 @@ func (n *nodeServer) failover(ctx context.Context, d membership.Member) {
 		return
 	}
 	n.peers.mu.Lock()
-	jobs := n.peers.jobs[d.Name]
+	elsewhere := map[string]bool{} // jobs that a node's job resumes
+	for _, js := range n.peers.jobs {
+		for _, j := range js {
+			if j.Resumes != "" {
+				elsewhere[j.Resumes] = true
+			}
+		}
+	}
+	jobs := map[string][]nodeJob{}
+	for _, name := range dead {
+		jobs[name] = n.peers.jobs[name]
+	}
 	n.peers.mu.Unlock()
-	for _, j := range jobs {
-		if j.State != "running" {
-			continue
+	for _, owner := range dead {
+		for _, j := range jobs[owner] {
+			if j.State != "running" {
+				continue
+			}
+			key := owner + "/" + j.ID
+			if elsewhere[key] {
+				continue
+			}
+			n.peers.mu.Lock()
+			_, seen := n.peers.taken[key]
+			n.peers.taken[key] = false // true once resumed
+			n.peers.mu.Unlock()
+			if seen {
+				continue
+			}
+			store := flagValue(j.Args, "checkpoints")
+			if store == "" {
+				n.c.warnf("node: job %s of dead node %s did not checkpoint: not resumed (submit it again)", j.ID, owner)
+				continue
+			}
+			args := withFlag(j.Args, "restore", "latest")
+			if !hasCheckpoint(ctx, store, n.c.jobName(j.Args)) {
+				args = withFlag(j.Args, "restore", "") // none completed: from the start
+			}
+			log := n.c.stderr
+			out := newFrameStream(prefixWriter{w: log, prefix: "node: resumed " + key + ": "}, nil)
+			nj := n.start(args, out, key)
+			if nj == nil {
+				n.c.warnf("node: job %s of dead node %s not resumed: this node is stopping", j.ID, owner)
+				return
+			}
+			n.peers.mu.Lock()
+			n.peers.taken[key] = true
+			n.peers.mu.Unlock()
+			fmt.Fprintf(log, "node %s: node %s is dead: job %s resumed here as %s from %s\n", n.m.Name(), owner, j.ID, nj.ID,
+				map[bool]string{true: "its latest checkpoint", false: "its start (no checkpoint had completed)"}[slices.Contains(args, "latest")])
+			go out.drain(context.Background())
 		}
-		key := d.Name + "/" + j.ID
-		n.peers.mu.Lock()
-		taken := n.peers.taken[key]
-		n.peers.taken[key] = true
-		n.peers.mu.Unlock()
-		if taken {
-			continue
-		}
-		store := flagValue(j.Args, "checkpoints")
-		if store == "" {
-			n.c.warnf("node: job %s of dead node %s did not checkpoint: not resumed (submit it again)", j.ID, d.Name)
-			continue
-		}
-		args := withFlag(j.Args, "restore", "latest")
-		if !hasCheckpoint(ctx, store, n.c.jobName(j.Args)) {
-			args = withFlag(j.Args, "restore", "") // none completed: from the start
-		}
-		log := n.c.stderr
-		out := newFrameStream(prefixWriter{w: log, prefix: "node: resumed " + key + ": "}, nil)
-		nj := n.start(args, out, key)
-		fmt.Fprintf(log, "node %s: node %s is dead: job %s resumed here as %s from %s\n", n.m.Name(), d.Name, j.ID, nj.ID,
-			map[bool]string{true: "its latest checkpoint", false: "its start (no checkpoint had completed)"}[slices.Contains(args, "latest")])
-		go out.drain(context.Background())
 	}
 }
 
@@ -266,18 +320,20 @@ func hasCheckpoint(ctx context.Context, store, job string) bool {
 	return err == nil && r != nil
 }
 
-// flagValue returns the value of --name in args ("" if absent).
+// flagValue returns the value of --name in args ("" if absent), the last
+// one if it is given more than once, as run parses it.
 func flagValue(args []string, name string) string {
-	for i, a := range args {
-		a = strings.TrimLeft(a, "-")
+	value := ""
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
 		if a == name && i+1 < len(args) && strings.HasPrefix(args[i], "-") {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, name+"="); ok && strings.HasPrefix(args[i], "-") {
-			return v
+			i++
+			value = args[i]
+		} else if v, ok := strings.CutPrefix(a, name+"="); ok && strings.HasPrefix(args[i], "-") {
+			value = v
 		}
 	}
-	return ""
+	return value
 }
 
 // withFlag returns args with --name set to value, or without it when value

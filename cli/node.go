@@ -40,9 +40,11 @@ The HTTP API (for the client commands; JSON):
   GET  /v1/nodes             the members as this node sees them
   POST /v1/jobs              run a job: {"args": [JOB, flags of run...]};
                              the reply streams its output and exit status
+                             (503 once the node is stopping)
   GET  /v1/jobs[/ID]         the jobs this node runs and ran
   POST /v1/jobs/ID/stop      stop it as SIGTERM stops 'run' (at a final
-                             checkpoint with --checkpoints: exit 75)
+                             checkpoint with --checkpoints: exit 75); asked
+                             again, it goes on stopping (cancel ends it)
   POST /v1/jobs/ID/cancel    cancel it
   POST /v1/jobs/ID/savepoint take a savepoint: {"name": NAME, "timeout": "1m"}
   GET  /v1/jobs/ID/stats     its statistics per stage and vertex
@@ -223,6 +225,8 @@ type nodeServer struct {
 	jobs map[string]*nodeJob
 	seq  int
 	wg   sync.WaitGroup
+	// stopping: the node stops (stopAll) and starts no more jobs.
+	stopping bool
 }
 
 // nodeJob is a job a node runs: an invocation of 'run' of its own.
@@ -248,6 +252,22 @@ type nodeJob struct {
 	sigs   chan os.Signal
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stopping: the job was asked to stop (under the node's lock).
+	stopping bool
+}
+
+// stop asks the job to stop as SIGTERM stops 'run', once: a second signal
+// would have it exit at once (cancelled), which cancel is for. The node's
+// lock is held.
+func (j *nodeJob) stop() {
+	if j.State != "running" || j.stopping {
+		return
+	}
+	j.stopping = true
+	select {
+	case j.sigs <- syscall.SIGTERM:
+	default:
+	}
 }
 
 func (n *nodeServer) routes() http.Handler {
@@ -326,25 +346,24 @@ func (n *nodeServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	flusher, _ := w.(http.Flusher)
 	out := newFrameStream(w, flusher)
+	if n.start(req.Args, out, "") == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{fmt.Sprintf("node %s is stopping: submit the job to another node", n.m.Name())})
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	n.start(req.Args, out, "")
-	out.drain(r.Context()) // until the job ends or the client goes; the job goes on without it
+	w.WriteHeader(http.StatusOK) // the frames queued so far go out with the first drained
+	out.drain(r.Context())       // until the job ends or the client goes; the job goes on without it
 }
 
 // start runs a job of args on this node, its output framed onto out;
-// resumes names the dead node's job it takes over, if any.
+// resumes names the dead node's job it takes over, if any. It returns nil,
+// starting nothing, once the node has begun to stop (stopAll).
 func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nodeJob {
 	ctx, cancel := context.WithCancel(n.ctx)
 	j := &nodeJob{Args: args, Started: time.Now(), State: "running", Resumes: resumes, sigs: make(chan os.Signal, 2), cancel: cancel,
 		done: make(chan struct{})}
-	n.mu.Lock()
-	n.seq++
-	j.ID = fmt.Sprintf("%s-%d", n.c.jobName(args), n.seq)
-	n.jobs[j.ID] = j
-	n.wg.Add(1)
-	n.mu.Unlock()
-	out.send(frame{Job: j.ID, Node: n.m.Name()})
+	// The invocation is set before the job is listed: the handlers read
+	// it from then on.
 	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
 		exit: func(int) { cancel() }}
 	j.inv = inv
@@ -354,6 +373,18 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 		n.mu.Unlock()
 		n.metrics.Add(metrics.Job{ID: j.ID, Snapshot: x.Snapshot, Running: func() bool { return running(x) }})
 	}
+	n.mu.Lock()
+	if n.stopping {
+		n.mu.Unlock()
+		cancel()
+		return nil
+	}
+	n.seq++
+	j.ID = fmt.Sprintf("%s-%d", n.c.jobName(args), n.seq)
+	n.jobs[j.ID] = j
+	n.wg.Add(1)
+	n.mu.Unlock()
+	out.send(frame{Job: j.ID, Node: n.m.Name()})
 	if flagValue(args, "checkpoints") != "" {
 		n.announce(ctx) // before it runs: if this node dies, another resumes it
 	}
@@ -373,7 +404,9 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 
 // frameStream carries a job's frames to its client through a bounded
 // queue: a client that reads slowly, or is gone, never holds the job up;
-// past the queue's room, lines are dropped and counted.
+// past the queue's room, lines are dropped and counted. The count and the
+// exit status are kept apart from the queue, and drain writes them once
+// it has written the rest, so that ending the stream never waits.
 type frameStream struct {
 	w       io.Writer
 	flusher http.Flusher
@@ -381,6 +414,7 @@ type frameStream struct {
 	mu      sync.Mutex
 	dropped int
 	closed  bool
+	exit    int
 }
 
 func newFrameStream(w io.Writer, f http.Flusher) *frameStream {
@@ -400,15 +434,11 @@ func (s *frameStream) send(f frame) {
 	}
 }
 
-// close sends the exit status and ends the stream.
+// close ends the stream with the exit status, which drain writes last.
 func (s *frameStream) close(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dropped > 0 {
-		s.q <- frame{Err: fmt.Sprintf("sluice: node: %d lines of output dropped: the client read too slowly\n", s.dropped)}
-	}
-	s.q <- frame{Exit: &code}
-	s.closed = true
+	s.exit, s.closed = code, true
 	close(s.q)
 }
 
@@ -419,6 +449,16 @@ func (s *frameStream) drain(ctx context.Context) {
 		select {
 		case f, ok := <-s.q:
 			if !ok {
+				s.mu.Lock()
+				dropped, code := s.dropped, s.exit
+				s.mu.Unlock()
+				if dropped > 0 {
+					_ = enc.Encode(frame{Err: fmt.Sprintf("sluice: node: %d lines of output dropped: the client read too slowly\n", dropped)})
+				}
+				_ = enc.Encode(frame{Exit: &code})
+				if s.flusher != nil {
+					s.flusher.Flush()
+				}
 				return
 			}
 			if enc.Encode(f) != nil {
@@ -583,12 +623,9 @@ func (n *nodeServer) stopJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if snap.State == "running" {
-		select {
-		case j.sigs <- syscall.SIGTERM:
-		default:
-		}
-	}
+	n.mu.Lock()
+	j.stop()
+	n.mu.Unlock()
 	writeJSON(w, http.StatusOK, snap)
 }
 
@@ -601,18 +638,17 @@ func (n *nodeServer) cancelJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, snap)
 }
 
-// stopAll asks every running job to stop and returns how many run.
+// stopAll asks every running job to stop and returns how many run; the
+// node starts no more.
 func (n *nodeServer) stopAll() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.stopping = true
 	running := 0
 	for _, j := range n.jobs {
 		if j.State == "running" {
 			running++
-			select {
-			case j.sigs <- syscall.SIGTERM:
-			default:
-			}
+			j.stop()
 		}
 	}
 	return running

@@ -3,11 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +23,7 @@ import (
 
 	"github.com/sluice-data/sluice/internal/testenv"
 	"github.com/sluice-data/sluice/membership"
+	"github.com/sluice-data/sluice/metrics"
 )
 
 // skipUnderRace skips the cluster tests under the race detector: their
@@ -353,8 +361,13 @@ func TestCommandNodeFrozen(t *testing.T) {
 	if code := b.wait(t, time.Minute); code != exitFailed || !strings.Contains(b.stderr.String(), "was found dead by the cluster") {
 		t.Fatalf("node b after SIGCONT: exit %d, want %d, fenced:\n%s", code, exitFailed, b.stderr.String())
 	}
-	if !strings.Contains(a.stderr.String(), "came back after it was found dead: told it to exit (its jobs events-windows-1 run here)") {
-		t.Errorf("node a's stderr does not say it fenced b:\n%s", a.stderr.String())
+	// a says so once it has b's reply, which may come after b has exited.
+	fencedB := "came back after it was found dead: told it to exit (its jobs events-windows-1 run here)"
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(a.stderr.String(), fencedB); {
+		if time.Now().After(deadline) {
+			t.Fatalf("node a's stderr does not say it fenced b:\n%s", a.stderr.String())
+		}
+		<-time.After(10 * time.Millisecond) // polling a condition, within the deadline
 	}
 	for deadline := time.Now().Add(3 * time.Minute); ; {
 		var j nodeJob
@@ -478,5 +491,378 @@ func TestNodeInProcess(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the node did not end within 30 s of its context")
+	}
+}
+
+// failingWriter fails every write, as a response to a client gone does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestFrameStreamClientGone: a client whose connection fails holds no job
+// up: once drain has stopped on the failed write, the job may write past
+// the queue's room and its end (close) still returns.
+func TestFrameStreamClientGone(t *testing.T) {
+	s := newFrameStream(failingWriter{}, nil)
+	s.send(frame{Job: "j-1"})
+	s.drain(context.Background()) // the write fails: it returns
+	for range 2 * cap(s.q) {
+		s.send(frame{Err: "a line\n"})
+	}
+	closed := make(chan struct{})
+	go func() {
+		s.close(0)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close blocked for 10 s on a stream whose client is gone")
+	}
+}
+
+// TestFrameStreamDropped: past the queue's room lines are dropped, and the
+// stream says how many before the exit status.
+func TestFrameStreamDropped(t *testing.T) {
+	var b strings.Builder
+	s := newFrameStream(&b, nil)
+	s.send(frame{Job: "j-1"})
+	for range cap(s.q) + 9 {
+		s.send(frame{Err: "a line\n"})
+	}
+	go s.close(3)
+	s.drain(context.Background())
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if n := len(lines); n != cap(s.q)+2 ||
+		lines[n-2] != `{"err":"sluice: node: 10 lines of output dropped: the client read too slowly\n"}` || lines[n-1] != `{"exit":3}` {
+		t.Fatalf("%d lines, ending %q", len(lines), lines[max(0, len(lines)-2):])
+	}
+}
+
+// newNodeServer returns a node's server in this process, with a
+// membership of its own (no HTTP API served) named name, joining join.
+func newNodeServer(t *testing.T, name string, join ...string) *nodeServer {
+	t.Helper()
+	m := startMember(t, name, "", join...)
+	c := &invocation{name: "sluice", stdout: io.Discard, stderr: newSyncBuffer()}
+	return &nodeServer{c: c, m: m, build: "test", jobs: map[string]*nodeJob{}, ctx: context.Background(), metrics: &metrics.Collector{},
+		peers: peers{jobs: map[string][]nodeJob{}, taken: map[string]bool{}}}
+}
+
+// startMember starts a membership node named name on a free loopback
+// port, its HTTP API said to be at api, joining join.
+func startMember(t *testing.T, name, api string, join ...string) *membership.Node {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	m, err := membership.Start(membership.Config{Name: name, Gossip: addr, Join: join, Profile: "ci", Meta: membership.Meta{Build: "test", HTTP: api}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
+}
+
+// TestNodeJobSeenAsItStarts: a job is read by the API's handlers (here
+// the job list, as the other nodes poll it) from the moment it is listed,
+// while the node starts it.
+func TestNodeJobSeenAsItStarts(t *testing.T) {
+	n := newNodeServer(t, "a")
+	seen := make(chan struct{})
+	go func() {
+		defer close(seen)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			rec := httptest.NewRecorder()
+			n.listJobs(rec, httptest.NewRequest(http.MethodGet, "/v1/jobs", nil))
+			if strings.Contains(rec.Body.String(), "sum-by-key-1") {
+				return
+			}
+		}
+	}()
+	n.start([]string{"sum-by-key", "--arg", "rows=10"}, newFrameStream(io.Discard, nil), "")
+	<-seen
+	if !n.waitAll(30 * time.Second) {
+		t.Fatal("the job did not end within 30 s")
+	}
+}
+
+// TestSubmitStopBeforeID: a signal that comes before the node has named
+// the job (the client's context is done as the stream starts) stops the
+// job once its ID arrives, as one that comes after does.
+func TestSubmitStopBeforeID(t *testing.T) {
+	stops := make(chan string, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		enc := json.NewEncoder(w)
+		enc.Encode(frame{Job: "sum-by-key-1", Node: "a"})
+		w.(http.Flusher).Flush()
+		code := 0
+		select {
+		case <-stops:
+			code = exitStopped
+		case <-time.After(10 * time.Second): // the test fails
+		}
+		enc.Encode(frame{Exit: &code})
+	})
+	mux.HandleFunc("POST /v1/jobs/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
+		stops <- r.PathValue("id")
+		writeJSON(w, http.StatusOK, nodeJob{ID: r.PathValue("id"), State: "running"})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the signal has come
+		code, _, stderr := command(ctx, false, "submit", "--to", srv.URL, "sum-by-key", "--arg", "rows=10")
+		if code != exitStopped {
+			t.Fatalf("submission %d: exit %d, want %d (the job stopped); stderr:\n%s", i, code, exitStopped, stderr)
+		}
+	}
+}
+
+// TestNodeStoppingRefusesJobs: once the node has begun to stop (SIGTERM:
+// its jobs are asked to stop, then it leaves), it takes no new job, which
+// nothing would stop and which would die with the node: a submission is a
+// 503.
+func TestNodeStoppingRefusesJobs(t *testing.T) {
+	n := newNodeServer(t, "a")
+	if running := n.stopAll(); running != 0 {
+		t.Fatalf("%d jobs running", running)
+	}
+	rec := httptest.NewRecorder()
+	n.submit(rec, httptest.NewRequest(http.MethodPost, "/v1/jobs", strings.NewReader(`{"args": ["sum-by-key", "--arg", "rows=10"]}`)))
+	n.waitAll(30 * time.Second)
+	var e apiError
+	_ = json.NewDecoder(rec.Body).Decode(&e)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "stopping") {
+		t.Fatalf("a submission to a node that stops: %d %q, want 503 saying it stops", rec.Code, e.Error)
+	}
+	if len(n.jobs) != 0 {
+		t.Fatalf("the node took the job: %v", n.jobs)
+	}
+}
+
+// waitState waits, 30 s at most, until n sees member m in state st.
+func waitState(t *testing.T, n *nodeServer, m *membership.Node, st membership.State) membership.Member {
+	t.Helper()
+	var got membership.Member
+	testenv.WaitFor(t, fmt.Sprintf("%s seeing %s %s", n.m.Name(), m.Name(), st), 30*time.Second, func() bool {
+		for _, x := range n.m.Members() {
+			if x.Name == m.Name() {
+				got = x
+			}
+		}
+		return got.State == st
+	})
+	return got
+}
+
+// resumed returns the jobs of other nodes that n resumed (Resumes).
+func resumed(n *nodeServer) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var keys []string
+	for _, j := range n.jobs {
+		keys = append(keys, j.Resumes)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// TestFailoverAfterSuccessorDied: node a dies while b, the first live
+// node by name, is alive: c leaves a's jobs to b. b dies before it has
+// resumed one of them: c, now the first, resumes b's jobs and a's that no
+// node runs, but not a's job that e took over (e lists it as resumed), not
+// even when a's death is reported again (a came back and was fenced).
+func TestFailoverAfterSuccessorDied(t *testing.T) {
+	a := startMember(t, "a", "")
+	b := startMember(t, "b", "", a.Members()[0].Gossip)
+	n := newNodeServer(t, "c", a.Members()[0].Gossip)
+	e := startMember(t, "e", "", a.Members()[0].Gossip)
+	for _, m := range []*membership.Node{a, b, e} {
+		waitState(t, n, m, membership.Alive)
+	}
+	ck := filepath.Join(t.TempDir(), "ck")
+	job := func(id, resumes string) nodeJob {
+		return nodeJob{ID: id, Args: []string{"sum-by-key", "--arg", "rows=10", "--checkpoints", ck + "-" + id}, State: "running", Resumes: resumes}
+	}
+	n.peers.jobs[a.Name()] = []nodeJob{job("sum-by-key-1", ""), job("sum-by-key-2", "")}
+	n.peers.jobs[b.Name()] = []nodeJob{job("sum-by-key-3", "")}
+	n.peers.jobs[e.Name()] = []nodeJob{job("sum-by-key-4", a.Name()+"/sum-by-key-1")}
+	ctx := context.Background()
+
+	a.Shutdown()
+	deadA := waitState(t, n, a, membership.Dead)
+	n.failover(ctx, deadA)
+	if got := resumed(n); len(got) != 0 {
+		t.Fatalf("a died while b lives: c resumed %v, want none (b's to resume)", got)
+	}
+	b.Shutdown()
+	n.failover(ctx, waitState(t, n, b, membership.Dead))
+	n.failover(ctx, deadA) // again
+	if !n.waitAll(30 * time.Second) {
+		t.Fatal("the resumed jobs did not end within 30 s")
+	}
+	want := []string{a.Name() + "/sum-by-key-2", b.Name() + "/sum-by-key-3"}
+	if got := resumed(n); !slices.Equal(got, want) {
+		t.Fatalf("c resumed %v, want %v", got, want)
+	}
+}
+
+// TestPeerJobsNewestKept: a node's jobs are never dropped from its list
+// and an ended job never runs again, so what a node heard of another's
+// jobs keeps every job and its end, whatever order a poll's reply and an
+// announcement arrive in: a reply that left the peer before it announced
+// a job does not make the job unknown (not resumed if the peer dies), and
+// an announcement made before a job ended does not make it run again
+// (resumed though it ended: stopped, cancelled or done).
+func TestPeerJobsNewestKept(t *testing.T) {
+	now := time.Now()
+	running := func(id string) nodeJob {
+		return nodeJob{ID: id, Args: []string{"sum-by-key"}, State: "running", Started: now}
+	}
+	ended := func(id string) nodeJob {
+		j := running(id)
+		j.State, j.Exit, j.Ended = "ended", exitStopped, &now
+		return j
+	}
+	polled := make(chan []nodeJob, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, <-polled)
+	}))
+	defer api.Close()
+	n := newNodeServer(t, "c")
+	a := startMember(t, "a", strings.TrimPrefix(api.URL, "http://"), n.m.Members()[0].Gossip)
+	waitState(t, n, a, membership.Alive)
+	announce := func(js ...nodeJob) {
+		body, _ := json.Marshal(peerJobs{Node: a.Name(), Jobs: js})
+		rec := httptest.NewRecorder()
+		n.peerJobs(rec, httptest.NewRequest(http.MethodPost, "/v1/cluster/jobs", strings.NewReader(string(body))))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST /v1/cluster/jobs: %d %s", rec.Code, rec.Body)
+		}
+	}
+	known := func() map[string]string {
+		n.peers.mu.Lock()
+		defer n.peers.mu.Unlock()
+		got := map[string]string{}
+		for _, j := range n.peers.jobs[a.Name()] {
+			got[j.ID] = j.State
+		}
+		return got
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	announce(running("j-1"), running("j-2"))
+	polled <- []nodeJob{running("j-1")} // left a before j-2 was announced
+	n.pollPeers(context.Background(), client)
+	if got, want := known(), map[string]string{"j-1": "running", "j-2": "running"}; !maps.Equal(got, want) {
+		t.Fatalf("after an announcement and an older poll's reply: %v, want %v", got, want)
+	}
+	polled <- []nodeJob{ended("j-1"), running("j-2")}
+	n.pollPeers(context.Background(), client)
+	announce(running("j-1"), running("j-2"), running("j-3")) // made before j-1 ended
+	if got, want := known(), map[string]string{"j-1": "ended", "j-2": "running", "j-3": "running"}; !maps.Equal(got, want) {
+		t.Fatalf("after a poll and an older announcement: %v, want %v", got, want)
+	}
+}
+
+// TestFlagValue: a node reads a job's --checkpoints (to announce it, and
+// to resume it from there) as run parses its command line.
+func TestFlagValue(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sum-by-key", "--checkpoints", "/ck"}, "/ck"},
+		{[]string{"sum-by-key", "-checkpoints", "/ck"}, "/ck"},
+		{[]string{"sum-by-key", "--checkpoints=/ck"}, "/ck"},
+		{[]string{"-checkpoints=/ck", "sum-by-key"}, "/ck"},
+		{[]string{"--quiet", "--checkpoints", "/ck", "sum-by-key"}, "/ck"},
+		{[]string{"sum-by-key", "--arg", "checkpoints=/x"}, ""},
+		{[]string{"sum-by-key"}, ""},
+		// Given twice (a base command line and an override): the last.
+		{[]string{"sum-by-key", "--checkpoints", "/old", "--arg", "rows=10", "--checkpoints", "/new"}, "/new"},
+		{[]string{"--checkpoints=/old", "sum-by-key", "--checkpoints=/new"}, "/new"},
+	} {
+		if got := flagValue(tc.args, "checkpoints"); got != tc.want {
+			t.Errorf("flagValue(%q): %q, want %q", tc.args, got, tc.want)
+		}
+		// As run reads it.
+		fs, f := (&invocation{name: "sluice", stdout: io.Discard, stderr: io.Discard}).runFlags()
+		if _, code := (&invocation{name: "sluice", stdout: io.Discard, stderr: io.Discard}).parseJob(fs, tc.args); code >= 0 || f.checkpoints != tc.want {
+			t.Errorf("run %q: --checkpoints %q (code %d), the test wants %q", tc.args, f.checkpoints, code, tc.want)
+		}
+	}
+}
+
+// TestFenceOnlyWhatWasResumed: a node found dead whose job did not
+// checkpoint is not resumed (it is left to its user), so when that node
+// comes back (it was frozen) nothing runs its job elsewhere and it is not
+// told to exit; one whose job was resumed is.
+func TestFenceOnlyWhatWasResumed(t *testing.T) {
+	fenced := make(chan fenceRequest, 2)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req fenceRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		fenced <- req
+		writeJSON(w, http.StatusOK, struct{}{})
+	}))
+	defer api.Close()
+	n := newNodeServer(t, "c")
+	ctx := context.Background()
+	plain := nodeJob{ID: "sum-by-key-1", Args: []string{"sum-by-key", "--arg", "rows=10"}, State: "running"}
+	n.peers.jobs["x-1"] = []nodeJob{plain}
+	n.failover(ctx, membership.Member{Name: "x-1", State: membership.Dead})
+	n.fence(ctx, membership.Member{Name: "x-1", State: membership.Alive, Meta: membership.Meta{HTTP: strings.TrimPrefix(api.URL, "http://")}})
+	select {
+	case req := <-fenced:
+		t.Fatalf("node x-1, whose job did not checkpoint and was not resumed, was fenced: %+v", req)
+	default:
+	}
+	resumable := nodeJob{ID: "sum-by-key-2", Args: []string{"sum-by-key", "--arg", "rows=10", "--checkpoints", filepath.Join(t.TempDir(), "ck")},
+		State: "running"}
+	n.peers.jobs["y-1"] = []nodeJob{plain, resumable}
+	n.failover(ctx, membership.Member{Name: "y-1", State: membership.Dead})
+	n.fence(ctx, membership.Member{Name: "y-1", State: membership.Alive, Meta: membership.Meta{HTTP: strings.TrimPrefix(api.URL, "http://")}})
+	n.waitAll(30 * time.Second)
+	select {
+	case req := <-fenced:
+		if req.By != n.m.Name() || !slices.Equal(req.Jobs, []string{"sum-by-key-2"}) {
+			t.Fatalf("fenced %+v", req)
+		}
+	default:
+		t.Fatal("node y-1, whose job was resumed, was not fenced")
+	}
+}
+
+// TestStopAskedOnce: a job is asked to stop once, however often: by its
+// user (a retried POST .../stop) and then by the node's own stop
+// (SIGTERM). A second signal would tell the job to exit at once, as a
+// second SIGTERM tells run: cancelled, its sinks aborted, rather than
+// stopped at a final checkpoint.
+func TestStopAskedOnce(t *testing.T) {
+	n := newNodeServer(t, "a")
+	j := &nodeJob{ID: "sum-by-key-1", State: "running", sigs: make(chan os.Signal, 2), cancel: func() {}, done: make(chan struct{})}
+	n.jobs[j.ID] = j
+	for range 2 {
+		req := httptest.NewRequest(http.MethodPost, "/v1/jobs/sum-by-key-1/stop", nil)
+		req.SetPathValue("id", j.ID)
+		rec := httptest.NewRecorder()
+		n.stopJob(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST .../stop: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if running := n.stopAll(); running != 1 {
+		t.Fatalf("stopAll: %d running, want 1", running)
+	}
+	if len(j.sigs) != 1 {
+		t.Fatalf("the job was sent %d signals, want 1", len(j.sigs))
 	}
 }

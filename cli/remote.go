@@ -153,16 +153,19 @@ func (c *invocation) submit(ctx context.Context, args []string) int {
 		readErr <- sc.Err()
 	}()
 	var id string
-	stopSent := false
+	// stop: the first signal has come; the job is asked to stop once it
+	// is named (the signal may come before its ID).
+	stop, stopSent := false, false
 	for {
+		if stop && !stopSent && id != "" {
+			stopSent = true
+			if err := r.call(context.Background(), http.MethodPost, "/v1/jobs/"+id+"/stop", nil, nil); err != nil {
+				c.errorf("submit: stopping job %s: %v", id, err)
+			}
+		}
 		select {
 		case <-ctx.Done():
-			if !stopSent && id != "" {
-				stopSent = true
-				if err := r.call(context.Background(), http.MethodPost, "/v1/jobs/"+id+"/stop", nil, nil); err != nil {
-					c.errorf("submit: stopping job %s: %v", id, err)
-				}
-			}
+			stop = true
 			ctx = context.Background() // once
 		case fr, ok := <-frames:
 			if !ok {

@@ -390,6 +390,9 @@ type reader[T any] struct {
 	// (marks), not when the next batch is read.
 	checkpointing bool
 	marks         []ackMark
+	// again: the last pull request delivered a message handed over
+	// already (checkpointing, seq <= cursor).
+	again bool
 }
 
 func (r *reader[T]) errorf(format string, args ...any) error {
@@ -499,8 +502,10 @@ func (r *reader[T]) Read(buf []T) (int, error) {
 	if err == nil && n == 0 && !r.done {
 		if r.src.cfg.untilEmpty {
 			// The consumer has nothing to deliver right now: every message
-			// up to the bound has been read.
-			r.done = true
+			// up to the bound has been read, unless what it delivered was
+			// only messages handed over already (then ErrNoData: the next
+			// read asks again).
+			r.done = !r.again
 		} else if n, err = r.fetch(buf[:1], true); err == nil && n > 0 && !r.done && want > 1 {
 			var m int
 			m, err = r.fetch(buf[n:want], false)
@@ -544,6 +549,7 @@ func (r *reader[T]) fetch(dst []T, wait bool) (int, error) {
 // consumer must be created again (after r.cursor).
 func (r *reader[T]) fetchOnce(dst []T, wait bool) (n int, reset bool, err error) {
 	durable := r.part.durable != ""
+	r.again = false
 	var batch jetstream.MessageBatch
 	if wait {
 		batch, err = r.cons.Fetch(len(dst), jetstream.FetchMaxWait(r.src.cfg.fetchWait))
@@ -572,6 +578,7 @@ func (r *reader[T]) fetchOnce(dst []T, wait bool) (n int, reset bool, err error)
 			// Delivered again (AckWait passed before the checkpoint that
 			// acknowledges it completed): handed over already.
 			r.acks = append(r.acks, msg)
+			r.again = true
 			continue
 		}
 		if !durable {
