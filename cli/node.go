@@ -186,10 +186,12 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(c.stderr, "node %s (build %s, %d slots): gossip %s, HTTP %s%s\n", m.Name(), build, f.slots, f.gossip, f.http,
 		map[bool]string{true: ", joined " + strings.Join(join, ","), false: ", a new cluster"}[len(join) > 0])
+	code := exitOK
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		c.errorf("node: the HTTP API: %v", err)
+		code = exitFailed
 	}
 	// Stop the jobs as 'run' stops one, then leave.
 	running := n.stopAll()
@@ -208,7 +210,7 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		c.warnf("node: leaving the cluster: %v", err)
 	}
 	fmt.Fprintf(c.stderr, "node %s: left the cluster\n", m.Name())
-	return exitOK
+	return code
 }
 
 // nodeServer is a node's HTTP API and the jobs it runs.
