@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,13 +33,12 @@ func (n *nodeServer) watchPeers(ctx context.Context) {
 	events := n.m.Watch()
 	tick := time.NewTicker(peerPoll)
 	defer tick.Stop()
-	client := &http.Client{Timeout: time.Second}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			n.pollPeers(ctx, client)
+			n.pollPeers(ctx)
 		case m := <-events:
 			switch m.State {
 			case membership.Dead:
@@ -62,29 +60,30 @@ func (n *nodeServer) announce(ctx context.Context) {
 		js = append(js, *j)
 	}
 	n.mu.Unlock()
-	body, err := json.Marshal(peerJobs{Node: n.m.Name(), Jobs: js})
-	if err != nil {
-		return
-	}
-	client := &http.Client{Timeout: time.Second}
 	var wg sync.WaitGroup
-	for _, m := range n.m.Members() {
-		if m.Name == n.m.Name() || m.State != membership.Alive || m.Meta.HTTP == "" {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.Meta.HTTP+"/v1/cluster/jobs", bytes.NewReader(body))
-			if err != nil {
-				return
-			}
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}()
+	for _, m := range n.livePeers() {
+		wg.Go(func() {
+			_ = peer(m, time.Second).call(ctx, http.MethodPost, "/v1/cluster/jobs", peerJobs{Node: n.m.Name(), Jobs: js}, nil)
+		})
 	}
 	wg.Wait()
+}
+
+// livePeers returns the other members alive with an HTTP address.
+func (n *nodeServer) livePeers() []membership.Member {
+	var out []membership.Member
+	for _, m := range n.m.Members() {
+		if m.Name != n.m.Name() && m.State == membership.Alive && m.Meta.HTTP != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// peer returns a client of member m's API, its requests cut off after
+// timeout.
+func peer(m membership.Member, timeout time.Duration) *remote {
+	return &remote{to: m.Meta.HTTP, http: &http.Client{Timeout: timeout}}
 }
 
 // peerJobs is POST /v1/cluster/jobs: a node's jobs, which it announces.
@@ -129,25 +128,12 @@ func (p *peers) heard(node string, js []nodeJob) {
 	p.jobs[node] = merged
 }
 
-func (n *nodeServer) pollPeers(ctx context.Context, client *http.Client) {
-	for _, m := range n.m.Members() {
-		if m.Name == n.m.Name() || m.State != membership.Alive || m.Meta.HTTP == "" {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.Meta.HTTP+"/v1/jobs", nil)
-		if err != nil {
-			continue
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			continue // it may be dying: the last list stands
-		}
+func (n *nodeServer) pollPeers(ctx context.Context) {
+	for _, m := range n.livePeers() {
 		var js []nodeJob
-		err = json.NewDecoder(resp.Body).Decode(&js)
-		resp.Body.Close()
-		if err == nil {
+		if err := peer(m, time.Second).call(ctx, http.MethodGet, "/v1/jobs", nil, &js); err == nil {
 			n.peers.heard(m.Name, js)
-		}
+		} // else it may be dying: the last list stands
 	}
 }
 
@@ -253,18 +239,10 @@ func (n *nodeServer) fence(ctx context.Context, m membership.Member) {
 		return
 	}
 	slices.Sort(ids)
-	body, _ := json.Marshal(fenceRequest{By: n.m.Name(), Jobs: ids})
-	client := &http.Client{Timeout: 5 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.Meta.HTTP+"/v1/cluster/fence", bytes.NewReader(body))
-	if err != nil {
-		return
-	}
-	resp, err := client.Do(req)
-	if err != nil {
+	if err := peer(m, 5*time.Second).call(ctx, http.MethodPost, "/v1/cluster/fence", fenceRequest{By: n.m.Name(), Jobs: ids}, nil); err != nil {
 		n.c.warnf("node: fencing node %s, which came back after it was found dead: %v", m.Name, err)
 		return
 	}
-	resp.Body.Close()
 	fmt.Fprintf(n.c.stderr, "node %s: node %s came back after it was found dead: told it to exit (its jobs %s run here)\n",
 		n.m.Name(), m.Name, strings.Join(ids, ", "))
 }

@@ -756,16 +756,14 @@ func TestPeerJobsNewestKept(t *testing.T) {
 		}
 		return got
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-
 	announce(running("j-1"), running("j-2"))
 	polled <- []nodeJob{running("j-1")} // left a before j-2 was announced
-	n.pollPeers(context.Background(), client)
+	n.pollPeers(context.Background())
 	if got, want := known(), map[string]string{"j-1": "running", "j-2": "running"}; !maps.Equal(got, want) {
 		t.Fatalf("after an announcement and an older poll's reply: %v, want %v", got, want)
 	}
 	polled <- []nodeJob{ended("j-1"), running("j-2")}
-	n.pollPeers(context.Background(), client)
+	n.pollPeers(context.Background())
 	announce(running("j-1"), running("j-2"), running("j-3")) // made before j-1 ended
 	if got, want := known(), map[string]string{"j-1": "ended", "j-2": "running", "j-3": "running"}; !maps.Equal(got, want) {
 		t.Fatalf("after a poll and an older announcement: %v, want %v", got, want)

@@ -33,7 +33,6 @@ HTTP address, --listen's port + 3):
 
 // remote is a client of a node's API.
 type remote struct {
-	c    *invocation
 	to   string
 	http *http.Client
 }
@@ -51,7 +50,7 @@ func (c *invocation) remoteFlags(cmd string, args []string) (*remote, []string, 
 		c.errorf("%s: missing --to HOST:PORT, a node's HTTP address (run '%s help %s')", cmd, c.name, cmd)
 		return nil, nil, exitUsage
 	}
-	return &remote{c: c, to: *to, http: &http.Client{}}, fs.Args(), -1
+	return &remote{to: *to, http: &http.Client{}}, fs.Args(), -1
 }
 
 func (r *remote) url(path string) string {

@@ -54,7 +54,7 @@ func (c *invocation) savepoint(ctx context.Context, args []string) int {
 			c.errorf("savepoint: with --to, want 'take --to ADDR JOB_ID NAME' (run '%s help savepoint')", c.name)
 			return exitUsage
 		}
-		return c.takeSavepointOn(ctx, &remote{c: c, to: *to, http: &http.Client{}}, fs.Arg(0), fs.Arg(1), *timeout)
+		return c.takeSavepointOn(ctx, &remote{to: *to, http: &http.Client{}}, fs.Arg(0), fs.Arg(1), *timeout)
 	}
 	want := map[string]int{"take": 2, "list": 1, "show": 2, "delete": 2}[args[0]]
 	if want == 0 || fs.NArg() != want {

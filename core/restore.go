@@ -96,7 +96,7 @@ func (t *Task) positionSnap(n uint64) (Snapshot, bool) {
 			}
 			// Ended, not yet acknowledged: a restore opens it at its end,
 			// for it to tell the system it reads from (plan.Split.Acknowledges).
-			pos, err := e.a.Position()
+			pos, err := e.r.(plan.Positioner).Position()
 			if err != nil {
 				t.fail(fmt.Errorf("%s: checkpoint %d: the position in split %s: %w", t.op.Instance(), n, sp.Desc, err))
 				return Snapshot{}, false

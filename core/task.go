@@ -577,8 +577,8 @@ func (t *Task) produce(now int64) {
 		last := *cur
 		cur = &last
 		t.open = append(t.open[:t.cur], t.open[t.cur+1:]...)
-		if a, ok := cur.r.(plan.Acknowledger); ok && inst.Checkpointing {
-			t.acking = append(t.acking, endedReader{a, cur.r, cur.index, cur.records, cur.split.Desc, t.positioned})
+		if _, ok := cur.r.(plan.Acknowledger); ok && inst.Checkpointing {
+			t.acking = append(t.acking, endedReader{cur.r, cur.index, cur.records, t.positioned})
 		} else if cerr := cur.r.Close(); cerr != nil {
 			t.fail(fmt.Errorf("%s: closing split %s: %w", inst, cur.split.Desc, cerr))
 			return
@@ -1008,13 +1008,13 @@ func (t *Task) CloseReaders() {
 // endedReader is an ended split's reader that acknowledges what it read
 // once checkpoint after+1 or a later one has completed.
 type endedReader struct {
-	a       plan.Acknowledger
-	r       plan.Reader
-	index   int // in Task.splits
+	r       plan.Reader // a plan.Acknowledger
+	index   int         // in Task.splits
 	records int64
-	desc    string
 	after   uint64
 }
+
+func (e endedReader) ack(id uint64) error { return e.r.(plan.Acknowledger).Acknowledge(id) }
 
 // AcknowledgeAll has the readers that acknowledge what they read
 // acknowledge all of it: the job has ended and committed its output.
@@ -1046,19 +1046,19 @@ func (t *Task) acknowledge(id uint64) {
 	for _, e := range t.acking {
 		if id != 0 && id <= e.after { // what it read before barrier id, not its end
 			t.enter(CallRead, e.index)
-			err := e.a.Acknowledge(id)
+			err := e.ack(id)
 			t.leave()
 			if err != nil {
-				warn(e.desc, err)
+				warn(t.splits[e.index].Desc, err)
 			}
 			keep = append(keep, e)
 			continue
 		}
 		t.enter(CallRead, e.index)
-		err := errors.Join(e.a.Acknowledge(0), e.r.Close())
+		err := errors.Join(e.ack(0), e.r.Close())
 		t.leave()
 		if err != nil {
-			warn(e.desc, err)
+			warn(t.splits[e.index].Desc, err)
 		}
 	}
 	clear(t.acking[len(keep):])

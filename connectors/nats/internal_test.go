@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-data/sluice/internal/natstest"
 	"github.com/sluice-data/sluice/stages"
 )
 
@@ -21,38 +21,8 @@ import (
 // sequence), the reader drops what follows it and reads again from the
 // message after the last one it handed over, losing and repeating nothing.
 func TestGapStartsConsumerAgain(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not become ready")
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nc, err := natsgo.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	var want []int
-	for i := range 50 {
-		want = append(want, i)
-		if _, err := js.Publish(ctx, "s.x", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src := Source[int](s.ClientURL(), "S", UntilEmpty()).(*source[int])
+	ctx, url, want := intStream(t, 50)
+	src := Source[int](url, "S", UntilEmpty()).(*source[int])
 	splits, err := src.Splits(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -97,38 +67,8 @@ func TestGapStartsConsumerAgain(t *testing.T) {
 // brings back only such messages, all handed over already, has not ended:
 // it goes on to read the rest of the stream.
 func TestDurableRedeliveryIsNotTheEnd(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not become ready")
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nc, err := natsgo.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	var want []int
-	for i := range 30 {
-		want = append(want, i)
-		if _, err := js.Publish(ctx, "s.x", []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src := Source[int](s.ClientURL(), "S", Durable("d"), UntilEmpty()).(*source[int])
+	ctx, url, want := intStream(t, 30)
+	src := Source[int](url, "S", Durable("d"), UntilEmpty()).(*source[int])
 	splits, err := src.Splits(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -163,4 +103,34 @@ func TestDurableRedeliveryIsNotTheEnd(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("read %v, want %v", got, want)
 	}
+}
+
+// intStream starts a nats-server with a stream S holding the numbers 0 to
+// n-1 on subject s.x, and returns a context for the test, the server's URL
+// and the numbers.
+func intStream(t *testing.T, n int) (context.Context, string, []int) {
+	t.Helper()
+	url := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	nc, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+		if _, err := js.Publish(ctx, "s.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx, url, want
 }

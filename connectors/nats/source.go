@@ -350,13 +350,8 @@ func (s *source[T]) OpenAt(ctx context.Context, inst stages.Instance, sp stages.
 	// acknowledged is not delivered again to a later run.
 	if !r.done || part.durable != "" {
 		if r.str, err = s.openStream(ctx, js); err == nil && part.durable != "" {
-			if err = r.str.DeleteConsumer(ctx, part.durable); errors.Is(err, jetstream.ErrConsumerNotFound) {
-				err = nil
-			} else if err != nil {
-				err = r.errorf("moving durable consumer %q to the checkpoint's position: %w", part.durable, err)
-			}
-		}
-		if err == nil {
+			err = r.remakeDurable(p.Cursor, "the checkpoint's position")
+		} else if err == nil {
 			err = r.newConsumer(p.Cursor) // 0: from where the source starts
 		}
 	}
@@ -450,10 +445,17 @@ func (r *reader[T]) resumeDurable() error {
 		}
 		return nil
 	}
+	return r.remakeDurable(floor, "its ack floor")
+}
+
+// remakeDurable deletes the split's durable consumer, if any, and makes it
+// again to start after stream sequence after (0: where the source starts);
+// at names that place, for errors.
+func (r *reader[T]) remakeDurable(after uint64, at string) error {
 	if err := r.str.DeleteConsumer(r.ctx, r.part.durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return r.errorf("durable consumer %q: making it again at its ack floor %d: %w", r.part.durable, floor, err)
+		return r.errorf("durable consumer %q: making it again at %s (stream sequence %d): %w", r.part.durable, at, after, err)
 	}
-	return r.newConsumer(floor)
+	return r.newConsumer(after)
 }
 
 // newConsumer creates the split's consumer, an ephemeral one starting

@@ -383,39 +383,21 @@ func (w *writer[T]) takeBack(ctx context.Context, files []commit.File) error {
 func (w *writer[T]) removeBegunAfter(ctx context.Context, seq int) error {
 	ours := regexp.MustCompile(`^` + regexp.QuoteMeta(fmt.Sprintf("part-%05d-%s-", w.inst.Index, w.run)) + `([0-9]{4,})(\.[a-z0-9]+)?\.parquet$`)
 	var dirs []string
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		files, subs, err := w.st.list(ctx, dir)
-		if err != nil {
-			return fmt.Errorf("listing %s: %w", w.st.display(dir), err)
-		}
-		for _, f := range files {
-			m := ours.FindStringSubmatch(f.name)
+	err := w.removeBelow(ctx, w.out, func(dir, sub string) bool { return dir == w.out && sub == commit.InternalDir },
+		func(p, name string) bool {
+			m := ours.FindStringSubmatch(name)
 			if m == nil {
-				continue
+				return false
 			}
-			if n, err := strconv.Atoi(m[1]); err != nil || n < seq {
-				continue
-			}
-			p := w.st.join(dir, f.name)
-			if err := w.st.remove(ctx, p); err != nil {
-				return fmt.Errorf("deleting %s: %w", w.st.display(p), err)
+			n, err := strconv.Atoi(m[1])
+			if err != nil || n < seq {
+				return false
 			}
 			if w.st.local() {
 				dirs = appendDirs(dirs, w.st, p, w.out)
 			}
-		}
-		for _, d := range subs {
-			if dir == w.out && d == commit.InternalDir {
-				continue
-			}
-			if err := walk(w.st.join(dir, d)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err := walk(w.out)
+			return true
+		})
 	removeEmptyDirs(dirs, w.out)
 	return err
 }
@@ -425,20 +407,32 @@ func (w *writer[T]) removeStrays(ctx context.Context, dir string) error {
 	if _, _, exists, err := w.st.stat(ctx, dir); err != nil || !exists {
 		return err
 	}
-	files, dirs, err := w.st.list(ctx, dir)
+	return w.removeBelow(ctx, dir, func(string, string) bool { return false }, func(p, _ string) bool {
+		return !slices.ContainsFunc(w.staged, func(s stagedFile) bool { return s.from == p })
+	})
+}
+
+// removeBelow deletes the files below dir (at any depth) for which drop,
+// given the file's path and name, reports true, not going into the
+// subdirectories for which skip, given a directory and a subdirectory's
+// name, does.
+func (w *writer[T]) removeBelow(ctx context.Context, dir string, skip func(dir, sub string) bool, drop func(p, name string) bool) error {
+	files, subs, err := w.st.list(ctx, dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("listing %s: %w", w.st.display(dir), err)
 	}
 	for _, f := range files {
-		p := w.st.join(dir, f.name)
-		if !slices.ContainsFunc(w.staged, func(s stagedFile) bool { return s.from == p }) {
+		if p := w.st.join(dir, f.name); drop(p, f.name) {
 			if err := w.st.remove(ctx, p); err != nil {
-				return err
+				return fmt.Errorf("deleting %s: %w", w.st.display(p), err)
 			}
 		}
 	}
-	for _, d := range dirs {
-		if err := w.removeStrays(ctx, w.st.join(dir, d)); err != nil {
+	for _, d := range subs {
+		if skip(dir, d) {
+			continue
+		}
+		if err := w.removeBelow(ctx, w.st.join(dir, d), skip, drop); err != nil {
 			return err
 		}
 	}
