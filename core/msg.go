@@ -74,6 +74,11 @@ func (k Kind) String() string {
 // instances (and so, across nodes, on the wire).
 func (k Kind) OnChannel() bool { return k >= Data && k <= Credit }
 
+// OnWire reports whether messages of kind k may cross nodes: the channel
+// kinds, and the two the job layer sends a task on another node (a
+// source's Trigger, a sink's Completed).
+func (k Kind) OnWire() bool { return k.OnChannel() || k == Trigger || k == Completed }
+
 // Msg is the one message of the runtime: what Step takes, what Ready hands
 // out, and what travels between instances.
 //

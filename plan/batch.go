@@ -35,7 +35,10 @@ package plan
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
+
+	"github.com/sluice-data/sluice/codec"
 )
 
 // Batch is a run of records of one type.
@@ -65,6 +68,57 @@ type Type struct {
 	Slice func(data any, i, j int) any
 	// Format renders record i of data for error messages.
 	Format func(data any, i int) string
+	// Wire returns the codec of T's batches on the network (package codec's
+	// encoding), made at its first call; its error (wrapping
+	// codec.ErrUnsupported) names what T holds that has no encoding.
+	Wire func() (WireCodec, error)
+}
+
+// WireCodec encodes batches of one record type T without its caller
+// knowing T: what Type is to memory, a WireCodec is to the network. It is
+// safe for concurrent use.
+type WireCodec interface {
+	// Type names T in errors, e.g. "examples.OrderUser".
+	Type() string
+	// Fingerprint identifies T's encoded schema (codec.Fingerprint).
+	Fingerprint() codec.Fingerprint
+	// AppendBatch appends data, a []T, to dst as codec.AppendBatch does:
+	// the header with the fingerprint, the row count, the rows. Data of
+	// another type, or a value the codec cannot encode, is an error.
+	AppendBatch(dst []byte, data any) ([]byte, error)
+	// DecodeBatch decodes a batch that fills src into a new []T and
+	// returns it with its length. Data of another fingerprint is a
+	// *codec.MismatchError naming T; corrupt data wraps codec.ErrCorrupt.
+	DecodeBatch(src []byte) (data any, rows int, err error)
+}
+
+type wireCodec[T any] struct{ c codec.Codec[T] }
+
+func (b wireCodec[T]) Type() string                   { return b.c.Type() }
+func (b wireCodec[T]) Fingerprint() codec.Fingerprint { return b.c.Fingerprint() }
+
+func (b wireCodec[T]) AppendBatch(dst []byte, data any) (out []byte, err error) {
+	rows, ok := data.([]T)
+	if !ok {
+		return dst, fmt.Errorf("a batch of %T on an edge of []%s", data, b.c.Type())
+	}
+	// codec's Append panics on a value nested past codec.MaxDepth (a
+	// cycle) or a failing MarshalBinary: that is the user's value, so it
+	// becomes an error here, at the boundary.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("encoding a batch of %s: %v", b.c.Type(), r)
+		}
+	}()
+	return codec.AppendBatch(dst, b.c, rows), nil
+}
+
+func (b wireCodec[T]) DecodeBatch(src []byte) (any, int, error) {
+	rows, err := codec.DecodeBatch(src, b.c, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rows, len(rows), nil
 }
 
 // TypeOf returns the Type of T.
@@ -86,6 +140,13 @@ func TypeOf[T any]() *Type {
 			}
 			return s
 		},
+		Wire: sync.OnceValues(func() (WireCodec, error) {
+			c, err := codec.For[T]()
+			if err != nil {
+				return nil, err
+			}
+			return wireCodec[T]{c}, nil
+		}),
 	}
 }
 

@@ -4,37 +4,18 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/sluice-data/sluice/codec"
+	"github.com/sluice-data/sluice/plan"
 )
 
 // BatchCodec encodes the batches of one record type T without its caller
-// knowing T: what plan.Type is to memory, a BatchCodec is to the wire. Make
-// one with CodecOf. A BatchCodec is safe for concurrent use.
-type BatchCodec interface {
-	// Type names T in errors, e.g. "examples.OrderUser".
-	Type() string
-	// Fingerprint identifies T's encoded schema (codec.Fingerprint).
-	Fingerprint() codec.Fingerprint
-	// AppendBatch appends data, a []T, to dst as codec.AppendBatch does:
-	// the header with the fingerprint, the row count, the rows. Data of
-	// another type, or a value the codec cannot encode, is an error.
-	AppendBatch(dst []byte, data any) ([]byte, error)
-	// DecodeBatch decodes a batch that fills src into a new []T and
-	// returns it with its length. Data of another fingerprint is a
-	// *codec.MismatchError naming T; corrupt data wraps codec.ErrCorrupt.
-	DecodeBatch(src []byte) (data any, rows int, err error)
-}
+// knowing T: plan.Type's Wire codec, by which the executor finds an edge's.
+// Make one with CodecOf. A BatchCodec is safe for concurrent use.
+type BatchCodec = plan.WireCodec
 
 // CodecOf returns the BatchCodec of T, built on codec.For[T]. It returns
 // For's error (wrapping codec.ErrUnsupported, naming the field) for a type
 // with no encoding. Like For, it is meant for graph-build time.
-func CodecOf[T any]() (BatchCodec, error) {
-	c, err := codec.For[T]()
-	if err != nil {
-		return nil, err
-	}
-	return batchCodec[T]{c}, nil
-}
+func CodecOf[T any]() (BatchCodec, error) { return plan.TypeOf[T]().Wire() }
 
 // MustCodecOf is CodecOf that panics with CodecOf's error.
 func MustCodecOf[T any]() BatchCodec {
@@ -43,35 +24,6 @@ func MustCodecOf[T any]() BatchCodec {
 		panic(err)
 	}
 	return c
-}
-
-type batchCodec[T any] struct{ c codec.Codec[T] }
-
-func (b batchCodec[T]) Type() string                   { return b.c.Type() }
-func (b batchCodec[T]) Fingerprint() codec.Fingerprint { return b.c.Fingerprint() }
-
-func (b batchCodec[T]) AppendBatch(dst []byte, data any) (out []byte, err error) {
-	rows, ok := data.([]T)
-	if !ok {
-		return dst, fmt.Errorf("transport: a batch of %T on an edge of []%s", data, b.c.Type())
-	}
-	// codec's Append panics on a value nested past codec.MaxDepth (a
-	// cycle) or a failing MarshalBinary: that is the user's value, so it
-	// becomes an error here, at the boundary.
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = dst, fmt.Errorf("transport: encoding a batch of %s: %v", b.c.Type(), r)
-		}
-	}()
-	return codec.AppendBatch(dst, b.c, rows), nil
-}
-
-func (b batchCodec[T]) DecodeBatch(src []byte) (any, int, error) {
-	rows, err := codec.DecodeBatch(src, b.c, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	return rows, len(rows), nil
 }
 
 // EdgeKey names an edge of a running job as its receiver sees it: the

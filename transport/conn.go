@@ -75,6 +75,12 @@ type Config struct {
 	// Abort wait for the reader, and Send may wait for a writer whose peer
 	// waits for this reader.
 	Deliver func(c *Conn, e Envelope)
+	// Control, if set, is given every control message that arrives (see
+	// SendControl), under Deliver's rules: from the reader goroutine, in
+	// the order sent, among the messages. payload is the reader's buffer:
+	// it is valid only until Control returns. Without Control, a control
+	// message is dropped.
+	Control func(c *Conn, job uint64, payload []byte)
 	// QueueBytes bounds the bytes a connection holds for its writer: a
 	// Send that would exceed it waits (see Conn.Send). One frame is always
 	// let in, however large, so that an oversized batch still moves.
@@ -408,6 +414,17 @@ func (c *Conn) Send(e Envelope) error {
 	return c.enqueue(b, bp) // the writer puts bp back
 }
 
+// SendControl sends a control message of job: payload, opaque to the
+// transport, reaches the peer's Config.Control in order with the messages
+// Send sends. It queues and waits as Send does.
+func (c *Conn) SendControl(job uint64, payload []byte) error {
+	b, err := appendControl(nil, job, payload)
+	if err != nil {
+		return fmt.Errorf("transport: sending a control message to node %q: %w", c.peer, err)
+	}
+	return c.enqueue(b, nil)
+}
+
 // SendFrame queues a frame made by AppendFrame, as Send queues the frame it
 // makes: for a frame encoded once and sent to several peers. It checks the
 // length prefix and the type, not the body. A frame larger than a few KiB
@@ -417,7 +434,7 @@ func (c *Conn) SendFrame(frame []byte) error {
 	if len(frame) <= lenSize || uint64(binary.LittleEndian.Uint32(frame)) != uint64(len(frame)-lenSize) {
 		return fmt.Errorf("%w: SendFrame of %d bytes whose length prefix does not match", ErrCorrupt, len(frame))
 	}
-	if !core.Kind(frame[lenSize]).OnChannel() {
+	if !core.Kind(frame[lenSize]).OnWire() {
 		return fmt.Errorf("%w: SendFrame of a frame of type %#02x", ErrCorrupt, frame[lenSize])
 	}
 	return c.enqueue(frame, nil)
@@ -635,6 +652,17 @@ func (c *Conn) readLoop() {
 			return
 		}
 		frames := c.framesRecv.Add(1)
+		if buf[0] == frameControl {
+			job, payload, err := decodeControl(buf)
+			if err != nil {
+				c.fail(c.wrap("reading from", fmt.Errorf("frame %d: %w", frames, err)))
+				return
+			}
+			if c.cfg.Control != nil {
+				c.cfg.Control(c, job, payload)
+			}
+			continue
+		}
 		e, err := decodeBody(buf, c.cfg.Codecs)
 		if err != nil {
 			c.fail(c.wrap("reading from", fmt.Errorf("frame %d: %w", frames, err)))

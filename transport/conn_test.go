@@ -577,3 +577,55 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 		t.Error("ShouldDial: the name that sorts first dials")
 	}
 }
+
+// Control messages arrive in order with the messages around them, their
+// payloads intact, and a Trigger (a job-layer message for a task on
+// another node) crosses too.
+func TestControlInOrderWithMessages(t *testing.T) {
+	type got struct {
+		kind    string
+		job     uint64
+		payload string
+	}
+	var mu sync.Mutex
+	var seen []got
+	done := make(chan struct{})
+	cb := testConfig("b", func(_ *Conn, e Envelope) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, got{kind: e.Msg.Kind.String(), job: e.Job})
+	})
+	cb.Control = func(_ *Conn, job uint64, payload []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, got{kind: "control", job: job, payload: string(payload)})
+		if string(payload) == "last" {
+			close(done)
+		}
+	}
+	a, _ := pair(t, testConfig("a", nil), cb)
+	big := strings.Repeat("x", 10000) // past the copied frames' size
+	steps := []func() error{
+		func() error { return a.SendControl(7, []byte("first")) },
+		func() error { return a.Send(Envelope{Job: 7, Msg: core.Msg{Kind: core.Trigger, Checkpoint: 3}}) },
+		func() error { return a.SendControl(8, []byte(big)) },
+		func() error { return a.Send(Envelope{Job: 8, Msg: core.Msg{Kind: core.Completed, Checkpoint: 3}}) },
+		func() error { return a.SendControl(9, nil) },
+		func() error { return a.SendControl(9, []byte("last")) },
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, done, "the control messages")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []got{{"control", 7, "first"}, {"trigger", 7, ""}, {"control", 8, big}, {"completed", 8, ""}, {"control", 9, ""}, {"control", 9, "last"}}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("got %.200v\nwant %.200v", seen, want)
+	}
+	if err := a.Send(Envelope{Msg: core.Msg{Kind: core.Produce}}); err == nil || !strings.Contains(err.Error(), "does not travel") {
+		t.Fatalf("a Produce crossed nodes: %v", err)
+	}
+}

@@ -35,6 +35,9 @@ type Envelope struct {
 const (
 	frameHello byte = 0x80
 	frameBye   byte = 0x81
+	// frameControl carries a control message of a job: the job (uvarint),
+	// then the payload, opaque to the transport, to the end of the frame.
+	frameControl byte = 0x82
 )
 
 // Batch flags of a Data frame.
@@ -80,8 +83,8 @@ func AppendFrame(dst []byte, e Envelope, codecs Codecs) ([]byte, error) {
 
 func appendFrame(dst []byte, e Envelope, codecs Codecs) ([]byte, error) {
 	m := &e.Msg
-	if !m.Kind.OnChannel() {
-		return nil, fmt.Errorf("transport: a %s message does not travel between instances", m.Kind)
+	if !m.Kind.OnWire() {
+		return nil, fmt.Errorf("transport: a %s message does not travel between nodes", m.Kind)
 	}
 	for _, f := range [...]struct {
 		name string
@@ -192,7 +195,7 @@ func decodeBody(body []byte, codecs Codecs) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: empty frame", ErrCorrupt)
 	}
 	kind := core.Kind(body[0])
-	if !kind.OnChannel() {
+	if !kind.OnWire() {
 		return Envelope{}, fmt.Errorf("%w: frame type %#02x is no message", ErrCorrupt, body[0])
 	}
 	d := decoder{b: body[1:]}
@@ -412,3 +415,27 @@ func decodeHello(body []byte) (hello, error) {
 }
 
 func appendBye(dst []byte) []byte { return append(dst, 1, 0, 0, 0, frameBye) }
+
+// appendControl appends a control frame of job carrying payload.
+func appendControl(dst []byte, job uint64, payload []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, frameControl)
+	dst = binary.AppendUvarint(dst, job)
+	dst = append(dst, payload...)
+	n := len(dst) - start - lenSize
+	if n > HardMaxFrame {
+		return dst[:start], fmt.Errorf("%w: a control message of %d bytes, at most %d", ErrFrameTooLarge, n, HardMaxFrame)
+	}
+	binary.LittleEndian.PutUint32(dst[start:], uint32(n))
+	return dst, nil
+}
+
+// decodeControl decodes a control frame's body.
+func decodeControl(body []byte) (job uint64, payload []byte, err error) {
+	d := decoder{b: body[1:]}
+	job = d.uvarint("job")
+	if d.err != nil {
+		return 0, nil, d.err
+	}
+	return job, d.b, nil
+}
