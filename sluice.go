@@ -66,6 +66,9 @@ type Options struct {
 	// Chaos, when set, kills instances of the running job at seeded
 	// moments (actors.ChaosConfig); it needs checkpoints.
 	Chaos *actors.ChaosConfig
+	// Cluster, when set, runs the job's instances on the nodes of a
+	// cluster (actors.Cluster); sluice node sets it.
+	Cluster *actors.Cluster
 }
 
 // ErrOptions is wrapped by the error of Options that cannot be planned.
@@ -156,6 +159,9 @@ func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execu
 	}
 	if opts.Chaos != nil {
 		cfg.Chaos = opts.Chaos
+	}
+	if opts.Cluster != nil {
+		cfg.Cluster = opts.Cluster
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("job %q: %w: %w", p.Name(), ErrOptions, err)

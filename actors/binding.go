@@ -44,6 +44,7 @@ type (
 // actorEngine runs one job's instances as actors.
 type actorEngine struct {
 	x      *Execution
+	at     *attempt // the attempt it runs
 	system *actor.ActorSystem
 	job    *actor.PID
 	pids   [][]*actor.PID // [vertex][instance]
@@ -66,7 +67,7 @@ const restartTimer = int(core.NumTimers)
 
 func (actorExecutor) start(x *Execution) (engine, error) {
 	logger := x.cfg.Logger
-	e := &actorEngine{x: x, system: actor.NewActorSystemWithConfig(actor.Configure(
+	e := &actorEngine{x: x, at: x.attempt(), system: actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger })))}
 	ja := &jobActor{e: e, failures: map[core.Addr][]time.Time{}}
 	pid, err := e.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return ja }), "job")
@@ -160,7 +161,11 @@ func (a *instanceActor) Receive(c actor.Context) {
 func (h *actorHost) ship(c actor.Context, now int64) {
 	rd := h.task.Ready()
 	for _, o := range rd.Msgs {
-		c.Send(h.e.pids[o.To.Vertex][o.To.Instance], o.Msg)
+		if pid := h.e.pids[o.To.Vertex][o.To.Instance]; pid != nil {
+			c.Send(pid, o.Msg)
+		} else { // on another node
+			h.x.sendRemote(h.e.at, o.To, o.Msg)
+		}
 	}
 	root, self, clk := h.e.system.Root, c.Self(), h.x.cfg.Clock
 	for _, t := range rd.Timers {
@@ -175,7 +180,13 @@ func (h *actorHost) ship(c actor.Context, now int64) {
 
 // deliver goes through the job actor, which knows the instances' PIDs once
 // it has spawned them.
-func (e *actorEngine) deliver(a core.Addr, m core.Msg) { e.system.Root.Send(e.job, deliverMsg{a, m}) }
+func (e *actorEngine) deliver(a core.Addr, m core.Msg) {
+	if !e.at.local(e.x, a) {
+		e.x.sendRemote(e.at, a, m)
+		return
+	}
+	e.system.Root.Send(e.job, deliverMsg{a, m})
+}
 
 func (e *actorEngine) coordTimer(at int64, ck *checkpointing) {
 	clk := e.x.cfg.Clock
@@ -216,6 +227,9 @@ func (j *jobActor) Receive(c actor.Context) {
 			v := e.x.phys.Vertices[vi]
 			row := make([]*actor.PID, len(hs))
 			for i, h := range hs {
+				if !e.at.local(e.x, core.Addr{Vertex: vi, Instance: i}) {
+					continue // runs on another node
+				}
 				ah := &actorHost{host: h, e: e}
 				pid, err := c.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &instanceActor{h: ah} }),
 					fmt.Sprintf("v%d-%d", v.ID, i))
@@ -233,7 +247,9 @@ func (j *jobActor) Receive(c actor.Context) {
 		// instance sends to its peers as soon as they grant credit.
 		for vi, hs := range e.x.hosts {
 			for i := range hs {
-				c.Send(e.pids[vi][i], startMsg{})
+				if pid := e.pids[vi][i]; pid != nil {
+					c.Send(pid, startMsg{})
+				}
 			}
 		}
 		for _, m := range j.early {
@@ -249,7 +265,9 @@ func (j *jobActor) Receive(c actor.Context) {
 		}
 		c.Send(j.e.pids[m.to.Vertex][m.to.Instance], m.m)
 	case killMsg:
-		c.Stop(j.e.pids[m.a.Vertex][m.a.Instance])
+		if pid := j.e.pids[m.a.Vertex][m.a.Instance]; pid != nil {
+			c.Stop(pid)
+		}
 	}
 }
 

@@ -73,6 +73,8 @@ type Config struct {
 	// Chaos, when not nil, kills instances of the running job; it needs
 	// Checkpoints, to recover.
 	Chaos *ChaosConfig
+	// Cluster, when not nil, runs the job's instances on several nodes.
+	Cluster *Cluster
 }
 
 func (c Config) executor() Executor {
@@ -128,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.Checkpoints != nil {
 		errs = append(errs, c.Checkpoints.validate())
+	}
+	if c.Cluster != nil {
+		errs = append(errs, c.Cluster.validate(&c))
 	}
 	if c.Chaos != nil && (c.Chaos.Kills < 0 || c.Chaos.Kills > 0 && (c.Checkpoints == nil || c.Checkpoints.NoRecovery)) {
 		errs = append(errs, fmt.Errorf("actors: Chaos: %d kills need checkpoints with recovery on", c.Chaos.Kills))

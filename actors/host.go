@@ -51,6 +51,9 @@ type host struct {
 	watermark   atomic.Int64
 	maxEvent    atomic.Int64      // the greatest event time this instance has emitted
 	dropped     [][2]atomic.Int64 // per chain node: late, closed
+	// remoteWriter: on a cluster's coordinator, the instance runs on
+	// another node and has opened its sink's writer there.
+	remoteWriter atomic.Bool
 }
 
 // counters are a task's counters, as publish copies them.
@@ -104,6 +107,7 @@ func (h *host) newTask() {
 		NoHold: cfg.Checkpoints != nil})
 	h.op = h.task.Operator()
 	h.done.Store(false)
+	h.remoteWriter.Store(false)
 }
 
 // Enter and Leave implement core.Calls: two atomic stores and a clock read

@@ -112,8 +112,12 @@ func (x *Execution) Stop() error {
 // in the input the attempt starts.
 func (x *Execution) restoreTasks(r *checkpoints.Restored) error {
 	if r != nil {
-		for _, hs := range x.hosts {
-			for _, h := range hs {
+		at := x.attempt()
+		for vi, hs := range x.hosts {
+			for i, h := range hs {
+				if !at.local(x, core.Addr{Vertex: vi, Instance: i}) {
+					continue // restored on its node
+				}
 				if err := h.task.Restore(restoredFor(r, h)); err != nil {
 					return fmt.Errorf("restoring checkpoint %d: %w", r.ID, err)
 				}
@@ -225,6 +229,14 @@ func (x *Execution) sinkWithoutReopen() *plan.Node {
 // and closes its readers; what the writers made durable stays for a reopen.
 func (x *Execution) detachWriters() error {
 	var errs []error
+	if x.coordinator() {
+		for _, n := range x.attempt().nodes(x.cl.cfg.Self) {
+			var lost *NodeLostError
+			if err := x.call(n, core.CommitAction{Op: detachOp}); err != nil && !errors.As(err, &lost) {
+				errs = append(errs, err) // a lost node's writers are gone with it
+			}
+		}
+	}
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			h.task.CloseReaders()
@@ -290,8 +302,12 @@ func (x *Execution) recover(at *attempt) error {
 		st.Checkpoint = r.ID
 	}
 	x.cfg.Logger.Warn("recovering", "attempt", st.Attempt, "checkpoint", st.Checkpoint)
+	next := newAttempt(at.epoch + 1)
+	if err := x.place(next); err != nil {
+		return fmt.Errorf("%w (recovering: %w)", cause, err)
+	}
 	x.attMu.Lock()
-	x.att = newAttempt(at.epoch + 1)
+	x.att = next
 	x.attMu.Unlock()
 	// The watcher of ctx fails the attempt that is current when ctx is
 	// done: one cancelled before the swap failed the attempt that had
@@ -305,6 +321,10 @@ func (x *Execution) recover(at *attempt) error {
 		}
 	}
 	reached := x.rec.from + x.sourcesRead() - x.rec.read
+	x.restored = 0
+	if r != nil {
+		x.restored = r.ID
+	}
 	if err := x.restoreTasks(r); err != nil {
 		return fmt.Errorf("%w (recovering: %w)", cause, err)
 	}

@@ -58,6 +58,10 @@ type Execution struct {
 	// its start, if any: a recovery may restore its checkpoints too.
 	from string
 	ck   *checkpointing // nil: checkpoints are off
+	// cl is the job's side of its cluster (nil: one process); restored
+	// the checkpoint the current attempt restored (0: none).
+	cl       *clusterState
+	restored uint64
 }
 
 // An Executor runs a job's instances: it steps each instance's core.Task
@@ -103,8 +107,11 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 	}
 	x := &Execution{phys: phys, cfg: cfg, ctx: ctx, start: cfg.Clock.Now(), att: newAttempt(1),
 		ended: make(chan struct{}), shared: map[string]*sharedValue{}, run: runID(phys.Job, cfg.Seed), exec: execID()}
+	if cfg.Cluster != nil {
+		x.cl = &clusterState{cfg: *cfg.Cluster}
+	}
 	var restored *checkpoints.Restored
-	if c := cfg.Checkpoints; c != nil && c.Restore != "" {
+	if c := cfg.Checkpoints; c != nil && c.Restore != "" && !x.worker() {
 		r, err := x.restoreAtStart(*c)
 		if err != nil {
 			return nil, fmt.Errorf("job %q: %w", phys.Job, err)
@@ -131,7 +138,15 @@ func Start(ctx context.Context, phys *plan.Physical, cfg Config) (*Execution, er
 		}
 		x.hosts = append(x.hosts, hs)
 	}
+	if x.worker() { // its attempts start when the coordinator says
+		x.startWorker()
+		return x, nil
+	}
+	if err := x.place(x.att); err != nil {
+		return nil, fmt.Errorf("job %q: %w", phys.Job, err)
+	}
 	if restored != nil {
+		x.restored = restored.ID
 		if err := x.restoreTasks(restored); err != nil {
 			return nil, fmt.Errorf("job %q: %w", phys.Job, err)
 		}
@@ -163,7 +178,15 @@ func (x *Execution) supervise() {
 		// Stop every task before touching the hosts from this goroutine. If
 		// they do not stop (a user function blocked for good), the hosts are
 		// still in use: the coordinator leaves the writers alone.
+		if x.cl != nil {
+			x.cl.mu.Lock()
+			x.cl.live = 0 // the attempt's messages from other nodes are dropped from now on
+			x.cl.mu.Unlock()
+		}
 		serr := x.eng.stop()
+		if x.coordinator() {
+			serr = errors.Join(serr, x.stopRemote(at))
+		}
 		if at.err == nil || serr != nil || !x.recoverable(at.err) {
 			x.last, x.stopErr = at, serr
 			break
@@ -203,7 +226,49 @@ func (x *Execution) launch() error {
 	if x.ck != nil {
 		x.ck.start(eng)
 	}
-	return eng.launch()
+	if err := eng.launch(); err != nil {
+		return err
+	}
+	if x.cl != nil {
+		at := x.attempt()
+		x.goLive(at)
+		if err := x.startRemote(at, x.restored); err != nil {
+			x.fail(err)
+		}
+	}
+	return nil
+}
+
+// place places attempt at's instances: on the cluster's nodes, or all here.
+func (x *Execution) place(at *attempt) error {
+	if !x.coordinator() {
+		return nil
+	}
+	owner, err := x.cl.cfg.Place(x.phys)
+	if err != nil {
+		return fmt.Errorf("placing attempt %d: %w", at.epoch, err)
+	}
+	if len(owner) != len(x.hosts) {
+		return fmt.Errorf("placing attempt %d: %d vertices placed, the plan has %d", at.epoch, len(owner), len(x.hosts))
+	}
+	for vi, row := range owner {
+		if len(row) != len(x.hosts[vi]) {
+			return fmt.Errorf("placing attempt %d: %d instances of vertex %d placed, it has %d", at.epoch, len(row), vi, len(x.hosts[vi]))
+		}
+		// A sink's output is one transaction per process (its lease, its
+		// staging, the job's commit): its instances run where the job is
+		// committed.
+		if v := x.phys.Vertices[vi]; v.Tail().Kind == plan.KindSink {
+			for i, n := range row {
+				if n != x.cl.cfg.Self {
+					return fmt.Errorf("placing attempt %d: instance %d of sink vertex %d (%s) on node %s: a sink's instances run on the coordinator, %s",
+						at.epoch, i, v.ID, v.Name(), n, x.cl.cfg.Self)
+				}
+			}
+		}
+	}
+	at.owner = owner
+	return nil
 }
 
 // attempt is one run of the job's tasks, from its start or from a
@@ -215,6 +280,9 @@ type attempt struct {
 	err      error
 	endedAt  time.Time
 	finished atomic.Int64
+	// owner is the node of each instance ([vertex][instance]) on a
+	// cluster; nil in one process.
+	owner [][]string
 }
 
 func newAttempt(epoch uint64) *attempt { return &attempt{epoch: epoch, done: make(chan struct{})} }
@@ -246,7 +314,13 @@ func (x *Execution) sharedValue(key string, build func() (any, error)) (any, err
 
 // fail ends the current attempt with err; the first error wins. Wait
 // recovers from it when it can, or ends the job.
-func (x *Execution) fail(err error) { x.endAttempt(x.attempt(), err) }
+func (x *Execution) fail(err error) {
+	if x.worker() { // the coordinator decides
+		x.reportFailure(x.attempt().epoch, err)
+		return
+	}
+	x.endAttempt(x.attempt(), err)
+}
 
 // taskReport is what a task's Ready reports to the job layer: the
 // checkpoints whose barrier it passed, with the snapshots they took and
@@ -261,6 +335,10 @@ type taskReport struct {
 
 // afterStep takes what task a reported.
 func (x *Execution) afterStep(a core.Addr, rep taskReport) {
+	if x.worker() {
+		x.report(a, rep)
+		return
+	}
 	if x.ck != nil {
 		x.ck.aligned(rep.aligned)
 		if len(rep.passed) > 0 {
@@ -293,6 +371,9 @@ func (x *Execution) instances() int {
 // Wait waits for the job to end, commits or aborts its sinks, stops every
 // actor and returns the job's statistics.
 func (x *Execution) Wait() (*Result, error) {
+	if x.worker() {
+		return x.waitWorker()
+	}
 	<-x.ended
 	at, serr := x.last, x.stopErr
 	var stopped *StoppedError
@@ -312,11 +393,16 @@ func (x *Execution) Wait() (*Result, error) {
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
 	}
 	if err == nil { // committed: the sources' acknowledgements are due
-		for _, hs := range x.hosts {
-			for _, h := range hs {
-				h.task.AcknowledgeAll()
+		for vi, hs := range x.hosts {
+			for i, h := range hs {
+				if at.local(x, core.Addr{Vertex: vi, Instance: i}) {
+					h.task.AcknowledgeAll()
+				}
 			}
 		}
+	}
+	if x.coordinator() {
+		x.endRemote(err == nil && serr == nil)
 	}
 	x.closeReaders()
 	res := x.Snapshot()
@@ -341,7 +427,7 @@ func (x *Execution) commitSinks() []core.CommitSink {
 		s := core.CommitSink{Vertex: vi, Name: tail.String(),
 			CommitJob: tail.Sink.CommitJob != nil, FinishJob: tail.Sink.FinishJob != nil}
 		for i, h := range x.hosts[vi] {
-			if h.task.Writer() != nil {
+			if h.task.Writer() != nil || h.remoteWriter.Load() {
 				s.Writers = append(s.Writers, core.CommitWriter{Instance: i, Name: h.op.Instance().String()})
 			}
 		}
@@ -352,6 +438,9 @@ func (x *Execution) commitSinks() []core.CommitSink {
 
 // carryOut does what the commit coordinator asks and returns its error.
 func (x *Execution) carryOut(a core.CommitAction) error {
+	if node := x.ownerOf(a.At); x.coordinator() && node != x.cl.cfg.Self && (a.Op != core.CommitJobOp && a.Op != core.FinishJobOp) {
+		return x.call(node, a)
+	}
 	h := x.hosts[a.At.Vertex][a.At.Instance]
 	tail := x.phys.Vertices[a.At.Vertex].Tail()
 	switch a.Op {
@@ -390,6 +479,9 @@ func (x *Execution) suspend(err error) (*Result, error) {
 		if tail := v.Tail(); tail.Kind == plan.KindSink && tail.Sink.SuspendJob != nil {
 			tail.Sink.SuspendJob(context.WithoutCancel(x.ctx), x.hosts[vi][0].op.Instance())
 		}
+	}
+	if x.coordinator() {
+		x.endRemote(false)
 	}
 	return x.Snapshot(), fmt.Errorf("job %q: %w", x.phys.Job, err)
 }

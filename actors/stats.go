@@ -37,6 +37,9 @@ type VertexStats struct {
 	ID          int
 	Name        string
 	Parallelism int
+	// Nodes names the node each instance ran on, in a job on a cluster
+	// (the last attempt's placement).
+	Nodes []string `json:",omitempty"`
 	RecordsIn   int64
 	// InputRecords holds the records each instance received on each
 	// input: [input][instance].
@@ -161,6 +164,9 @@ func (x *Execution) Snapshot() *Result {
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
 			InputRecords: make([][]int64, len(v.In))}
+		if owner := x.attempt().owner; owner != nil {
+			vs.Nodes = slices.Clone(owner[vi])
+		}
 		for i := range vs.InputRecords {
 			vs.InputRecords[i] = make([]int64, v.Parallelism)
 			for j, h := range x.hosts[vi] {

@@ -1,0 +1,305 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-data/sluice"
+	"github.com/sluice-data/sluice/actors"
+	"github.com/sluice-data/sluice/checkpoints"
+	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/plan"
+	"github.com/sluice-data/sluice/stages"
+	"github.com/sluice-data/sluice/transport"
+)
+
+// loopNet joins Executions of one process as the nodes of a cluster: what
+// one sends another goes through the transport's frame encoding (the
+// batches through their edges' wire codecs) and arrives in order on a
+// queue per direction, as over a connection.
+type loopNet struct {
+	mu     sync.Mutex
+	nodes  map[string]*actors.Execution
+	links  map[[2]string]*link
+	codecs *transport.CodecTable
+	down   map[string]bool
+}
+
+type link struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	q    []func()
+}
+
+func newLoopNet() *loopNet {
+	return &loopNet{nodes: map[string]*actors.Execution{}, links: map[[2]string]*link{}, codecs: &transport.CodecTable{},
+		down: map[string]bool{}}
+}
+
+func (n *loopNet) setCodecs(phys *plan.Physical) {
+	for _, e := range phys.Edges {
+		c, err := e.Type.Wire()
+		if err != nil {
+			panic(err)
+		}
+		n.codecs.Set(transport.EdgeKey{Vertex: slices.Index(phys.Vertices, e.To), Input: e.Input}, c)
+	}
+}
+
+// endpoint is the Net of node self.
+type endpoint struct {
+	n    *loopNet
+	self string
+}
+
+func (n *loopNet) link(from, to string) *link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := [2]string{from, to}
+	l := n.links[k]
+	if l == nil {
+		l = &link{}
+		l.cond = sync.NewCond(&l.mu)
+		n.links[k] = l
+		go func() {
+			for {
+				l.mu.Lock()
+				for len(l.q) == 0 {
+					l.cond.Wait()
+				}
+				f := l.q[0]
+				l.q = l.q[1:]
+				l.mu.Unlock()
+				f()
+			}
+		}()
+	}
+	return l
+}
+
+func (n *loopNet) push(from, to string, f func()) error {
+	n.mu.Lock()
+	down := n.down[to] || n.down[from]
+	n.mu.Unlock()
+	if down {
+		return fmt.Errorf("node %s is down", to)
+	}
+	l := n.link(from, to)
+	l.mu.Lock()
+	l.q = append(l.q, f)
+	l.mu.Unlock()
+	l.cond.Signal()
+	return nil
+}
+
+func (n *loopNet) node(name string) *actors.Execution {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nodes[name]
+}
+
+func (e endpoint) Send(node string, epoch uint64, to core.Addr, m core.Msg) error {
+	frame, err := transport.AppendFrame(nil, transport.Envelope{Epoch: epoch, To: to, Msg: m}, e.n.codecs)
+	if err != nil {
+		return err
+	}
+	return e.n.push(e.self, node, func() {
+		env, err := transport.DecodeFrame(frame, e.n.codecs)
+		if err != nil {
+			panic(err)
+		}
+		if x := e.n.node(node); x != nil {
+			x.Receive(env.Epoch, env.To, env.Msg)
+		}
+	})
+}
+
+func (e endpoint) Control(node string, payload []byte) error {
+	p := slices.Clone(payload)
+	return e.n.push(e.self, node, func() {
+		if x := e.n.node(node); x != nil {
+			if err := x.ReceiveControl(e.self, p); err != nil {
+				panic(err)
+			}
+		}
+	})
+}
+
+// roundRobin places instance i of each vertex on nodes[i % len(nodes)],
+// and the sinks' on the first, the coordinator.
+func roundRobin(nodes ...string) func(*plan.Physical) ([][]string, error) {
+	return func(phys *plan.Physical) ([][]string, error) {
+		out := make([][]string, len(phys.Vertices))
+		for vi, v := range phys.Vertices {
+			for i := range v.Parallelism {
+				n := nodes[i%len(nodes)]
+				if v.Tail().Kind == plan.KindSink {
+					n = nodes[0]
+				}
+				out[vi] = append(out[vi], n)
+			}
+		}
+		return out, nil
+	}
+}
+
+// startCluster starts build's job on nodes (the first coordinates), each
+// node with a pipeline of its own, and returns the coordinator's Execution
+// and every node's collection.
+func startCluster[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical) ([][]string, error), opts sluice.Options,
+	build func() (*stages.Pipeline, *stages.Collection[T])) (*actors.Execution, []*actors.Execution, []*stages.Collection[T]) {
+	t.Helper()
+	var xs []*actors.Execution
+	var outs []*stages.Collection[T]
+	// Workers first: the coordinator's first messages find them.
+	for i := len(nodes) - 1; i >= 0; i-- {
+		p, out := build()
+		o := opts
+		o.Cluster = &actors.Cluster{Self: nodes[i], Coordinator: nodes[0], Place: place, Net: endpoint{net, nodes[i]},
+			StatsEvery: 20 * time.Millisecond}
+		phys, err := sluice.Plan(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.setCodecs(phys)
+		x, err := sluice.Start(context.Background(), p, o)
+		if err != nil {
+			t.Fatalf("node %s: %v", nodes[i], err)
+		}
+		net.mu.Lock()
+		net.nodes[nodes[i]] = x
+		net.mu.Unlock()
+		xs = append([]*actors.Execution{x}, xs...)
+		outs = append([]*stages.Collection[T]{out}, outs...)
+	}
+	return xs[0], xs[1:], outs
+}
+
+func TestClusterRunsAcrossNodes(t *testing.T) {
+	const n = 100_000
+	double := func(x int64) int64 { return 2 * x }
+	p, clean := sumPipeline(n, 1000, double)
+	if _, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 4, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	net := newLoopNet()
+	nodes := []string{"a", "b", "c"}
+	coord, workers, outs := startCluster(t, net, nodes, roundRobin(nodes...), sluice.Options{Parallelism: 4, Seed: 7},
+		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) { return sumPipeline(n, 1000, double) })
+	res, err := coord.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range workers {
+		if _, err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := outs[0].Values()
+	if want := sorted(clean.Values()); !slices.Equal(sorted(got), want) {
+		t.Fatalf("the cluster's output differs from one process's: %d vs %d keys", len(got), len(want))
+	}
+	var read int64
+	for _, s := range res.Stages {
+		if s.Name == `source "numbers"` {
+			read = s.Records
+		}
+	}
+	if read != n {
+		t.Errorf("the coordinator counted %d records read, want %d", read, n)
+	}
+	ran := map[string]int{}
+	for _, v := range res.Vertices {
+		if len(v.Nodes) != v.Parallelism {
+			t.Errorf("vertex %d: nodes %v for %d instances", v.ID, v.Nodes, v.Parallelism)
+		}
+		for _, n := range v.Nodes {
+			ran[n]++
+		}
+	}
+	for _, n := range nodes {
+		if ran[n] == 0 {
+			t.Errorf("node %s ran no instance: %v", n, ran)
+		}
+	}
+	// A placement that puts a sink on a worker is refused.
+	p, _ = sumPipeline(10, 10, double)
+	_, err = sluice.Start(context.Background(), p, sluice.Options{Parallelism: 2, Cluster: &actors.Cluster{Self: "a", Coordinator: "a",
+		Net: endpoint{net, "a"}, Place: func(phys *plan.Physical) ([][]string, error) {
+			out := make([][]string, len(phys.Vertices))
+			for vi, v := range phys.Vertices {
+				out[vi] = slices.Repeat([]string{"b"}, v.Parallelism)
+			}
+			return out, nil
+		}}})
+	if err == nil || !strings.Contains(err.Error(), "a sink's instances run on the coordinator") {
+		t.Errorf("a sink placed on a worker: %v", err)
+	}
+}
+
+// A node lost mid-job: the coordinator recovers from the last checkpoint
+// on the nodes left, and the output is the clean run's.
+func TestClusterRecoversFromALostNode(t *testing.T) {
+	const n = 400_000
+	slow := func(x int64) int64 {
+		if x%500 == 0 {
+			time.Sleep(time.Millisecond) // the job lasts past a few checkpoints
+		}
+		return 2 * x
+	}
+	p, clean := sumPipeline(n, 1000, slow)
+	if _, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 4, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	net := newLoopNet()
+	var mu sync.Mutex
+	live := []string{"a", "b"}
+	place := func(phys *plan.Physical) ([][]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return roundRobin(live...)(phys)
+	}
+	store := checkpoints.NewLocal(t.TempDir())
+	rt := actors.DefaultConfig()
+	rt.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 10 * time.Millisecond, Timeout: time.Minute,
+		Recovery: actors.RestartPolicy{MaxRestarts: 3, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}}
+	coord, workers, outs := startCluster(t, net, []string{"a", "b"}, place, sluice.Options{Parallelism: 4, Seed: 9, Runtime: &rt},
+		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) { return sumPipeline(n, 1000, slow) })
+	// Lose b once a checkpoint has completed.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(coord.Snapshot().Checkpoints) == 0 || !slices.ContainsFunc(coord.Snapshot().Checkpoints, func(c core.CheckpointStat) bool { return c.Completed }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint completed within 20 s: %+v", coord.Snapshot().Checkpoints)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	net.mu.Lock()
+	net.down["b"] = true
+	net.mu.Unlock()
+	mu.Lock()
+	live = []string{"a"}
+	mu.Unlock()
+	workers[0].NodeLost("a", "was found dead") // b sees itself cut off
+	coord.NodeLost("b", "was found dead")
+	res, err := coord.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Recoveries) != 1 {
+		t.Fatalf("recoveries %+v, want 1", res.Recoveries)
+	}
+	if res.Recoveries[0].Cause != "node b was found dead" {
+		t.Errorf("recovery cause %q", res.Recoveries[0].Cause)
+	}
+	if want := sorted(clean.Values()); !slices.Equal(sorted(outs[0].Values()), want) {
+		t.Fatalf("after losing a node the output differs from the clean run's: %d vs %d keys", len(outs[0].Values()), len(want))
+	}
+	if len(outs[1].Values()) != 0 {
+		t.Errorf("the lost node's collection holds %d values: its writes were not fenced", len(outs[1].Values()))
+	}
+}
