@@ -38,8 +38,10 @@ type Cluster struct {
 	Self, Coordinator string
 	// Place returns the node of every instance ([vertex][instance]) for
 	// the attempt about to start, from the nodes that are live now (a
-	// recovery places again). Called on the coordinator only.
-	Place func(phys *plan.Physical) ([][]string, error)
+	// recovery places again), none of lost: the nodes this job has given
+	// up for lost, whose word it no longer takes. Called on the
+	// coordinator only.
+	Place func(phys *plan.Physical, lost []string) ([][]string, error)
 	// Net carries messages to the other nodes.
 	Net Net
 	// StatsEvery is how often a worker reports its instances' counters
@@ -79,8 +81,10 @@ type clusterState struct {
 	calls map[uint64]*pendingCall
 	// stops: the workers an attempt's stop waits for.
 	stops map[string]chan error
-	// lost: nodes lost; their calls fail at once.
-	lost map[string]string
+	// lost: nodes lost; their calls fail at once. fenced: the lost nodes
+	// that spoke again and were told their part has ended.
+	lost   map[string]string
+	fenced map[string]bool
 	// worker only: ended when the coordinator ends the job.
 	ended     bool
 	statsStop chan struct{}
@@ -126,8 +130,10 @@ type control struct {
 	// call, reply
 	Seq    uint64            `json:"seq,omitempty"`
 	Action core.CommitAction `json:"action"`
-	// end: the job committed
+	// end: the job committed; Abandoned, this worker was given up for
+	// lost and its part ends
 	Committed bool `json:"committed,omitempty"`
+	Abandoned bool `json:"abandoned,omitempty"`
 }
 
 // Control ops.
@@ -411,6 +417,24 @@ func (x *Execution) NodeLost(node, reason string) {
 
 // coordinatorControl takes what a worker tells the coordinator.
 func (x *Execution) coordinatorControl(from string, m control) {
+	cl := x.cl
+	cl.mu.Lock()
+	_, lost := cl.lost[from]
+	fence := lost && !cl.fenced[from]
+	if fence {
+		if cl.fenced == nil {
+			cl.fenced = map[string]bool{}
+		}
+		cl.fenced[from] = true
+	}
+	cl.mu.Unlock()
+	if lost { // a node given up for lost (frozen, cut off) is back: its part ends, its word counts for nothing
+		if fence {
+			x.cfg.Logger.Warn("a node given up for lost is back: ending its part of the job", "node", from, "job", x.phys.Job)
+			_ = x.sendControl(from, control{Op: opEnd, Abandoned: true})
+		}
+		return
+	}
 	at := x.attempt()
 	switch m.Op {
 	case opReport, opStats, opFail:
@@ -661,7 +685,7 @@ func (x *Execution) workerControl(m control) {
 		}
 		_ = x.sendControl(cl.cfg.Coordinator, reply)
 	case opEnd:
-		x.endWorker(m.Committed, false)
+		x.endWorker(m.Committed, m.Abandoned)
 	}
 }
 
@@ -789,7 +813,7 @@ func (x *Execution) endWorker(committed, abandoned bool) {
 		if err := x.detachWriters(); err != nil {
 			x.cfg.Logger.Warn("letting go of the sinks' writers", "err", err)
 		}
-		at.err = errors.Join(errors.New("the job's coordinator is gone"), serr)
+		at.err = errors.Join(errors.New("the job's coordinator is gone, or gave this node up for lost"), serr)
 	} else if committed && at.owner != nil {
 		for vi, hs := range x.hosts {
 			for i, h := range hs {

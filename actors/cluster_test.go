@@ -132,8 +132,8 @@ func (e endpoint) Control(node string, payload []byte) error {
 
 // roundRobin places instance i of each vertex on nodes[i % len(nodes)],
 // and the sinks' on the first, the coordinator.
-func roundRobin(nodes ...string) func(*plan.Physical) ([][]string, error) {
-	return func(phys *plan.Physical) ([][]string, error) {
+func roundRobin(nodes ...string) func(*plan.Physical, []string) ([][]string, error) {
+	return func(phys *plan.Physical, _ []string) ([][]string, error) {
 		out := make([][]string, len(phys.Vertices))
 		for vi, v := range phys.Vertices {
 			for i := range v.Parallelism {
@@ -151,7 +151,7 @@ func roundRobin(nodes ...string) func(*plan.Physical) ([][]string, error) {
 // startCluster starts build's job on nodes (the first coordinates), each
 // node with a pipeline of its own, and returns the coordinator's Execution
 // and every node's collection.
-func startCluster[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical) ([][]string, error), opts sluice.Options,
+func startCluster[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical, []string) ([][]string, error), opts sluice.Options,
 	build func() (*stages.Pipeline, *stages.Collection[T])) (*actors.Execution, []*actors.Execution, []*stages.Collection[T]) {
 	t.Helper()
 	var xs []*actors.Execution
@@ -230,7 +230,7 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 	// A placement that puts a sink on a worker is refused.
 	p, _ = sumPipeline(10, 10, double)
 	_, err = sluice.Start(context.Background(), p, sluice.Options{Parallelism: 2, Cluster: &actors.Cluster{Self: "a", Coordinator: "a",
-		Net: endpoint{net, "a"}, Place: func(phys *plan.Physical) ([][]string, error) {
+		Net: endpoint{net, "a"}, Place: func(phys *plan.Physical, _ []string) ([][]string, error) {
 			out := make([][]string, len(phys.Vertices))
 			for vi, v := range phys.Vertices {
 				out[vi] = slices.Repeat([]string{"b"}, v.Parallelism)
@@ -259,10 +259,10 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	net := newLoopNet()
 	var mu sync.Mutex
 	live := []string{"a", "b"}
-	place := func(phys *plan.Physical) ([][]string, error) {
+	place := func(phys *plan.Physical, lost []string) ([][]string, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return roundRobin(live...)(phys)
+		return roundRobin(live...)(phys, lost)
 	}
 	store := checkpoints.NewLocal(t.TempDir())
 	rt := actors.DefaultConfig()

@@ -244,7 +244,14 @@ func (x *Execution) place(at *attempt) error {
 	if !x.coordinator() {
 		return nil
 	}
-	owner, err := x.cl.cfg.Place(x.phys)
+	x.cl.mu.Lock()
+	var lost []string
+	for n := range x.cl.lost {
+		lost = append(lost, n)
+	}
+	x.cl.mu.Unlock()
+	slices.Sort(lost)
+	owner, err := x.cl.cfg.Place(x.phys, lost)
 	if err != nil {
 		return fmt.Errorf("placing attempt %d: %w", at.epoch, err)
 	}
@@ -258,6 +265,11 @@ func (x *Execution) place(at *attempt) error {
 		// A sink's output is one transaction per process (its lease, its
 		// staging, the job's commit): its instances run where the job is
 		// committed.
+		for i, n := range row {
+			if slices.Contains(lost, n) {
+				return fmt.Errorf("placing attempt %d: instance %d of vertex %d on node %s, which the job lost", at.epoch, i, x.phys.Vertices[vi].ID, n)
+			}
+		}
 		if v := x.phys.Vertices[vi]; v.Tail().Kind == plan.KindSink {
 			for i, n := range row {
 				if n != x.cl.cfg.Self {

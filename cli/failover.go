@@ -40,6 +40,9 @@ func (n *nodeServer) watchPeers(ctx context.Context) {
 		case <-tick.C:
 			n.pollPeers(ctx)
 		case m := <-events:
+			if n.data != nil && (m.State == membership.Dead || m.State == membership.Left) {
+				n.data.nodeLost(m.Name, map[membership.State]string{membership.Dead: "was found dead", membership.Left: "left the cluster"}[m.State])
+			}
 			switch m.State {
 			case membership.Dead:
 				n.failover(ctx, m)

@@ -129,6 +129,9 @@ type invocation struct {
 	// started, if set, is told of the job once it has started (a node
 	// keeps it for its status and metrics).
 	started func(*actors.Execution)
+	// spread, if set, may make run's options place the job across a
+	// cluster's nodes (a node's job); done is called when the job ends.
+	spread func(ctx context.Context, args []string, opts sluice.Options) (_ sluice.Options, started func(*actors.Execution), done func(), _ error)
 }
 
 // main runs the command line args (without the program name) and returns
@@ -885,6 +888,15 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
+	spreadStarted := func(*actors.Execution) {}
+	if c.spread != nil {
+		var done func()
+		if opts, spreadStarted, done, err = c.spread(ctx, args, opts); err != nil {
+			c.errorf("%v", err)
+			return exitFailed
+		}
+		defer done()
+	}
 	x, err := sluice.Start(ctx, p, opts)
 	if err != nil {
 		if ln != nil {
@@ -893,6 +905,7 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 		c.errorf("%v", err)
 		return c.status(err)
 	}
+	spreadStarted(x)
 	c.mu.Lock()
 	c.stopTimeout = f.stopTimeout
 	c.mu.Unlock()
@@ -1201,6 +1214,7 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 			fmt.Fprintf(w, "v%d: %s\n", v.ID, v.Note)
 		}
 	}
+	writeNodes(w, res)
 	writeRecovery(w, res)
 	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-data/sluice"
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/membership"
 	"github.com/sluice-data/sluice/metrics"
@@ -180,6 +181,13 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	}
 	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx), metrics: &metrics.Collector{},
 		peers: peers{jobs: map[string][]nodeJob{}, taken: map[string]bool{}}}
+	if n.data, err = startDataPlane(n.ctx, n, f.data, build, logger); err != nil {
+		ln.Close()
+		_ = m.Shutdown()
+		c.errorf("node: %v", err)
+		return exitFailed
+	}
+	defer n.data.close()
 	go n.watchPeers(ctx)
 	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -222,6 +230,7 @@ type nodeServer struct {
 
 	metrics *metrics.Collector
 	peers   peers
+	data    *dataPlane // nil in tests of the API alone
 
 	mu   sync.Mutex
 	jobs map[string]*nodeJob
@@ -369,6 +378,9 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 	inv := &invocation{name: n.c.name, stdout: out.writer(false), stderr: out.writer(true), signals: j.sigs,
 		exit: func(int) { cancel() }}
 	j.inv = inv
+	inv.spread = func(ctx context.Context, args []string, opts sluice.Options) (sluice.Options, func(*actors.Execution), func(), error) {
+		return n.spread(ctx, j.ID, args, opts)
+	}
 	inv.started = func(x *actors.Execution) {
 		n.mu.Lock()
 		j.x = x
