@@ -190,7 +190,9 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 	net := newLoopNet()
 	nodes := []string{"a", "b", "c"}
 	coord, workers, outs := startCluster(t, net, nodes, roundRobin(nodes...), sluice.Options{Parallelism: 4, Seed: 7},
-		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) { return sumPipeline(n, 1000, double) })
+		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
+			return sumPipeline(n, 1000, double)
+		})
 	res, err := coord.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +271,9 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	rt.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 10 * time.Millisecond, Timeout: time.Minute,
 		Recovery: actors.RestartPolicy{MaxRestarts: 3, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}}
 	coord, workers, outs := startCluster(t, net, []string{"a", "b"}, place, sluice.Options{Parallelism: 4, Seed: 9, Runtime: &rt},
-		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) { return sumPipeline(n, 1000, slow) })
+		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
+			return sumPipeline(n, 1000, slow)
+		})
 	// Lose b once a checkpoint has completed.
 	deadline := time.Now().Add(20 * time.Second)
 	for len(coord.Snapshot().Checkpoints) == 0 || !slices.ContainsFunc(coord.Snapshot().Checkpoints, func(c core.CheckpointStat) bool { return c.Completed }) {

@@ -39,8 +39,8 @@ type VertexStats struct {
 	Parallelism int
 	// Nodes names the node each instance ran on, in a job on a cluster
 	// (the last attempt's placement).
-	Nodes []string `json:",omitempty"`
-	RecordsIn   int64
+	Nodes     []string `json:",omitempty"`
+	RecordsIn int64
 	// InputRecords holds the records each instance received on each
 	// input: [input][instance].
 	InputRecords [][]int64
