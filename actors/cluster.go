@@ -299,20 +299,30 @@ func (at *attempt) nodes(self string) []string {
 	return out
 }
 
+// sendControl sends m to node. A node that cannot be reached is lost to
+// the job (NodeLost): the error is then a *NodeLostError.
 func (x *Execution) sendControl(node string, m control) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("job %q: encoding %s for node %s: %w", x.phys.Job, m.Op, node, err)
 	}
-	return x.cl.cfg.Net.Control(node, b)
+	if err := x.cl.cfg.Net.Control(node, b); err != nil {
+		reason := "is unreachable: " + err.Error()
+		x.NodeLost(node, reason)
+		return &NodeLostError{Node: node, Reason: reason}
+	}
+	return nil
 }
 
 // sendRemote sends m, from an instance of attempt epoch, to instance a on
-// its node. A failure to send fails the attempt.
+// its node. A node that cannot be reached is lost to the job: the attempt
+// fails, and the next is placed without it (a transport error comes
+// sooner than membership's verdict, and a node that cannot be sent to
+// cannot take part).
 func (x *Execution) sendRemote(at *attempt, a core.Addr, m core.Msg) {
 	node := at.owner[a.Vertex][a.Instance]
 	if err := x.cl.cfg.Net.Send(node, at.epoch, a, m); err != nil {
-		x.fail(fmt.Errorf("sending to %s on node %s: %w", x.hosts[a.Vertex][a.Instance].inst, node, err))
+		x.NodeLost(node, fmt.Sprintf("is unreachable (sending to %s: %v)", x.hosts[a.Vertex][a.Instance].inst, err))
 	}
 }
 
@@ -388,6 +398,10 @@ func (x *Execution) NodeLost(node, reason string) {
 		return
 	}
 	cl.mu.Lock()
+	if _, known := cl.lost[node]; known {
+		cl.mu.Unlock()
+		return
+	}
 	if cl.lost == nil {
 		cl.lost = map[string]string{}
 	}
@@ -405,7 +419,7 @@ func (x *Execution) NodeLost(node, reason string) {
 	cl.mu.Unlock()
 	if x.worker() {
 		if node == cl.cfg.Coordinator {
-			x.endWorker(false, true)
+			go x.endWorker(false, true) // not on an instance's goroutine, which the stop waits for
 		}
 		return
 	}
@@ -606,6 +620,14 @@ func clusterFingerprint(phys *plan.Physical) string {
 		fp += fmt.Sprintf("/%d", v.Parallelism)
 	}
 	return fp
+}
+
+// EndPart is the control message a node sends back to one that speaks of
+// a job it does not run (any more): the job has ended without that node's
+// part, which ends (as when its coordinator is lost).
+func EndPart() []byte {
+	b, _ := json.Marshal(control{Op: opEnd, Abandoned: true})
+	return b
 }
 
 // The worker's side.

@@ -66,6 +66,8 @@ type dataPlane struct {
 	mu    sync.Mutex
 	conns map[string]*transport.Conn // dialled, by peer
 	jobs  map[uint64]*clusterJob
+	ended map[uint64]bool // jobs dropped: what comes for them is answered (control) or dropped
+	told  map[string]bool // node/job: told its part has ended
 }
 
 // clusterJob is one job's side of the data plane on this node.
@@ -90,7 +92,8 @@ type ctlItem struct {
 }
 
 func startDataPlane(ctx context.Context, n *nodeServer, addr, build string, logger *slog.Logger) (*dataPlane, error) {
-	dp := &dataPlane{n: n, logger: logger, ctx: ctx, conns: map[string]*transport.Conn{}, jobs: map[uint64]*clusterJob{}}
+	dp := &dataPlane{n: n, logger: logger, ctx: ctx, conns: map[string]*transport.Conn{}, jobs: map[uint64]*clusterJob{},
+		ended: map[uint64]bool{}, told: map[string]bool{}}
 	ln, err := transport.Listen(addr, dp.config(n.m.Name(), build))
 	if err != nil {
 		return nil, fmt.Errorf("the data address: %w", err)
@@ -129,10 +132,14 @@ func (dp *dataPlane) close() {
 	}
 }
 
-// job returns job id's side here, made if new.
+// job returns job id's side here, made if new; nil for a job that has
+// ended here.
 func (dp *dataPlane) job(id uint64) *clusterJob {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
+	if dp.ended[id] {
+		return nil
+	}
 	j := dp.jobs[id]
 	if j == nil {
 		j = &clusterJob{dp: dp, id: id, told: map[string]bool{}}
@@ -144,12 +151,16 @@ func (dp *dataPlane) job(id uint64) *clusterJob {
 func (dp *dataPlane) drop(j *clusterJob) {
 	dp.mu.Lock()
 	delete(dp.jobs, j.id)
+	dp.ended[j.id] = true
 	dp.mu.Unlock()
 	dp.codecs.DropJob(j.id)
 }
 
 func (dp *dataPlane) deliver(_ *transport.Conn, e transport.Envelope) {
 	j := dp.job(e.Job)
+	if j == nil {
+		return
+	}
 	j.mu.Lock()
 	x := j.x
 	if x == nil && !j.ended {
@@ -170,6 +181,13 @@ func (dp *dataPlane) control(c *transport.Conn, job uint64, payload []byte) {
 		return
 	}
 	j := dp.job(job)
+	if j == nil { // ended here: so has the sender's part (a node given up for lost, woken)
+		if payload[0] == ctlActors {
+			from := c.Peer()
+			go dp.endPart(from, job)
+		}
+		return
+	}
 	j.mu.Lock()
 	j.queue = append(j.queue, ctlItem{from: c.Peer(), payload: slices.Clone(payload)})
 	start := !j.busy
@@ -220,6 +238,25 @@ func (j *clusterJob) takeControl() {
 				j.dp.logger.Warn("a job's control message", "err", err)
 			}
 		}
+	}
+}
+
+// endPart tells node that job has ended here without its part, once.
+func (dp *dataPlane) endPart(node string, job uint64) {
+	dp.mu.Lock()
+	key := fmt.Sprintf("%s/%d", node, job)
+	if dp.told[key] {
+		dp.mu.Unlock()
+		return
+	}
+	dp.told[key] = true
+	dp.mu.Unlock()
+	c, err := dp.conn(node)
+	if err == nil {
+		err = c.SendControl(job, append([]byte{ctlActors}, actors.EndPart()...))
+	}
+	if err != nil {
+		dp.logger.Warn("telling a node its part of an ended job has ended", "node", node, "err", err)
 	}
 }
 
