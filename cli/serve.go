@@ -7,28 +7,119 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-data/sluice/actors"
 	"github.com/sluice-data/sluice/core"
+	"github.com/sluice-data/sluice/dashboard"
 	"github.com/sluice-data/sluice/metrics"
+	"github.com/sluice-data/sluice/plan"
 )
 
-// jobView is a job's statistics as the JSON API gives them: the summary's
-// numbers, per stage and vertex.
+// jobView is a job's statistics as the JSON API gives them (GET /v1/job of
+// 'sluice run --http', GET /v1/jobs/ID/stats of a node): the summary's
+// numbers, per stage and vertex, and the physical plan's edges. The job
+// page (package dashboard) reads only this. Its fields:
+//
+//	id, job, run     the node's job ID (empty for 'sluice run'), the job's
+//	                 name and the run's ID
+//	running          false once the job has ended
+//	elapsed_ns       time since the job started; the page's rates are the
+//	                 differences of two polls over the difference of this
+//	event_time_ns    the greatest event time the sources have seen (unix
+//	                 ns), when has_event_time
+//	stages           actors.StageStats, one per logical stage in plan
+//	                 order, under its Go field names: Vertex (the vertex it
+//	                 is fused into), Name, Loc, Parallelism, Records, Side,
+//	                 SideNames, DroppedLate, DroppedClosed, Total (a
+//	                 source's records in all, -1 unknown or not a source)
+//	stage_kinds      what each of stages is, in the same order: source,
+//	                 transform, stateful or sink
+//	vertices         actors.VertexStats, one per physical vertex: ID, Name,
+//	                 Parallelism, RecordsIn, InputRecords ([input][instance]),
+//	                 Note, Watermark (unix ns, when HasWatermark), Lag,
+//	                 Busy, Blocked (ns, summed over instances), Restarts,
+//	                 Retries, PeakInFlight, LedgerChecks, Finished, Nodes
+//	                 (the node of each instance, on a cluster)
+//	edges            edgeView, one per physical edge (see there)
+//	checkpoints      core.CheckpointStat: ID, Start, End (unix ns),
+//	                 Completed, Reason, Bytes, ByStage, Alignment (ns)
+//	recoveries       actors.RecoveryStat: Attempt, Cause, Checkpoint,
+//	                 Skipped, Failed (RFC 3339), Restored (ns), Replayed
+//	kills            actors.Kill: what --chaos killed
 type jobView struct {
-	ID          string                `json:"id,omitempty"`
-	Job         string                `json:"job"`
-	Run         string                `json:"run"`
-	Running     bool                  `json:"running"`
-	Elapsed     time.Duration         `json:"elapsed_ns"`
-	Stages      []actors.StageStats   `json:"stages"`
-	Vertices    []actors.VertexStats  `json:"vertices"`
-	Checkpoints []core.CheckpointStat `json:"checkpoints,omitempty"`
-	Recoveries  []actors.RecoveryStat `json:"recoveries,omitempty"`
-	Kills       []actors.Kill         `json:"kills,omitempty"`
+	ID           string                `json:"id,omitempty"`
+	Job          string                `json:"job"`
+	Run          string                `json:"run"`
+	Running      bool                  `json:"running"`
+	Elapsed      time.Duration         `json:"elapsed_ns"`
+	EventTime    int64                 `json:"event_time_ns,omitempty"`
+	HasEventTime bool                  `json:"has_event_time"`
+	Stages       []actors.StageStats   `json:"stages"`
+	StageKinds   []string              `json:"stage_kinds"`
+	Vertices     []actors.VertexStats  `json:"vertices"`
+	Edges        []edgeView            `json:"edges"`
+	Checkpoints  []core.CheckpointStat `json:"checkpoints,omitempty"`
+	Recoveries   []actors.RecoveryStat `json:"recoveries,omitempty"`
+	Kills        []actors.Kill         `json:"kills,omitempty"`
+}
+
+// edgeView is one edge of the physical plan, as jobView has it.
+type edgeView struct {
+	ID int `json:"id"`
+	// From and To are vertex IDs; Input is the edge's index among To's
+	// inputs (VertexStats.InputRecords[Input]).
+	From  int `json:"from"`
+	To    int `json:"to"`
+	Input int `json:"input"`
+	// Kind is forward, hash, broadcast or rebalance.
+	Kind string `json:"kind"`
+	// Stage names the stage of From whose output the edge carries; Port is
+	// 0 for its main output, n for its side output n, whose record type
+	// Side names.
+	Stage string `json:"stage"`
+	Port  int    `json:"port"`
+	Side  string `json:"side,omitempty"`
+	// HotKeys counts the skewed keys a hash edge routes apart.
+	HotKeys int `json:"hot_keys,omitempty"`
+}
+
+// edgesOf returns p's edges as jobView has them.
+func edgesOf(p *plan.Physical) []edgeView {
+	out := make([]edgeView, 0, len(p.Edges))
+	for _, e := range p.Edges {
+		ev := edgeView{ID: e.ID, From: e.From.ID, To: e.To.ID, Input: e.Input, Kind: e.Kind.String(), Port: e.Port}
+		if e.FromNode >= 0 && e.FromNode < len(e.From.Chain) {
+			n := e.From.Chain[e.FromNode]
+			ev.Stage = n.String()
+			if e.Port > 0 && e.Port <= len(n.Side) {
+				ev.Side = n.Side[e.Port-1].Name
+			}
+		}
+		if e.Hot != nil {
+			ev.HotKeys = len(e.Hot.Channels)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// kindNames name plan.Kind values as stage_kinds has them.
+var kindNames = map[plan.Kind]string{plan.KindSource: "source", plan.KindTransform: "transform", plan.KindStateful: "stateful", plan.KindSink: "sink"}
+
+// stageKinds returns the kinds of p's stages in the order of
+// Result.Stages: by vertex, then along each chain.
+func stageKinds(p *plan.Physical) []string {
+	var out []string
+	for _, v := range p.Vertices {
+		for _, n := range v.Chain {
+			out = append(out, kindNames[n.Kind])
+		}
+	}
+	return out
 }
 
 // running reports whether x has not ended.
@@ -43,8 +134,13 @@ func running(x *actors.Execution) bool {
 
 func viewOf(id string, x *actors.Execution) jobView {
 	res := x.Snapshot()
-	return jobView{ID: id, Job: res.Job, Run: res.Run, Running: running(x), Elapsed: res.Elapsed, Stages: res.Stages,
-		Vertices: res.Vertices, Checkpoints: res.Checkpoints, Recoveries: res.Recoveries, Kills: res.Kills}
+	v := jobView{ID: id, Job: res.Job, Run: res.Run, Running: running(x), Elapsed: res.Elapsed, HasEventTime: res.HasEventTime,
+		Stages: res.Stages, StageKinds: stageKinds(res.Plan), Vertices: res.Vertices, Edges: edgesOf(res.Plan), Checkpoints: res.Checkpoints,
+		Recoveries: res.Recoveries, Kills: res.Kills}
+	if res.HasEventTime {
+		v.EventTime = res.EventTime
+	}
+	return v
 }
 
 // observe adds the endpoints every process that runs jobs serves to mux:
@@ -58,24 +154,78 @@ func observe(mux *http.ServeMux, c *metrics.Collector) {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
-// serveJob serves run's job on ln (--http): /v1/job, /metrics and
-// /debug/pprof/, until the returned function is called.
-func (c *invocation) serveJob(ln net.Listener, x *actors.Execution) func() {
+// page adds the job's web page (package dashboard) to mux: GET / exactly,
+// and its assets under /assets/. The page polls the JSON API; on a node it
+// takes its job's URL from ?job= (/?job=/v1/jobs/ID/stats).
+func page(mux *http.ServeMux) {
+	h := dashboard.Handler()
+	mux.Handle("GET /{$}", h)
+	mux.Handle("GET /assets/", h)
+}
+
+// wellFormed answers 400 for a request whose path is not clean (dot
+// segments, empty segments, control characters) instead of letting the mux
+// redirect it elsewhere, and passes the others to h.
+func wellFormed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; !cleanPath(p) {
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("malformed path %q: give a clean absolute path (GET /, /v1/job, /metrics, /debug/pprof/)", p)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath reports whether p is an absolute path without empty, "." or
+// ".." segments and without control characters; a trailing slash is
+// allowed.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return false
+		}
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.Contains(p, "//")
+}
+
+// jobHandler is what serveJob serves for x: its page at /, /v1/job,
+// /metrics and /debug/pprof/. Unknown paths get a JSON 404 that lists what
+// is served, malformed ones a 400.
+func jobHandler(x *actors.Execution) http.Handler {
 	col := &metrics.Collector{}
 	col.Add(metrics.Job{Snapshot: x.Snapshot, Running: func() bool { return running(x) }})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/job", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, viewOf("", x)) })
 	observe(mux, col)
+	page(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s: GET /v1/job, /metrics, /debug/pprof/", r.Method, r.URL.Path)})
+		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s: GET / (the job's page), /v1/job, /metrics, /debug/pprof/", r.Method, r.URL.Path)})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	return wellFormed(mux)
+}
+
+// serveJob serves run's job on ln (--http) until the returned function is
+// called: jobHandler, with headers over 64 KiB answered 431. It warns when
+// ln is not on a loopback address.
+func (c *invocation) serveJob(ln net.Listener, x *actors.Execution) func() {
+	srv := &http.Server{Handler: jobHandler(x), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.warnf("--http %s: %v", ln.Addr(), err)
 		}
 	}()
-	fmt.Fprintf(c.stderr, "serving the job on http://%s (/v1/job, /metrics)\n", ln.Addr())
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		c.warnf("--http %s: the job's page, /metrics and /debug/pprof/ are open to every host that can reach this one (give 127.0.0.1:PORT to keep them local)", ln.Addr())
+	}
+	fmt.Fprintf(c.stderr, "serving the job on http://%s/ (its page; /v1/job, /metrics)\n", ln.Addr())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

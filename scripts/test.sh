@@ -40,6 +40,13 @@ if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
   apt-get update -qq && apt-get install -y -qq gcc g++ >/dev/null
 fi
 
+# Chromium: Debian's, for the job page's test in a real browser
+# (cli/page_test.go drives it headless through the DevTools protocol).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 # S3: VersityGW, a real S3 gateway (DESIGN.md §5), built as its own binary.
 if ! command -v versitygw >/dev/null; then
   log "installing versitygw v1.8.0 (a few minutes the first time)"
