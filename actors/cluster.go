@@ -444,8 +444,14 @@ func (x *Execution) coordinatorControl(from string, m control) {
 	cl.mu.Unlock()
 	if lost { // a node given up for lost (frozen, cut off) is back: its part ends, its word counts for nothing
 		if fence {
-			x.cfg.Logger.Warn("a node given up for lost is back: ending its part of the job", "node", from, "job", x.phys.Job)
-			_ = x.sendControl(from, control{Op: opEnd, Abandoned: true})
+			b, _ := json.Marshal(control{Op: opEnd, Abandoned: true})
+			if err := cl.cfg.Net.Control(from, b); err != nil { // not back for the others yet: its next word tries again
+				cl.mu.Lock()
+				delete(cl.fenced, from)
+				cl.mu.Unlock()
+			} else {
+				x.cfg.Logger.Warn("a node given up for lost is back: ended its part of the job", "node", from, "job", x.phys.Job)
+			}
 		}
 		return
 	}

@@ -241,7 +241,9 @@ func (j *clusterJob) takeControl() {
 	}
 }
 
-// endPart tells node that job has ended here without its part, once.
+// endPart tells node that job has ended here without its part, once it
+// can (a node woken from a freeze is alive again only once the others
+// hear it refute its death: until then its next message tries again).
 func (dp *dataPlane) endPart(node string, job uint64) {
 	dp.mu.Lock()
 	key := fmt.Sprintf("%s/%d", node, job)
@@ -249,14 +251,16 @@ func (dp *dataPlane) endPart(node string, job uint64) {
 		dp.mu.Unlock()
 		return
 	}
-	dp.told[key] = true
+	dp.told[key] = true // one try at a time
 	dp.mu.Unlock()
 	c, err := dp.conn(node)
 	if err == nil {
 		err = c.SendControl(job, append([]byte{ctlActors}, actors.EndPart()...))
 	}
 	if err != nil {
-		dp.logger.Warn("telling a node its part of an ended job has ended", "node", node, "err", err)
+		dp.mu.Lock()
+		delete(dp.told, key)
+		dp.mu.Unlock()
 	}
 }
 

@@ -151,9 +151,12 @@ go test -count=1 -run TestRescaleOnSim ./actors -rescale.seeds=50
 # under it in the pass above, in process): W3 submitted, stopped, resumed on
 # another node, a node killed with SIGKILL and its checkpointing job resumed
 # elsewhere, a node frozen with SIGSTOP, resumed elsewhere and fenced when it
-# wakes (about 90 s, 30 of them a frozen node's output lease running out).
-log "cluster: three sluice node processes, submission, failover after SIGKILL and SIGSTOP"
-go test -count=1 -p 1 -run 'TestCommandNode' ./cli
+# wakes; W2 and W3 spread over three nodes at parallelism 6 equal to one
+# process's (and DuckDB's checksums); five seeded kills of a worker node mid-job
+# (four SIGKILL, one SIGSTOP for 5 s), each output equal to a clean run's (about
+# 90 s in all). More seeds: go test ./cli -run TestClusterNodeKilled -cluster.seeds 20
+log "cluster: three sluice node processes, submission, spreading, failover after SIGKILL and SIGSTOP"
+go test -count=1 -p 1 -run 'TestCommandNode|TestCluster' ./cli
 
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
