@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -51,7 +52,15 @@ type jobSpec struct {
 	Args        []string `json:"args"`
 	Seed        uint64   `json:"seed"`
 	Parallelism int      `json:"parallelism"`
+	// Restart is the store the coordinator gave a job without checkpoints
+	// (on one machine, a path every node sees; a worker's part only needs
+	// checkpoints on, to run as the coordinator's instances do).
+	Restart string `json:"restart,omitempty"`
 }
+
+// neverEvery is the checkpoint interval of a job on a cluster that was
+// given no checkpoints: it recovers from the start, and never checkpoints.
+const neverEvery = 100000 * time.Hour
 
 // earlyCap bounds the messages a job's part holds before it is built.
 const earlyCap = 1 << 16
@@ -411,13 +420,26 @@ func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, op
 		}
 		opts.Parallelism = max(1, min(runtime.GOMAXPROCS(0), most))
 	}
+	// A job without checkpoints still recovers from a node's loss: from
+	// the start, through a checkpoint store of its own that no checkpoint
+	// is ever taken into (the interval is longer than any run), removed
+	// when the job ends.
+	restartDir := ""
+	if opts.Checkpoints == "" && opts.Runtime == nil {
+		dir, err := os.MkdirTemp("", "sluice-restart-")
+		if err != nil {
+			return opts, nil, nil, fmt.Errorf("a store for the job's restart from the start: %w", err)
+		}
+		restartDir = dir
+		opts.Checkpoints, opts.CheckpointEvery = dir, neverEvery
+	}
 	h := fnv.New64a()
 	var salt [8]byte
 	_, _ = rand.Read(salt[:])
 	fmt.Fprintf(h, "%s/%s/%x", self, jobID, salt)
 	j := n.data.job(h.Sum64())
 	j.coordinator = true
-	j.spec = jobSpec{ID: jobID, Args: args, Seed: opts.Seed, Parallelism: opts.Parallelism}
+	j.spec = jobSpec{ID: jobID, Args: args, Seed: opts.Seed, Parallelism: opts.Parallelism, Restart: restartDir}
 	opts.Cluster = &actors.Cluster{Self: self, Coordinator: self, Net: jobNet{j}, Place: func(phys *plan.Physical, lost []string) ([][]string, error) {
 		if err := n.data.setCodecs(j.id, phys); err != nil {
 			return nil, err
@@ -429,6 +451,9 @@ func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, op
 		j.ended = true
 		j.mu.Unlock()
 		n.data.drop(j)
+		if restartDir != "" {
+			_ = os.RemoveAll(restartDir)
+		}
 	}, nil
 }
 
@@ -497,6 +522,9 @@ func (n *nodeServer) runPart(j *clusterJob, spec jobSpec, from string) {
 		return
 	}
 	opts.Seed, opts.Parallelism, opts.Restore, opts.Chaos = spec.Seed, spec.Parallelism, "", nil
+	if spec.Restart != "" { // the coordinator's store of a job that restarts from the start
+		opts.Checkpoints, opts.CheckpointEvery = spec.Restart, neverEvery
+	}
 	opts.Cluster = &actors.Cluster{Self: n.m.Name(), Coordinator: from, Net: jobNet{j}}
 	x, err := startPart(n.ctx, p, opts, func(phys *plan.Physical) error { return n.data.setCodecs(j.id, phys) })
 	if err != nil {

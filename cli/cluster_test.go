@@ -129,6 +129,32 @@ func TestClusterSpreadsJobs(t *testing.T) {
 		}
 		samePeersChecksum(t, w.peer, out, clean)
 	}
+
+	// A job without checkpoints, a worker node killed mid-job: it starts
+	// again from the start on the nodes left, and says so.
+	const arg = "n-events=3000000"
+	clean, out := filepath.Join(dir, "restart-clean"), filepath.Join(dir, "restart")
+	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "6", "--arg", arg,
+		"--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sub := startProcess(t, "submit", "--to", nodes[0].http, "events-windows", "--parallelism", "6", "--arg", arg, "--arg", "out="+out)
+	for deadline := time.Now().Add(time.Minute); ; {
+		if js := nodes[0].jobs(t); len(js) == 3 && js[2].State == "running" {
+			if st := nodes[0].jobStats(t, js[2].ID); len(st.Stages) > 0 && st.Stages[0].Records > 200_000 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the third job did not get going within a minute:\n%s", sub.stderr.String())
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	nodes[2].signal(t, syscall.SIGKILL)
+	if code := sub.wait(t, 2*time.Minute); code != 0 || !strings.Contains(sub.stderr.String(), "from the start (no checkpoint had completed)") {
+		t.Fatalf("the job without checkpoints after a node's SIGKILL: exit %d:\n%s", code, sub.stderr.String())
+	}
+	sameUserWindows(t, out, clean)
 }
 
 // jobStats returns a node's statistics of one of its jobs.
