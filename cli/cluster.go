@@ -91,6 +91,7 @@ type clusterJob struct {
 	queue []ctlItem // control to take, in order
 	busy  bool
 	told  map[string]bool // coordinator: the nodes sent the spec
+	slots map[string]int  // coordinator: the slots its placement takes, by node
 	spec  jobSpec
 	ended bool
 }
@@ -290,6 +291,34 @@ func (j *clusterJob) started(x *actors.Execution) {
 	}
 }
 
+// slotsUsed returns the slots the jobs this node coordinates take on each
+// node, but job j's.
+func (dp *dataPlane) slotsUsed(j *clusterJob) map[string]int {
+	dp.mu.Lock()
+	jobs := make([]*clusterJob, 0, len(dp.jobs))
+	for _, o := range dp.jobs {
+		if o != j && o.coordinator {
+			jobs = append(jobs, o)
+		}
+	}
+	dp.mu.Unlock()
+	used := map[string]int{}
+	for _, o := range jobs {
+		o.mu.Lock()
+		for n, k := range o.slots {
+			used[n] += k
+		}
+		o.mu.Unlock()
+	}
+	return used
+}
+
+func (dp *dataPlane) setSlots(j *clusterJob, slots map[string]int) {
+	j.mu.Lock()
+	j.slots = slots
+	j.mu.Unlock()
+}
+
 // conn returns the connection to node, dialling it if need be.
 func (dp *dataPlane) conn(node string) (*transport.Conn, error) {
 	dp.mu.Lock()
@@ -403,7 +432,7 @@ func (dp *dataPlane) setCodecs(id uint64, phys *plan.Physical) error {
 // spread makes a job's options run it across the cluster's live nodes,
 // when there are others: this node coordinates. It returns the options
 // unchanged on a node alone, and a function to call when the job ends.
-func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, opts sluice.Options) (sluice.Options, func(*actors.Execution), func(), error) {
+func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, opts sluice.Options, say func(string)) (sluice.Options, func(*actors.Execution), func(), error) {
 	if n.data == nil || len(n.livePeers()) == 0 {
 		return opts, func(*actors.Execution) {}, func() {}, nil
 	}
@@ -444,7 +473,7 @@ func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, op
 		if err := n.data.setCodecs(j.id, phys); err != nil {
 			return nil, err
 		}
-		return n.place(phys, lost), nil
+		return n.place(ctx, j, phys, lost, say)
 	}}
 	return opts, j.started, func() {
 		j.mu.Lock()
@@ -457,52 +486,92 @@ func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, op
 	}, nil
 }
 
-// place places phys's instances on the live nodes by their free slots:
-// each instance on the node with the most slots free (the fewest
-// instances placed so far against its slots; ties by name), a sink's on
-// this node, which commits the job's output; none on a node the job has
-// lost.
-func (n *nodeServer) place(phys *plan.Physical, lost []string) [][]string {
+// Slots are Flink's, shared: a slot holds one instance of each of a job's
+// vertices, so a job of parallelism P needs P slots, and instance i of
+// every vertex runs in its slot i (the instances a forward edge joins stay
+// on one node). A sink's instances run on the coordinator, outside the
+// slots. A node's free slots are its --slots less those of the jobs this
+// node coordinates.
+
+// slotWait is how long a job waits for the slots it needs.
+const slotWait = 2 * time.Minute
+
+// place places phys's instances for job j: its slots on the live nodes
+// not lost, one at a time on the node with the largest share of its slots
+// free (ties by name). When the live nodes have fewer slots free than
+// the job needs, it waits (saying so once through say) until they have,
+// up to slotWait, or ctx ends.
+func (n *nodeServer) place(ctx context.Context, j *clusterJob, phys *plan.Physical, lost []string, say func(string)) ([][]string, error) {
+	need := 0
+	for _, v := range phys.Vertices {
+		if v.Tail().Kind != plan.KindSink {
+			need = max(need, v.Parallelism)
+		}
+	}
 	self := n.m.Name()
-	type slot struct {
-		name  string
-		slots int
-		used  int
+	type node struct {
+		name        string
+		slots, free int
 	}
-	var nodes []*slot
-	for _, m := range n.m.Members() {
-		if m.State == membership.Alive && !m.Meta.Leaving && m.Meta.Data != "" && !slices.Contains(lost, m.Name) || m.Name == self {
-			nodes = append(nodes, &slot{name: m.Name, slots: max(m.Meta.Slots, 1)})
-		}
-	}
-	slices.SortFunc(nodes, func(a, b *slot) int {
-		if a.name < b.name {
-			return -1
-		}
-		if a.name > b.name {
-			return 1
-		}
-		return 0
-	})
-	owner := make([][]string, len(phys.Vertices))
-	for vi, v := range phys.Vertices {
-		for range v.Parallelism {
-			if v.Tail().Kind == plan.KindSink {
-				owner[vi] = append(owner[vi], self)
-				continue
-			}
-			best := nodes[0]
-			for _, s := range nodes[1:] {
-				// free share: (slots-used)/slots, compared without division
-				if (s.slots-s.used)*best.slots > (best.slots-best.used)*s.slots {
-					best = s
+	deadline := time.Now().Add(slotWait)
+	said := false
+	for {
+		used := n.data.slotsUsed(j)
+		var nodes []*node
+		total := 0
+		for _, m := range n.m.Members() {
+			if m.State == membership.Alive && !m.Meta.Leaving && m.Meta.Data != "" && !slices.Contains(lost, m.Name) || m.Name == self {
+				free := max(m.Meta.Slots, 1) - used[m.Name]
+				if free > 0 {
+					nodes = append(nodes, &node{name: m.Name, slots: max(m.Meta.Slots, 1), free: free})
+					total += free
 				}
 			}
-			best.used++
-			owner[vi] = append(owner[vi], best.name)
+		}
+		if total >= need {
+			slices.SortFunc(nodes, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+			slot := make([]string, need)
+			taken := map[string]int{}
+			for i := range slot {
+				var best *node
+				for _, c := range nodes {
+					// the share free, (free-taken)/slots, compared without division
+					if c.free > taken[c.name] && (best == nil || (c.free-taken[c.name])*best.slots > (best.free-taken[best.name])*c.slots) {
+						best = c
+					}
+				}
+				taken[best.name]++
+				slot[i] = best.name
+			}
+			owner := make([][]string, len(phys.Vertices))
+			for vi, v := range phys.Vertices {
+				for i := range v.Parallelism {
+					if v.Tail().Kind == plan.KindSink {
+						owner[vi] = append(owner[vi], self)
+					} else {
+						owner[vi] = append(owner[vi], slot[i])
+					}
+				}
+			}
+			n.data.setSlots(j, taken)
+			if said {
+				say(fmt.Sprintf("%d slots free now: the job goes on", total))
+			}
+			return owner, nil
+		}
+		if !said {
+			say(fmt.Sprintf("waiting for %d task slots: the live nodes have %d free (up to %v)", need, total, slotWait))
+			said = true
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the job needs %d task slots; the live nodes had %d free for %v (start nodes, or lower --parallelism)", need, total, slotWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return owner
 }
 
 // runPart builds and runs this node's part of a job that node from

@@ -26,16 +26,16 @@ import (
 	"github.com/sluice-data/sluice/stages"
 )
 
-var clusterSeeds = flag.Int("cluster.seeds", 5, "TestClusterNodeKilled: how many seeded kills")
+var clusterSeeds = flag.Int("cluster.seeds", 6, "TestClusterNodeKilled: how many seeded rounds (the last freezes a node with SIGSTOP, the others SIGKILL one)")
 var clusterSeed = flag.Uint64("cluster.seed", 0, "TestClusterNodeKilled: the first seed (0: 1)")
 
-// threeNodes starts three real nodes joined on loopback and waits until
-// each sees the others alive.
-func threeNodes(t *testing.T) []*testNode {
+// threeNodes starts three real nodes joined on loopback, with flags, and
+// waits until each sees the others alive.
+func threeNodes(t *testing.T, flags ...string) []*testNode {
 	t.Helper()
-	a := startNode(t, "")
+	a := startNode(t, "", flags...)
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
-	b, c := startNode(t, a.gossip), startNode(t, a.gossip)
+	b, c := startNode(t, a.gossip, flags...), startNode(t, a.gossip, flags...)
 	all := map[*testNode]membership.State{a: membership.Alive, b: membership.Alive, c: membership.Alive}
 	for _, n := range []*testNode{a, b, c} {
 		n.waitMembers(t, all)
@@ -131,7 +131,8 @@ func TestClusterSpreadsJobs(t *testing.T) {
 	}
 
 	// A job without checkpoints, a worker node killed mid-job: it starts
-	// again from the start on the nodes left, and says so.
+	// again from the start on the nodes left, and says so. They have 4 of
+	// the 6 slots it needs: it waits, and says so, until a node joins.
 	const arg = "n-events=3000000"
 	clean, out := filepath.Join(dir, "restart-clean"), filepath.Join(dir, "restart")
 	if code, _, stderr := command(context.Background(), false, "run", "events-windows", "--quiet", "--parallelism", "6", "--arg", arg,
@@ -151,7 +152,15 @@ func TestClusterSpreadsJobs(t *testing.T) {
 		<-time.After(10 * time.Millisecond)
 	}
 	nodes[2].signal(t, syscall.SIGKILL)
-	if code := sub.wait(t, 2*time.Minute); code != 0 || !strings.Contains(sub.stderr.String(), "from the start (no checkpoint had completed)") {
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(sub.stderr.String(), "waiting for 6 task slots: the live nodes have 4 free"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not wait for slots:\n%s", sub.stderr.String())
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	startNode(t, nodes[0].gossip)
+	if code := sub.wait(t, 2*time.Minute); code != 0 || !strings.Contains(sub.stderr.String(), "from the start (no checkpoint had completed)") ||
+		!strings.Contains(sub.stderr.String(), "slots free now: the job goes on") {
 		t.Fatalf("the job without checkpoints after a node's SIGKILL: exit %d:\n%s", code, sub.stderr.String())
 	}
 	sameUserWindows(t, out, clean)
@@ -182,7 +191,7 @@ func (n *testNode) jobStats(t *testing.T, id string) jobView {
 // memberlist's detection. -cluster.seeds N runs more.
 func TestClusterNodeKilled(t *testing.T) {
 	skipUnderRace(t)
-	nodes := threeNodes(t)
+	nodes := threeNodes(t, "--slots", "3") // 9 slots: the 6 of a job fit on the two left after a kill
 	dir := t.TempDir()
 	const job, arg = "events-windows", "n-events=1500000"
 	clean := filepath.Join(dir, "clean")
@@ -262,7 +271,7 @@ func TestClusterNodeKilled(t *testing.T) {
 			continue
 		}
 		dead = append(dead, v)
-		nodes[victim] = startNode(t, nodes[0].gossip) // a fresh node in its place
+		nodes[victim] = startNode(t, nodes[0].gossip, "--slots", "3") // a fresh node in its place
 		nodes[0].waitMembers(t, states())
 	}
 }

@@ -379,7 +379,7 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 		exit: func(int) { cancel() }}
 	j.inv = inv
 	inv.spread = func(ctx context.Context, args []string, opts sluice.Options) (sluice.Options, func(*actors.Execution), func(), error) {
-		return n.spread(ctx, j.ID, args, opts)
+		return n.spread(ctx, j.ID, args, opts, func(s string) { inv.warnf("%s", s) })
 	}
 	inv.started = func(x *actors.Execution) {
 		n.mu.Lock()

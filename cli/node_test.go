@@ -75,7 +75,7 @@ type testNode struct {
 	base, gossip, http string
 }
 
-func startNode(t *testing.T, join string) *testNode {
+func startNode(t *testing.T, join string, flags ...string) *testNode {
 	t.Helper()
 	base := nodeBase(t)
 	host, p, _ := net.SplitHostPort(base)
@@ -85,7 +85,7 @@ func startNode(t *testing.T, join string) *testNode {
 	if join != "" {
 		args = append(args, "--join", join)
 	}
-	n.process = startProcess(t, args...)
+	n.process = startProcess(t, append(args, flags...)...)
 	return n
 }
 
