@@ -69,6 +69,9 @@ type Options struct {
 	// Cluster, when set, runs the job's instances on the nodes of a
 	// cluster (actors.Cluster); sluice node sets it.
 	Cluster *actors.Cluster
+	// Labels are the user's labels of the job (actors.Config.Labels):
+	// carried into its Result and its metrics.
+	Labels map[string]string
 }
 
 // ErrOptions is wrapped by the error of Options that cannot be planned.
@@ -162,6 +165,9 @@ func Start(ctx context.Context, p *stages.Pipeline, opts Options) (*actors.Execu
 	}
 	if opts.Cluster != nil {
 		cfg.Cluster = opts.Cluster
+	}
+	if opts.Labels != nil {
+		cfg.Labels = opts.Labels
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("job %q: %w: %w", p.Name(), ErrOptions, err)

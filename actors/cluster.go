@@ -90,6 +90,10 @@ type clusterState struct {
 	statsStop chan struct{}
 	// sent is the epoch whose failure this worker reported.
 	failedEpoch uint64
+	// runMu serializes a worker's attempts: their start, their stop and
+	// the job's end here (control and a lost coordinator come from
+	// different goroutines).
+	runMu sync.Mutex
 }
 
 type netMsg struct {
@@ -201,12 +205,16 @@ type wireStats struct {
 	MaxEvent  int64      `json:"max_event"`
 	Dropped   [][2]int64 `json:"dropped,omitempty"`
 	Writer    bool       `json:"writer,omitempty"`
+	// Late and Asides: per chain node, the records added behind the
+	// watermark and the examples of records set aside (explain-why).
+	Late   []int64        `json:"late,omitempty"`
+	Asides [][]plan.Aside `json:"asides,omitempty"`
 }
 
 func (h *host) wireStats() wireStats {
 	s := wireStats{At: core.Addr{Vertex: h.vi, Instance: h.inst.Index}, In: h.recordsIn.Load(), Busy: h.busy.Load(),
 		Blocked: h.blocked.Load(), Restarts: h.restarts.Load(), Retries: h.retries.Load(), Peak: h.peak.Load(), Checks: h.checks.Load(),
-		Done: h.done.Load(), Watermark: h.watermark.Load(), MaxEvent: h.maxEvent.Load(), Writer: h.task.Writer() != nil}
+		Done: h.done.Load(), Watermark: h.watermark.Load(), MaxEvent: h.maxEvent.Load(), Writer: h.hasWriter.Load()}
 	for i := range h.nodeRecords {
 		s.Nodes = append(s.Nodes, h.nodeRecords[i].Load())
 		side := make([]int64, len(h.sideRecords[i]))
@@ -215,46 +223,91 @@ func (h *host) wireStats() wireStats {
 		}
 		s.Side = append(s.Side, side)
 		s.Dropped = append(s.Dropped, [2]int64{h.dropped[i][0].Load(), h.dropped[i][1].Load()})
+		s.Late = append(s.Late, h.late[i].Load())
 	}
+	h.asideMu.Lock()
+	for i := range h.asides {
+		s.Asides = append(s.Asides, slices.Clone(h.asides[i]))
+	}
+	h.asideMu.Unlock()
 	for i := range h.inputs {
 		s.Inputs = append(s.Inputs, h.inputs[i].Load())
 	}
 	return s
 }
 
-// setStats stores a worker's counters of h; it returns how many more
-// records h has read (a source's first node).
-func (h *host) setStats(s wireStats) int64 {
+// setStats adds what a worker's counters of h say happened since its
+// last report from that node: each node reports its own counts of the
+// instance, which restart from nothing on a node the instance moves to
+// (a recovery places again), so the coordinator's stay monotone and hold
+// every node's. It returns how many more records h has read (a source's
+// first node).
+func (h *host) setStats(from string, s wireStats) int64 {
 	if len(s.Nodes) != len(h.nodeRecords) || len(s.Inputs) != len(h.inputs) || len(s.Side) != len(h.sideRecords) ||
-		len(s.Dropped) != len(h.dropped) {
+		len(s.Dropped) != len(h.dropped) || len(s.Late) != len(h.late) {
 		return 0
 	}
-	read := s.Nodes[0] - h.nodeRecords[0].Load()
+	h.remoteMu.Lock()
+	defer h.remoteMu.Unlock()
+	if h.remoteLast == nil {
+		h.remoteLast = map[string]wireStats{}
+	}
+	last, seen := h.remoteLast[from]
+	if !seen { // nothing yet from that node: its counts start from zero
+		last = wireStats{Nodes: make([]int64, len(s.Nodes)), Inputs: make([]int64, len(s.Inputs)), Late: make([]int64, len(s.Late)),
+			Dropped: make([][2]int64, len(s.Dropped))}
+		for _, side := range s.Side {
+			last.Side = append(last.Side, make([]int64, len(side)))
+		}
+	}
+	add := func(a interface{ Add(int64) int64 }, now, before int64) {
+		if d := now - before; d > 0 {
+			a.Add(d)
+		}
+	}
+	read := max(s.Nodes[0]-last.Nodes[0], 0)
 	for i := range h.nodeRecords {
-		h.nodeRecords[i].Store(s.Nodes[i])
-		if len(s.Side[i]) == len(h.sideRecords[i]) {
+		add(&h.nodeRecords[i], s.Nodes[i], last.Nodes[i])
+		if len(s.Side[i]) == len(h.sideRecords[i]) && len(last.Side[i]) == len(s.Side[i]) {
 			for p := range s.Side[i] {
-				h.sideRecords[i][p].Store(s.Side[i][p])
+				add(&h.sideRecords[i][p], s.Side[i][p], last.Side[i][p])
 			}
 		}
-		h.dropped[i][0].Store(s.Dropped[i][0])
-		h.dropped[i][1].Store(s.Dropped[i][1])
+		add(&h.dropped[i][0], s.Dropped[i][0], last.Dropped[i][0])
+		add(&h.dropped[i][1], s.Dropped[i][1], last.Dropped[i][1])
+		add(&h.late[i], s.Late[i], last.Late[i])
+	}
+	if len(s.Asides) == len(h.asides) {
+		h.asideMu.Lock()
+		for i := range h.asides {
+			h.asides[i] = appendAsides(h.asides[i], s.Asides[i][min(len(s.Asides[i]), asidesCount(last, i)):])
+		}
+		h.asideMu.Unlock()
 	}
 	for i := range h.inputs {
-		h.inputs[i].Store(s.Inputs[i])
+		add(&h.inputs[i], s.Inputs[i], last.Inputs[i])
 	}
-	h.recordsIn.Store(s.In)
-	h.busy.Store(s.Busy)
-	h.blocked.Store(s.Blocked)
-	h.restarts.Store(s.Restarts)
-	h.retries.Store(s.Retries)
-	h.peak.Store(s.Peak)
-	h.checks.Store(s.Checks)
+	add(&h.recordsIn, s.In, last.In)
+	add(&h.busy, s.Busy, last.Busy)
+	add(&h.blocked, s.Blocked, last.Blocked)
+	add(&h.restarts, s.Restarts, last.Restarts)
+	add(&h.retries, s.Retries, last.Retries)
+	add(&h.checks, s.Checks, last.Checks)
+	h.peak.Store(max(h.peak.Load(), s.Peak))
+	h.maxEvent.Store(max(h.maxEvent.Load(), s.MaxEvent))
 	h.done.Store(s.Done)
 	h.watermark.Store(s.Watermark)
-	h.maxEvent.Store(s.MaxEvent)
 	h.remoteWriter.Store(s.Writer)
+	h.remoteLast[from] = s
 	return read
+}
+
+// asidesCount is how many examples report s held for chain node i.
+func asidesCount(s wireStats, i int) int {
+	if i < len(s.Asides) {
+		return len(s.Asides[i])
+	}
+	return 0
 }
 
 func (c *Cluster) validate(cfg *Config) error {
@@ -470,7 +523,7 @@ func (x *Execution) coordinatorControl(from string, m control) {
 				continue
 			}
 			h := x.hosts[s.At.Vertex][s.At.Instance]
-			if n := h.setStats(s); n > 0 && h.v.Head().Kind == plan.KindSource {
+			if n := h.setStats(from, s); n > 0 && h.v.Head().Kind == plan.KindSource {
 				x.progressed(n)
 			}
 		}
@@ -628,6 +681,31 @@ func clusterFingerprint(phys *plan.Physical) string {
 	return fp
 }
 
+// RefusePart returns what a node that could not build its part of a job
+// answers the coordinator's control message payload with: an attempt's
+// start fails with err, which ends the job (its coordinator does not
+// retry what cannot be built); a stop is done (nothing runs); a call
+// fails with err. Other messages need no answer.
+func RefusePart(payload []byte, err error) ([]byte, bool) {
+	var m control
+	if json.Unmarshal(payload, &m) != nil {
+		return nil, false
+	}
+	var reply control
+	switch m.Op {
+	case opAttempt:
+		reply = control{Op: opFail, Epoch: m.Epoch, Err: err.Error(), Config: true}
+	case opStop:
+		reply = control{Op: opStopped, Epoch: m.Epoch}
+	case opCall:
+		reply = control{Op: opReply, Seq: m.Seq, Err: err.Error()}
+	default:
+		return nil, false
+	}
+	b, _ := json.Marshal(reply)
+	return b, true
+}
+
 // EndPart is the control message a node sends back to one that speaks of
 // a job it does not run (any more): the job has ended without that node's
 // part, which ends (as when its coordinator is lost).
@@ -694,7 +772,9 @@ func (x *Execution) workerControl(m control) {
 			x.reportFailure(m.Epoch, err)
 		}
 	case opStop:
+		x.cl.runMu.Lock()
 		err := x.stopWorkerAttempt()
+		x.cl.runMu.Unlock()
 		reply := control{Op: opStopped, Epoch: m.Epoch}
 		if err != nil {
 			reply.Err = err.Error()
@@ -719,6 +799,8 @@ func (x *Execution) workerControl(m control) {
 
 // workerAttempt starts attempt m.Epoch here.
 func (x *Execution) workerAttempt(m control) error {
+	x.cl.runMu.Lock()
+	defer x.cl.runMu.Unlock()
 	if fp := clusterFingerprint(x.phys); fp != m.Fingerprint {
 		return fmt.Errorf("node %s planned job %q as %s, the coordinator as %s: the nodes must run the same build with the same arguments (%w)",
 			x.cl.cfg.Self, x.phys.Job, fp, m.Fingerprint, plan.ErrConfig)
@@ -782,7 +864,8 @@ func (x *Execution) workerAttempt(m control) error {
 	return nil
 }
 
-// stopWorkerAttempt stops the attempt running here, if any.
+// stopWorkerAttempt stops the attempt running here, if any; runMu is
+// held.
 func (x *Execution) stopWorkerAttempt() error {
 	x.cl.mu.Lock()
 	x.cl.live = 0
@@ -835,6 +918,8 @@ func (x *Execution) endWorker(committed, abandoned bool) {
 	cl.ended = true
 	close(cl.statsStop)
 	cl.mu.Unlock()
+	cl.runMu.Lock()
+	defer cl.runMu.Unlock()
 	serr := x.stopWorkerAttempt()
 	at := x.attempt()
 	if abandoned {

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +29,8 @@ type loopNet struct {
 	links  map[[2]string]*link
 	codecs *transport.CodecTable
 	down   map[string]bool
+	// refuse: nodes that answer an attempt with actors.RefusePart.
+	refuse map[string]error
 }
 
 type link struct {
@@ -121,6 +124,16 @@ func (e endpoint) Send(node string, epoch uint64, to core.Addr, m core.Msg) erro
 
 func (e endpoint) Control(node string, payload []byte) error {
 	p := slices.Clone(payload)
+	if err := e.n.refuse[node]; err != nil {
+		if reply, ok := actors.RefusePart(p, err); ok {
+			return e.n.push(node, e.self, func() {
+				if x := e.n.node(e.self); x != nil {
+					_ = x.ReceiveControl(node, reply)
+				}
+			})
+		}
+		return nil
+	}
 	return e.n.push(e.self, node, func() {
 		if x := e.n.node(node); x != nil {
 			if err := x.ReceiveControl(e.self, p); err != nil {
@@ -245,7 +258,8 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 }
 
 // A node lost mid-job: the coordinator recovers from the last checkpoint
-// on the nodes left, and the output is the clean run's.
+// on the nodes left, and the output is the clean run's; its counts stay
+// monotone as instances move between nodes.
 func TestClusterRecoversFromALostNode(t *testing.T) {
 	const n = 400_000
 	slow := func(x int64) int64 {
@@ -260,7 +274,7 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	}
 	net := newLoopNet()
 	var mu sync.Mutex
-	live := []string{"a", "b"}
+	live := []string{"a", "b", "c"}
 	place := func(phys *plan.Physical, lost []string) ([][]string, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -270,7 +284,7 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	rt := actors.DefaultConfig()
 	rt.Checkpoints = &actors.CheckpointConfig{Store: store, Every: 10 * time.Millisecond, Timeout: time.Minute,
 		Recovery: actors.RestartPolicy{MaxRestarts: 3, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}}
-	coord, workers, outs := startCluster(t, net, []string{"a", "b"}, place, sluice.Options{Parallelism: 4, Seed: 9, Runtime: &rt},
+	coord, workers, outs := startCluster(t, net, []string{"a", "b", "c"}, place, sluice.Options{Parallelism: 4, Seed: 9, Runtime: &rt},
 		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
 			return sumPipeline(n, 1000, slow)
 		})
@@ -286,11 +300,35 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	net.down["b"] = true
 	net.mu.Unlock()
 	mu.Lock()
-	live = []string{"a"}
+	live = []string{"a", "c"} // b's instance moves to c, c's to a, a's to c
 	mu.Unlock()
 	workers[0].NodeLost("a", "was found dead") // b sees itself cut off
 	coord.NodeLost("b", "was found dead")
+	// The coordinator's counts stay monotone as instances move from b to a.
+	var back []string
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		prev := map[string]int64{}
+		for {
+			select {
+			case <-coord.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+			for _, st := range coord.Snapshot().Stages {
+				if st.Records < prev[st.Name] {
+					back = append(back, fmt.Sprintf("%s: %d after %d", st.Name, st.Records, prev[st.Name]))
+				}
+				prev[st.Name] = st.Records
+			}
+		}
+	}()
 	res, err := coord.Wait()
+	<-watched
+	if len(back) > 0 {
+		t.Errorf("counts went back: %v", back)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +343,32 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 	}
 	if len(outs[1].Values()) != 0 {
 		t.Errorf("the lost node's collection holds %d values: its writes were not fenced", len(outs[1].Values()))
+	}
+}
+
+// A node that cannot build its part refuses the attempt: the job fails at
+// once with its error (it is not retried), and the output is not committed.
+func TestClusterPartThatCannotBuild(t *testing.T) {
+	net := newLoopNet()
+	refuse := errors.New("its arguments do not build here")
+	net.refuse = map[string]error{"b": refuse}
+	p, out := sumPipeline(10_000, 10, func(x int64) int64 { return x })
+	x, err := sluice.Start(context.Background(), p, sluice.Options{Parallelism: 2, Cluster: &actors.Cluster{Self: "a", Coordinator: "a",
+		Net: endpoint{net, "a"}, Place: roundRobin("a", "b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.mu.Lock()
+	net.nodes["a"] = x
+	net.mu.Unlock()
+	_, err = x.Wait()
+	if err == nil || !strings.Contains(err.Error(), "node b: its arguments do not build here") || !errors.Is(err, plan.ErrConfig) {
+		t.Fatalf("Wait: %v, want the refusal as a configuration error", err)
+	}
+	if res := x.Snapshot(); len(res.Recoveries) != 0 {
+		t.Errorf("recovered %d times from a part that cannot build", len(res.Recoveries))
+	}
+	if len(out.Values()) != 0 {
+		t.Errorf("%d values committed", len(out.Values()))
 	}
 }

@@ -75,6 +75,11 @@ type Config struct {
 	Chaos *ChaosConfig
 	// Cluster, when not nil, runs the job's instances on several nodes.
 	Cluster *Cluster
+	// Labels are what the user attached to the job (sluice run --label
+	// team=search): its Result carries them, its metrics series add them
+	// (package metrics), for cost attribution. The runtime reads nothing
+	// else into them.
+	Labels map[string]string
 }
 
 func (c Config) executor() Executor {

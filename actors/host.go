@@ -3,6 +3,7 @@ package actors
 import (
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-data/sluice/core"
@@ -51,9 +52,22 @@ type host struct {
 	watermark   atomic.Int64
 	maxEvent    atomic.Int64      // the greatest event time this instance has emitted
 	dropped     [][2]atomic.Int64 // per chain node: late, closed
+	late        []atomic.Int64    // per chain node: records added behind the watermark
+	// asides are the examples of records each chain node set aside
+	// (explain-why), over the attempts, at most plan.MaxAsides per reason;
+	// seen counts the current task's examples taken into them.
+	asideMu sync.Mutex
+	asides  [][]plan.Aside
+	seen    []int
 	// remoteWriter: on a cluster's coordinator, the instance runs on
-	// another node and has opened its sink's writer there.
+	// another node and has opened its sink's writer there; hasWriter, on
+	// the node that runs it, that it has opened it (for its reports, read
+	// off the instance's goroutine). remoteLast holds, on the coordinator,
+	// each node's last report of the instance (remoteMu).
 	remoteWriter atomic.Bool
+	hasWriter    atomic.Bool
+	remoteMu     sync.Mutex
+	remoteLast   map[string]wireStats
 }
 
 // counters are a task's counters, as publish copies them.
@@ -63,14 +77,16 @@ type counters struct {
 	side                                             [][]int64
 	inputs                                           []int64
 	dropped                                          [][2]int64
+	late                                             []int64
 }
 
 func newHost(x *Execution, vi int, inst plan.Instance, ccfg core.Config) *host {
 	v := x.phys.Vertices[vi]
 	h := &host{x: x, v: v, vi: vi, inst: inst, ccfg: ccfg, nodeRecords: make([]atomic.Int64, len(v.Chain)), inputs: make([]atomic.Int64, len(v.In)),
-		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain))}
+		sideRecords: make([][]atomic.Int64, len(v.Chain)), dropped: make([][2]atomic.Int64, len(v.Chain)), late: make([]atomic.Int64, len(v.Chain)),
+		asides: make([][]plan.Aside, len(v.Chain)), seen: make([]int, len(v.Chain))}
 	h.base = counters{nodes: make([]int64, len(v.Chain)), side: make([][]int64, len(v.Chain)), inputs: make([]int64, len(v.In)),
-		dropped: make([][2]int64, len(v.Chain))}
+		dropped: make([][2]int64, len(v.Chain)), late: make([]int64, len(v.Chain))}
 	h.newTask()
 	h.first = h.task
 	h.watermark.Store(math.MinInt64)
@@ -94,6 +110,8 @@ func (h *host) newTask() {
 				b.side[i][p] = h.sideRecords[i][p].Load()
 			}
 			b.dropped[i] = [2]int64{h.dropped[i][0].Load(), h.dropped[i][1].Load()}
+			b.late[i] = h.late[i].Load()
+			h.seen[i] = 0
 		}
 		for i := range h.inputs {
 			b.inputs[i] = h.inputs[i].Load()
@@ -144,6 +162,31 @@ func (h *host) advance() {
 	}
 }
 
+// takeAsides adds a task's new examples of chain node i to h's, up to
+// plan.MaxAsides of each reason.
+func (h *host) takeAsides(i int, new []plan.Aside) {
+	h.asideMu.Lock()
+	defer h.asideMu.Unlock()
+	h.asides[i] = appendAsides(h.asides[i], new)
+}
+
+// appendAsides appends to dst the examples of src whose reason dst has
+// fewer than plan.MaxAsides of.
+func appendAsides(dst, src []plan.Aside) []plan.Aside {
+	for _, a := range src {
+		n := 0
+		for _, d := range dst {
+			if d.Reason == a.Reason {
+				n++
+			}
+		}
+		if n < plan.MaxAsides {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
 // publish copies the task's counters where other goroutines read them.
 func (h *host) publish() {
 	op, t, b := h.op, h.task, &h.base
@@ -154,12 +197,18 @@ func (h *host) publish() {
 		}
 		h.dropped[i][0].Store(b.dropped[i][0] + op.DroppedLate[i])
 		h.dropped[i][1].Store(b.dropped[i][1] + op.DroppedClosed[i])
+		h.late[i].Store(b.late[i] + op.Late[i])
+		if len(op.Asides[i]) > h.seen[i] {
+			h.takeAsides(i, op.Asides[i][h.seen[i]:])
+			h.seen[i] = len(op.Asides[i])
+		}
 	}
 	h.recordsIn.Store(b.recordsIn + op.RecordsIn)
 	for i := range h.inputs {
 		h.inputs[i].Store(b.inputs[i] + op.InputRecords[i])
 	}
 	h.watermark.Store(op.Watermark())
+	h.hasWriter.Store(t.Writer() != nil)
 	h.maxEvent.Store(max(h.maxEvent.Load(), t.MaxEvent))
 	h.blocked.Store(b.blocked + int64(t.Blocked))
 	h.retries.Store(b.retries + t.Retries)

@@ -27,6 +27,18 @@ type StageStats struct {
 	// dropped: behind the allowed lateness, and for windows whose trigger
 	// had finished.
 	DroppedLate, DroppedClosed int64
+	// Late counts the records a windowed stage added to windows the
+	// watermark had passed, within the allowed lateness (late panes).
+	Late int64
+	// DeadLetters counts the records a transform sent to its side outputs
+	// (the sum of Side; zero for other stages, whose side output holds
+	// the records DroppedLate and DroppedClosed count).
+	DeadLetters int64
+	// Asides are examples of the records the stage set aside, with the
+	// rule that did (explain-why): its late and dropped records, its dead
+	// letters; at most plan.MaxAsides of each reason, the first of each
+	// instance in instance order, by reason.
+	Asides []plan.Aside
 	// Total is what a source will read in all, or -1 when unknown (or the
 	// stage is not a source).
 	Total int64
@@ -76,8 +88,10 @@ type Result struct {
 	// Run is the run's ID, derived from Job and Seed; a run started again
 	// with Config.Seed (sluice.Options.Seed) set to Seed has the same Run
 	// and writes files of the same names.
-	Run      string
-	Seed     uint64
+	Run  string
+	Seed uint64
+	// Labels are Config.Labels, the user's labels of the job.
+	Labels   map[string]string
 	Plan     *plan.Physical
 	Elapsed  time.Duration
 	Stages   []StageStats
@@ -147,7 +161,7 @@ func (x *Execution) Calls() []Call {
 
 // Snapshot returns the job's statistics now. It is safe to call at any time.
 func (x *Execution) Snapshot() *Result {
-	r := &Result{Job: x.phys.Job, Run: x.run, Seed: x.cfg.Seed, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start), EventTime: math.MinInt64}
+	r := &Result{Job: x.phys.Job, Run: x.run, Seed: x.cfg.Seed, Labels: x.cfg.Labels, Plan: x.phys, Elapsed: x.cfg.Clock.Now().Sub(x.start), EventTime: math.MinInt64}
 	for _, hs := range x.hosts {
 		for _, h := range hs {
 			r.EventTime = max(r.EventTime, h.maxEvent.Load())
@@ -178,11 +192,18 @@ func (x *Execution) Snapshot() *Result {
 		for i, n := range v.Chain {
 			side[i] = make([]int64, len(n.Side))
 		}
-		var late, closed = make([]int64, len(v.Chain)), make([]int64, len(v.Chain))
+		var late, closed, added = make([]int64, len(v.Chain)), make([]int64, len(v.Chain)), make([]int64, len(v.Chain))
+		asides := make([][]plan.Aside, len(v.Chain))
 		for _, h := range x.hosts[vi] {
+			h.asideMu.Lock()
+			for i := range asides {
+				asides[i] = appendAsides(asides[i], h.asides[i])
+			}
+			h.asideMu.Unlock()
 			for i := range recs {
 				late[i] += h.dropped[i][0].Load()
 				closed[i] += h.dropped[i][1].Load()
+				added[i] += h.late[i].Load()
 				recs[i] += h.nodeRecords[i].Load()
 				for p := range side[i] {
 					side[i][p] += h.sideRecords[i][p].Load()
@@ -198,6 +219,9 @@ func (x *Execution) Snapshot() *Result {
 			if h.done.Load() {
 				vs.Finished++
 			}
+		}
+		for i := range asides {
+			slices.SortStableFunc(asides[i], func(a, b plan.Aside) int { return int(a.Reason) - int(b.Reason) })
 		}
 		vs.Watermark = math.MaxInt64
 		for _, h := range x.hosts[vi] {
@@ -219,8 +243,15 @@ func (x *Execution) Snapshot() *Result {
 			for p, sd := range n.Side {
 				names[p] = sd.Name
 			}
-			r.Stages = append(r.Stages, StageStats{Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i],
-				Side: side[i], SideNames: names, Total: total, DroppedLate: late[i], DroppedClosed: closed[i]})
+			var dead int64
+			if n.Kind == plan.KindTransform {
+				for _, k := range side[i] {
+					dead += k
+				}
+			}
+			r.Stages = append(r.Stages, StageStats{DeadLetters: dead, Vertex: v.ID, Name: n.String(), Loc: n.Loc, Parallelism: v.Parallelism, Records: recs[i],
+				Side: side[i], SideNames: names, Total: total, DroppedLate: late[i], DroppedClosed: closed[i],
+				Late: added[i], Asides: asides[i]})
 		}
 	}
 	return r

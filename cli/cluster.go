@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	bin "encoding/binary"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,7 @@ type dataPlane struct {
 	codecs transport.CodecTable
 	logger *slog.Logger
 	ctx    context.Context
+	tls    *tls.Config // mutual TLS of the connections; nil: plaintext
 
 	mu    sync.Mutex
 	conns map[string]*transport.Conn // dialled, by peer
@@ -94,6 +96,9 @@ type clusterJob struct {
 	slots map[string]int  // coordinator: the slots its placement takes, by node
 	spec  jobSpec
 	ended bool
+	// failed: this node could not build its part; the attempts the
+	// coordinator starts are refused with it.
+	failed error
 }
 
 type ctlItem struct {
@@ -101,8 +106,10 @@ type ctlItem struct {
 	payload []byte
 }
 
-func startDataPlane(ctx context.Context, n *nodeServer, addr, build string, logger *slog.Logger) (*dataPlane, error) {
-	dp := &dataPlane{n: n, logger: logger, ctx: ctx, conns: map[string]*transport.Conn{}, jobs: map[uint64]*clusterJob{},
+// startDataPlane listens for data connections on addr; tc, if set, makes
+// them mutual TLS (transport.Config.TLS), those it dials too.
+func startDataPlane(ctx context.Context, n *nodeServer, addr, build string, logger *slog.Logger, tc *tls.Config) (*dataPlane, error) {
+	dp := &dataPlane{n: n, logger: logger, ctx: ctx, tls: tc, conns: map[string]*transport.Conn{}, jobs: map[uint64]*clusterJob{},
 		ended: map[uint64]bool{}, told: map[string]bool{}}
 	ln, err := transport.Listen(addr, dp.config(n.m.Name(), build))
 	if err != nil {
@@ -130,7 +137,7 @@ func startDataPlane(ctx context.Context, n *nodeServer, addr, build string, logg
 }
 
 func (dp *dataPlane) config(self, build string) transport.Config {
-	return transport.Config{Node: self, Build: build, Codecs: &dp.codecs, Deliver: dp.deliver, Control: dp.control}
+	return transport.Config{Node: self, Build: build, Codecs: &dp.codecs, Deliver: dp.deliver, Control: dp.control, TLS: dp.tls}
 }
 
 func (dp *dataPlane) close() {
@@ -221,6 +228,16 @@ func (j *clusterJob) takeControl() {
 		}
 		it := j.queue[0]
 		x := j.x
+		if failed := j.failed; x == nil && it.payload[0] == ctlActors && failed != nil {
+			j.queue = j.queue[1:]
+			j.mu.Unlock()
+			if reply, ok := actors.RefusePart(it.payload[1:], failed); ok {
+				if c, err := j.dp.conn(it.from); err == nil {
+					_ = c.SendControl(j.id, append([]byte{ctlActors}, reply...))
+				}
+			}
+			continue
+		}
 		if x == nil && it.payload[0] == ctlActors && !j.ended {
 			j.busy = false // taken once the job has started here
 			j.mu.Unlock()
@@ -580,14 +597,23 @@ func (n *nodeServer) runPart(j *clusterJob, spec jobSpec, from string) {
 	inv := &invocation{name: n.c.name, stdout: n.c.stdout, stderr: n.c.stderr}
 	fs, f := inv.runFlags()
 	fs.SetOutput(discard{})
+	fail := func(err error) {
+		err = fmt.Errorf("node %s cannot build its part of job %s: %w", n.m.Name(), spec.ID, err)
+		n.c.warnf("%v", err)
+		j.mu.Lock()
+		j.failed = err
+		j.mu.Unlock()
+	}
+	var errs strings.Builder
+	inv.stderr = &errs
 	p, code := inv.pipeline(fs, f, spec.Args)
 	if code >= 0 {
-		n.c.warnf("node: the part of job %s from node %s: its arguments %q do not build here", spec.ID, from, spec.Args)
+		fail(fmt.Errorf("its arguments %q: %s", spec.Args, strings.TrimSpace(errs.String())))
 		return
 	}
 	opts, err := f.runOptions(n.ctx)
 	if err != nil {
-		n.c.warnf("node: the part of job %s from node %s: %v", spec.ID, from, err)
+		fail(err)
 		return
 	}
 	opts.Seed, opts.Parallelism, opts.Restore, opts.Chaos = spec.Seed, spec.Parallelism, "", nil
@@ -597,7 +623,7 @@ func (n *nodeServer) runPart(j *clusterJob, spec jobSpec, from string) {
 	opts.Cluster = &actors.Cluster{Self: n.m.Name(), Coordinator: from, Net: jobNet{j}}
 	x, err := startPart(n.ctx, p, opts, func(phys *plan.Physical) error { return n.data.setCodecs(j.id, phys) })
 	if err != nil {
-		n.c.warnf("node: the part of job %s from node %s: %v", spec.ID, from, err)
+		fail(err)
 		return
 	}
 	j.started(x)

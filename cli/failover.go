@@ -84,9 +84,10 @@ func (n *nodeServer) livePeers() []membership.Member {
 }
 
 // peer returns a client of member m's API, its requests cut off after
-// timeout.
+// timeout, with this node's token and trusting its CA (peerAuth).
 func peer(m membership.Member, timeout time.Duration) *remote {
-	return &remote{to: m.Meta.HTTP, http: &http.Client{Timeout: timeout}}
+	a := peerAuth()
+	return &remote{to: m.Meta.HTTP, http: a.httpClient(timeout), auth: a}
 }
 
 // peerJobs is POST /v1/cluster/jobs: a node's jobs, which it announces.

@@ -470,11 +470,15 @@ type jobFlags struct {
 	stopTimeout time.Duration
 	chaos       chaosFlag
 	http        string
+	labels      labelsFlag
 }
 
 func (f *jobFlags) options() sluice.Options {
 	o := sluice.Options{Parallelism: f.parallelism, MaxParallelism: f.maxParallelism, Seed: f.seed,
 		Checkpoints: f.checkpoints, CheckpointEvery: f.every, Restore: f.restore}
+	if len(f.labels) > 0 {
+		o.Labels = f.labels
+	}
 	if f.executor == "sim" {
 		o.Executor = actors.Sim{}
 	}
@@ -562,7 +566,7 @@ func (c *chaosFlag) Set(s string) error {
 }
 
 func (c *invocation) newFlagSet(cmd, doc string) (*flag.FlagSet, *jobFlags) {
-	f := &jobFlags{args: argsFlag{}}
+	f := &jobFlags{args: argsFlag{}, labels: labelsFlag{}}
 	fs := flag.NewFlagSet(c.name+" "+cmd, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
@@ -595,7 +599,9 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second,
 		"with -checkpoints, how long the first SIGTERM or SIGINT waits for a final checkpoint before it cancels the job (exit 75 when it stopped there)")
 	fs.StringVar(&f.http, "http", "",
-		"serve the job's statistics on this address while it runs (127.0.0.1:4040): /v1/job (JSON), /metrics (Prometheus), /debug/pprof/")
+		"serve the job's page and statistics on this address while it runs (127.0.0.1:4040; :4040 is 127.0.0.1:4040, 0.0.0.0:4040 every interface): / (the page), /v1/job (JSON), /metrics (Prometheus), /debug/pprof/")
+	fs.Var(f.labels, "label",
+		"labels of the job, `KEY=VALUE[,KEY=VALUE]` (team=search,cost_center=42), repeatable: added to each of its metrics' series, its JSON and its summary; a key is a Prometheus label name")
 	fs.Var(&f.chaos, "chaos",
 		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f
@@ -883,7 +889,7 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	}
 	var ln net.Listener
 	if f.http != "" {
-		if ln, err = net.Listen("tcp", f.http); err != nil {
+		if ln, err = net.Listen("tcp", loopbackDefault(f.http)); err != nil {
 			c.errorf("--http: %v", err)
 			return exitUsage
 		}
@@ -1185,6 +1191,9 @@ func human(n float64) string {
 func writeSummary(w io.Writer, res *sluice.Result) {
 	secs := res.Elapsed.Seconds()
 	par := map[int]int{}
+	if len(res.Labels) > 0 {
+		fmt.Fprintf(w, "job %s, labels %s\n\n", res.Job, formatLabels(res.Labels))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tVERTEX\tPARALLELISM\tRECORDS\tRECORDS/S\tSET ASIDE\tDEFINED AT")
 	for _, v := range res.Vertices {
@@ -1214,6 +1223,7 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 			fmt.Fprintf(w, "v%d: %s\n", v.ID, v.Note)
 		}
 	}
+	writeAsides(w, res)
 	writeNodes(w, res)
 	writeRecovery(w, res)
 	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
@@ -1276,6 +1286,45 @@ func writeRecovery(w io.Writer, res *sluice.Result) {
 			fmt.Fprintf(w, "  skipped %s\n", s)
 		}
 	}
+}
+
+// writeAsides prints explain-why: per stage that set records aside, how
+// many for each reason and the examples it kept, each with its rule.
+func writeAsides(w io.Writer, res *sluice.Result) {
+	header := false
+	for _, s := range res.Stages {
+		counts := asideCounts(s)
+		if len(counts) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nset aside / dropped (the first %d examples of each reason per stage):\n", plan.MaxAsides)
+			header = true
+		}
+		fmt.Fprintf(w, "  %s (v%d, %s): %s\n", s.Name, s.Vertex, s.Loc, strings.Join(counts, ", "))
+		for _, a := range s.Asides {
+			to := ""
+			if a.Port > 0 && a.Reason != plan.AsideDeadLetter {
+				to = fmt.Sprintf(" (sent to side output %d)", a.Port)
+			}
+			fmt.Fprintf(w, "    %s: %s: %s%s\n", a.Reason, a.Record, a.Rule, to)
+		}
+	}
+}
+
+// asideCounts names a stage's counts of the records it set aside, by
+// reason, as explain-why has them; none when it set none aside.
+func asideCounts(s actors.StageStats) []string {
+	var out []string
+	for _, c := range []struct {
+		n    int64
+		what plan.AsideReason
+	}{{s.Late, plan.AsideLate}, {s.DroppedLate, plan.AsideTooLate}, {s.DroppedClosed, plan.AsideClosed}, {s.DeadLetters, plan.AsideDeadLetter}} {
+		if c.n > 0 {
+			out = append(out, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return out
 }
 
 // setAside says what a stage did not pass on: side outputs (dead letters,

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,13 +68,17 @@ type nodeFlags struct {
 	join, name, profile        string
 	slots                      int
 	stopTimeout                time.Duration
+	// security (security.go)
+	gossipKeyFile, tlsCert, tlsKey, tlsCA, tokenFile string
+	insecure                                         bool
+	devCerts                                         string
 }
 
 func (c *invocation) nodeFlagSet() (*flag.FlagSet, *nodeFlags) {
 	f := &nodeFlags{}
 	fs := flag.NewFlagSet(c.name+" node", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s node [flags]\n\n%s\n\nFlags:\n", c.name, nodeDoc)
+		fmt.Fprintf(fs.Output(), "usage: %s node [flags]\n\n%s\n\n%s\n\nFlags:\n", c.name, nodeDoc, securityDoc)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7600", "the node's base address `HOST:PORT`, from which the other ports follow")
@@ -85,6 +91,15 @@ func (c *invocation) nodeFlagSet() (*flag.FlagSet, *nodeFlags) {
 		" (local detects a crash in about 0.4 s on one machine; ci tolerates -race on busy cores)")
 	fs.IntVar(&f.slots, "slots", runtime.NumCPU(), "the task instances the node runs at once")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "at SIGTERM, how long the node's jobs have to stop before it cancels them")
+	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "encrypt the gossip with the keys of `FILE`: one base64 key a line (16, 24 or 32 bytes), "+
+		"the first the one used to send (default: $"+envGossipKey+")")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "the node's certificate, PEM `FILE`: mutual TLS on data connections, HTTPS on the API")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the key of --tls-cert, PEM `FILE`")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "the CA that signed every node's certificate, PEM `FILE`: peers are verified against it, clients trust it")
+	fs.StringVar(&f.tokenFile, "token-file", "", "require every HTTP request to carry the token in `FILE` (Authorization: Bearer; default: $"+envToken+")")
+	fs.BoolVar(&f.insecure, "insecure", false, "run what the security flags leave out in plaintext, unauthenticated (logged at start)")
+	fs.StringVar(&f.devCerts, "dev-certs", "", "write a self-signed CA, a certificate for 127.0.0.1 and localhost, a token and a gossip key "+
+		"into `DIR` for local use, print the flags that use them, and exit")
 	return fs, f
 }
 
@@ -135,6 +150,9 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		c.errorf("node: unexpected argument %q", fs.Arg(0))
 		return exitUsage
 	}
+	if f.devCerts != "" {
+		return c.devCerts(f.devCerts)
+	}
 	var errs [3]error
 	f.gossip, errs[0] = derive(f.listen, f.gossip, 1)
 	f.data, errs[1] = derive(f.listen, f.data, 2)
@@ -145,6 +163,11 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	}
 	if f.slots < 1 {
 		c.errorf("node: --slots %d: want at least 1", f.slots)
+		return exitUsage
+	}
+	sec, err := loadNodeSecurity(f.gossipKeyFile, f.tlsCert, f.tlsKey, f.tlsCA, f.tokenFile, f.insecure, os.Getenv)
+	if err != nil {
+		c.errorf("node: %v", err)
 		return exitUsage
 	}
 	build, err := buildID()
@@ -168,9 +191,12 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		c.errorf("node: the HTTP API: %v", err)
 		return exitFailed
 	}
+	if sec.api != nil {
+		ln = tls.NewListener(ln, sec.api)
+	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m, err := membership.Start(membership.Config{Name: f.name, Gossip: f.gossip, Join: join, Profile: f.profile, Logger: logger,
-		Meta: membership.Meta{Build: build, Slots: f.slots, Control: f.listen, Data: f.data, HTTP: f.http}})
+		Meta: membership.Meta{Build: build, Slots: f.slots, Control: f.listen, Data: f.data, HTTP: f.http}, Keys: sec.keys})
 	if err != nil {
 		ln.Close()
 		c.errorf("node: %v", err)
@@ -181,7 +207,11 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	}
 	n := &nodeServer{c: c, m: m, build: build, jobs: map[string]*nodeJob{}, ctx: context.WithoutCancel(ctx), metrics: &metrics.Collector{},
 		peers: peers{jobs: map[string][]nodeJob{}, taken: map[string]bool{}}}
-	if n.data, err = startDataPlane(n.ctx, n, f.data, build, logger); err != nil {
+	// The node's calls to its peers' APIs (failover) go with its token
+	// and trust its CA.
+	nodeAuth.Store(sec.client)
+	defer nodeAuth.Store(nil)
+	if n.data, err = startDataPlane(n.ctx, n, f.data, build, logger, sec.data); err != nil {
 		ln.Close()
 		_ = m.Shutdown()
 		c.errorf("node: %v", err)
@@ -189,11 +219,17 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	}
 	defer n.data.close()
 	go n.watchPeers(ctx)
-	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: requireToken(sec.token, n.routes()), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.New(warnWriter{c, "node: the HTTP API: "}, "", 0)} // such as a failed TLS handshake, naming the client
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(c.stderr, "node %s (build %s, %d slots): gossip %s, HTTP %s%s\n", m.Name(), build, f.slots, f.gossip, f.http,
 		map[bool]string{true: ", joined " + strings.Join(join, ","), false: ", a new cluster"}[len(join) > 0])
+	if note, warn := sec.note(m.Name(), f.insecure); warn {
+		c.warnf("%s", note)
+	} else {
+		fmt.Fprintln(c.stderr, note)
+	}
 	code := exitOK
 	select {
 	case <-ctx.Done():
@@ -258,6 +294,20 @@ type nodeJob struct {
 	Records int64         `json:"records"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 
+	// The job's history, once it has ended: its name (JOB), how long it
+	// ran, what its sources read (RowsIn) and its sinks wrote (RowsOut),
+	// its Result (succeeded, failed, usage error, stopped at a checkpoint,
+	// interrupted), and Slow when it took more than twice the median of
+	// the same job's earlier runs on this node that succeeded (3 at
+	// least); see history.go. Labels are its --label.
+	Name     string            `json:"name,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Duration time.Duration     `json:"duration_ns,omitempty"`
+	RowsIn   int64             `json:"rows_in"`
+	RowsOut  int64             `json:"rows_out"`
+	Result   string            `json:"result,omitempty"`
+	Slow     bool              `json:"slow,omitempty"`
+
 	inv    *invocation
 	x      *actors.Execution // once started; kept after the end
 	sigs   chan os.Signal
@@ -294,6 +344,7 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/jobs", n.peerJobs)
 	mux.HandleFunc("POST /v1/cluster/fence", n.fenced)
 	observe(mux, n.metrics)
+	page(mux) // a job's page at /?job=/v1/jobs/ID/stats
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s (see 'sluice help node')", r.Method, r.URL.Path)})
 	})
@@ -409,6 +460,7 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 		now := time.Now()
 		n.mu.Lock()
 		j.State, j.Exit, j.Ended = "ended", code, &now
+		n.ended(j)
 		n.mu.Unlock()
 		close(j.done)
 		out.close(code)
@@ -544,8 +596,12 @@ func (j *nodeJob) snapshot() nodeJob {
 		end = *j.Ended
 	}
 	s.Elapsed = end.Sub(j.Started)
+	if s.Name == "" && j.inv != nil {
+		s.Name = j.inv.jobName(j.Args)
+	}
 	if x := j.x; x != nil {
 		res := x.Snapshot()
+		s.Labels = res.Labels
 		seen := map[int]bool{}
 		for _, st := range res.Stages { // each vertex's first stage, if the vertex reads a source
 			if seen[st.Vertex] {
@@ -558,6 +614,7 @@ func (j *nodeJob) snapshot() nodeJob {
 				}
 			}
 		}
+		s.RowsIn, s.RowsOut = s.Records, rowsOut(res)
 	}
 	return s
 }

@@ -3,13 +3,15 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,12 +31,19 @@ HTTP address, --listen's port + 3):
   savepoint take --to ADDR JOB_ID NAME  takes a savepoint of a job that
                                         runs with --checkpoints
   nodes --to ADDR                       the cluster's members as the node
-                                        sees them`
+                                        sees them
+
+A node run with --token-file wants its token, and one run with --tls-cert
+speaks HTTPS: give --token-file FILE and --tls-ca FILE (the CA that signed
+the node's certificate) after --to, or set SLUICE_TOKEN and SLUICE_TLS_CA.`
 
 // remote is a client of a node's API.
 type remote struct {
 	to   string
 	http *http.Client
+	// auth is the token it sends and the CA it trusts (HTTPS); nil: the
+	// environment's (SLUICE_TOKEN, SLUICE_TLS_CA), read at each call.
+	auth *clientAuth
 }
 
 // remoteFlags parses --to (before the other arguments) for cmd.
@@ -42,6 +51,8 @@ func (c *invocation) remoteFlags(cmd string, args []string) (*remote, []string, 
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	to := fs.String("to", "", "the node's HTTP address")
+	tokenFile := fs.String("token-file", "", "a file holding the node's token (default: $"+envToken+")")
+	ca := fs.String("tls-ca", "", "the CA that signed the node's certificate: talk HTTPS (default: $"+envTLSCA+")")
 	if err := fs.Parse(args); err != nil {
 		c.errorf("%s: %v (run '%s help %s')", cmd, err, c.name, cmd)
 		return nil, nil, exitUsage
@@ -50,15 +61,101 @@ func (c *invocation) remoteFlags(cmd string, args []string) (*remote, []string, 
 		c.errorf("%s: missing --to HOST:PORT, a node's HTTP address (run '%s help %s')", cmd, c.name, cmd)
 		return nil, nil, exitUsage
 	}
-	return &remote{to: *to, http: &http.Client{}}, fs.Args(), -1
+	auth, err := clientAuthFrom(*tokenFile, *ca, os.Getenv)
+	if err != nil {
+		c.errorf("%s: %v", cmd, err)
+		return nil, nil, exitUsage
+	}
+	return &remote{to: *to, http: auth.httpClient(0), auth: auth}, fs.Args(), -1
 }
 
-func (r *remote) url(path string) string {
+// settings returns the client and the token r's requests go with.
+func (r *remote) settings() (*http.Client, *clientAuth, error) {
+	if r.auth != nil {
+		return r.http, r.auth, nil
+	}
+	a, err := clientAuthFrom("", "", os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a.httpClient(r.http.Timeout), a, nil
+}
+
+func (r *remote) url(a *clientAuth, path string) string {
 	if strings.Contains(r.to, "://") {
 		return strings.TrimSuffix(r.to, "/") + path
 	}
+	if a.ca != nil {
+		return "https://" + r.to + path
+	}
 	return "http://" + r.to + path
 }
+
+// do sends a request of method for path with body (JSON, or nil) and
+// returns the node's reply with status 200, or the node's error.
+func (r *remote) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	client, a, err := r.settings()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.url(a, path), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, r.transportError(a, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, r.statusError(a, resp)
+	}
+	return resp, nil
+}
+
+// transportError says what an error of a request to the node means when
+// HTTPS is the cause.
+func (r *remote) transportError(a *clientAuth, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	switch {
+	case a.ca != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("node %s serves plain HTTP, not HTTPS: drop --tls-ca (and %s): %w", r.to, envTLSCA, err)
+	case errors.As(err, &unknown):
+		return fmt.Errorf("node %s: its certificate is not signed by the CA of --tls-ca (or %s): %w", r.to, envTLSCA, err)
+	case errors.As(err, &invalid), errors.As(err, &host):
+		return fmt.Errorf("node %s: its certificate does not verify: %w", r.to, err)
+	}
+	return fmt.Errorf("node %s: %w", r.to, err)
+}
+
+// statusError is the error of a reply whose status is not 200: the node's
+// own, or what a plain HTTP request to an HTTPS node gets.
+func (r *remote) statusError(a *clientAuth, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e apiError
+	switch {
+	case json.Unmarshal(b, &e) == nil && e.Error != "":
+		return &nodeError{status: resp.StatusCode, msg: fmt.Sprintf("node %s: %s", r.to, e.Error)}
+	case resp.StatusCode == http.StatusBadRequest && a.ca == nil && strings.Contains(string(b), "HTTP request to an HTTPS server"):
+		return &nodeError{status: resp.StatusCode, msg: fmt.Sprintf("node %s serves HTTPS: give the CA that signed its certificate "+
+			"(--tls-ca FILE or %s)", r.to, envTLSCA)}
+	}
+	return &nodeError{status: resp.StatusCode, msg: fmt.Sprintf("node %s: %s", r.to, resp.Status)}
+}
+
+// nodeError is a node's reply of an error status.
+type nodeError struct {
+	status int
+	msg    string
+}
+
+func (e *nodeError) Error() string { return e.msg }
 
 // call sends a request and decodes the JSON reply into v, or returns the
 // node's error.
@@ -71,23 +168,11 @@ func (r *remote) call(ctx context.Context, method, path string, body, v any) err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.url(path), rd)
+	resp, err := r.do(ctx, method, path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", r.to, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return fmt.Errorf("node %s: %s", r.to, e.Error)
-		}
-		return fmt.Errorf("node %s: %s", r.to, resp.Status)
-	}
 	if v == nil {
 		return nil
 	}
@@ -114,27 +199,16 @@ func (c *invocation) submit(ctx context.Context, args []string) int {
 	body, _ := json.Marshal(submitRequest{Args: rest, Build: build})
 	// The request outlives ctx (cancelled at the first signal): the job is
 	// asked to stop and its stream read to the end.
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, r.url("/v1/jobs"), bytes.NewReader(body))
+	resp, err := r.do(context.WithoutCancel(ctx), http.MethodPost, "/v1/jobs", bytes.NewReader(body))
 	if err != nil {
 		c.errorf("submit: %v", err)
-		return exitUsage
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		c.errorf("submit: node %s: %v", r.to, err)
-		return exitFailed
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		c.errorf("submit: node %s: %s", r.to, cmp.Or(e.Error, resp.Status))
-		if resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusBadRequest {
+		var ne *nodeError
+		if errors.As(err, &ne) && (ne.status == http.StatusConflict || ne.status == http.StatusBadRequest) {
 			return exitUsage
 		}
 		return exitFailed
 	}
+	defer resp.Body.Close()
 	frames := make(chan frame)
 	readErr := make(chan error, 1)
 	go func() {

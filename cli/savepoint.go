@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,6 +46,8 @@ func (c *invocation) savepoint(ctx context.Context, args []string) int {
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", time.Minute, "take: how long to wait for the savepoint")
 	to := fs.String("to", "", "take: ask the node at this HTTP address for a savepoint of one of its jobs")
+	tokenFile := fs.String("token-file", "", "take --to: a file holding the node's token (default: $"+envToken+")")
+	ca := fs.String("tls-ca", "", "take --to: the CA that signed the node's certificate: talk HTTPS (default: $"+envTLSCA+")")
 	if err := fs.Parse(args[1:]); err != nil {
 		c.errorf("savepoint %s: %v", args[0], err)
 		return exitUsage
@@ -54,7 +57,12 @@ func (c *invocation) savepoint(ctx context.Context, args []string) int {
 			c.errorf("savepoint: with --to, want 'take --to ADDR JOB_ID NAME' (run '%s help savepoint')", c.name)
 			return exitUsage
 		}
-		return c.takeSavepointOn(ctx, &remote{to: *to, http: &http.Client{}}, fs.Arg(0), fs.Arg(1), *timeout)
+		auth, err := clientAuthFrom(*tokenFile, *ca, os.Getenv)
+		if err != nil {
+			c.errorf("savepoint take: %v", err)
+			return exitUsage
+		}
+		return c.takeSavepointOn(ctx, &remote{to: *to, http: auth.httpClient(0), auth: auth}, fs.Arg(0), fs.Arg(1), *timeout)
 	}
 	want := map[string]int{"take": 2, "list": 1, "show": 2, "delete": 2}[args[0]]
 	if want == 0 || fs.NArg() != want {

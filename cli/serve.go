@@ -26,6 +26,7 @@ import (
 //
 //	id, job, run     the node's job ID (empty for 'sluice run'), the job's
 //	                 name and the run's ID
+//	labels           the job's labels (run --label), when it has any
 //	running          false once the job has ended
 //	elapsed_ns       time since the job started; the page's rates are the
 //	                 differences of two polls over the difference of this
@@ -34,8 +35,12 @@ import (
 //	stages           actors.StageStats, one per logical stage in plan
 //	                 order, under its Go field names: Vertex (the vertex it
 //	                 is fused into), Name, Loc, Parallelism, Records, Side,
-//	                 SideNames, DroppedLate, DroppedClosed, Total (a
-//	                 source's records in all, -1 unknown or not a source)
+//	                 SideNames, DroppedLate, DroppedClosed, Late,
+//	                 DeadLetters, Asides (explain-why: plan.Aside, up to
+//	                 plan.MaxAsides examples per reason, Reason named
+//	                 late, too late, window closed or dead letter), Total
+//	                 (a source's records in all, -1 unknown or not a
+//	                 source)
 //	stage_kinds      what each of stages is, in the same order: source,
 //	                 transform, stateful or sink
 //	vertices         actors.VertexStats, one per physical vertex: ID, Name,
@@ -54,6 +59,7 @@ type jobView struct {
 	ID           string                `json:"id,omitempty"`
 	Job          string                `json:"job"`
 	Run          string                `json:"run"`
+	Labels       map[string]string     `json:"labels,omitempty"`
 	Running      bool                  `json:"running"`
 	Elapsed      time.Duration         `json:"elapsed_ns"`
 	EventTime    int64                 `json:"event_time_ns,omitempty"`
@@ -134,7 +140,7 @@ func running(x *actors.Execution) bool {
 
 func viewOf(id string, x *actors.Execution) jobView {
 	res := x.Snapshot()
-	v := jobView{ID: id, Job: res.Job, Run: res.Run, Running: running(x), Elapsed: res.Elapsed, HasEventTime: res.HasEventTime,
+	v := jobView{ID: id, Job: res.Job, Run: res.Run, Labels: res.Labels, Running: running(x), Elapsed: res.Elapsed, HasEventTime: res.HasEventTime,
 		Stages: res.Stages, StageKinds: stageKinds(res.Plan), Vertices: res.Vertices, Edges: edgesOf(res.Plan), Checkpoints: res.Checkpoints,
 		Recoveries: res.Recoveries, Kills: res.Kills}
 	if res.HasEventTime {
@@ -210,6 +216,18 @@ func jobHandler(x *actors.Execution) http.Handler {
 		writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no endpoint %s %s: GET / (the job's page), /v1/job, /metrics, /debug/pprof/", r.Method, r.URL.Path)})
 	})
 	return wellFormed(mux)
+}
+
+// loopbackDefault returns addr, an --http address, with the loopback
+// host 127.0.0.1 when it has none (":4040"): the job's page, /metrics and
+// /debug/pprof/ stay local unless a host is given (0.0.0.0:4040 for
+// every interface).
+func loopbackDefault(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr // net.Listen says what is wrong with it
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // serveJob serves run's job on ln (--http) until the returned function is

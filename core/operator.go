@@ -154,8 +154,14 @@ type Operator struct {
 	RecordsIn    int64
 	InputRecords []int64
 	// DroppedLate and DroppedClosed count, per chain node, the records a
-	// windowed node dropped as too late and for closed windows.
-	DroppedLate, DroppedClosed []int64
+	// windowed node dropped as too late and for closed windows; Late the
+	// records it added behind the watermark (plan.Explainer).
+	DroppedLate, DroppedClosed, Late []int64
+	// Asides holds, per chain node, examples of the records it set aside
+	// (explain-why): a windowed node's (plan.Explainer), a transform's dead
+	// letters, at most plan.MaxAsides of each reason. A slice is only
+	// appended to, so a reader that has seen its first n has seen them.
+	Asides [][]plan.Aside
 
 	time timeState
 }
@@ -164,7 +170,8 @@ type Operator struct {
 func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 	o := &Operator{v: v, inst: inst, cfg: cfg, states: make([]plan.State, len(v.Chain)),
 		NodeRecords: make([]int64, len(v.Chain)), SideRecords: make([][]int64, len(v.Chain)), sink: v.IsSink(),
-		DroppedLate: make([]int64, len(v.Chain)), DroppedClosed: make([]int64, len(v.Chain))}
+		DroppedLate: make([]int64, len(v.Chain)), DroppedClosed: make([]int64, len(v.Chain)), Late: make([]int64, len(v.Chain)),
+		Asides: make([][]plan.Aside, len(v.Chain))}
 	for i, n := range v.Chain {
 		o.SideRecords[i] = make([]int64, len(n.Side))
 		if n.Kind == plan.KindStateful {
@@ -354,6 +361,7 @@ func (o *Operator) Resume() error {
 					if k := n.Side[p].Count(b); k > 0 {
 						o.route(it.node, p+1, b)
 						o.SideRecords[it.node][p] += int64(k)
+						o.deadLetters(it.node, p, b, k)
 					}
 				}
 			} else {
@@ -383,7 +391,7 @@ func (o *Operator) Resume() error {
 				}
 			} else if tst, ok := st.(plan.TimeState); ok {
 				tst.StepTime(it.batch, o.time.nodeWM[it.node], o.time.pt, emit)
-				o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
+				o.dropped(it.node, tst)
 			} else {
 				st.Step(it.batch, emit)
 			}
@@ -398,6 +406,28 @@ func (o *Operator) Resume() error {
 		}
 	}
 	return nil
+}
+
+// dropped copies what windowed node node has dropped, added late and kept
+// as examples.
+func (o *Operator) dropped(node int, tst plan.TimeState) {
+	o.DroppedLate[node], o.DroppedClosed[node] = tst.Dropped()
+	if ex, ok := tst.(plan.Explainer); ok {
+		o.Late[node], o.Asides[node] = ex.Explain()
+	}
+}
+
+// deadLetters keeps the first records a transform sent to side output p
+// (of k records in b) as examples, up to plan.MaxAsides per node.
+func (o *Operator) deadLetters(node, p int, b *plan.Batch, k int) {
+	t := o.v.Chain[node].Side[p]
+	for i := 0; i < k && len(o.Asides[node]) < plan.MaxAsides; i++ {
+		rec, rule := t.AsideRecord(b.Data, i)
+		if rule == "" {
+			rule = fmt.Sprintf("sent to side output %d (%s)", p+1, t.Name)
+		}
+		o.Asides[node] = append(o.Asides[node], plan.Aside{Reason: plan.AsideDeadLetter, Rule: rule, Record: rec, Port: p + 1})
+	}
 }
 
 // pushFront puts the batches node emitted ahead of the rest of the queue, so

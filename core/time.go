@@ -177,7 +177,7 @@ func (o *Operator) control(it item) error {
 		}
 		var emitted []*plan.Batch
 		tst.Fire(it.time, func(b *plan.Batch) { emitted = append(emitted, b) })
-		o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
+		o.dropped(it.node, tst)
 		o.queue = o.queue[1:]
 		var next []item
 		if it.inband {
@@ -194,7 +194,7 @@ func (o *Operator) control(it item) error {
 		t.nodeWM[it.node] = max(t.nodeWM[it.node], it.time)
 		var emitted []*plan.Batch
 		out := tst.Advance(it.time, func(b *plan.Batch) { emitted = append(emitted, b) })
-		o.DroppedLate[it.node], o.DroppedClosed[it.node] = tst.Dropped()
+		o.dropped(it.node, tst)
 		o.queue = o.queue[1:]
 		o.pushFront(it.node, emitted, item{node: it.node + 1, wm: true, time: out})
 	case n.Kind == plan.KindStateful || n.Kind == plan.KindSink:

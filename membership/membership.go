@@ -8,6 +8,9 @@
 // under the same name. Events come from memberlist's goroutines; this
 // package records them under its own lock and never calls back into
 // memberlist from them (Members inside an event callback deadlocks).
+//
+// With Config.Keys the gossip is encrypted and authenticated (memberlist's
+// keyring): a node without the cluster's key cannot join it.
 package membership
 
 import (
@@ -135,6 +138,38 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now reads the clock for Member.Since (time.Now if nil).
 	Now func() time.Time
+	// Keys, if any, encrypt and authenticate the gossip (AES-GCM, each key
+	// 16, 24 or 32 bytes: AES-128, -192 or -256): the first encrypts what
+	// this node sends, any of them decrypts what it receives, so a key is
+	// rotated by adding the new one second on every node, then first,
+	// then removing the old. A node with keys neither reads nor answers
+	// plaintext gossip, nor gossip under keys it does not hold: a node
+	// without the cluster's key cannot join it (Start fails) and the
+	// members never list it. None: plaintext gossip, which anyone who can
+	// reach the gossip port can join.
+	Keys [][]byte
+}
+
+// ErrJoinRefused is wrapped by Start's error when the nodes to join answer
+// but the gossip fails, as it does when the two sides hold different keys
+// (or one side none); the error says which side has keys.
+var ErrJoinRefused = errors.New("membership: the nodes to join refused this node's gossip")
+
+// keyring returns memberlist's keyring of keys, or nil for none.
+func keyring(keys [][]byte) (*memberlist.Keyring, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var errs []error
+	for i, k := range keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("membership: gossip key %d of %d is %d bytes: want 16, 24 or 32 (AES-128, -192, -256)", i+1, len(keys), len(k)))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return memberlist.NewKeyring(keys[1:], keys[0])
 }
 
 // Node is this process's membership.
@@ -160,7 +195,8 @@ func NewIncarnation() string {
 }
 
 // Start joins the cluster (or starts one). It fails if it cannot listen,
-// or if Join names nodes and none of them answers.
+// or if Join names nodes and none of them answers, or all of them refuse
+// this node's gossip (ErrJoinRefused: another gossip key, or none).
 func Start(cfg Config) (*Node, error) {
 	mc, err := profile(cfg.Profile)
 	if err != nil {
@@ -169,6 +205,10 @@ func Start(cfg Config) (*Node, error) {
 	host, port, err := splitHostPort(cfg.Gossip)
 	if err != nil {
 		return nil, fmt.Errorf("membership: gossip address: %w", err)
+	}
+	ring, err := keyring(cfg.Keys)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Meta.Incarnation == "" {
 		cfg.Meta.Incarnation = NewIncarnation()
@@ -194,16 +234,45 @@ func Start(cfg Config) (*Node, error) {
 	mc.Delegate = delegate{n}
 	mc.Events = events{n}
 	mc.Logger = log.New(&logWriter{log: cfg.Logger}, "", 0)
+	if ring != nil {
+		mc.Keyring = ring
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	if n.ml, err = memberlist.Create(mc); err != nil {
 		return nil, fmt.Errorf("membership: listening for gossip on %s: %w", cfg.Gossip, err)
 	}
 	if len(cfg.Join) > 0 {
 		if _, err := n.ml.Join(cfg.Join); err != nil {
 			_ = n.ml.Shutdown()
-			return nil, fmt.Errorf("membership: joining %s: %w", strings.Join(cfg.Join, ","), err)
+			return nil, joinError(cfg.Join, len(cfg.Keys) > 0, err)
 		}
 	}
 	return n, nil
+}
+
+// joinError is Start's error when memberlist's Join failed with err: one
+// wrapping ErrJoinRefused when a node answered and the gossip failed
+// (not when nothing listened), since that is what a node of another key,
+// or of none, sees.
+func joinError(join []string, keyed bool, err error) error {
+	// memberlist's error is a multierror of one line per address, in a
+	// list over several lines: one line here.
+	msg := err.Error()
+	if m, ok := err.(interface{ WrappedErrors() []error }); ok {
+		var lines []string
+		for _, e := range m.WrappedErrors() {
+			lines = append(lines, e.Error())
+		}
+		msg = strings.Join(lines, "; ")
+	}
+	if strings.Contains(msg, "connection refused") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "no such host") {
+		return fmt.Errorf("membership: joining %s: %s", strings.Join(join, ","), msg)
+	}
+	why := "this node has no gossip key: if the cluster's gossip is encrypted, give this node its key"
+	if keyed {
+		why = "this node's gossip is encrypted: the cluster holds none of its keys, or runs without encryption"
+	}
+	return fmt.Errorf("%w (%s): joining %s: %s", ErrJoinRefused, why, strings.Join(join, ","), msg)
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -1,6 +1,8 @@
 package membership_test
 
 import (
+	"bytes"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -23,13 +25,17 @@ func freeAddr(t *testing.T) string {
 
 func start(t *testing.T, name string, slots int, join ...string) *membership.Node {
 	t.Helper()
-	n, err := membership.Start(membership.Config{Name: name, Gossip: freeAddr(t), Join: join, Profile: "ci",
-		Meta: membership.Meta{Build: "b1", Slots: slots, HTTP: "127.0.0.1:1"}})
+	n, err := membership.Start(config(t, name, slots, join...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown() })
 	return n
+}
+
+func config(t *testing.T, name string, slots int, join ...string) membership.Config {
+	return membership.Config{Name: name, Gossip: freeAddr(t), Join: join, Profile: "ci",
+		Meta: membership.Meta{Build: "b1", Slots: slots, HTTP: "127.0.0.1:1"}}
 }
 
 // waitFor waits, 30 s at most, until n sees the members' states as want
@@ -101,6 +107,7 @@ func TestStartErrors(t *testing.T) {
 		{membership.Config{Gossip: ":7946"}, "no host"},
 		{membership.Config{Gossip: "127.0.0.1:0", Meta: membership.Meta{Build: strings.Repeat("x", 600)}}, "over memberlist's 512"},
 		{membership.Config{Gossip: "127.0.0.1:0", Join: []string{freeAddr(t)}}, "joining"},
+		{membership.Config{Gossip: "127.0.0.1:0", Keys: [][]byte{make([]byte, 16), make([]byte, 7)}}, "gossip key 2 of 2 is 7 bytes: want 16, 24 or 32"},
 	} {
 		n, err := membership.Start(tc.cfg)
 		if err == nil {
@@ -112,4 +119,49 @@ func TestStartErrors(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
+}
+
+// TestGossipKeys: nodes holding the cluster's gossip key join it (one
+// holding a second key too, as during a rotation); a node without a key,
+// or with another, cannot: its Start fails naming why, and the keyed
+// members never list it.
+func TestGossipKeys(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
+	keyed := func(name string, keys [][]byte, join ...string) membership.Config {
+		cfg := config(t, name, 1, join...)
+		cfg.Keys = keys
+		return cfg
+	}
+	a, err := membership.Start(keyed("a", [][]byte{k1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	gossip := a.Members()[0].Gossip
+	for _, tc := range []struct {
+		name string
+		keys [][]byte
+		want string
+	}{
+		{"plain", nil, "this node has no gossip key"},
+		{"other", [][]byte{k2}, "the cluster holds none of its keys"},
+	} {
+		n, err := membership.Start(keyed(tc.name, tc.keys, gossip))
+		if err == nil {
+			n.Shutdown()
+			t.Fatalf("a node with keys %d joined a keyed cluster", len(tc.keys))
+		}
+		if !errors.Is(err, membership.ErrJoinRefused) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), gossip) {
+			t.Errorf("node %s: %v, want ErrJoinRefused with %q and the address", tc.name, err, tc.want)
+		}
+		t.Logf("node %s: %v", tc.name, err)
+	}
+	b, err := membership.Start(keyed("b", [][]byte{k1, k2}, gossip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown() })
+	both := map[string]membership.State{"a": membership.Alive, "b": membership.Alive}
+	waitFor(t, a, both) // exactly a and b: neither refused node is listed
+	waitFor(t, b, both)
 }

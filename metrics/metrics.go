@@ -9,12 +9,13 @@
 // series of a job number its stages and vertices, whatever its
 // parallelism.
 //
-// Families (the labels job, run and job_id on each; stage and vertex where
-// they apply):
+// Families (the labels job, run and job_id on each, and the job's own
+// labels, Job.Labels; stage and vertex where they apply):
 //
 //	sluice_stage_records_total            records a stage emitted (a source: read; a sink: wrote)
 //	sluice_stage_set_aside_records_total  records sent to a side output (output: the side's type)
 //	sluice_stage_dropped_records_total    records a window dropped (reason: late, closed)
+//	sluice_stage_late_records_total       records a window added behind the watermark (late panes)
 //	sluice_vertex_records_in_total        records a vertex received
 //	sluice_vertex_busy_seconds_total      time its instances worked
 //	sluice_vertex_blocked_seconds_total   time its instances waited for credit (backpressure)
@@ -26,12 +27,25 @@
 //	sluice_recoveries_total               recoveries from checkpoints (or from the start)
 //	sluice_job_elapsed_seconds            how long the job has run, or ran
 //	sluice_job_running                    1 while it runs, 0 after
+//	sluice_job_duration_seconds           how long an ended job ran (a node's: Collector.End)
+//	sluice_job_slow                       1 when an ended job took more than twice the median
+//	                                      of its earlier runs (a node's: Collector.End), else 0
+//
+// A job's labels (sluice run --label team=search) are constant labels of
+// its series, so the collector is unchecked: it describes no series
+// beforehand, since the label names of the jobs to come are not known when
+// it is registered.
 package metrics
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -48,18 +62,58 @@ type Job struct {
 	Snapshot func() *actors.Result
 	// Running reports whether it still runs.
 	Running func() bool
+	// Labels are the job's own labels (sluice run --label), constant
+	// labels of each of its series; nil takes its statistics' (its
+	// Result.Labels). CheckLabels says which are valid.
+	Labels map[string]string
 }
 
-// Collector is a prometheus.Collector of the jobs it is given.
+// Collector is a prometheus.Collector of the jobs it is given. It is
+// unchecked (see the package doc).
 type Collector struct {
 	mu   sync.Mutex
-	jobs []Job
+	jobs []*entry
 }
 
-// Add adds a job; it is described until the process ends.
+// entry is a job and its series' descriptions, made at its first
+// collection, when its labels are known.
+type entry struct {
+	j     Job
+	once  sync.Once
+	descs *descs
+	// ended: End was called, with how long the job took and whether
+	// that was slow (under the collector's lock).
+	ended bool
+	took  time.Duration
+	slow  bool
+}
+
+// Add adds a job; it is described until the process ends or Remove
+// removes it.
 func (c *Collector) Add(j Job) {
 	c.mu.Lock()
-	c.jobs = append(c.jobs, j)
+	c.jobs = append(c.jobs, &entry{j: j})
+	c.mu.Unlock()
+}
+
+// End records that the job of ID id ended after took, and whether that
+// was slow (a node's job history: more than twice the median of the same
+// job's earlier runs): the families sluice_job_duration_seconds and
+// sluice_job_slow.
+func (c *Collector) End(id string, took time.Duration, slow bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.jobs {
+		if e.j.ID == id {
+			e.ended, e.took, e.slow = true, took, slow
+		}
+	}
+}
+
+// Remove stops describing the jobs of ID id.
+func (c *Collector) Remove(id string) {
+	c.mu.Lock()
+	c.jobs = slices.DeleteFunc(c.jobs, func(e *entry) bool { return e.j.ID == id })
 	c.mu.Unlock()
 }
 
@@ -67,96 +121,182 @@ var (
 	jobLabels    = []string{"job", "run", "job_id"}
 	stageLabels  = append(jobLabels[:len(jobLabels):len(jobLabels)], "stage", "vertex")
 	vertexLabels = append(jobLabels[:len(jobLabels):len(jobLabels)], "vertex", "chain")
-
-	stageRecords = prometheus.NewDesc("sluice_stage_records_total",
-		"Records a stage emitted (a source: read; a sink: wrote).", stageLabels, nil)
-	stageSide = prometheus.NewDesc("sluice_stage_set_aside_records_total",
-		"Records a stage sent to a side output (dead letters, late records).", append(stageLabels, "output"), nil)
-	stageDropped = prometheus.NewDesc("sluice_stage_dropped_records_total",
-		"Records a windowed stage dropped: behind the allowed lateness (late) or for a finished window (closed).",
-		append(stageLabels, "reason"), nil)
-	vertexIn = prometheus.NewDesc("sluice_vertex_records_in_total",
-		"Records a vertex received on its inputs.", vertexLabels, nil)
-	vertexBusy = prometheus.NewDesc("sluice_vertex_busy_seconds_total",
-		"Time a vertex's instances spent working, reads and writes included.", vertexLabels, nil)
-	vertexBlocked = prometheus.NewDesc("sluice_vertex_blocked_seconds_total",
-		"Time a vertex's instances had output waiting for credit: backpressure from downstream.", vertexLabels, nil)
-	vertexRestarts = prometheus.NewDesc("sluice_vertex_restarts_total",
-		"Restarts of a vertex's instances after a panic.", vertexLabels, nil)
-	vertexParallelism = prometheus.NewDesc("sluice_vertex_parallelism",
-		"A vertex's instances.", vertexLabels, nil)
-	vertexLag = prometheus.NewDesc("sluice_vertex_watermark_lag_seconds",
-		"How far a vertex's watermark trails the greatest event time the job's sources have seen (absent before its first watermark).",
-		vertexLabels, nil)
-	checkpoints = prometheus.NewDesc("sluice_checkpoints_total",
-		"Checkpoints that ended, by result.", append(jobLabels, "result"), nil)
-	ckptDuration = prometheus.NewDesc("sluice_checkpoint_last_duration_seconds",
-		"The duration of the last completed checkpoint.", jobLabels, nil)
-	ckptSize = prometheus.NewDesc("sluice_checkpoint_last_size_bytes",
-		"The bytes the last completed checkpoint wrote.", jobLabels, nil)
-	recoveries = prometheus.NewDesc("sluice_recoveries_total",
-		"Recoveries of the job: from a checkpoint, or from the start.", jobLabels, nil)
-	elapsed = prometheus.NewDesc("sluice_job_elapsed_seconds",
-		"How long the job has run, or ran.", jobLabels, nil)
-	running = prometheus.NewDesc("sluice_job_running",
-		"1 while the job runs, 0 once it has ended.", jobLabels, nil)
 )
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{stageRecords, stageSide, stageDropped, vertexIn, vertexBusy, vertexBlocked,
-		vertexRestarts, vertexParallelism, vertexLag, checkpoints, ckptDuration, ckptSize, recoveries, elapsed, running} {
-		ch <- d
+// reserved are the label names the families use themselves, which a job's
+// labels cannot take.
+var reserved = []string{"job", "run", "job_id", "stage", "vertex", "chain", "output", "reason", "result"}
+
+// ErrLabel is wrapped by the errors of CheckLabels.
+var ErrLabel = errors.New("metrics: invalid label")
+
+// CheckLabels reports every label of labels whose name is not a
+// Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with "__")
+// or is one of the families' own (job, run, job_id, stage, vertex, chain,
+// output, reason, result), or whose value is not UTF-8, naming each.
+func CheckLabels(labels map[string]string) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		switch {
+		case !validName(k):
+			errs = append(errs, fmt.Errorf("%w %q: a label's name is letters, digits and underscores, not starting with a digit", ErrLabel, k))
+		case len(k) >= 2 && k[:2] == "__":
+			errs = append(errs, fmt.Errorf("%w %q: names starting with __ are Prometheus's own", ErrLabel, k))
+		case slices.Contains(reserved, k):
+			errs = append(errs, fmt.Errorf("%w %q: sluice's metrics use that name themselves (%v)", ErrLabel, k, reserved))
+		case !utf8.ValidString(labels[k]):
+			errs = append(errs, fmt.Errorf("%w %q: its value is not UTF-8", ErrLabel, k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// descs are the descriptions of one job's series: its labels are constant
+// labels of each.
+type descs struct {
+	stageRecords, stageSide, stageDropped, stageLate                          *prometheus.Desc
+	vertexIn, vertexBusy, vertexBlocked, vertexRestarts, vertexPar, vertexLag *prometheus.Desc
+	checkpoints, ckptDuration, ckptSize, recoveries, elapsed, running         *prometheus.Desc
+	duration, slow                                                            *prometheus.Desc
+}
+
+func newDescs(labels map[string]string) *descs {
+	c := prometheus.Labels(labels)
+	d := func(name, help string, variable []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, variable, c)
+	}
+	return &descs{
+		stageRecords: d("sluice_stage_records_total",
+			"Records a stage emitted (a source: read; a sink: wrote).", stageLabels),
+		stageSide: d("sluice_stage_set_aside_records_total",
+			"Records a stage sent to a side output (dead letters, late records).", append(stageLabels, "output")),
+		stageDropped: d("sluice_stage_dropped_records_total",
+			"Records a windowed stage dropped: behind the allowed lateness (late) or for a finished window (closed).",
+			append(stageLabels, "reason")),
+		stageLate: d("sluice_stage_late_records_total",
+			"Records a windowed stage added to windows the watermark had passed, within the allowed lateness (late panes).", stageLabels),
+		vertexIn: d("sluice_vertex_records_in_total",
+			"Records a vertex received on its inputs.", vertexLabels),
+		vertexBusy: d("sluice_vertex_busy_seconds_total",
+			"Time a vertex's instances spent working, reads and writes included.", vertexLabels),
+		vertexBlocked: d("sluice_vertex_blocked_seconds_total",
+			"Time a vertex's instances had output waiting for credit: backpressure from downstream.", vertexLabels),
+		vertexRestarts: d("sluice_vertex_restarts_total",
+			"Restarts of a vertex's instances after a panic.", vertexLabels),
+		vertexPar: d("sluice_vertex_parallelism",
+			"A vertex's instances.", vertexLabels),
+		vertexLag: d("sluice_vertex_watermark_lag_seconds",
+			"How far a vertex's watermark trails the greatest event time the job's sources have seen (absent before its first watermark).",
+			vertexLabels),
+		checkpoints: d("sluice_checkpoints_total",
+			"Checkpoints that ended, by result.", append(jobLabels, "result")),
+		ckptDuration: d("sluice_checkpoint_last_duration_seconds",
+			"The duration of the last completed checkpoint.", jobLabels),
+		ckptSize: d("sluice_checkpoint_last_size_bytes",
+			"The bytes the last completed checkpoint wrote.", jobLabels),
+		recoveries: d("sluice_recoveries_total",
+			"Recoveries of the job: from a checkpoint, or from the start.", jobLabels),
+		elapsed: d("sluice_job_elapsed_seconds",
+			"How long the job has run, or ran.", jobLabels),
+		running: d("sluice_job_running",
+			"1 while the job runs, 0 once it has ended.", jobLabels),
+		duration: d("sluice_job_duration_seconds",
+			"How long an ended job ran (a node's jobs).", jobLabels),
+		slow: d("sluice_job_slow",
+			"1 when an ended job took more than twice the median of the same job's earlier runs on the node (3 at least), else 0.",
+			jobLabels),
 	}
 }
+
+// Describe implements prometheus.Collector: it describes nothing, which
+// makes the collector unchecked (see the package doc).
+func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	jobs := append([]Job(nil), c.jobs...)
+	jobs := slices.Clone(c.jobs)
+	ends := make([]ended, len(jobs))
+	for i, e := range jobs {
+		ends[i] = ended{e.ended, e.took, e.slow}
+	}
 	c.mu.Unlock()
-	for _, j := range jobs {
-		collect(ch, j)
+	for i, e := range jobs {
+		collect(ch, e, ends[i])
 	}
 }
 
-func collect(ch chan<- prometheus.Metric, j Job) {
+// ended is what End recorded of a job.
+type ended struct {
+	ended bool
+	took  time.Duration
+	slow  bool
+}
+
+func collect(ch chan<- prometheus.Metric, e *entry, end ended) {
+	j := e.j
 	res := j.Snapshot()
 	if res == nil {
 		return
 	}
+	e.once.Do(func() {
+		labels := j.Labels
+		if labels == nil {
+			labels = res.Labels
+		}
+		if CheckLabels(labels) != nil {
+			labels = nil // the command line refuses them; a program's mistake
+		}
+		e.descs = newDescs(labels)
+	})
+	d := e.descs
 	jl := []string{res.Job, res.Run, j.ID}
 	with := func(extra ...string) []string { return append(append([]string(nil), jl...), extra...) }
-	counter := func(d *prometheus.Desc, v float64, labels []string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	counter := func(desc *prometheus.Desc, v float64, labels []string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labels...)
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels []string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	gauge := func(desc *prometheus.Desc, v float64, labels []string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 	for _, s := range res.Stages {
 		l := with(s.Name, vertexName(s.Vertex))
-		counter(stageRecords, float64(s.Records), l)
+		counter(d.stageRecords, float64(s.Records), l)
 		for i, n := range s.Side {
 			name := ""
 			if i < len(s.SideNames) {
 				name = s.SideNames[i]
 			}
-			counter(stageSide, float64(n), append(l[:len(l):len(l)], name))
+			counter(d.stageSide, float64(n), append(l[:len(l):len(l)], name))
 		}
 		if s.DroppedLate > 0 || s.DroppedClosed > 0 {
-			counter(stageDropped, float64(s.DroppedLate), append(l[:len(l):len(l)], "late"))
-			counter(stageDropped, float64(s.DroppedClosed), append(l[:len(l):len(l)], "closed"))
+			counter(d.stageDropped, float64(s.DroppedLate), append(l[:len(l):len(l)], "late"))
+			counter(d.stageDropped, float64(s.DroppedClosed), append(l[:len(l):len(l)], "closed"))
+		}
+		if s.Late > 0 {
+			counter(d.stageLate, float64(s.Late), l)
 		}
 	}
 	for _, v := range res.Vertices {
 		l := with(vertexName(v.ID), v.Name)
-		counter(vertexIn, float64(v.RecordsIn), l)
-		counter(vertexBusy, v.Busy.Seconds(), l)
-		counter(vertexBlocked, v.Blocked.Seconds(), l)
-		counter(vertexRestarts, float64(v.Restarts), l)
-		gauge(vertexParallelism, float64(v.Parallelism), l)
+		counter(d.vertexIn, float64(v.RecordsIn), l)
+		counter(d.vertexBusy, v.Busy.Seconds(), l)
+		counter(d.vertexBlocked, v.Blocked.Seconds(), l)
+		counter(d.vertexRestarts, float64(v.Restarts), l)
+		gauge(d.vertexPar, float64(v.Parallelism), l)
 		if v.HasWatermark {
-			gauge(vertexLag, v.Lag.Seconds(), l)
+			gauge(d.vertexLag, v.Lag.Seconds(), l)
 		}
 	}
 	var done, abandoned float64
@@ -170,18 +310,26 @@ func collect(ch chan<- prometheus.Metric, j Job) {
 	}
 	if lastDone >= 0 {
 		ck := res.Checkpoints[lastDone]
-		gauge(ckptDuration, time.Duration(ck.End-ck.Start).Seconds(), jl)
-		gauge(ckptSize, float64(ck.Bytes), jl)
+		gauge(d.ckptDuration, time.Duration(ck.End-ck.Start).Seconds(), jl)
+		gauge(d.ckptSize, float64(ck.Bytes), jl)
 	}
-	counter(checkpoints, done, with("completed"))
-	counter(checkpoints, abandoned, with("abandoned"))
-	counter(recoveries, float64(len(res.Recoveries)), jl)
-	gauge(elapsed, res.Elapsed.Seconds(), jl)
+	counter(d.checkpoints, done, with("completed"))
+	counter(d.checkpoints, abandoned, with("abandoned"))
+	counter(d.recoveries, float64(len(res.Recoveries)), jl)
+	gauge(d.elapsed, res.Elapsed.Seconds(), jl)
 	run := 0.0
 	if j.Running() {
 		run = 1
 	}
-	gauge(running, run, jl)
+	gauge(d.running, run, jl)
+	if end.ended {
+		gauge(d.duration, end.took.Seconds(), jl)
+		slow := 0.0
+		if end.slow {
+			slow = 1
+		}
+		gauge(d.slow, slow, jl)
+	}
 }
 
 func vertexName(id int) string { return "v" + strconv.Itoa(id) }

@@ -68,6 +68,9 @@ type Type struct {
 	Slice func(data any, i, j int) any
 	// Format renders record i of data for error messages.
 	Format func(data any, i int) string
+	// Explain, for a T that implements Explained, gives record i's
+	// Explain (nil otherwise): what a stage that set it aside shows.
+	Explain func(data any, i int) (record, rule string)
 	// Wire returns the codec of T's batches on the network (package codec's
 	// encoding), made at its first call; its error (wrapping
 	// codec.ErrUnsupported) names what T holds that has no encoding.
@@ -124,11 +127,16 @@ func (b wireCodec[T]) DecodeBatch(src []byte) (any, int, error) {
 // TypeOf returns the Type of T.
 func TypeOf[T any]() *Type {
 	var zero T
+	var explain func(any, int) (string, string)
+	if _, ok := any(zero).(Explained); ok {
+		explain = func(d any, i int) (string, string) { return any(d.([]T)[i]).(Explained).Explain() }
+	}
 	return &Type{
-		Name: fmt.Sprintf("%T", zero),
-		Size: int(unsafe.Sizeof(zero)),
-		New:  func(n int) any { return make([]T, 0, n) },
-		Len:  func(d any) int { return len(d.([]T)) },
+		Explain: explain,
+		Name:    fmt.Sprintf("%T", zero),
+		Size:    int(unsafe.Sizeof(zero)),
+		New:     func(n int) any { return make([]T, 0, n) },
+		Len:     func(d any) int { return len(d.([]T)) },
 		Append: func(dst, src any, i, j int) any {
 			return append(dst.([]T), src.([]T)[i:j]...)
 		},

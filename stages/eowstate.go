@@ -44,6 +44,7 @@ type eowState[K comparable, T, A, O any] struct {
 	lost   bool
 
 	droppedLate int64
+	asides      []plan.Aside // the first late records, for explain-why
 	lateOut     []Late[K, T]
 	lateTimes   []int64
 }
@@ -93,6 +94,13 @@ func (s *eowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit func(
 		for _, w := range s.ws {
 			if wmNow >= w.End {
 				s.droppedLate++
+				if len(s.asides) < plan.MaxAsides {
+					port := 0
+					if s.late {
+						port = 1
+					}
+					s.asides = append(s.asides, aside(plan.AsideTooLate, xs[i].Key, xs[i].Value, at, w, int64(wmNow), 0, port))
+				}
 				if s.late {
 					s.lateOut = append(s.lateOut, Late[K, T]{Key: xs[i].Key, Value: xs[i].Value, Time: at, Window: w})
 					s.lateTimes = append(s.lateTimes, int64(at))
@@ -192,3 +200,7 @@ func (s *eowState[K, T, A, O]) Flush(emit func(*plan.Batch)) { s.Advance(maxTime
 func (s *eowState[K, T, A, O]) Lost() bool { return s.lost }
 
 func (s *eowState[K, T, A, O]) Dropped() (late, closed int64) { return s.droppedLate, 0 }
+
+// Explain implements plan.Explainer: with no allowed lateness, every
+// record behind its window's end is dropped, none added late.
+func (s *eowState[K, T, A, O]) Explain() (int64, []plan.Aside) { return 0, s.asides }

@@ -135,7 +135,8 @@ var eowEnabled = true
 func newWindowState[K comparable, T, A, O any](n *plan.Node, drv *window.Windowing[lifted[T, A], A], c Combiner[T, A, O], hash func(K) uint64, late bool, maxPar int) *windowState[K, T, A, O] {
 	groups := state.Groups[K]{Hash: hash, Max: max(1, maxPar)}
 	return &windowState[K, T, A, O]{n: n, d: drv, c: c, late: late, st: state.NewTriggered(groups, drv),
-		codecs: codecsOf[K, A](n), out: window.Output[lifted[T, A], A]{KeepDropped: late}}
+		codecs: codecsOf[K, A](n), out: window.Output[lifted[T, A], A]{KeepDropped: late, Samples: plan.MaxAsides},
+		lateness: drv.Strategy().Spec().AllowedLateness}
 }
 
 // keyEntry is one key's windows and the timers it has queued: Event, the
@@ -167,8 +168,13 @@ type windowState[K comparable, T, A, O any] struct {
 	out    window.Output[lifted[T, A], A]
 	keys   []K // the key of each pane in out.Panes
 	lateK  []K // the key of each record in out.Dropped
-	elem   [1]window.Element[lifted[T, A]]
-	lifts  []A
+	// sampleK is the key of each of out.Sampled, which emit turns into
+	// asides, the stage's examples for explain-why.
+	sampleK  []K
+	asides   []plan.Aside
+	lateness time.Duration
+	elem     [1]window.Element[lifted[T, A]]
+	lifts    []A
 	// lost is set while user code (a combiner's Merge or Output) runs on
 	// the state: a panic there leaves the state half changed.
 	lost bool
@@ -181,6 +187,9 @@ func (s *windowState[K, T, A, O]) keyed(k K) {
 	}
 	for len(s.lateK) < len(s.out.Dropped) {
 		s.lateK = append(s.lateK, k)
+	}
+	for len(s.sampleK) < len(s.out.Sampled) {
+		s.sampleK = append(s.sampleK, k)
 	}
 }
 
@@ -357,6 +366,23 @@ func (s *windowState[K, T, A, O]) Dropped() (late, closed int64) {
 	return s.out.DroppedLate, s.out.DroppedClosed
 }
 
+// Explain implements plan.Explainer.
+func (s *windowState[K, T, A, O]) Explain() (int64, []plan.Aside) { return s.out.Late, s.asides }
+
+// sampleKinds are the explain-why reasons of the driver's samples.
+var sampleKinds = [...]plan.AsideReason{window.SampleTooLate: plan.AsideTooLate, window.SampleClosed: plan.AsideClosed,
+	window.SampleLate: plan.AsideLate}
+
+// aside makes an example for explain-why of a record of key k at event
+// time at, set aside for reason r from window w at watermark wm; port is
+// the late side output it went to (0: none).
+func aside[K comparable, T any](r plan.AsideReason, k K, v T, at window.Time, w window.Interval, wm int64, lateness time.Duration, port int) plan.Aside {
+	a := plan.Aside{Reason: r, Record: formatRecord(KV[K, T]{Key: k, Value: v}), Port: port, HasTime: true, EventTime: int64(at),
+		Watermark: wm, AllowedLateness: lateness, WindowStart: int64(w.Start), WindowEnd: int64(w.End)}
+	a.Rule = a.TimeRule()
+	return a
+}
+
 // emit turns the driver's panes into Windowed records.
 func (s *windowState[K, T, A, O]) emit(emit func(*plan.Batch)) {
 	if len(s.out.Panes) > 0 {
@@ -377,10 +403,20 @@ func (s *windowState[K, T, A, O]) emit(emit func(*plan.Batch)) {
 		}
 		emit(&plan.Batch{Data: out, Times: times, Port: 1})
 	}
+	for i, x := range s.out.Sampled {
+		port := 0
+		if s.late && x.Kind != window.SampleLate {
+			port = 1
+		}
+		s.asides = append(s.asides, aside(sampleKinds[x.Kind], s.sampleK[i], x.Element.Value.v, x.Element.Time, x.Window, int64(x.Watermark), s.lateness, port))
+	}
 	s.out.Reset()
+	clear(s.out.Sampled)
+	s.out.Sampled = s.out.Sampled[:0]
 	clear(s.keys)
 	clear(s.lateK)
-	s.keys, s.lateK = s.keys[:0], s.lateK[:0]
+	clear(s.sampleK)
+	s.keys, s.lateK, s.sampleK = s.keys[:0], s.lateK[:0], s.sampleK[:0]
 }
 
 type timerEntry[K comparable, A any] struct {

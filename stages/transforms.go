@@ -129,6 +129,16 @@ type DeadLetter struct {
 	Err    string
 }
 
+// Explain implements plan.Explained: a job's explain-why shows the
+// rejected record and the error.
+func (d DeadLetter) Explain() (record, rule string) {
+	rule = "rejected: " + d.Err
+	if d.Where != "" {
+		rule += " (record from " + d.Where + ")"
+	}
+	return d.Record, rule
+}
+
 // TryMap applies f to every record; records for which f fails go to the
 // returned dead-letter stream, which must be read (written somewhere, or
 // counted): nothing is dropped silently.

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ var (
 	// ErrBuildMismatch is wrapped (with ErrHandshake) when the peer runs
 	// another build: the error names both build IDs.
 	ErrBuildMismatch = errors.New("transport: the peer runs another build")
+	// ErrTLS is wrapped (with ErrHandshake) when the TLS handshake fails:
+	// a peer that does not speak TLS, or whose certificate this node's CA
+	// did not sign, or that refused this node's.
+	ErrTLS = errors.New("transport: TLS handshake failed")
 )
 
 // Config configures a node's data connections. The zero values of the
@@ -93,8 +98,18 @@ type Config struct {
 	// bytes for this long (dead, frozen, or its reader stalled) fails the
 	// connection. It also bounds how long Close waits for the peer.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the opening handshake.
+	// HandshakeTimeout bounds the opening handshake (TLS's included).
 	HandshakeTimeout time.Duration
+	// TLS, if set, makes every connection mutual TLS (1.3): Dial is its
+	// client, verifying the listener's certificate against RootCAs for
+	// ServerName (empty: the host of the address dialled) and presenting
+	// Certificates; a Listener is its server, presenting Certificates and
+	// requiring a client certificate that ClientCAs verifies, whatever
+	// ClientAuth says. The caller builds it (one config serves both
+	// sides); it is cloned, never changed. A peer without TLS, or whose
+	// certificate does not verify, fails the handshake with an error
+	// wrapping ErrTLS that names its address. Nil: plaintext.
+	TLS *tls.Config
 }
 
 // Validate reports every problem of c at once.
@@ -123,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandshakeTimeout < 0 {
 		errs = append(errs, fmt.Errorf("transport: Config.HandshakeTimeout %v is negative", c.HandshakeTimeout))
+	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetClientCertificate == nil {
+		errs = append(errs, errors.New("transport: Config.TLS has no certificate: mutual TLS needs this node's"))
 	}
 	return errors.Join(errs...)
 }
@@ -221,6 +239,13 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: dialing %s: %w", addr, err)
 	}
+	if cfg.TLS != nil {
+		tc := tlsConfig(cfg.TLS)
+		if tc.ServerName == "" {
+			tc.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		nc = tls.Client(nc, tc)
+	}
 	c, err := handshake(ctx, nc, cfg.withDefaults())
 	if err != nil {
 		_ = nc.Close()
@@ -229,10 +254,20 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	return c, nil
 }
 
+// tlsConfig returns a clone of c for a data connection: TLS 1.3 at least,
+// and a listener requires and verifies the client's certificate.
+func tlsConfig(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.MinVersion = max(c.MinVersion, tls.VersionTLS13)
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	return c
+}
+
 // Listener accepts data connections.
 type Listener struct {
 	ln  net.Listener
 	cfg Config
+	tls *tls.Config // the server's, if Config.TLS
 }
 
 // Listen listens on addr ("host:port"; port 0 picks one, see Addr).
@@ -244,20 +279,29 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listening on %s: %w", addr, err)
 	}
-	return &Listener{ln: ln, cfg: cfg.withDefaults()}, nil
+	l := &Listener{ln: ln, cfg: cfg.withDefaults()}
+	if cfg.TLS != nil {
+		l.tls = tlsConfig(cfg.TLS)
+	}
+	return l, nil
 }
 
 // Addr returns the address the listener listens on.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Accept waits for a connection and shakes hands with it. A failed
-// handshake (a stranger, a peer of another build) is returned as an error
-// wrapping ErrHandshake, and the listener goes on: call Accept again. Once
+// handshake (a stranger, a peer of another build; with TLS, a peer
+// without it or without a certificate the CA signed) is returned as an
+// error wrapping ErrHandshake, and the listener goes on: call Accept
+// again. Once
 // the listener is closed, Accept returns an error wrapping net.ErrClosed.
 func (l *Listener) Accept() (*Conn, error) {
 	nc, err := l.ln.Accept()
 	if err != nil {
 		return nil, fmt.Errorf("transport: accepting on %s: %w", l.ln.Addr(), err)
+	}
+	if l.tls != nil {
+		nc = tls.Server(nc, l.tls)
 	}
 	c, err := handshake(context.Background(), nc, l.cfg)
 	if err != nil {
@@ -270,8 +314,8 @@ func (l *Listener) Accept() (*Conn, error) {
 // Close stops the listener; connections it accepted live on.
 func (l *Listener) Close() error { return l.ln.Close() }
 
-// handshake sends this node's hello, reads the peer's, and starts the
-// connection's goroutines.
+// handshake shakes hands over TLS if nc is a *tls.Conn, sends this node's
+// hello, reads the peer's, and starts the connection's goroutines.
 func handshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	addr := nc.RemoteAddr().String()
 	fail := func(err error) (*Conn, error) {
@@ -285,6 +329,12 @@ func handshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		return fail(err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	if tc, ok := nc.(*tls.Conn); ok {
+		if err := tc.HandshakeContext(ctx); err != nil {
+			stop()
+			return fail(tlsError(err))
+		}
+	}
 	if _, err := nc.Write(appendHello(nil, hello{node: cfg.Node, build: cfg.Build})); err != nil {
 		stop()
 		return fail(err)
@@ -295,6 +345,18 @@ func handshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		return fail(context.Cause(ctx))
 	}
 	if err != nil {
+		_, isTLS := nc.(*tls.Conn)
+		var oe *net.OpError
+		switch {
+		case isTLS && errors.As(err, &oe) && oe.Op == "remote error":
+			// TLS 1.3: the listener checks the client's certificate after
+			// the client's handshake has ended, and says so with an alert.
+			return fail(tlsError(err))
+		case !isTLS && errors.Is(err, io.EOF):
+			// A sluice node sends its hello first; one that requires TLS
+			// waits for the client's.
+			return fail(fmt.Errorf("%w: the peer closed the connection before its hello: it may require TLS, which this node does not use", err))
+		}
 		return fail(err)
 	}
 	if h.build != cfg.Build {
@@ -315,12 +377,40 @@ func handshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	return c, nil
 }
 
+// tlsError is a failed TLS handshake's error, saying what the usual causes
+// are.
+func tlsError(err error) error {
+	var rh tls.RecordHeaderError
+	msg := err.Error()
+	why := ""
+	switch {
+	case errors.As(err, &rh):
+		why = "the peer does not speak TLS (is it run without TLS?)"
+	case strings.Contains(msg, "didn't provide a certificate"):
+		why = "the peer gave no certificate signed by this node's CA"
+	case strings.Contains(msg, "remote error: tls: certificate required"):
+		why = "the peer requires a certificate signed by its CA, and this node has none (is its certificate of another CA?)"
+	case strings.Contains(msg, "unknown authority"):
+		why = "the peer's certificate is signed by a CA this node does not trust"
+	case strings.Contains(msg, "remote error: tls: bad certificate"), strings.Contains(msg, "remote error: tls: unknown certificate authority"):
+		why = "the peer refused this node's certificate (signed by a CA it does not trust?)"
+	case strings.Contains(msg, "certificate"):
+		why = "the certificates do not verify (expired, or for another host?)"
+	default:
+		return fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrTLS, why, err)
+}
+
 func readHello(r io.Reader) (hello, error) {
 	var hdr [lenSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return hello{}, fmt.Errorf("reading the peer's hello: %w", err)
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
+	if (hdr[0] == 0x15 || hdr[0] == 0x16) && hdr[1] == 0x03 { // a TLS record: alert or handshake, version 3.x
+		return hello{}, fmt.Errorf("%w: the peer speaks TLS, and this node does not use it", ErrCorrupt)
+	}
 	if n == 0 || n > helloMax {
 		return hello{}, fmt.Errorf("%w: not a sluice data connection (first frame of %d bytes)", ErrCorrupt, n)
 	}

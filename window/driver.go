@@ -99,6 +99,16 @@ type Output[V, A any] struct {
 	// because their window had expired and because its trigger had
 	// finished. A record is counted once per window it was dropped from.
 	DroppedLate, DroppedClosed int64
+	// Late is the running total of records added to a window whose end the
+	// input watermark had passed, within the allowed lateness: they go
+	// into late panes.
+	Late int64
+	// Samples, when above zero, keeps in Sampled the first Samples records
+	// of each kind the counters above count, as examples (a job's
+	// explain-why); they stay until the caller takes them.
+	Samples int
+	Sampled []Sample[V]
+	sampled [numSampleKinds]int
 
 	// Scratch, kept to save allocations.
 	wins   []Interval
@@ -116,15 +126,49 @@ func (o *Output[V, A]) Reset() {
 	o.Dropped = o.Dropped[:0]
 }
 
-func (o *Output[V, A]) drop(w Interval, e Element[V], r DropReason) {
+func (o *Output[V, A]) drop(w Interval, e Element[V], r DropReason, wm Time) {
+	k := SampleClosed
 	if r == TooLate {
 		o.DroppedLate++
+		k = SampleTooLate
 	} else {
 		o.DroppedClosed++
 	}
 	if o.KeepDropped {
 		o.Dropped = append(o.Dropped, Drop[V]{Window: w, Element: e, Reason: r})
 	}
+	o.sample(k, w, e, wm)
+}
+
+func (o *Output[V, A]) sample(k SampleKind, w Interval, e Element[V], wm Time) {
+	if o.sampled[k] < o.Samples {
+		o.sampled[k]++
+		o.Sampled = append(o.Sampled, Sample[V]{Kind: k, Window: w, Element: e, Watermark: wm})
+	}
+}
+
+// SampleKind says what a Sample is an example of.
+type SampleKind uint8
+
+const (
+	// SampleTooLate: dropped, its window expired (Output.DroppedLate).
+	SampleTooLate SampleKind = iota
+	// SampleClosed: dropped, its window's trigger had finished
+	// (Output.DroppedClosed).
+	SampleClosed
+	// SampleLate: added to a window the watermark had passed, within the
+	// allowed lateness (Output.Late).
+	SampleLate
+	numSampleKinds
+)
+
+// Sample is a record the driver counted in Output, with the key's input
+// watermark when it came.
+type Sample[V any] struct {
+	Kind      SampleKind
+	Window    Interval
+	Element   Element[V]
+	Watermark Time
 }
 
 type assigned struct {
@@ -329,7 +373,7 @@ func (d *Windowing[V, A]) ProcessElements(st *KeyState[A], elems []Element[V], w
 		out.wins = d.fn.Assign(e.Time, out.wins[:0])
 		for _, w := range out.wins {
 			if wm >= d.gcTime(w) {
-				out.drop(w, e, TooLate)
+				out.drop(w, e, TooLate, wm)
 				continue
 			}
 			items = append(items, assigned{w: w, e: int32(i)})
@@ -359,9 +403,18 @@ func (d *Windowing[V, A]) addToWindow(st *KeyState[A], items []assigned, elems [
 	ws := &st.wins[slot]
 	if ws.finished {
 		for _, it := range items {
-			out.drop(w, elems[it.e], WindowClosed)
+			out.drop(w, elems[it.e], WindowClosed, st.wm)
 		}
 		return
+	}
+	if st.wm >= w.End {
+		out.Late += int64(len(items))
+		for _, it := range items {
+			if out.sampled[SampleLate] >= out.Samples {
+				break
+			}
+			out.sample(SampleLate, w, elems[it.e], st.wm)
+		}
 	}
 	c := tctx{win: w, wm: st.wm, pt: st.pt, st: ws.trig}
 	for _, it := range items {

@@ -20,7 +20,11 @@
 // when none), data-lag-ns and data-skew (the busiest instance's share over
 // an even share; empty when unknown); g[data-edge] with data-kind;
 // #progress[data-progress] (0 to 1) and [data-eta-s];
-// tr[data-checkpoint] with data-completed; tr[data-recovery].
+// tr[data-checkpoint] with data-completed; tr[data-recovery];
+// explain-why's #asides tr[data-aside] (one per stage and reason, with
+// data-stage, the stage's index, data-reason and data-count) holding
+// li[data-reason] examples with data-record and data-rule; the header's
+// span.label[data-key] with data-value, one per job label.
 (function () {
   'use strict';
 
@@ -589,6 +593,85 @@
     });
   }
 
+  // asideReasons are explain-why's reasons, as the JSON names them, with
+  // the stage's count of each.
+  var asideReasons = [
+    {name: 'late', count: function (s) { return s.Late; }, what: 'late: behind the watermark, in a late pane'},
+    {name: 'too late', count: function (s) { return s.DroppedLate; }, what: 'dropped: past the allowed lateness'},
+    {name: 'window closed', count: function (s) { return s.DroppedClosed; }, what: 'dropped: window closed'},
+    {name: 'dead letter', count: function (s) { return s.DeadLetters; }, what: 'dead letter'}
+  ];
+  var asidesKey = '';
+
+  // updateAsides lists, per stage and reason, the records set aside and
+  // the stage's examples; it rebuilds the table when they change.
+  function updateAsides(view) {
+    var rows = [];
+    (view.stages || []).forEach(function (s, i) {
+      asideReasons.forEach(function (r) {
+        var n = r.count(s) || 0;
+        if (n <= 0) return;
+        var ex = (s.Asides || []).filter(function (a) { return a.Reason === r.name; });
+        rows.push({stage: i, s: s, r: r, n: n, ex: ex});
+      });
+    });
+    var key = JSON.stringify(rows.map(function (x) { return [x.stage, x.r.name, x.n, x.ex.length]; }));
+    if (key === asidesKey) return;
+    asidesKey = key;
+    var tb = $('asides').tBodies[0];
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    $('asides-none').hidden = rows.length > 0;
+    $('asides').hidden = rows.length === 0;
+    rows.forEach(function (x) {
+      var tr = el('tr');
+      tr.setAttribute('data-aside', '');
+      tr.setAttribute('data-stage', x.stage);
+      tr.setAttribute('data-reason', x.r.name);
+      tr.setAttribute('data-count', x.n);
+      var name = el('td');
+      name.appendChild(el('span', 'stage', x.s.Name));
+      tr.appendChild(name);
+      tr.appendChild(el('td', '', 'v' + x.s.Vertex));
+      tr.appendChild(el('td', '', x.r.what));
+      tr.appendChild(el('td', 'num', fmtCount(x.n)));
+      var td = el('td'), ul = el('ul');
+      x.ex.forEach(function (a) {
+        var li = el('li');
+        li.setAttribute('data-reason', a.Reason);
+        li.setAttribute('data-record', a.Record);
+        li.setAttribute('data-rule', a.Rule);
+        li.appendChild(el('code', '', a.Record));
+        li.appendChild(document.createTextNode(' — ' + a.Rule + (a.Port > 0 ? ' (sent to side output ' + a.Port + ')' : '')));
+        if (a.HasTime) {
+          li.title = 'event time ' + fmtTime(a.EventTime) + ', watermark ' + fmtTime(a.Watermark) +
+            ', allowed lateness ' + fmtDur(a.AllowedLateness) + ', window ' + fmtTime(a.WindowStart) + ' – ' + fmtTime(a.WindowEnd);
+        }
+        ul.appendChild(li);
+      });
+      if (x.ex.length < x.n) ul.appendChild(el('li', 'muted', (x.n - x.ex.length) + ' more not kept'));
+      td.appendChild(ul);
+      tr.appendChild(td);
+      tb.appendChild(tr);
+    });
+  }
+
+  var labelsKey = '';
+
+  // updateLabels shows the job's labels (run --label) in the header.
+  function updateLabels(view) {
+    var ls = view.labels || {}, keys = Object.keys(ls).sort(), key = JSON.stringify(ls);
+    if (key === labelsKey) return;
+    labelsKey = key;
+    var box = $('job-labels');
+    while (box.firstChild) box.removeChild(box.firstChild);
+    keys.forEach(function (k) {
+      var s = el('span', 'label', k + '=' + ls[k]);
+      s.setAttribute('data-key', k);
+      s.setAttribute('data-value', ls[k]);
+      box.appendChild(s);
+    });
+  }
+
   function updateCheckpoints(view) {
     var cks = view.checkpoints || [], tb = $('checkpoints').tBodies[0];
     $('checkpoints-none').hidden = cks.length > 0;
@@ -703,6 +786,8 @@
     updateGraph(view, derived);
     updateVertexRows(view, derived);
     updateStageRows(view);
+    updateAsides(view);
+    updateLabels(view);
     updateCheckpoints(view);
     updateRecoveries(view);
     updateHeader(view, progress(view, prev));
