@@ -204,7 +204,11 @@ type wireStats struct {
 	Watermark int64      `json:"watermark"`
 	MaxEvent  int64      `json:"max_event"`
 	Dropped   [][2]int64 `json:"dropped,omitempty"`
-	Writer    bool       `json:"writer,omitempty"`
+	BytesIn   int64      `json:"bytes_in,omitempty"`
+	BytesOut  int64      `json:"bytes_out,omitempty"`
+	// Exceptions are the instance's failures on that node.
+	Exceptions []Exception `json:"exceptions,omitempty"`
+	Writer     bool        `json:"writer,omitempty"`
 	// Late and Asides: per chain node, the records added behind the
 	// watermark and the examples of records set aside (explain-why).
 	Late   []int64        `json:"late,omitempty"`
@@ -214,7 +218,8 @@ type wireStats struct {
 func (h *host) wireStats() wireStats {
 	s := wireStats{At: core.Addr{Vertex: h.vi, Instance: h.inst.Index}, In: h.recordsIn.Load(), Busy: h.busy.Load(),
 		Blocked: h.blocked.Load(), Restarts: h.restarts.Load(), Retries: h.retries.Load(), Peak: h.peak.Load(), Checks: h.checks.Load(),
-		Done: h.done.Load(), Watermark: h.watermark.Load(), MaxEvent: h.maxEvent.Load(), Writer: h.hasWriter.Load()}
+		Done: h.done.Load(), Watermark: h.watermark.Load(), MaxEvent: h.maxEvent.Load(), Writer: h.hasWriter.Load(),
+		BytesIn: h.bytesIn.Load(), BytesOut: h.bytesOut.Load()}
 	for i := range h.nodeRecords {
 		s.Nodes = append(s.Nodes, h.nodeRecords[i].Load())
 		side := make([]int64, len(h.sideRecords[i]))
@@ -229,6 +234,7 @@ func (h *host) wireStats() wireStats {
 	for i := range h.asides {
 		s.Asides = append(s.Asides, slices.Clone(h.asides[i]))
 	}
+	s.Exceptions = slices.Clone(h.exceptions)
 	h.asideMu.Unlock()
 	for i := range h.inputs {
 		s.Inputs = append(s.Inputs, h.inputs[i].Load())
@@ -293,6 +299,8 @@ func (h *host) setStats(from string, s wireStats) int64 {
 	add(&h.restarts, s.Restarts, last.Restarts)
 	add(&h.retries, s.Retries, last.Retries)
 	add(&h.checks, s.Checks, last.Checks)
+	add(&h.bytesIn, s.BytesIn, last.BytesIn)
+	add(&h.bytesOut, s.BytesOut, last.BytesOut)
 	h.peak.Store(max(h.peak.Load(), s.Peak))
 	h.maxEvent.Store(max(h.maxEvent.Load(), s.MaxEvent))
 	h.done.Store(s.Done)

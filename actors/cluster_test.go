@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,6 +197,13 @@ func startCluster[T any](t *testing.T, net *loopNet, nodes []string, place func(
 func TestClusterRunsAcrossNodes(t *testing.T) {
 	const n = 100_000
 	double := func(x int64) int64 { return 2 * x }
+	var panicked atomic.Bool
+	panicOnce := func(x int64) int64 {
+		if x == 77_777 && panicked.CompareAndSwap(false, true) { // once, on whichever node reads it
+			panic("transient")
+		}
+		return 2 * x
+	}
 	p, clean := sumPipeline(n, 1000, double)
 	if _, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 4, Seed: 7}); err != nil {
 		t.Fatal(err)
@@ -204,7 +212,7 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 	nodes := []string{"a", "b", "c"}
 	coord, workers, outs := startCluster(t, net, nodes, roundRobin(nodes...), sluice.Options{Parallelism: 4, Seed: 7},
 		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
-			return sumPipeline(n, 1000, double)
+			return sumPipeline(n, 1000, panicOnce)
 		})
 	res, err := coord.Wait()
 	if err != nil {
@@ -227,6 +235,13 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 	}
 	if read != n {
 		t.Errorf("the coordinator counted %d records read, want %d", read, n)
+	}
+	// The failure is in the coordinator's history, with the node it was on.
+	if len(res.Exceptions) != 1 || !strings.Contains(res.Exceptions[0].Error, "77777") {
+		t.Fatalf("exceptions %+v, want the one panic", res.Exceptions)
+	}
+	if e := res.Exceptions[0]; e.Node != res.Vertices[0].Nodes[e.Instance] && res.Vertices[0].ID == e.Vertex {
+		t.Errorf("the exception says node %q, the instance ran on %q", e.Node, res.Vertices[0].Nodes[e.Instance])
 	}
 	ran := map[string]int{}
 	for _, v := range res.Vertices {

@@ -48,6 +48,8 @@ type host struct {
 	retries     atomic.Int64 // transient source errors retried
 	peak        atomic.Int64 // most records in flight on one channel
 	checks      atomic.Int64
+	bytesIn     atomic.Int64 // estimated bytes taken from input channels
+	bytesOut    atomic.Int64 // and sent on output channels
 	done        atomic.Bool
 	watermark   atomic.Int64
 	maxEvent    atomic.Int64      // the greatest event time this instance has emitted
@@ -59,6 +61,9 @@ type host struct {
 	asideMu sync.Mutex
 	asides  [][]plan.Aside
 	seen    []int
+	// exceptions are the instance's last failures (asideMu), at most
+	// maxExceptions.
+	exceptions []Exception
 	// remoteWriter: on a cluster's coordinator, the instance runs on
 	// another node and has opened its sink's writer there; hasWriter, on
 	// the node that runs it, that it has opened it (for its reports, read
@@ -73,6 +78,7 @@ type host struct {
 // counters are a task's counters, as publish copies them.
 type counters struct {
 	nodeRecords, recordsIn, blocked, retries, checks int64
+	bytesIn, bytesOut                                int64
 	nodes                                            []int64
 	side                                             [][]int64
 	inputs                                           []int64
@@ -117,6 +123,7 @@ func (h *host) newTask() {
 			b.inputs[i] = h.inputs[i].Load()
 		}
 		b.recordsIn, b.blocked, b.retries, b.checks = h.recordsIn.Load(), h.blocked.Load(), h.retries.Load(), h.checks.Load()
+		b.bytesIn, b.bytesOut = h.bytesIn.Load(), h.bytesOut.Load()
 	}
 	inst := h.inst
 	inst.Attempt = h.x.attempt().epoch
@@ -187,6 +194,20 @@ func appendAsides(dst, src []plan.Aside) []plan.Aside {
 	return dst
 }
 
+// maxExceptions bounds the failures an instance keeps for the job's
+// exception history.
+const maxExceptions = 10
+
+// noteException keeps a failure of the instance.
+func (h *host) noteException(e Exception) {
+	h.asideMu.Lock()
+	defer h.asideMu.Unlock()
+	h.exceptions = append(h.exceptions, e)
+	if len(h.exceptions) > maxExceptions {
+		h.exceptions = slices.Delete(h.exceptions, 0, len(h.exceptions)-maxExceptions)
+	}
+}
+
 // publish copies the task's counters where other goroutines read them.
 func (h *host) publish() {
 	op, t, b := h.op, h.task, &h.base
@@ -214,4 +235,6 @@ func (h *host) publish() {
 	h.retries.Store(b.retries + t.Retries)
 	h.peak.Store(max(h.peak.Load(), t.Peak))
 	h.checks.Store(b.checks + t.Checks)
+	h.bytesIn.Store(b.bytesIn + t.BytesIn)
+	h.bytesOut.Store(b.bytesOut + t.BytesOut)
 }

@@ -529,6 +529,12 @@ func (x *Execution) restartAfter(h *host, failures map[core.Addr][]time.Time, re
 	failures[a] = recent
 	err := panicError(reason)
 	x.cfg.Logger.Warn("operator failed", "instance", h.op.Instance().String(), "failures", len(recent), "err", err)
+	node := ""
+	if x.cl != nil {
+		node = x.cl.cfg.Self
+	}
+	h.noteException(Exception{At: now, Vertex: h.v.ID, Instance: h.inst.Index, Stage: h.op.Instance().String(), Node: node,
+		Error: err.Error(), Restarted: len(recent) <= pol.MaxRestarts})
 	if len(recent) > pol.MaxRestarts {
 		x.fail(fmt.Errorf("%s failed %d times within %v, giving up: %w", h.op.Instance(), len(recent), pol.Window, err))
 		return 0, false

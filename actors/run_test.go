@@ -126,6 +126,25 @@ func TestTransientPanicIsRetried(t *testing.T) {
 	if restarts != 1 {
 		t.Errorf("restarts = %d, want 1", restarts)
 	}
+	// The failure is in the exception history, naming the stage, the
+	// instance and the record; each instance has its own numbers.
+	if len(res.Exceptions) != 1 || !res.Exceptions[0].Restarted || !strings.Contains(res.Exceptions[0].Stage, "instance 1/2") || !strings.Contains(res.Exceptions[0].Error, `map "double"`) ||
+		!strings.Contains(res.Exceptions[0].Error, "4242") || !strings.Contains(res.Exceptions[0].Error, "transient") {
+		t.Errorf("exceptions %+v, want the one panic on record 4242, restarted", res.Exceptions)
+	}
+	for _, v := range res.Vertices {
+		if len(v.Instances) != v.Parallelism {
+			t.Fatalf("vertex %d: %d instances' numbers for %d instances", v.ID, len(v.Instances), v.Parallelism)
+		}
+		var in, bytesIn int64
+		for _, is := range v.Instances {
+			in += is.RecordsIn
+			bytesIn += is.BytesIn
+		}
+		if in != v.RecordsIn || bytesIn != v.BytesIn || v.RecordsIn > 0 && v.BytesIn <= 0 {
+			t.Errorf("vertex %d: instances took %d records (%d bytes), the vertex %d (%d bytes)", v.ID, in, bytesIn, v.RecordsIn, v.BytesIn)
+		}
+	}
 	if got, want := sorted(out.Values()), sorted(clean.Values()); !slices.Equal(got, want) {
 		t.Fatalf("output after a transient panic differs from the clean run: %d vs %d keys", len(got), len(want))
 	}

@@ -53,6 +53,11 @@ type VertexStats struct {
 	// (the last attempt's placement).
 	Nodes     []string `json:",omitempty"`
 	RecordsIn int64
+	// BytesIn and BytesOut estimate the bytes its instances took from
+	// their inputs and sent on their outputs; Instances holds each
+	// instance's numbers.
+	BytesIn, BytesOut int64
+	Instances         []InstanceStats
 	// InputRecords holds the records each instance received on each
 	// input: [input][instance].
 	InputRecords [][]int64
@@ -108,6 +113,40 @@ type Result struct {
 	// Kills what chaos killed (Config.Chaos).
 	Recoveries []RecoveryStat
 	Kills      []Kill
+	// Exceptions are the instances' failures, oldest first (the last few
+	// of each instance): each restarted under the restart policy, or, past
+	// it, the job's failure (which Recoveries then shows).
+	Exceptions []Exception
+}
+
+// Exception is a failure of an instance: a panic or an error of a user
+// function or a connector, the error naming the stage, the instance and,
+// for a user function, the record.
+type Exception struct {
+	At       time.Time
+	Vertex   int
+	Instance int
+	// Stage names the instance ("stage … instance i/n"); Node the node it
+	// ran on, on a cluster.
+	Stage string
+	Node  string `json:",omitempty"`
+	Error string
+	// Restarted: the restart policy restarted the instance; false, it
+	// had failed too often and the job failed.
+	Restarted bool
+}
+
+// InstanceStats are one instance's numbers.
+type InstanceStats struct {
+	// Node is the node it ran on, on a cluster (the last attempt's).
+	Node               string `json:",omitempty"`
+	RecordsIn          int64
+	RecordsOut         int64 // what its chain's last node emitted (a sink: wrote)
+	BytesIn, BytesOut  int64 // estimated, as credit counts them
+	Busy, Blocked      time.Duration
+	Restarts           int64
+	Watermark          int64 // unix ns, when HasWatermark
+	HasWatermark, Done bool
 }
 
 // Call is an instance inside a call out of the runtime: into an operator
@@ -178,8 +217,24 @@ func (x *Execution) Snapshot() *Result {
 	for vi, v := range x.phys.Vertices {
 		vs := VertexStats{ID: v.ID, Name: v.Name(), Parallelism: v.Parallelism, Note: v.Note,
 			InputRecords: make([][]int64, len(v.In))}
-		if owner := x.attempt().owner; owner != nil {
+		owner := x.attempt().owner
+		if owner != nil {
 			vs.Nodes = slices.Clone(owner[vi])
+		}
+		for i, h := range x.hosts[vi] {
+			is := InstanceStats{RecordsIn: h.recordsIn.Load(), RecordsOut: h.nodeRecords[len(h.nodeRecords)-1].Load(),
+				BytesIn: h.bytesIn.Load(), BytesOut: h.bytesOut.Load(), Busy: time.Duration(h.busy.Load()),
+				Blocked: time.Duration(h.blocked.Load()), Restarts: h.restarts.Load(), Done: h.done.Load()}
+			if wm := h.watermark.Load(); wm != math.MinInt64 && wm != math.MaxInt64 {
+				is.Watermark, is.HasWatermark = wm, true
+			}
+			if owner != nil {
+				is.Node = owner[vi][i]
+			}
+			vs.BytesIn += is.BytesIn
+			vs.BytesOut += is.BytesOut
+			vs.Instances = append(vs.Instances, is)
+			r.Exceptions = append(r.Exceptions, h.exceptionsNow()...)
 		}
 		for i := range vs.InputRecords {
 			vs.InputRecords[i] = make([]int64, v.Parallelism)
@@ -254,5 +309,20 @@ func (x *Execution) Snapshot() *Result {
 				Late: added[i], Asides: asides[i]})
 		}
 	}
+	slices.SortStableFunc(r.Exceptions, func(a, b Exception) int { return a.At.Compare(b.At) })
 	return r
+}
+
+// exceptionsNow returns the instance's failures: its own, and on a
+// cluster's coordinator those each node reported.
+func (h *host) exceptionsNow() []Exception {
+	h.asideMu.Lock()
+	out := slices.Clone(h.exceptions)
+	h.asideMu.Unlock()
+	h.remoteMu.Lock()
+	for _, s := range h.remoteLast {
+		out = append(out, s.Exceptions...)
+	}
+	h.remoteMu.Unlock()
+	return out
 }

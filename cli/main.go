@@ -1225,6 +1225,7 @@ func writeSummary(w io.Writer, res *sluice.Result) {
 	}
 	writeAsides(w, res)
 	writeNodes(w, res)
+	writeExceptions(w, res)
 	writeRecovery(w, res)
 	fmt.Fprintf(w, "\nelapsed %s\nseed %d (run %s)\n", round(res.Elapsed), res.Seed, res.Run)
 }
@@ -1325,6 +1326,34 @@ func asideCounts(s actors.StageStats) []string {
 		}
 	}
 	return out
+}
+
+// maxExceptionLines bounds the failures the summary lists.
+const maxExceptionLines = 5
+
+// writeExceptions lists the instances' failures, the last few.
+func writeExceptions(w io.Writer, res *sluice.Result) {
+	ex := res.Exceptions
+	if len(ex) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nexceptions: %d", len(ex))
+	if len(ex) > maxExceptionLines {
+		fmt.Fprintf(w, " (the last %d)", maxExceptionLines)
+		ex = ex[len(ex)-maxExceptionLines:]
+	}
+	fmt.Fprintln(w)
+	for _, e := range ex {
+		what := "restarted"
+		if !e.Restarted {
+			what = "gave up"
+		}
+		on := ""
+		if e.Node != "" {
+			on = " on " + e.Node
+		}
+		fmt.Fprintf(w, "  %s %s%s (%s): %s\n", e.At.UTC().Format("15:04:05.000"), e.Stage, on, what, e.Error)
+	}
 }
 
 // setAside says what a stage did not pass on: side outputs (dead letters,

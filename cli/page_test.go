@@ -341,6 +341,17 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatalf("v%d, upstream of the slow sink v%d, not shown backpressured within 20 s (%v): %+v", upstream, slow, err, st.row(t, upstream))
 	}
 	second := read(first.Polls)
+	// Each instance has its row, the slow sink's upstream's backpressured.
+	instances := 0
+	for _, v := range view.Vertices {
+		instances += v.Parallelism
+	}
+	inst := fmt.Sprintf(`document.querySelectorAll('#instances tr[data-instance]').length === %d && `+
+		`document.querySelectorAll('#instances tr[data-instance^="%d/"][data-backpressured="true"]').length > 0`, instances, upstream)
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](inst, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the instances' table: not %d rows with v%d's backpressured within 20 s: %v", instances, upstream, err)
+	}
 
 	var want, inGraph, inTable []int
 	for _, v := range view.Vertices {

@@ -55,6 +55,14 @@ import (
 //	recoveries       actors.RecoveryStat: Attempt, Cause, Checkpoint,
 //	                 Skipped, Failed (RFC 3339), Restored (ns), Replayed
 //	kills            actors.Kill: what --chaos killed
+//	exceptions       actors.Exception: the instances' failures, oldest
+//	                 first: At, Vertex, Instance, Stage, Node, Error (the
+//	                 error names the stage, instance and, for a user
+//	                 function, the record), Restarted
+//	vertices[].Instances  actors.InstanceStats per instance: Node,
+//	                 RecordsIn, RecordsOut, BytesIn, BytesOut (estimated),
+//	                 Busy, Blocked (ns), Restarts, Watermark, HasWatermark,
+//	                 Done; vertices[].BytesIn, BytesOut their sums
 type jobView struct {
 	ID           string                `json:"id,omitempty"`
 	Job          string                `json:"job"`
@@ -71,6 +79,7 @@ type jobView struct {
 	Checkpoints  []core.CheckpointStat `json:"checkpoints,omitempty"`
 	Recoveries   []actors.RecoveryStat `json:"recoveries,omitempty"`
 	Kills        []actors.Kill         `json:"kills,omitempty"`
+	Exceptions   []actors.Exception    `json:"exceptions,omitempty"`
 }
 
 // edgeView is one edge of the physical plan, as jobView has it.
@@ -142,7 +151,7 @@ func viewOf(id string, x *actors.Execution) jobView {
 	res := x.Snapshot()
 	v := jobView{ID: id, Job: res.Job, Run: res.Run, Labels: res.Labels, Running: running(x), Elapsed: res.Elapsed, HasEventTime: res.HasEventTime,
 		Stages: res.Stages, StageKinds: stageKinds(res.Plan), Vertices: res.Vertices, Edges: edgesOf(res.Plan), Checkpoints: res.Checkpoints,
-		Recoveries: res.Recoveries, Kills: res.Kills}
+		Recoveries: res.Recoveries, Kills: res.Kills, Exceptions: res.Exceptions}
 	if res.HasEventTime {
 		v.EventTime = res.EventTime
 	}

@@ -80,6 +80,10 @@ type Task struct {
 	Peak     int64         // most records in flight on one channel
 	Checks   int64         // ledger checks
 	MaxEvent int64         // the greatest event time this instance has emitted
+	// BytesIn and BytesOut estimate the in-memory bytes of the batches the
+	// task took from its input channels and sent on its output channels
+	// (plan.Type's estimate, which sizes credit).
+	BytesIn, BytesOut int64
 }
 
 // TaskConfig configures a Task.
@@ -800,6 +804,7 @@ func (t *Task) pump(now int64) {
 			}
 			// The operator holds the batch from here on: its buffer is free.
 			in.receiver.Consumed(m.Records, m.Bytes)
+			t.BytesIn += m.Bytes
 		}
 		t.run(now, func() error { return t.op.Step(m) })
 		if m.Kind == EndOfInput {
@@ -940,6 +945,7 @@ func (t *Task) drain(now int64, ch *chanOut) {
 				break
 			}
 			ch.ledger.Send(s.Records, s.Bytes)
+			t.BytesOut += s.Bytes
 			t.Peak = max(t.Peak, ch.ledger.PeakRecords())
 			t.Checks++
 			ch.batches--

@@ -735,6 +735,63 @@
     });
   }
 
+  // rows makes tbody hold n rows of cols cells, cls(i) the class of cell i.
+  function rows(tb, n, cols, cls) {
+    while (tb.childNodes.length > n) tb.removeChild(tb.lastChild);
+    while (tb.childNodes.length < n) {
+      var tr = el('tr');
+      for (var i = 0; i < cols; i++) tr.appendChild(el('td', cls(i)));
+      tb.appendChild(tr);
+    }
+  }
+
+  // updateInstances fills the per-instance table: tr[data-instance="V/I"]
+  // with data-backpressured.
+  function updateInstances(view) {
+    var list = [];
+    (view.vertices || []).forEach(function (v) {
+      (v.Instances || []).forEach(function (is, i) { list.push({v: v, is: is, i: i}); });
+    });
+    var tb = $('instances').tBodies[0], el0 = view.elapsed_ns || 1;
+    rows(tb, list.length, 12, function (i) { return i === 1 || (i >= 3 && i <= 8) || i === 10 ? 'num' : ''; });
+    list.forEach(function (x, k) {
+      var tr = tb.childNodes[k], td = tr.childNodes, is = x.is;
+      var blocked = clamp01((is.Blocked || 0) / el0), busy = clamp01((is.Busy || 0) / el0);
+      tr.setAttribute('data-instance', x.v.ID + '/' + x.i);
+      tr.setAttribute('data-backpressured', level(blocked) === 'high' ? 'true' : 'false');
+      td[0].textContent = 'v' + x.v.ID;
+      td[1].textContent = x.i;
+      td[2].textContent = is.Node || '';
+      td[3].textContent = fmtCount(is.RecordsIn || 0);
+      td[4].textContent = fmtCount(is.RecordsOut || 0);
+      td[5].textContent = fmtBytes(is.BytesIn || 0);
+      td[6].textContent = fmtBytes(is.BytesOut || 0);
+      td[7].textContent = pct(busy);
+      td[8].textContent = pct(blocked);
+      td[8].className = 'num bp-' + level(blocked);
+      td[9].textContent = is.HasWatermark ? fmtTime(is.Watermark) : '—';
+      td[10].textContent = is.Restarts || 0;
+      td[11].textContent = is.Done ? 'done' : '';
+    });
+  }
+
+  // updateExceptions fills the exception history: tr[data-exception].
+  function updateExceptions(view) {
+    var ex = view.exceptions || [], tb = $('exceptions').tBodies[0];
+    $('exceptions-none').hidden = ex.length > 0;
+    $('exceptions').hidden = ex.length === 0;
+    rows(tb, ex.length, 5, function () { return ''; });
+    ex.forEach(function (e, k) {
+      var td = tb.childNodes[k].childNodes;
+      tb.childNodes[k].setAttribute('data-exception', e.Vertex + '/' + e.Instance);
+      td[0].textContent = e.At ? String(e.At).replace('T', ' ') : '';
+      td[1].textContent = e.Stage || '';
+      td[2].textContent = e.Node || '';
+      td[3].textContent = e.Restarted ? 'restarted' : 'gave up: the job failed';
+      td[4].textContent = e.Error || '';
+    });
+  }
+
   function updateHeader(view, prog) {
     $('job-name').textContent = view.job + (view.id ? ' (' + view.id + ')' : '');
     document.title = view.job + ' · sluice';
@@ -790,6 +847,8 @@
     updateLabels(view);
     updateCheckpoints(view);
     updateRecoveries(view);
+    updateInstances(view);
+    updateExceptions(view);
     updateHeader(view, progress(view, prev));
     prev = view;
     prevDerived = derived;
