@@ -94,6 +94,8 @@ type clusterState struct {
 	// the job's end here (control and a lost coordinator come from
 	// different goroutines).
 	runMu sync.Mutex
+	// statsMu: a worker's reports of its counters, one at a time.
+	statsMu sync.Mutex
 }
 
 type netMsg struct {
@@ -270,6 +272,9 @@ func (h *host) setStats(from string, s wireStats) int64 {
 		if d := now - before; d > 0 {
 			a.Add(d)
 		}
+	}
+	if seen && (s.Nodes[0] < last.Nodes[0] || s.In < last.In) { // older than the last (a node counts up only): nothing new
+		return 0
 	}
 	read := max(s.Nodes[0]-last.Nodes[0], 0)
 	for i := range h.nodeRecords {
@@ -756,6 +761,11 @@ func (x *Execution) startWorker() {
 
 // sendStats reports the counters of the current attempt's instances here.
 func (x *Execution) sendStats() {
+	// One report at a time, read and queued in order: the coordinator
+	// adds what each says since the one before, so an older one arriving
+	// after a newer would be counted twice.
+	x.cl.statsMu.Lock()
+	defer x.cl.statsMu.Unlock()
 	at := x.attempt()
 	if at.owner == nil {
 		return
