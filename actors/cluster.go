@@ -800,10 +800,18 @@ func (x *Execution) workerControl(m control) {
 		_ = x.sendControl(cl.cfg.Coordinator, reply)
 	case opCall:
 		var err error
-		if m.Action.Op == detachOp {
+		switch a := m.Action; {
+		case a.Op == detachOp:
 			err = x.detachWriters()
-		} else {
-			err = x.carryOut(m.Action)
+		case a.Op != core.CommitWriterOp && a.Op != core.AbortWriterOp && a.Op != core.RevertWriterOp:
+			err = fmt.Errorf("node %s: a call of %s: a worker carries out only its writers' commits and aborts", cl.cfg.Self, a)
+		case a.At.Vertex < 0 || a.At.Vertex >= len(x.hosts) || a.At.Instance < 0 || a.At.Instance >= len(x.hosts[a.At.Vertex]) ||
+			!x.attempt().local(x, a.At):
+			err = fmt.Errorf("node %s: a call of %s: no such instance runs here", cl.cfg.Self, a)
+		case x.hosts[a.At.Vertex][a.At.Instance].task.Writer() == nil:
+			err = fmt.Errorf("node %s: a call of %s: the instance has no writer open", cl.cfg.Self, a)
+		default:
+			err = x.carryOut(a)
 		}
 		reply := control{Op: opReply, Seq: m.Seq}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -144,6 +145,20 @@ func (e endpoint) Control(node string, payload []byte) error {
 	})
 }
 
+// waitEnd waits for x's end, a minute at most: a job on the loopback
+// cluster that has not ended by then is stuck, and the goroutines say
+// where.
+func waitEnd(t *testing.T, x *actors.Execution) (*actors.Result, error) {
+	t.Helper()
+	select {
+	case <-x.Done():
+	case <-time.After(time.Minute):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the job has not ended within a minute:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	return x.Wait()
+}
+
 // roundRobin places instance i of each vertex on nodes[i % len(nodes)],
 // and the sinks' on the first, the coordinator.
 func roundRobin(nodes ...string) func(*plan.Physical, []string) ([][]string, error) {
@@ -214,12 +229,12 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
 			return sumPipeline(n, 1000, panicOnce)
 		})
-	res, err := coord.Wait()
+	res, err := waitEnd(t, coord)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range workers {
-		if _, err := w.Wait(); err != nil {
+		if _, err := waitEnd(t, w); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -339,7 +354,7 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 			}
 		}
 	}()
-	res, err := coord.Wait()
+	res, err := waitEnd(t, coord)
 	<-watched
 	if len(back) > 0 {
 		t.Errorf("counts went back: %v", back)
@@ -376,7 +391,7 @@ func TestClusterPartThatCannotBuild(t *testing.T) {
 	net.mu.Lock()
 	net.nodes["a"] = x
 	net.mu.Unlock()
-	_, err = x.Wait()
+	_, err = waitEnd(t, x)
 	if err == nil || !strings.Contains(err.Error(), "node b: its arguments do not build here") || !errors.Is(err, plan.ErrConfig) {
 		t.Fatalf("Wait: %v, want the refusal as a configuration error", err)
 	}

@@ -77,8 +77,10 @@ type dataPlane struct {
 	mu    sync.Mutex
 	conns map[string]*transport.Conn // dialled, by peer
 	jobs  map[uint64]*clusterJob
-	ended map[uint64]bool // jobs dropped: what comes for them is answered (control) or dropped
-	told  map[string]bool // node/job: told its part has ended
+	// pending counts the jobs of jobs known only by early messages.
+	pending int
+	ended   map[uint64]bool // jobs dropped: what comes for them is answered (control) or dropped
+	told    map[string]bool // node/job: told its part has ended
 }
 
 // clusterJob is one job's side of the data plane on this node.
@@ -97,8 +99,10 @@ type clusterJob struct {
 	spec  jobSpec
 	ended bool
 	// failed: this node could not build its part; the attempts the
-	// coordinator starts are refused with it.
-	failed error
+	// coordinator starts are refused with it. pending: known only by what
+	// came before its spec (dataPlane.mu).
+	failed  error
+	pending bool
 }
 
 type ctlItem struct {
@@ -151,7 +155,16 @@ func (dp *dataPlane) close() {
 
 // job returns job id's side here, made if new; nil for a job that has
 // ended here.
-func (dp *dataPlane) job(id uint64) *clusterJob {
+func (dp *dataPlane) job(id uint64) *clusterJob { return dp.lookup(id, true) }
+
+// maxPending bounds the jobs known here only by what came for them before
+// their spec (a worker's data may precede the coordinator's spec): junk
+// cannot make them without bound.
+const maxPending = 256
+
+// lookup returns job id's side here; nil for a job that has ended here,
+// or one not known yet that make says not to make (or past maxPending).
+func (dp *dataPlane) lookup(id uint64, make bool) *clusterJob {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
 	if dp.ended[id] {
@@ -159,15 +172,35 @@ func (dp *dataPlane) job(id uint64) *clusterJob {
 	}
 	j := dp.jobs[id]
 	if j == nil {
-		j = &clusterJob{dp: dp, id: id, told: map[string]bool{}}
+		if !make || dp.pending >= maxPending {
+			return nil
+		}
+		j = &clusterJob{dp: dp, id: id, told: map[string]bool{}, pending: true}
+		dp.pending++
 		dp.jobs[id] = j
 	}
 	return j
 }
 
+// known marks j as more than pending: its spec came, or this node
+// coordinates it.
+func (dp *dataPlane) known(j *clusterJob) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if j.pending {
+		j.pending = false
+		dp.pending--
+	}
+}
+
 func (dp *dataPlane) drop(j *clusterJob) {
 	dp.mu.Lock()
-	delete(dp.jobs, j.id)
+	if dp.jobs[j.id] == j {
+		delete(dp.jobs, j.id)
+		if j.pending {
+			dp.pending--
+		}
+	}
 	dp.ended[j.id] = true
 	dp.mu.Unlock()
 	dp.codecs.DropJob(j.id)
@@ -197,13 +230,18 @@ func (dp *dataPlane) control(c *transport.Conn, job uint64, payload []byte) {
 	if len(payload) == 0 {
 		return
 	}
-	j := dp.job(job)
-	if j == nil { // ended here: so has the sender's part (a node given up for lost, woken)
-		if payload[0] == ctlActors {
-			from := c.Peer()
-			go dp.endPart(from, job)
+	j := dp.lookup(job, payload[0] == ctlSpec)
+	if j == nil {
+		dp.mu.Lock()
+		ended := dp.ended[job]
+		dp.mu.Unlock()
+		if ended && payload[0] == ctlActors { // so has the sender's part (a node given up for lost, woken)
+			go dp.endPart(c.Peer(), job)
 		}
-		return
+		return // else a job never heard of: junk
+	}
+	if payload[0] == ctlSpec {
+		dp.known(j)
 	}
 	j.mu.Lock()
 	j.queue = append(j.queue, ctlItem{from: c.Peer(), payload: slices.Clone(payload)})
@@ -484,6 +522,7 @@ func (n *nodeServer) spread(ctx context.Context, jobID string, args []string, op
 	_, _ = rand.Read(salt[:])
 	fmt.Fprintf(h, "%s/%s/%x", self, jobID, salt)
 	j := n.data.job(h.Sum64())
+	n.data.known(j)
 	j.coordinator = true
 	j.spec = jobSpec{ID: jobID, Args: args, Seed: opts.Seed, Parallelism: opts.Parallelism, Restart: restartDir}
 	opts.Cluster = &actors.Cluster{Self: self, Coordinator: self, Net: jobNet{j}, Place: func(phys *plan.Physical, lost []string) ([][]string, error) {

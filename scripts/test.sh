@@ -158,6 +158,14 @@ go test -count=1 -run TestRescaleOnSim ./actors -rescale.seeds=50
 log "cluster: three sluice node processes, submission, spreading, failover after SIGKILL and SIGSTOP"
 go test -count=1 -p 1 -run 'TestCommandNode|TestCluster' ./cli
 
+# Fuzzing (the cluster hardening issue): the data connections' frame decoder
+# and the cluster's control protocol under Go's native fuzzing, 10 s each
+# (the execs they tried are in the output); TestCommandNodeFuzzed above fed a
+# live node's four listeners for 4 s.
+log "fuzz: transport frames and cluster control, 10 s each"
+go test -run '^$' -fuzz '^FuzzDecodeFrame$' -fuzztime 10s ./transport
+go test -run '^$' -fuzz '^FuzzControl$' -fuzztime 10s ./actors
+
 # W1-W3 end to end on the small data (1M orders, 100k users, 1M events):
 # the bundled jobs read and write Parquet, and their outputs must have the
 # checksums of DuckDB's outputs computed in the same run (tools/peers, an
