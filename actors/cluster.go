@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -45,8 +46,9 @@ type Cluster struct {
 	// Net carries messages to the other nodes.
 	Net Net
 	// StatsEvery is how often a worker reports its instances' counters
-	// (0: 250 ms).
-	StatsEvery time.Duration
+	// (0: 250 ms); StopTimeout how long the coordinator waits for the
+	// workers to stop an attempt (0: 30 s).
+	StatsEvery, StopTimeout time.Duration
 }
 
 // Net carries a job's messages to its other nodes. Its methods may block
@@ -96,6 +98,10 @@ type clusterState struct {
 	runMu sync.Mutex
 	// statsMu: a worker's reports of its counters, one at a time.
 	statsMu sync.Mutex
+	// placed: the nodes any attempt placed instances on (mu); endSent,
+	// they were told the job ended.
+	placed  map[string]bool
+	endSent bool
 }
 
 type netMsg struct {
@@ -403,13 +409,23 @@ func (x *Execution) Receive(epoch uint64, to core.Addr, m core.Msg) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	switch {
+	case epoch == 0 || cl.ended:
+		// no attempt's, or the job has ended here
 	case epoch == cl.live:
-		x.eng.deliver(to, m)
-	case epoch > cl.live:
+		// Only for an instance of this node: the engine would send one
+		// of another's on, which may wait for credit under the lock.
+		if x.attempt().local(x, to) {
+			x.eng.deliver(to, m)
+		}
+	case epoch > cl.live && len(cl.early) < maxEarly:
 		cl.early = append(cl.early, netMsg{epoch, to, m})
 	}
 	// An ended attempt's message is dropped.
 }
+
+// maxEarly bounds the messages held for attempts that have not started
+// here: a sender's credit bounds a legitimate peer's far below it.
+const maxEarly = 1 << 16
 
 // goLive lets the messages of attempt at in, once its engine is started.
 func (x *Execution) goLive(at *attempt) {
@@ -548,7 +564,7 @@ func (x *Execution) coordinatorControl(from string, m control) {
 		if m.Done {
 			x.hosts[m.At.Vertex][m.At.Instance].done.Store(true)
 		}
-		x.afterStep(m.At, taskReport{done: m.Done, passed: m.Passed, snaps: fromWire(m.Snaps), final: fromWire(m.Final), aligned: m.Aligned})
+		x.afterStepIn(at, m.At, taskReport{done: m.Done, passed: m.Passed, snaps: fromWire(m.Snaps), final: fromWire(m.Final), aligned: m.Aligned})
 	case opFail:
 		err := fmt.Errorf("node %s: %s", from, m.Err)
 		if m.Config {
@@ -557,7 +573,7 @@ func (x *Execution) coordinatorControl(from string, m control) {
 		x.fail(err)
 	case opStopped:
 		x.cl.mu.Lock()
-		if ch := x.cl.stops[from]; ch != nil {
+		if ch := x.cl.stops[from]; ch != nil && m.Epoch == at.epoch { // a late answer to an earlier stop is not this one's
 			var err error
 			if m.Err != "" {
 				err = fmt.Errorf("node %s: %s", from, m.Err)
@@ -594,7 +610,7 @@ func (x *Execution) startRemote(at *attempt, restore uint64) error {
 }
 
 // stopRemote has the workers of attempt at stop it, and waits until they
-// have (or are lost), at most 30 s.
+// have (or are lost), at most StopTimeout.
 func (x *Execution) stopRemote(at *attempt) error {
 	cl := x.cl
 	waits := map[string]chan error{}
@@ -619,16 +635,33 @@ func (x *Execution) stopRemote(at *attempt) error {
 			delete(waits, n) // its connection is gone: so is what it ran for us, or membership will say
 		}
 	}
-	deadline := time.NewTimer(30 * time.Second)
+	wait := cl.cfg.StopTimeout
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	for n, ch := range waits {
+	late := false
+	for _, n := range slices.Sorted(maps.Keys(waits)) {
+		if late { // the deadline has passed: what has not answered by now is late too
+			select {
+			case err := <-waits[n]:
+				if err != nil {
+					errs = append(errs, err)
+				}
+			default:
+				errs = append(errs, fmt.Errorf("node %s did not stop attempt %d within %v", n, at.epoch, wait))
+			}
+			continue
+		}
 		select {
-		case err := <-ch:
+		case err := <-waits[n]:
 			if err != nil {
 				errs = append(errs, err)
 			}
 		case <-deadline.C:
-			errs = append(errs, fmt.Errorf("node %s did not stop attempt %d within 30 s", n, at.epoch))
+			late = true
+			errs = append(errs, fmt.Errorf("node %s did not stop attempt %d within %v", n, at.epoch, wait))
 		}
 	}
 	return errors.Join(errs...)
@@ -661,14 +694,29 @@ func (x *Execution) call(node string, a core.CommitAction) error {
 	case err := <-ch:
 		return err
 	case <-time.After(5 * time.Minute):
+		cl.mu.Lock()
+		delete(cl.calls, seq)
+		cl.mu.Unlock()
 		return fmt.Errorf("node %s did not answer %s within 5 minutes", node, a)
 	}
 }
 
-// endRemote tells every worker of the last attempt that the job has ended.
+// endRemote tells every node that ran a part of any attempt that the job
+// has ended (a recovery may have placed it on fewer nodes), once.
 func (x *Execution) endRemote(committed bool) {
-	for _, n := range x.last.nodes(x.cl.cfg.Self) {
-		_ = x.sendControl(n, control{Op: opEnd, Committed: committed})
+	cl := x.cl
+	cl.mu.Lock()
+	if cl.endSent {
+		cl.mu.Unlock()
+		return
+	}
+	cl.endSent = true
+	nodes := slices.Sorted(maps.Keys(cl.placed))
+	cl.mu.Unlock()
+	for _, n := range nodes {
+		if n != cl.cfg.Self {
+			_ = x.sendControl(n, control{Op: opEnd, Committed: committed})
+		}
 	}
 }
 

@@ -280,6 +280,16 @@ func (x *Execution) place(at *attempt) error {
 		}
 	}
 	at.owner = owner
+	x.cl.mu.Lock()
+	if x.cl.placed == nil {
+		x.cl.placed = map[string]bool{}
+	}
+	for _, row := range owner {
+		for _, n := range row {
+			x.cl.placed[n] = true
+		}
+	}
+	x.cl.mu.Unlock()
 	return nil
 }
 
@@ -351,6 +361,12 @@ func (x *Execution) afterStep(a core.Addr, rep taskReport) {
 		x.report(a, rep)
 		return
 	}
+	x.afterStepIn(x.attempt(), a, rep)
+}
+
+// afterStepIn takes what task a of attempt at reported (a worker's report
+// names its attempt: one that has ended counts for nothing).
+func (x *Execution) afterStepIn(at *attempt, a core.Addr, rep taskReport) {
 	if x.ck != nil {
 		x.ck.aligned(rep.aligned)
 		if len(rep.passed) > 0 {
@@ -361,12 +377,11 @@ func (x *Execution) afterStep(a core.Addr, rep taskReport) {
 		if x.ck != nil {
 			x.ck.finished(a, rep.final)
 		}
-		x.instanceFinished()
+		x.instanceFinished(at)
 	}
 }
 
-func (x *Execution) instanceFinished() {
-	at := x.attempt()
+func (x *Execution) instanceFinished(at *attempt) {
 	if at.finished.Add(1) == int64(x.instances()) {
 		x.endAttempt(at, nil)
 	}
@@ -401,6 +416,9 @@ func (x *Execution) Wait() (*Result, error) {
 	}
 	err := c.Err()
 	if serr != nil {
+		if x.coordinator() {
+			x.endRemote(false)
+		}
 		return x.Snapshot(), fmt.Errorf("job %q: %w: %w (a user function may be blocked; sinks were neither committed nor aborted)",
 			x.phys.Job, ErrJobFailed, errors.Join(err, serr))
 	}
