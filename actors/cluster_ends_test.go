@@ -17,14 +17,18 @@ import (
 	"github.com/sluice-data/sluice/stages"
 )
 
-// startReview is startCluster with a Net of each node's own (wrap) and a
-// pipeline built for each node (build gets the node's name).
-func startReview[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical, []string) ([][]string, error), opts sluice.Options,
-	wrap func(self string, e endpoint) actors.Net, build func(node string) (*stages.Pipeline, *stages.Collection[T])) []*actors.Execution {
+// startNodes starts build's job on nodes (the first coordinates), each
+// node with a pipeline of its own (build gets the node's name) and a Net
+// of its own (wrap, if set, wraps the loopback one), and returns each
+// node's Execution and collection.
+func startNodes[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical, []string) ([][]string, error), opts sluice.Options,
+	wrap func(self string, e endpoint) actors.Net, build func(node string) (*stages.Pipeline, *stages.Collection[T])) ([]*actors.Execution, []*stages.Collection[T]) {
 	t.Helper()
 	xs := make([]*actors.Execution, len(nodes))
+	outs := make([]*stages.Collection[T], len(nodes))
+	// Workers first: the coordinator's first messages find them.
 	for i := len(nodes) - 1; i >= 0; i-- {
-		p, _ := build(nodes[i])
+		p, out := build(nodes[i])
 		o := opts
 		var nt actors.Net = endpoint{net, nodes[i]}
 		if wrap != nil {
@@ -44,8 +48,16 @@ func startReview[T any](t *testing.T, net *loopNet, nodes []string, place func(*
 		net.mu.Lock()
 		net.nodes[nodes[i]] = x
 		net.mu.Unlock()
-		xs[i] = x
+		xs[i], outs[i] = x, out
 	}
+	return xs, outs
+}
+
+// startReview is startNodes without the collections.
+func startReview[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical, []string) ([][]string, error), opts sluice.Options,
+	wrap func(self string, e endpoint) actors.Net, build func(node string) (*stages.Pipeline, *stages.Collection[T])) []*actors.Execution {
+	t.Helper()
+	xs, _ := startNodes(t, net, nodes, place, opts, wrap, build)
 	return xs
 }
 

@@ -178,34 +178,12 @@ func roundRobin(nodes ...string) func(*plan.Physical, []string) ([][]string, err
 }
 
 // startCluster starts build's job on nodes (the first coordinates), each
-// node with a pipeline of its own, and returns the coordinator's Execution
-// and every node's collection.
+// node with a pipeline of its own, and returns the coordinator's Execution,
+// the workers' and every node's collection.
 func startCluster[T any](t *testing.T, net *loopNet, nodes []string, place func(*plan.Physical, []string) ([][]string, error), opts sluice.Options,
 	build func() (*stages.Pipeline, *stages.Collection[T])) (*actors.Execution, []*actors.Execution, []*stages.Collection[T]) {
 	t.Helper()
-	var xs []*actors.Execution
-	var outs []*stages.Collection[T]
-	// Workers first: the coordinator's first messages find them.
-	for i := len(nodes) - 1; i >= 0; i-- {
-		p, out := build()
-		o := opts
-		o.Cluster = &actors.Cluster{Self: nodes[i], Coordinator: nodes[0], Place: place, Net: endpoint{net, nodes[i]},
-			StatsEvery: 20 * time.Millisecond}
-		phys, err := sluice.Plan(context.Background(), p, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		net.setCodecs(phys)
-		x, err := sluice.Start(context.Background(), p, o)
-		if err != nil {
-			t.Fatalf("node %s: %v", nodes[i], err)
-		}
-		net.mu.Lock()
-		net.nodes[nodes[i]] = x
-		net.mu.Unlock()
-		xs = append([]*actors.Execution{x}, xs...)
-		outs = append([]*stages.Collection[T]{out}, outs...)
-	}
+	xs, outs := startNodes(t, net, nodes, place, opts, nil, func(string) (*stages.Pipeline, *stages.Collection[T]) { return build() })
 	return xs[0], xs[1:], outs
 }
 

@@ -347,10 +347,11 @@ func TestPageInBrowser(t *testing.T) {
 		instances += v.Parallelism
 	}
 	inst := fmt.Sprintf(`document.querySelectorAll('#instances tr[data-instance]').length === %d && `+
-		`document.querySelectorAll('#instances tr[data-instance^="%d/"][data-backpressured="true"]').length > 0`, instances, upstream)
+		`document.querySelectorAll('#instances tr[data-instance^="%d/"][data-backpressured="true"]').length > 0 && `+
+		`[...document.querySelectorAll('#instances tr[data-instance] td[data-rate]')].some((td) => Number(td.dataset.rate) > 0)`, instances, upstream)
 	if _, err := chromedp.Run(tab, chromedp.Poll[bool](inst, chromedp.WithPollingInterval(50*time.Millisecond),
 		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Fatalf("the instances' table: not %d rows with v%d's backpressured within 20 s: %v", instances, upstream, err)
+		t.Fatalf("the instances' table: not %d rows with v%d's backpressured and rates above zero within 20 s: %v", instances, upstream, err)
 	}
 
 	var want, inGraph, inTable []int

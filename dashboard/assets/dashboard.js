@@ -747,13 +747,15 @@
 
   // updateInstances fills the per-instance table: tr[data-instance="V/I"]
   // with data-backpressured.
+  var prevInst = new Map(); // "V/I" → {recs, el}: the last poll's, for rates
   function updateInstances(view) {
     var list = [];
     (view.vertices || []).forEach(function (v) {
       (v.Instances || []).forEach(function (is, i) { list.push({v: v, is: is, i: i}); });
     });
     var tb = $('instances').tBodies[0], el0 = view.elapsed_ns || 1;
-    rows(tb, list.length, 12, function (i) { return i === 1 || (i >= 3 && i <= 8) || i === 10 ? 'num' : ''; });
+    rows(tb, list.length, 13, function (i) { return i === 1 || (i >= 3 && i <= 9) || i === 11 ? 'num' : ''; });
+    var seen = new Map();
     list.forEach(function (x, k) {
       var tr = tb.childNodes[k], td = tr.childNodes, is = x.is;
       var blocked = clamp01((is.Blocked || 0) / el0), busy = clamp01((is.Busy || 0) / el0);
@@ -769,10 +771,17 @@
       td[7].textContent = pct(busy);
       td[8].textContent = pct(blocked);
       td[8].className = 'num bp-' + level(blocked);
-      td[9].textContent = is.HasWatermark ? fmtTime(is.Watermark) : '—';
-      td[10].textContent = is.Restarts || 0;
-      td[11].textContent = is.Done ? 'done' : '';
+      // records/s: what it took in (a source: what it read) since the last poll
+      var key = x.v.ID + '/' + x.i, recs = is.RecordsIn || is.RecordsOut || 0, p = prevInst.get(key);
+      var rate = p && view.elapsed_ns > p.el ? (recs - p.recs) / ((view.elapsed_ns - p.el) / 1e9) : null;
+      seen.set(key, {recs: recs, el: view.elapsed_ns});
+      td[9].textContent = fmtRate(rate);
+      td[9].setAttribute('data-rate', rate === null ? '' : String(rate));
+      td[10].textContent = is.HasWatermark ? fmtTime(is.Watermark) : '—';
+      td[11].textContent = is.Restarts || 0;
+      td[12].textContent = is.Done ? 'done' : '';
     });
+    prevInst = seen;
   }
 
   // updateExceptions fills the exception history: tr[data-exception].
