@@ -159,6 +159,32 @@ func waitEnd(t *testing.T, x *actors.Execution) (*actors.Result, error) {
 	return x.Wait()
 }
 
+// slowDouble doubles x, taking a millisecond every 500 records: the
+// slow user function that makes a job last past a few checkpoints.
+func slowDouble(x int64) int64 {
+	if x%500 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return 2 * x
+}
+
+// waitCheckpoint waits, 20 s at most, until x has completed a checkpoint.
+func waitCheckpoint(t *testing.T, x *actors.Execution) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for !slices.ContainsFunc(x.Snapshot().Checkpoints, func(c core.CheckpointStat) bool { return c.Completed }) {
+		select {
+		case <-tick.C:
+		case <-x.Done():
+			t.Fatalf("the job ended before a checkpoint completed: %+v", x.Snapshot().Checkpoints)
+		case <-deadline:
+			t.Fatalf("no checkpoint completed within 20 s: %+v", x.Snapshot().Checkpoints)
+		}
+	}
+}
+
 // roundRobin places instance i of each vertex on nodes[i % len(nodes)],
 // and the sinks' on the first, the coordinator.
 func roundRobin(nodes ...string) func(*plan.Physical, []string) ([][]string, error) {
@@ -270,13 +296,7 @@ func TestClusterRunsAcrossNodes(t *testing.T) {
 // monotone as instances move between nodes.
 func TestClusterRecoversFromALostNode(t *testing.T) {
 	const n = 400_000
-	slow := func(x int64) int64 {
-		if x%500 == 0 {
-			time.Sleep(time.Millisecond) // the job lasts past a few checkpoints
-		}
-		return 2 * x
-	}
-	p, clean := sumPipeline(n, 1000, slow)
+	p, clean := sumPipeline(n, 1000, slowDouble)
 	if _, err := sluice.Run(context.Background(), p, sluice.Options{Parallelism: 4, Seed: 9}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,16 +314,10 @@ func TestClusterRecoversFromALostNode(t *testing.T) {
 		Recovery: actors.RestartPolicy{MaxRestarts: 3, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}}
 	coord, workers, outs := startCluster(t, net, []string{"a", "b", "c"}, place, sluice.Options{Parallelism: 4, Seed: 9, Runtime: &rt},
 		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
-			return sumPipeline(n, 1000, slow)
+			return sumPipeline(n, 1000, slowDouble)
 		})
 	// Lose b once a checkpoint has completed.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(coord.Snapshot().Checkpoints) == 0 || !slices.ContainsFunc(coord.Snapshot().Checkpoints, func(c core.CheckpointStat) bool { return c.Completed }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint completed within 20 s: %+v", coord.Snapshot().Checkpoints)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCheckpoint(t, coord)
 	net.mu.Lock()
 	net.down["b"] = true
 	net.mu.Unlock()
