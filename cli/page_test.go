@@ -242,16 +242,8 @@ func TestPageInBrowser(t *testing.T) {
 	base := "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		code   int
-		stderr string
-	}
-	ended := make(chan result, 1)
-	go func() {
-		code, _, stderr := command(ctx, false, "run", "test-dashboard", "--quiet", "--http", addr,
-			"--checkpoints", "mem://", "--checkpoint-every", "200ms")
-		ended <- result{code, stderr}
-	}()
+	ended := commandInBackground(ctx, "run", "test-dashboard", "--quiet", "--http", addr,
+		"--checkpoints", "mem://", "--checkpoint-every", "200ms")
 	defer func() {
 		cancel()
 		if r := <-ended; r.code == 0 {

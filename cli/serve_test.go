@@ -79,6 +79,23 @@ func sample(fams map[string]*dto.MetricFamily, name string, want map[string]stri
 // labels the metrics package documents, its counters do not go back
 // between two scrapes, /v1/job is JSON of the same numbers; bad paths get
 // a 404 that says what is served.
+// commandResult is how a command run by commandInBackground ended.
+type commandResult struct {
+	code   int
+	stderr string
+}
+
+// commandInBackground runs the command line args in this process, as
+// command does, and sends how it ended (the channel holds one).
+func commandInBackground(ctx context.Context, args ...string) chan commandResult {
+	ended := make(chan commandResult, 1)
+	go func() {
+		code, _, stderr := command(ctx, false, args...)
+		ended <- commandResult{code, stderr}
+	}()
+	return ended
+}
+
 func TestRunServesMetrics(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,16 +105,8 @@ func TestRunServesMetrics(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		code   int
-		stderr string
-	}
-	ended := make(chan result, 1)
-	go func() {
-		code, _, stderr := command(ctx, false, "run", "events-windows", "--quiet", "--parallelism", "2", "--http", addr,
-			"--arg", "n-events=50000000", "--arg", "out="+filepath.Join(t.TempDir(), "out"))
-		ended <- result{code, stderr}
-	}()
+	ended := commandInBackground(ctx, "run", "events-windows", "--quiet", "--parallelism", "2", "--http", addr,
+		"--arg", "n-events=50000000", "--arg", "out="+filepath.Join(t.TempDir(), "out"))
 	source := map[string]string{"job": "events-windows", "stage": `source "events"`, "vertex": "v1"}
 	var first, second map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(60 * time.Second); second == nil; {
