@@ -69,6 +69,7 @@ type Task struct {
 	idle       bool  // idleness sent
 	retrying   bool  // a Retry is due: the source reads nothing until it comes
 	eventTimes bool  // the vertex reads or assigns event times: it tracks the greatest seen
+	inbandTime bool  // processing time comes in band from a source upstream (timeInBand)
 	reported   bool
 	err        error
 
@@ -238,6 +239,20 @@ type openSplit struct {
 	skip int64
 }
 
+// timeInBand reports whether a source upstream of v (or v's own) moves
+// processing time in band (plan.SourceSpec.ProcessingTime).
+func timeInBand(v *plan.Vertex) bool {
+	if h := v.Head(); h.Kind == plan.KindSource && h.Source != nil && h.Source.ProcessingTime {
+		return true
+	}
+	for _, e := range v.In {
+		if timeInBand(e.From) {
+			return true
+		}
+	}
+	return false
+}
+
 // NewTask returns the task of instance inst of vertex vi of phys.
 func NewTask(phys *plan.Physical, vi int, inst plan.Instance, ocfg Config, cfg TaskConfig) *Task {
 	v := phys.Vertices[vi]
@@ -246,6 +261,7 @@ func NewTask(phys *plan.Physical, vi int, inst plan.Instance, ocfg Config, cfg T
 	for _, n := range v.Chain {
 		t.eventTimes = t.eventTimes || n.Watermarks != nil
 	}
+	t.inbandTime = timeInBand(v)
 	index := func(w *plan.Vertex) int {
 		i := slices.Index(phys.Vertices, w)
 		if i < 0 {
@@ -554,7 +570,7 @@ func (t *Task) produce(now int64) {
 		cur.attempts = 0
 		ev := Msg{Kind: Watermark, Time: wm}
 		if kind == plan.ReadTime {
-			ev = Msg{Kind: Time, Time: now}
+			ev = Msg{Kind: Time, Time: max(now, wm)}
 		}
 		t.run(now, func() error { return t.op.Step(ev) })
 		t.ready.Produce = true
@@ -902,7 +918,7 @@ func (t *Task) run(now int64, step func() error) {
 			}
 		}
 	}
-	if at, ok := t.op.NextTimer(); ok && (t.timerAt == 0 || at < t.timerAt) {
+	if at, ok := t.op.NextTimer(); ok && !t.inbandTime && (t.timerAt == 0 || at < t.timerAt) {
 		t.timerAt = at
 		t.setTimer(TimerEvent, max(at, now))
 	}

@@ -153,9 +153,9 @@ const (
 	ReadBatch ReadKind = iota
 	// ReadWatermark: the source's watermark moved to the returned time.
 	ReadWatermark
-	// ReadTime: processing time moved (the reader advanced the job's
-	// manual clock); downstream timers due by now fire, in order with the
-	// data.
+	// ReadTime: processing time moved to the returned time (the reader
+	// advanced the job's manual clock); downstream timers due by then
+	// fire, in order with the data.
 	ReadTime
 )
 
@@ -201,6 +201,12 @@ type SourceSpec struct {
 	// checkpoint had read, which needs the source to read them again in the
 	// same order.
 	OpenAt func(ctx context.Context, inst Instance, s Split, pos []byte) (Reader, error)
+	// ProcessingTime says the reader moves processing time itself (an
+	// EventReader's ReadTime, a test stream): the timers of every vertex
+	// downstream then fire on those events, in order with the data, and
+	// never on the clock, which the reader may have moved past records
+	// still on their way.
+	ProcessingTime bool
 }
 
 // SinkCheckpointer is a SinkWriter whose output can be rolled back to a

@@ -29,7 +29,10 @@ type TestStream[T any] struct {
 }
 
 // Advancer moves a manual clock (clock.Manual is one).
-type Advancer interface{ Advance(time.Duration) }
+type Advancer interface {
+	Advance(time.Duration)
+	Now() time.Time
+}
 
 type testStep[T any] struct {
 	elems []T
@@ -122,6 +125,7 @@ func (ts *TestStream[T]) Read(p *Pipeline, opts ...SourceOption) Stream[T] {
 			}
 			return &testReader[T]{ts: ts, next: step}, nil
 		},
+		ProcessingTime: true,
 	}
 	return Stream[T]{p: p, node: n}
 }
@@ -140,7 +144,7 @@ func (r *testReader[T]) ReadEvent(int) (*plan.Batch, int64, plan.ReadKind, error
 			return nil, st.wm, plan.ReadWatermark, nil
 		case st.pt != 0:
 			r.ts.clock.Advance(st.pt)
-			return nil, 0, plan.ReadTime, nil
+			return nil, r.ts.clock.Now().UnixNano(), plan.ReadTime, nil
 		case len(st.elems) > 0:
 			return &plan.Batch{Data: st.elems, Times: st.times}, 0, plan.ReadBatch, nil
 		}
