@@ -565,31 +565,15 @@ func (n *nodeServer) place(ctx context.Context, j *clusterJob, phys *plan.Physic
 		}
 	}
 	self := n.m.Name()
-	type node struct {
-		name        string
-		slots, free int
-	}
 	deadline := time.Now().Add(slotWait)
 	said := false
 	for {
-		used := n.data.slotsUsed(j)
-		var nodes []*node
-		total := 0
-		for _, m := range n.m.Members() {
-			if m.State == membership.Alive && !m.Meta.Leaving && m.Meta.Data != "" && !slices.Contains(lost, m.Name) || m.Name == self {
-				free := max(m.Meta.Slots, 1) - used[m.Name]
-				if free > 0 {
-					nodes = append(nodes, &node{name: m.Name, slots: max(m.Meta.Slots, 1), free: free})
-					total += free
-				}
-			}
-		}
+		nodes, total := n.slotsFree(j, lost)
 		if total >= need {
-			slices.SortFunc(nodes, func(a, b *node) int { return strings.Compare(a.name, b.name) })
 			slot := make([]string, need)
 			taken := map[string]int{}
 			for i := range slot {
-				var best *node
+				var best *slotNode
 				for _, c := range nodes {
 					// the share free, (free-taken)/slots, compared without division
 					if c.free > taken[c.name] && (best == nil || (c.free-taken[c.name])*best.slots > (best.free-taken[best.name])*c.slots) {
@@ -628,6 +612,33 @@ func (n *nodeServer) place(ctx context.Context, j *clusterJob, phys *plan.Physic
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// slotNode is a node's task slots, as placement sees them.
+type slotNode struct {
+	name        string
+	slots, free int
+}
+
+// slotsFree returns the nodes that job j may take slots on, by name: the
+// live ones not leaving or draining, with a data address, none of lost,
+// and this node always; with their slots free (less those of the other
+// jobs this node coordinates) and the total free.
+func (n *nodeServer) slotsFree(j *clusterJob, lost []string) ([]*slotNode, int) {
+	self := n.m.Name()
+	used := n.data.slotsUsed(j)
+	var nodes []*slotNode
+	total := 0
+	for _, m := range n.m.Members() { // sorted by name
+		if m.State == membership.Alive && !m.Meta.Leaving && !m.Meta.Draining && m.Meta.Data != "" && !slices.Contains(lost, m.Name) || m.Name == self {
+			free := max(m.Meta.Slots, 1) - used[m.Name]
+			if free > 0 {
+				nodes = append(nodes, &slotNode{name: m.Name, slots: max(m.Meta.Slots, 1), free: free})
+				total += free
+			}
+		}
+	}
+	return nodes, total
 }
 
 // runPart builds and runs this node's part of a job that node from

@@ -31,6 +31,7 @@ type peers struct {
 // the one to (failover).
 func (n *nodeServer) watchPeers(ctx context.Context) {
 	events := n.m.Watch()
+	draining := map[string]bool{}
 	tick := time.NewTicker(peerPoll)
 	defer tick.Stop()
 	for {
@@ -42,6 +43,9 @@ func (n *nodeServer) watchPeers(ctx context.Context) {
 		case m := <-events:
 			if n.data != nil && (m.State == membership.Dead || m.State == membership.Left) {
 				n.data.nodeLost(m.Name, map[membership.State]string{membership.Dead: "was found dead", membership.Left: "left the cluster"}[m.State])
+			}
+			if n.data != nil && drainingNow(m, draining) {
+				go n.moveOff(m.Name)
 			}
 			switch m.State {
 			case membership.Dead:

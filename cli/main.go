@@ -132,6 +132,9 @@ type invocation struct {
 	// spread, if set, may make run's options place the job across a
 	// cluster's nodes (a node's job); done is called when the job ends.
 	spread func(ctx context.Context, args []string, opts sluice.Options) (_ sluice.Options, started func(*actors.Execution), done func(), _ error)
+	// rescaleTo is the parallelism a rescale asked the running job for
+	// (0: none), under mu.
+	rescaleTo int
 }
 
 // main runs the command line args (without the program name) and returns
@@ -167,6 +170,8 @@ func (c *invocation) main(ctx context.Context, args []string) int {
 		return c.nodes(ctx, rest)
 	case "status", "stop", "cancel":
 		return c.jobCommand(ctx, cmd, rest)
+	case "rescale":
+		return c.rescaleCommand(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		return c.help(rest)
 	default:
@@ -382,6 +387,7 @@ Usage:
   %[1]s node [--listen HOST:PORT] [--join GOSSIP_ADDR,...] [flags]
   %[1]s submit --to HOST:PORT JOB [--arg key=value]... [flags of run]
   %[1]s status|stop|cancel --to HOST:PORT [JOB_ID]
+  %[1]s rescale --to HOST:PORT JOB_ID N
   %[1]s nodes --to HOST:PORT
   %[1]s help [COMMAND]
 
@@ -396,6 +402,7 @@ Commands:
   status       lists a node's jobs, or shows one
   stop         stops a job on a node as SIGTERM stops run
   cancel       cancels a job on a node
+  rescale      goes on with a job on a node at another parallelism
   nodes        lists the cluster's members as a node sees them
   help         shows this text, or a command's flags
 
@@ -439,7 +446,7 @@ func (c *invocation) help(args []string) int {
 		return exitOK
 	case "node":
 		fs, _ = c.nodeFlagSet()
-	case "submit", "status", "stop", "cancel", "nodes":
+	case "submit", "status", "stop", "cancel", "rescale", "nodes":
 		fmt.Fprintf(c.stdout, "%s\n", remoteDoc)
 		return exitOK
 	case "help":
@@ -894,22 +901,74 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
+	if ln != nil {
+		defer ln.Close()
+	}
+	// A rescale stops the job at a checkpoint and starts it again from
+	// there at the new parallelism, as Flink's adaptive scheduler does:
+	// each execution is a segment of the job, with its own summary.
+	var res *sluice.Result
+	for {
+		res, err = c.runSegment(ctx, p, args, f, &opts, ln)
+		if res == nil { // it did not start: runSegment said why
+			return c.status(err)
+		}
+		var atCheckpoint *actors.StoppedError
+		if !errors.As(err, &atCheckpoint) {
+			break
+		}
+		n := c.takeRescale()
+		if n == 0 || c.interrupted() != nil {
+			c.errorf("job %q stopped at checkpoint %d: run it again with --restore latest (or %d) to go on", p.Name(), atCheckpoint.Checkpoint, atCheckpoint.Checkpoint)
+			return exitStopped
+		}
+		fmt.Fprintf(c.stderr, "job %q rescaled: stopped at checkpoint %d at parallelism %d, going on from it at parallelism %d\n",
+			p.Name(), atCheckpoint.Checkpoint, opts.Parallelism, n)
+		opts.Restore, opts.Parallelism = strconv.FormatUint(atCheckpoint.Checkpoint, 10), n
+		fs, again := c.runFlags()
+		if p, code = c.pipeline(fs, again, args); code >= 0 { // a pipeline runs once
+			return code
+		}
+	}
+	if err != nil {
+		sig := c.interrupted()
+		switch {
+		case sig != nil && errors.Is(err, context.Canceled):
+			c.errorf("job %q interrupted by %s", p.Name(), signalName(sig))
+			if errors.Is(err, actors.ErrJobFailed) { // more went wrong than the stop
+				c.errorf("%v", err)
+			}
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			c.errorf("job %q cancelled", p.Name())
+		default:
+			c.errorf("%v", err)
+		}
+		return c.status(err)
+	}
+	return exitOK
+}
+
+// runSegment starts the job of p with opts (on the cluster, when the node
+// spreads it; opts then keeps the seed and parallelism chosen) and waits
+// for it, serving it on ln when set, and writes its summary. A nil result:
+// it did not start (the error is reported).
+func (c *invocation) runSegment(ctx context.Context, p *stages.Pipeline, args []string, f *jobFlags, opts *sluice.Options, ln net.Listener) (*sluice.Result, error) {
+	run := *opts
 	spreadStarted := func(*actors.Execution) {}
 	if c.spread != nil {
 		var done func()
-		if opts, spreadStarted, done, err = c.spread(ctx, args, opts); err != nil {
+		var err error
+		if run, spreadStarted, done, err = c.spread(ctx, args, run); err != nil {
 			c.errorf("%v", err)
-			return exitFailed
+			return nil, err
 		}
 		defer done()
+		opts.Seed, opts.Parallelism = run.Seed, run.Parallelism
 	}
-	x, err := sluice.Start(ctx, p, opts)
+	x, err := sluice.Start(ctx, p, run)
 	if err != nil {
-		if ln != nil {
-			ln.Close()
-		}
 		c.errorf("%v", err)
-		return c.status(err)
+		return nil, err
 	}
 	spreadStarted(x)
 	c.mu.Lock()
@@ -917,7 +976,7 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	c.mu.Unlock()
 	c.setJob(x)
 	if ln != nil {
-		defer c.serveJob(ln, x)()
+		defer c.serveJob(keepOpen{ln}, x)()
 	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go c.monitor(x, f, stop, stopped)
@@ -943,27 +1002,50 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 		writeSummary(c.stderr, res)
 	}
 	c.warnSetAside(res)
-	var atCheckpoint *actors.StoppedError
-	if errors.As(err, &atCheckpoint) {
-		c.errorf("job %q stopped at checkpoint %d: run it again with --restore latest (or %d) to go on", p.Name(), atCheckpoint.Checkpoint, atCheckpoint.Checkpoint)
-		return exitStopped
+	return res, err
+}
+
+// keepOpen is a listener that a server's Shutdown leaves open: --http
+// serves each segment of a rescaled job on one listener.
+type keepOpen struct{ net.Listener }
+
+func (keepOpen) Close() error { return nil }
+
+// rescale asks the running job to go on at parallelism n: it stops at a
+// checkpoint taken now, and run starts it again from that checkpoint.
+func (c *invocation) rescale(n int) error {
+	c.mu.Lock()
+	x := c.job
+	switch {
+	case x == nil:
+		c.mu.Unlock()
+		return errors.New("the job is not running (it is starting, rescaling or ending)")
+	case c.signal != nil:
+		c.mu.Unlock()
+		return errors.New("the job is stopping")
+	case c.rescaleTo != 0:
+		c.mu.Unlock()
+		return fmt.Errorf("a rescale to parallelism %d is under way", c.rescaleTo)
 	}
-	if err != nil {
-		sig := c.interrupted()
-		switch {
-		case sig != nil && errors.Is(err, context.Canceled):
-			c.errorf("job %q interrupted by %s", p.Name(), signalName(sig))
-			if errors.Is(err, actors.ErrJobFailed) { // more went wrong than the stop
-				c.errorf("%v", err)
-			}
-		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-			c.errorf("job %q cancelled", p.Name())
-		default:
-			c.errorf("%v", err)
-		}
-		return c.status(err)
+	c.rescaleTo = n
+	c.mu.Unlock()
+	if err := x.Stop(); err != nil {
+		c.mu.Lock()
+		c.rescaleTo = 0
+		c.mu.Unlock()
+		return err
 	}
-	return exitOK
+	return nil
+}
+
+// takeRescale returns the parallelism a rescale asked for (0: none) and
+// clears it.
+func (c *invocation) takeRescale() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.rescaleTo
+	c.rescaleTo = 0
+	return n
 }
 
 // monitor draws progress bars on a terminal until the job ends, and warns

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -68,6 +69,7 @@ type nodeFlags struct {
 	join, name, profile        string
 	slots                      int
 	stopTimeout                time.Duration
+	spotNotice                 string
 	// security (security.go)
 	gossipKeyFile, tlsCert, tlsKey, tlsCA, tokenFile string
 	insecure                                         bool
@@ -91,6 +93,9 @@ func (c *invocation) nodeFlagSet() (*flag.FlagSet, *nodeFlags) {
 		" (local detects a crash in about 0.4 s on one machine; ci tolerates -race on busy cores)")
 	fs.IntVar(&f.slots, "slots", runtime.NumCPU(), "the task instances the node runs at once")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "at SIGTERM, how long the node's jobs have to stop before it cancels them")
+	fs.StringVar(&f.spotNotice, "spot-notice", "", "poll the instance metadata `URL` for a spot interruption notice every 5 s and, "+
+		"when one comes, drain and leave as at SIGTERM (AWS: http://169.254.169.254/latest/meta-data/spot/instance-action; "+
+		"GCE: http://metadata.google.internal/computeMetadata/v1/instance/preempted)")
 	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "encrypt the gossip with the keys of `FILE`: one base64 key a line (16, 24 or 32 bytes), "+
 		"the first the one used to send (default: $"+envGossipKey+")")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "the node's certificate, PEM `FILE`: mutual TLS on data connections, HTTPS on the API")
@@ -165,6 +170,14 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		c.errorf("node: --slots %d: want at least 1", f.slots)
 		return exitUsage
 	}
+	var spot *url.URL
+	if f.spotNotice != "" {
+		var err error
+		if spot, err = url.Parse(f.spotNotice); err != nil || (spot.Scheme != "http" && spot.Scheme != "https") || spot.Host == "" {
+			c.errorf("node: --spot-notice %q: want an http:// URL of the instance metadata service", f.spotNotice)
+			return exitUsage
+		}
+	}
 	sec, err := loadNodeSecurity(f.gossipKeyFile, f.tlsCert, f.tlsKey, f.tlsCA, f.tokenFile, f.insecure, os.Getenv)
 	if err != nil {
 		c.errorf("node: %v", err)
@@ -230,6 +243,12 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	} else {
 		fmt.Fprintln(c.stderr, note)
 	}
+	if spot != nil {
+		spotCtx, leave := context.WithCancel(ctx)
+		defer leave()
+		go c.watchSpot(spotCtx, m.Name(), spot, leave)
+		ctx = spotCtx
+	}
 	code := exitOK
 	select {
 	case <-ctx.Done():
@@ -237,7 +256,11 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 		c.errorf("node: the HTTP API: %v", err)
 		code = exitFailed
 	}
-	// Stop the jobs as 'run' stops one, then leave.
+	// Drain: the tasks of other nodes' jobs move off this node. Then stop
+	// the jobs as 'run' stops one, and leave.
+	if n.data != nil && len(n.livePeers()) > 0 {
+		n.drain(f.stopTimeout)
+	}
 	running := n.stopAll()
 	if running > 0 {
 		fmt.Fprintf(c.stderr, "node %s: stopping %d jobs (within %v)\n", m.Name(), running, f.stopTimeout)
@@ -340,6 +363,7 @@ func (n *nodeServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/stop", n.stopJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.cancelJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", n.savepoint)
+	mux.HandleFunc("POST /v1/jobs/{id}/rescale", n.rescaleJob)
 	mux.HandleFunc("GET /v1/jobs/{id}/stats", n.stats)
 	mux.HandleFunc("POST /v1/cluster/jobs", n.peerJobs)
 	mux.HandleFunc("POST /v1/cluster/fence", n.fenced)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,12 @@ HTTP address, --listen's port + 3):
   cancel --to ADDR JOB_ID               cancels a job
   savepoint take --to ADDR JOB_ID NAME  takes a savepoint of a job that
                                         runs with --checkpoints
+  rescale --to ADDR JOB_ID N            goes on with a job that runs with
+                                        --checkpoints at parallelism N: it
+                                        stops at a checkpoint taken now and
+                                        starts from it at N on the live
+                                        nodes (a node that joined takes
+                                        slots; N up to --max-parallelism)
   nodes --to ADDR                       the cluster's members as the node
                                         sees them
 
@@ -296,6 +303,33 @@ func (c *invocation) nodes(ctx context.Context, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, m.State, m.Since.UTC().Format("15:04:05.000"), m.Meta.Slots, m.Gossip, m.Meta.HTTP, m.Meta.Build)
 	}
 	tw.Flush()
+	return exitOK
+}
+
+// rescaleCommand runs 'rescale'.
+func (c *invocation) rescaleCommand(ctx context.Context, args []string) int {
+	r, rest, code := c.remoteFlags("rescale", args)
+	if code >= 0 {
+		return code
+	}
+	if len(rest) != 2 {
+		c.errorf("rescale: want --to ADDR JOB_ID N (run '%s help rescale')", c.name)
+		return exitUsage
+	}
+	to, err := strconv.Atoi(rest[1])
+	if err != nil || to < 1 {
+		c.errorf("rescale: parallelism %q: want a whole number, 1 or more", rest[1])
+		return exitUsage
+	}
+	var reply rescaleReply
+	if err := r.call(ctx, http.MethodPost, "/v1/jobs/"+rest[0]+"/rescale", rescaleRequest{Parallelism: to}, &reply); err != nil {
+		c.errorf("rescale: %v", err)
+		if strings.Contains(err.Error(), "has no job") {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	fmt.Fprintf(c.stderr, "job %s: a rescale from parallelism %d to %d asked: it goes on from a checkpoint taken now\n", reply.Job, reply.From, reply.To)
 	return exitOK
 }
 

@@ -56,6 +56,9 @@ type Meta struct {
 	// event does not say whether a node left or failed, so a node says it
 	// first.
 	Leaving bool `json:"leaving,omitempty"`
+	// Draining: the node takes no new tasks and its jobs' coordinators
+	// move its tasks to other nodes (a graceful leave, before Leave).
+	Draining bool `json:"draining,omitempty"`
 }
 
 // encode returns m as memberlist carries it, or an error past MaxMeta.
@@ -321,21 +324,38 @@ func (n *Node) Watch() <-chan Member {
 	return c
 }
 
+// Drain tells the others, waiting up to timeout for that to spread, that
+// this node is about to leave (Meta.Draining): they place no new tasks on
+// it and move those it has.
+func (n *Node) Drain(timeout time.Duration) error {
+	return n.updateMeta(timeout, func(m *Meta) { m.Draining = true })
+}
+
+// updateMeta changes this node's metadata and gossips it, waiting up to
+// timeout for that to spread.
+func (n *Node) updateMeta(timeout time.Duration, change func(*Meta)) error {
+	n.mu.Lock()
+	cur := n.meta
+	n.mu.Unlock()
+	var m Meta
+	if err := json.Unmarshal(cur, &m); err != nil {
+		return err
+	}
+	change(&m)
+	b, err := m.encode()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.meta = b
+	n.mu.Unlock()
+	return n.ml.UpdateNode(timeout)
+}
+
 // Leave tells the others this node is going (they see it as left, not
 // dead), waiting up to timeout for that to spread, and stops gossiping.
 func (n *Node) Leave(timeout time.Duration) error {
-	var m Meta
-	err := json.Unmarshal(n.meta, &m)
-	if err == nil {
-		m.Leaving = true
-		var b []byte
-		if b, err = m.encode(); err == nil {
-			n.mu.Lock()
-			n.meta = b
-			n.mu.Unlock()
-			err = n.ml.UpdateNode(timeout)
-		}
-	}
+	err := n.updateMeta(timeout, func(m *Meta) { m.Leaving = true })
 	err = errors.Join(err, n.ml.Leave(timeout))
 	return errors.Join(err, n.ml.Shutdown())
 }

@@ -92,8 +92,14 @@ type entry struct {
 // removes it.
 func (c *Collector) Add(j Job) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.jobs {
+		if j.ID != "" && e.j.ID == j.ID { // the next execution of a rescaled job
+			e.j = j
+			return
+		}
+	}
 	c.jobs = append(c.jobs, &entry{j: j})
-	c.mu.Unlock()
 }
 
 // End records that the job of ID id ended after took, and whether that

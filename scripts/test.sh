@@ -153,9 +153,11 @@ go test -count=1 -run TestRescaleOnSim ./actors -rescale.seeds=50
 # elsewhere, a node frozen with SIGSTOP, resumed elsewhere and fenced when it
 # wakes; W2 and W3 spread over three nodes at parallelism 6 equal to one
 # process's (and DuckDB's checksums); five seeded kills of a worker node mid-job
-# (four SIGKILL, one SIGSTOP for 5 s), each output equal to a clean run's (about
-# 90 s in all). More seeds: go test ./cli -run TestClusterNodeKilled -cluster.seeds 20
-log "cluster: three sluice node processes, submission, spreading, failover after SIGKILL and SIGSTOP"
+# (four SIGKILL, one SIGSTOP for 5 s), each output equal to a clean run's; W3
+# rescaled from two nodes to three when one joins and back when it drains on
+# SIGTERM, and moved off a node given a spot interruption notice (about 115 s
+# in all). More seeds: go test ./cli -run TestClusterNodeKilled -cluster.seeds 20
+log "cluster: three sluice node processes, submission, spreading, failover after SIGKILL and SIGSTOP, rescale and drain"
 go test -count=1 -p 1 -run 'TestCommandNode|TestCluster' ./cli
 
 # Fuzzing (the cluster hardening issue): the data connections' frame decoder

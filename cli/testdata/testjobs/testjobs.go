@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/sluice-data/sluice/connectors/parquetio"
+	"github.com/sluice-data/sluice/examples"
 	"github.com/sluice-data/sluice/stages"
 	"github.com/sluice-data/sluice/window"
 )
@@ -20,6 +23,24 @@ import (
 var Started = make(chan struct{}, 1)
 
 func init() {
+	// test-paced-windows is W3 (events-windows) over generated events
+	// (n-events) that pauses for pace after every 100 records it passes
+	// on each node: a job that runs long enough to be rescaled and moved
+	// while it runs, whose output does not depend on the pace.
+	stages.Register("test-paced-windows", func(p *stages.Pipeline, args stages.Args) {
+		spec := examples.DefaultEvents()
+		spec.Events = int64(args.Int("n-events", int(spec.Events)))
+		pace := args.Duration("pace", time.Millisecond)
+		var n atomic.Int64
+		events := stages.Map(spec.ReadEvents(p), func(e examples.Event) examples.Event {
+			if pace > 0 && n.Add(1)%100 == 0 {
+				time.Sleep(pace)
+			}
+			return e
+		}, stages.Name("paced"))
+		parquetio.Write(examples.UserMinutes(events), args.String("out", ""), parquetio.Overwrite)
+	}).Describe("W3 over generated events (n-events), paused for pace every 100 records, into Parquet under out=DIR")
+
 	stages.Register("test-block", func(p *stages.Pipeline, _ stages.Args) {
 		stages.ForEach(stages.Read[int](p, blockSource{}), func(int) error { return nil })
 	}).Describe("reads until cancelled")

@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sluice-data/sluice/membership"
+	"github.com/sluice-data/sluice/plan"
+)
+
+// Rescaling, Flink's adaptive way: a job stops at a checkpoint taken now
+// and goes on from it at the new parallelism (its key groups restored onto
+// the new instances, its sources at their positions), placed on the nodes
+// live then. A node that drains (SIGTERM) says so in its metadata; the
+// coordinators of the jobs with tasks on it rescale them onto the others,
+// and it leaves once it runs none.
+
+// rescaleRequest is POST /v1/jobs/ID/rescale.
+type rescaleRequest struct {
+	Parallelism int `json:"parallelism"`
+}
+
+// rescaleReply says what a rescale asked.
+type rescaleReply struct {
+	Job  string `json:"job"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
+}
+
+func (n *nodeServer) rescaleJob(w http.ResponseWriter, r *http.Request) {
+	j, _, ok := n.find(w, r)
+	if !ok {
+		return
+	}
+	var req rescaleRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("the request: %v", err)})
+		return
+	}
+	if req.Parallelism < 1 {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("parallelism %d: want at least 1", req.Parallelism)})
+		return
+	}
+	from, err := n.rescale(j, req.Parallelism, false)
+	if err != nil {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("job %s: %v", j.ID, err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, rescaleReply{Job: j.ID, From: from, To: req.Parallelism})
+}
+
+// jobParallelism is the parallelism of a job's plan: its widest vertex
+// but the sinks (which run on the coordinator).
+func jobParallelism(phys *plan.Physical) int {
+	p := 1
+	for _, v := range phys.Vertices {
+		if v.Tail().Kind != plan.KindSink {
+			p = max(p, v.Parallelism)
+		}
+	}
+	return p
+}
+
+// rescale asks job j to go on at parallelism to, checking first that it
+// can: it checkpoints, it runs, to is within its key groups and the live
+// nodes that do not drain have the slots; move: even at the parallelism
+// it has (to place it again). It returns the parallelism the job had.
+func (n *nodeServer) rescale(j *nodeJob, to int, move bool) (int, error) {
+	if flagValue(j.Args, "checkpoints") == "" {
+		return 0, errors.New("it runs without --checkpoints: it has no checkpoint to carry its state to another parallelism (submit it with --checkpoints)")
+	}
+	j.inv.mu.Lock()
+	x := j.inv.job
+	j.inv.mu.Unlock()
+	if x == nil {
+		return 0, errors.New("it is not running (it is starting, rescaling or ending)")
+	}
+	phys := x.Plan()
+	from := jobParallelism(phys)
+	switch {
+	case to == from && !move:
+		return from, fmt.Errorf("it runs at parallelism %d already", to)
+	case to > phys.MaxParallelism:
+		return from, fmt.Errorf("parallelism %d is over its %d key groups (--max-parallelism, fixed for the job's life)", to, phys.MaxParallelism)
+	}
+	if n.data != nil {
+		have, free := n.slotsFor(j.ID)
+		if to > have+free {
+			return from, fmt.Errorf("parallelism %d needs %d task slots: the live nodes have %d for it (%d it holds, %d free)", to, to, have+free, have, free)
+		}
+	}
+	return from, j.inv.rescale(to)
+}
+
+// slotsFor returns the slots the job of ID id holds on the live nodes that
+// do not drain, and the slots free there for it.
+func (n *nodeServer) slotsFor(id string) (have, free int) {
+	cj := n.data.coordinated(id)
+	nodes, _ := n.slotsFree(cj, nil)
+	if cj != nil {
+		cj.mu.Lock()
+		slots := cj.slots
+		cj.mu.Unlock()
+		for _, s := range nodes {
+			have += min(slots[s.name], s.free)
+			free += s.free - min(slots[s.name], s.free)
+		}
+		return have, free
+	}
+	for _, s := range nodes {
+		free += s.free
+	}
+	return 0, free
+}
+
+// coordinated returns the side of the job of ID id that this node
+// coordinates, or nil (the job runs here alone).
+func (dp *dataPlane) coordinated(id string) *clusterJob {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	for _, j := range dp.jobs {
+		if j.coordinator && j.spec.ID == id && !j.ended {
+			return j
+		}
+	}
+	return nil
+}
+
+// moveOff rescales the jobs this node coordinates that have tasks on
+// node, which drains: onto the other nodes, at the parallelism they had
+// if the slots there allow, else at the slots there are.
+func (n *nodeServer) moveOff(node string) {
+	n.data.mu.Lock()
+	var ids []string
+	for _, j := range n.data.jobs {
+		j.mu.Lock()
+		if j.coordinator && !j.ended && j.slots[node] > 0 {
+			ids = append(ids, j.spec.ID)
+		}
+		j.mu.Unlock()
+	}
+	n.data.mu.Unlock()
+	for _, id := range ids {
+		n.mu.Lock()
+		j := n.jobs[id]
+		n.mu.Unlock()
+		if j == nil {
+			continue
+		}
+		have, free := n.slotsFor(id)
+		j.inv.mu.Lock()
+		x := j.inv.job
+		j.inv.mu.Unlock()
+		if x == nil {
+			continue
+		}
+		to := min(jobParallelism(x.Plan()), have+free)
+		if _, err := n.rescale(j, to, true); err != nil {
+			j.inv.warnf("node %s drains, but job %s cannot move off it: %v (its tasks there are lost when it leaves, and recovered as a lost node's)", node, id, err)
+			continue
+		}
+		j.inv.warnf("node %s drains: job %s moves off it at parallelism %d", node, id, to)
+	}
+}
+
+// drain tells the cluster this node is leaving and waits, up to timeout,
+// until it runs no task of a job that checkpoints (their coordinators move
+// them; a job without checkpoints would start again from the start
+// anyway, and is not waited for).
+func (n *nodeServer) drain(timeout time.Duration) {
+	n.mu.Lock()
+	n.stopping = true // new jobs go to other nodes
+	n.mu.Unlock()
+	if err := n.m.Drain(5 * time.Second); err != nil {
+		n.c.warnf("node %s: telling the cluster it drains: %v", n.m.Name(), err)
+		return
+	}
+	parts := func() int {
+		n.data.mu.Lock()
+		defer n.data.mu.Unlock()
+		k := 0
+		for _, j := range n.data.jobs {
+			j.mu.Lock()
+			if !j.coordinator && !j.ended && !j.pending && j.x != nil && j.spec.Restart == "" {
+				k++
+			}
+			j.mu.Unlock()
+		}
+		return k
+	}
+	k := parts()
+	if k == 0 {
+		return
+	}
+	fmt.Fprintf(n.c.stderr, "node %s: draining: the tasks of %d jobs move to other nodes at a checkpoint (within %v)\n", n.m.Name(), k, timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for parts() > 0 {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			n.c.warnf("node %s: %d jobs still have tasks here after %v (--stop-timeout): leaving; they recover them as a lost node's", n.m.Name(), parts(), timeout)
+			return
+		}
+	}
+	fmt.Fprintf(n.c.stderr, "node %s: drained\n", n.m.Name())
+}
+
+// drainingNow reports whether member m has just said it drains.
+func drainingNow(m membership.Member, seen map[string]bool) bool {
+	if m.State != membership.Alive || !m.Meta.Draining || seen[m.Name] {
+		return false
+	}
+	seen[m.Name] = true
+	return true
+}
