@@ -478,6 +478,7 @@ type jobFlags struct {
 	chaos       chaosFlag
 	http        string
 	labels      labelsFlag
+	reactive    time.Duration
 }
 
 func (f *jobFlags) options() sluice.Options {
@@ -609,6 +610,8 @@ func (c *invocation) runFlags() (*flag.FlagSet, *jobFlags) {
 		"serve the job's page and statistics on this address while it runs (127.0.0.1:4040; :4040 is 127.0.0.1:4040, 0.0.0.0:4040 every interface): / (the page), /v1/job (JSON), /metrics (Prometheus), /debug/pprof/")
 	fs.Var(f.labels, "label",
 		"labels of the job, `KEY=VALUE[,KEY=VALUE]` (team=search,cost_center=42), repeatable: added to each of its metrics' series, its JSON and its summary; a key is a Prometheus label name")
+	fs.DurationVar(&f.reactive, "reactive", 0,
+		"on a cluster (submit), follow the task slots the live nodes have for the job: rescale it up to them once they have been free for `D` (up to -max-parallelism), and off a node that drains; needs -checkpoints")
 	fs.Var(&f.chaos, "chaos",
 		"test recovery: kill-actors=N kills N instances at moments chosen by -seed (crash=N on -executor sim); store-faults=P fails, tears or slows a checkpoint write with probability P. Needs -checkpoints")
 	return fs, f
@@ -892,6 +895,17 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 	opts, err := f.runOptions(ctx)
 	if err != nil {
 		c.errorf("%v", err)
+		return exitUsage
+	}
+	switch {
+	case f.reactive < 0:
+		c.errorf("run: --reactive %v: want a positive duration", f.reactive)
+		return exitUsage
+	case f.reactive > 0 && c.spread == nil:
+		c.errorf("run: --reactive follows a cluster's task slots: submit the job to a node (%s submit --to ADDR %s ... --reactive %v)", c.name, c.jobName(args), f.reactive)
+		return exitUsage
+	case f.reactive > 0 && f.checkpoints == "":
+		c.errorf("run: --reactive needs --checkpoints: a rescale carries the job's state through a checkpoint")
 		return exitUsage
 	}
 	var ln net.Listener

@@ -477,6 +477,9 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 	if flagValue(args, "checkpoints") != "" {
 		n.announce(ctx) // before it runs: if this node dies, another resumes it
 	}
+	if d, err := time.ParseDuration(flagValue(args, "reactive")); err == nil && d > 0 && n.data != nil {
+		go n.react(j, d) // run checks the flag and says what is wrong with it
+	}
 	go func() {
 		defer n.wg.Done()
 		code := inv.main(ctx, append([]string{"run"}, args...))

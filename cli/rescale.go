@@ -219,3 +219,67 @@ func drainingNow(m membership.Member, seen map[string]bool) bool {
 	seen[m.Name] = true
 	return true
 }
+
+// reactPoll is how often a reactive job looks at the cluster's slots.
+const reactPoll = 250 * time.Millisecond
+
+// damper decides a reactive job's rescales up: to the slots the cluster
+// has for it, only once more than it has have been there for after (a
+// burst of free slots shorter than that moves nothing; autoscalers that
+// follow every burst pay a restart each time).
+type damper struct {
+	after time.Duration
+	since time.Time // when more slots than the job has came; zero: none
+}
+
+// step takes the job's parallelism now and the most it could have and
+// returns the parallelism to rescale to, or 0.
+func (d *damper) step(now time.Time, cur, most int) int {
+	if most <= cur {
+		d.since = time.Time{}
+		return 0
+	}
+	if d.since.IsZero() {
+		d.since = now
+	}
+	if now.Sub(d.since) < d.after {
+		return 0
+	}
+	d.since = time.Time{}
+	return most
+}
+
+// react follows the slots the live nodes have for job j until it ends,
+// rescaling it up, damped, never past its key groups (moveOff takes it
+// off a node that drains).
+func (n *nodeServer) react(j *nodeJob, after time.Duration) {
+	d := damper{after: after}
+	tick := time.NewTicker(reactPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-j.done:
+			return
+		case <-tick.C:
+		}
+		j.inv.mu.Lock()
+		x, busy := j.inv.job, j.inv.rescaleTo != 0 || j.inv.signal != nil
+		j.inv.mu.Unlock()
+		if x == nil || busy {
+			d.since = time.Time{}
+			continue
+		}
+		phys := x.Plan()
+		have, free := n.slotsFor(j.ID)
+		cur := jobParallelism(phys)
+		to := d.step(time.Now(), cur, min(have+free, phys.MaxParallelism))
+		if to == 0 {
+			continue
+		}
+		if _, err := n.rescale(j, to, false); err != nil {
+			j.inv.warnf("reactive: job %s stays at parallelism %d: %v", j.ID, cur, err)
+			continue
+		}
+		j.inv.warnf("reactive: job %s goes from parallelism %d to %d: the live nodes have had the slots for %v", j.ID, cur, to, after)
+	}
+}

@@ -163,3 +163,76 @@ func TestClusterSpotNotice(t *testing.T) {
 	}
 	sameUserWindows(t, out, clean)
 }
+
+// TestDamper: a reactive job scales up only once the slots have been
+// there for the stated time; a shorter burst moves nothing.
+func TestDamper(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	d := damper{after: 10 * time.Second}
+	for _, s := range []struct {
+		at        time.Duration
+		cur, most int
+		want      int
+	}{
+		{0, 2, 2, 0},
+		{1 * time.Second, 2, 4, 0},  // a burst of slots begins
+		{9 * time.Second, 2, 4, 0},  // not yet 10 s
+		{10 * time.Second, 2, 2, 0}, // gone again: nothing moved
+		{11 * time.Second, 2, 3, 0}, // slots again: the wait starts over
+		{20 * time.Second, 2, 4, 0},
+		{21 * time.Second, 2, 4, 4}, // 10 s of more slots: up to what there is now
+		{22 * time.Second, 4, 4, 0},
+		{23 * time.Second, 4, 6, 0},
+	} {
+		if got := d.step(t0.Add(s.at), s.cur, s.most); got != s.want {
+			t.Fatalf("at %v (parallelism %d, slots for %d): rescale to %d, want %d", s.at, s.cur, s.most, got, s.want)
+		}
+	}
+}
+
+// TestClusterReactive: a job submitted with --reactive on two nodes of
+// one slot each goes to parallelism 3 on its own once a third node's slot
+// has been free for the stated time, and writes the clean run's output. A
+// job without a cluster, or without checkpoints, is refused --reactive.
+func TestClusterReactive(t *testing.T) {
+	skipUnderRace(t)
+	if code, _, stderr := command(context.Background(), false, "run", "test-paced-windows", "--reactive", "1s", "--checkpoints", t.TempDir()); code != exitUsage ||
+		!strings.Contains(stderr, "--reactive follows a cluster's task slots: submit the job to a node") {
+		t.Fatalf("--reactive without a cluster: exit %d:\n%s", code, stderr)
+	}
+	a := startNode(t, "", "--slots", "1")
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
+	if code, _, stderr := client(t, "submit", "--to", a.http, "test-paced-windows", "--reactive", "1s"); code != exitUsage ||
+		!strings.Contains(stderr, "--reactive needs --checkpoints") {
+		t.Fatalf("--reactive without checkpoints: exit %d:\n%s", code, stderr)
+	}
+	b := startNode(t, a.gossip, "--slots", "1")
+	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
+	dir := t.TempDir()
+	const job, arg = "test-paced-windows", "n-events=1500000"
+	clean, out, ck := filepath.Join(dir, "clean"), filepath.Join(dir, "out"), filepath.Join(dir, "ck")
+	if code, _, stderr := command(context.Background(), false, "run", job, "--quiet", "--parallelism", "2", "--arg", arg,
+		"--arg", "pace=0s", "--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sub := startProcess(t, "submit", "--to", a.http, job, "--parallelism", "2", "--arg", arg, "--arg", "out="+out,
+		"--checkpoints", ck, "--checkpoint-every", "200ms", "--reactive", "1s")
+	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 1, "a checkpoint")
+	id := regexp.MustCompile(`job (\S+) on node`).FindStringSubmatch(sub.stderr.String())[1]
+	joined := time.Now()
+	c := startNode(t, a.gossip, "--slots", "1")
+	cName := ""
+	waitFor(t, sub, "the job on the third node", func() bool {
+		if cName == "" {
+			cName = a.members(t)[c.http].Name
+		}
+		return strings.Contains(sub.stderr.String(), "reactive: job "+id+" goes from parallelism 2 to 3") && cName != "" && a.nodesRunning(t, id)[cName]
+	})
+	if took := time.Since(joined); took < time.Second {
+		t.Fatalf("the job rescaled %v after the node started, before its slot had been free for 1 s", took)
+	}
+	if code := sub.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("the reactive job: exit %d:\n%s", code, sub.stderr.String())
+	}
+	sameUserWindows(t, out, clean)
+}
