@@ -108,6 +108,20 @@ func (c *invocation) nodeFlagSet() (*flag.FlagSet, *nodeFlags) {
 	return fs, f
 }
 
+// loopbackAddr reports whether addr (HOST:PORT) listens on a loopback
+// address only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // derive returns addr, or when it is empty --listen's host with its port
 // plus off.
 func derive(listen, addr string, off int) (string, error) {
@@ -182,6 +196,16 @@ func (c *invocation) node(ctx context.Context, args []string) int {
 	if err != nil {
 		c.errorf("node: %v", err)
 		return exitUsage
+	}
+	if len(sec.missing()) == 3 && !f.insecure {
+		for _, a := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--gossip", f.gossip}, {"--data", f.data}, {"--http", f.http}} {
+			if !loopbackAddr(a.addr) {
+				c.errorf("node: %s %s is open to other hosts, and no security flags are given: gossip, data and the HTTP API would be "+
+					"plaintext and unauthenticated for them; give --gossip-key-file, --tls-cert/--tls-key/--tls-ca and --token-file "+
+					"('%s node --dev-certs DIR' writes a set), or --insecure to mean it", a.flag, a.addr, c.name)
+				return exitUsage
+			}
+		}
 	}
 	build, err := buildID()
 	if err != nil {

@@ -383,3 +383,19 @@ func TestCommandNodeSecure(t *testing.T) {
 		t.Errorf("a data connection was refused:\n%s\n%s", a.stderr.String(), b.stderr.String())
 	}
 }
+
+// TestNodeOpenWithoutSecurity: a node that would listen beyond loopback
+// with no security flags refuses to start, naming the flag and what to
+// give; on loopback it starts (with its warning), as the tests' nodes do.
+func TestNodeOpenWithoutSecurity(t *testing.T) {
+	for _, args := range [][]string{
+		{"node", "--listen", "0.0.0.0:7600"},
+		{"node", "--listen", "127.0.0.1:7600", "--http", ":7603"},
+	} {
+		code, _, stderr := command(context.Background(), false, args...)
+		if code != exitUsage || !strings.Contains(stderr, "is open to other hosts, and no security flags are given") ||
+			!strings.Contains(stderr, "--insecure to mean it") {
+			t.Errorf("%q: exit %d:\n%s", args, code, stderr)
+		}
+	}
+}
