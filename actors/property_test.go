@@ -91,7 +91,11 @@ func applyPlain(xs []int64, ops []op) []int64 {
 
 // TestRandomPipelines checks random pipelines of map, filter, flatMap, union
 // and keyed sum/count/min/max, at random parallelism, batch sizes and
-// credits, against the same computation as plain Go loops and maps.
+// credits, against the same computation as plain Go loops and maps. Its
+// aggregations run in the global window under the default trigger, driven
+// by the watermark: outputs equal across batch sizes hold for such
+// triggers only, since a trigger is asked once per batch (a bundle, as in
+// Beam), and AfterCount's panes follow the batches (TestBundlesAskTriggersOnce).
 func TestRandomPipelines(t *testing.T) {
 	seeds := 60
 	if testing.Short() {

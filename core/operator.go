@@ -136,6 +136,11 @@ type Operator struct {
 	states []plan.State // per chain node; nil for stateless nodes
 	outs   []*output
 	sink   bool
+	// bundles: a source upstream moves processing time in band (a test
+	// stream): each batch's output goes on as it is, never gathered with
+	// the next one's, so that a bundle reaches a window as one batch and
+	// its trigger is asked once for it, as Beam's runners do.
+	bundles bool
 
 	open     int      // input channels not yet ended
 	openIn   []int    // per input
@@ -191,6 +196,7 @@ func New(v *plan.Vertex, inst plan.Instance, cfg Config) *Operator {
 		o.outs = append(o.outs, newOutput(e, inst.Index, cfg))
 	}
 	o.time.init(v)
+	o.bundles = timeInBand(v)
 	return o
 }
 
@@ -312,7 +318,13 @@ func (o *Operator) Step(ev Msg) error {
 	default:
 		return fmt.Errorf("core: %s: operator cannot step a %s message", o.inst, ev.Kind)
 	}
-	return o.Resume()
+	if err := o.Resume(); err != nil || !o.bundles || ev.Kind != Data || len(o.queue) > 0 {
+		return err
+	}
+	for i, out := range o.outs {
+		o.ready.Sends = out.flush(i, o.ready.Sends)
+	}
+	return nil
 }
 
 // Resume processes the queued work; after a restart it retries the item whose

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluice-data/sluice/plan"
@@ -173,8 +174,9 @@ type windowState[K comparable, T, A, O any] struct {
 	sampleK  []K
 	asides   []plan.Aside
 	lateness time.Duration
-	elem     [1]window.Element[lifted[T, A]]
 	lifts    []A
+	// bundle: scratch for StepTime's grouping of a batch by key.
+	bundle bundleScratch[K, T, A]
 	// lost is set while user code (a combiner's Merge or Output) runs on
 	// the state: a panic there leaves the state half changed.
 	lost bool
@@ -265,15 +267,67 @@ func (s *windowState[K, T, A, O]) StepTime(in *plan.Batch, wm, pt int64, emit fu
 	s.lost = !s.c.safe
 	s.wm = max(s.wm, wm)
 	s.st.Advance(wm)
+	// The batch is a bundle: each key's records in it go to the driver
+	// together, in their order, so that the key's trigger is asked once
+	// for them, as Beam's runners ask once per bundle (AfterCount(2) over
+	// [a, b, c] fires {a, b, c}).
+	b := &s.bundle
+	b.group(xs)
 	for i, x := range xs {
-		e := s.entry(x.Key)
-		s.elem[0] = window.Element[lifted[T, A]]{Value: lifted[T, A]{v: x.Value, a: s.lifts[i]}, Time: window.Time(in.Times[i])}
-		s.d.ProcessElements(&e.St, s.elem[:], window.Time(wm), window.Time(pt), &s.out)
-		s.keyed(x.Key)
+		g := b.of[i]
+		b.elems[b.pos[g]] = window.Element[lifted[T, A]]{Value: lifted[T, A]{v: x.Value, a: s.lifts[i]}, Time: window.Time(in.Times[i])}
+		b.pos[g]++
+	}
+	for g, first := range b.first {
+		k := xs[first].Key
+		e := s.entry(k)
+		s.d.ProcessElements(&e.St, b.elems[b.start[g]:b.start[g+1]], window.Time(wm), window.Time(pt), &s.out)
+		s.keyed(k)
 		s.requeue(e)
 	}
+	clear(b.elems) // the records go with the state, not the scratch
 	s.emit(emit)
 	s.lost = false
+}
+
+// bundleScratch groups a batch's records by key, reused from batch to
+// batch: of is each record's group, first each group's first record,
+// start each group's offset in elems (and one past the last), pos where
+// its next record goes.
+type bundleScratch[K comparable, T, A any] struct {
+	ids   map[K]int32
+	of    []int32
+	first []int32
+	start []int32
+	pos   []int32
+	elems []window.Element[lifted[T, A]]
+}
+
+func (b *bundleScratch[K, T, A]) group(xs []KV[K, T]) {
+	if b.ids == nil {
+		b.ids = map[K]int32{}
+	}
+	clear(b.ids)
+	b.of, b.first, b.start = b.of[:0], b.first[:0], b.start[:0]
+	for i, x := range xs {
+		g, ok := b.ids[x.Key]
+		if !ok {
+			g = int32(len(b.first))
+			b.ids[x.Key] = g
+			b.first = append(b.first, int32(i))
+			b.start = append(b.start, 0)
+		}
+		b.start[g]++
+		b.of = append(b.of, g)
+	}
+	n := int32(0)
+	for g, c := range b.start {
+		b.start[g] = n
+		n += c
+	}
+	b.start = append(b.start, n)
+	b.pos = append(b.pos[:0], b.start[:len(b.first)]...)
+	b.elems = slices.Grow(b.elems[:0], len(xs))[:len(xs)]
 }
 
 // liftAll appends the user's Lift of each record to dst. It changes no
