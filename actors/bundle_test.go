@@ -146,6 +146,8 @@ func TestBundlesAskTriggersOnce(t *testing.T) {
 		{"early-and-late", fixed.Trigger(window.AfterWatermark().Early(window.AfterCount(2)).Late(window.AfterCount(1))).
 			AllowedLateness(time.Minute).Accumulating(),
 			[]bundleStep{bundleOf("k", 1, 2, 3), bundleOf("k", 4), wmAt(15), bundleOf("k", 5, 6), bundleOf("k", 7), wmAt(100)}},
+		{"always", fixed.Trigger(window.Always()).Discarding(),
+			[]bundleStep{bundleOf("k", 1, 2), bundleOf("k", 3), wmAt(12), bundleOf("k", 14, 15), wmAt(30)}},
 		{"sessions", window.Session(5 * time.Second).Trigger(window.Repeatedly(window.AfterCount(3))).Accumulating(),
 			[]bundleStep{bundleOf("k", 1, 2), bundleOf("k", 20, 4, 22), bundleOf("k", 12, 8), wmAt(100)}},
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"unsafe"
 
 	"github.com/sluice-data/sluice/plan"
@@ -194,6 +195,29 @@ func Min[T any, N cmp.Ordered](f func(T) N) Combiner[T, N, N] {
 // Max keeps the greatest f over a key's records.
 func Max[T any, N cmp.Ordered](f func(T) N) Combiner[T, N, N] {
 	return Combiner[T, N, N]{Name: "max", Lift: f, Merge: func(a, b N) N { return max(a, b) }, Output: same[N], safe: true}
+}
+
+// TopN keeps the n greatest of a key's records by cmp (a negative result:
+// a before b), greatest first, as Flink's ROW_NUMBER() … <= n per window
+// does; give cmp a total order for a result that does not depend on the
+// order records arrive in.
+func TopN[T any](n int, cmp func(a, b T) int) Combiner[T, []T, []T] {
+	n = max(n, 1)
+	desc := func(a, b T) int { return cmp(b, a) }
+	return Combiner[T, []T, []T]{Name: fmt.Sprintf("top %d", n),
+		Lift: func(x T) []T { return []T{x} },
+		Merge: func(a, b []T) []T { // a new slice: a pane keeps what it was given
+			out := make([]T, 0, min(n, len(a)+len(b)))
+			for len(out) < n && (len(a) > 0 || len(b) > 0) {
+				if len(b) == 0 || len(a) > 0 && desc(a[0], b[0]) <= 0 {
+					out, a = append(out, a[0]), a[1:]
+				} else {
+					out, b = append(out, b[0]), b[1:]
+				}
+			}
+			return out
+		},
+		Output: slices.Clone[[]T]}
 }
 
 // Aggregate combines the records of each key in each window of w. Records are

@@ -188,6 +188,10 @@ type RepeatedlyTrigger struct {
 // Repeatedly returns a trigger that runs t again each time it finishes.
 func Repeatedly(t Trigger) RepeatedlyTrigger { return RepeatedlyTrigger{sub: t} }
 
+// Always returns a trigger that fires a pane for every bundle of records
+// (Beam Python's Always): Repeatedly(AfterCount(1)).
+func Always() RepeatedlyTrigger { return Repeatedly(AfterCount(1)) }
+
 // Subtrigger returns the repeated trigger.
 func (r RepeatedlyTrigger) Subtrigger() Trigger { return r.sub }
 
