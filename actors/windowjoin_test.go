@@ -165,7 +165,6 @@ func TestIntervalJoinNestedLoop(t *testing.T) {
 	}
 }
 
-
 // TestTopNPerWindow: TopN in a window aggregate keeps each key's and
 // window's three greatest records, greatest first, as sorting them does.
 func TestTopNPerWindow(t *testing.T) {
