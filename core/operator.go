@@ -292,6 +292,9 @@ func (o *Operator) Step(ev Msg) error {
 		for k, n := range o.v.Chain {
 			if n.Watermarks != nil {
 				o.time.genMax[k] = minTime
+				if o.time.gens != nil {
+					o.time.gens[k] = nil // a fresh generator for the split
+				}
 			}
 		}
 	case Time:
@@ -384,7 +387,13 @@ func (o *Operator) Resume() error {
 			if n.Watermarks != nil {
 				// The watermark follows each batch, as a bundle's does in
 				// Beam: deterministic for a given input order.
-				if o.time.observe(it.node, out.Times, n.Watermarks.MaxDelay) {
+				var moved bool
+				if n.Watermarks.New != nil {
+					moved = o.time.generate(it.node, n.Watermarks.New, out)
+				} else {
+					moved = o.time.observe(it.node, out.Times, n.Watermarks.MaxDelay)
+				}
+				if moved {
 					o.queue = append(o.queue[:1], append([]item{{node: it.node + 1, wm: true, time: o.time.genWM[it.node]}}, o.queue[1:]...)...)
 				}
 			}

@@ -36,6 +36,9 @@ type timeState struct {
 
 	genMax []int64 // per generating node: greatest event time seen
 	genWM  []int64 // per generating node: its watermark
+	// gens: per generating node with a user's strategy, its generator
+	// (made at its first batch and at each new split).
+	gens []plan.WatermarkGenerator
 	// splitCap bounds a source's generated watermarks: the least event
 	// time of the splits it has yet to read (Split.Order), so that records
 	// of a later split are not behind a watermark an earlier one made.
@@ -69,6 +72,24 @@ func (t *timeState) observe(node int, times []int64, maxDelay int64) bool {
 	}
 	t.genMax[node] = m
 	return t.regenerate(node, maxDelay)
+}
+
+// generate asks node's user generator (made by mk when it has none) for
+// its watermark after batch b; it reports whether the node's watermark
+// moved. The splits still to read cap it, as they cap observe's.
+func (t *timeState) generate(node int, mk func() plan.WatermarkGenerator, b *plan.Batch) bool {
+	if t.gens == nil {
+		t.gens = make([]plan.WatermarkGenerator, len(t.genWM))
+	}
+	if t.gens[node] == nil {
+		t.gens[node] = mk()
+	}
+	wm := min(t.gens[node].OnBatch(b), t.splitCap)
+	if wm > t.genWM[node] {
+		t.genWM[node] = wm
+		return true
+	}
+	return false
 }
 
 // regenerate recomputes a generating node's watermark: the greatest time

@@ -363,9 +363,20 @@ type BarrierFlusher interface {
 // out-of-orderness), emitted with each linger tick.
 type WatermarkSpec struct {
 	MaxDelay int64 // ns
+	// New, if set, makes the watermark instead of MaxDelay: one generator
+	// per instance (and per split, as the greatest time seen is), asked
+	// after each batch.
+	New func() WatermarkGenerator
 	// Idle is how long a source instance may go without data before it is
 	// marked idle, so that it does not hold back the watermark; 0 never.
 	Idle int64 // ns
+}
+
+// WatermarkGenerator is a user's watermark strategy for one instance:
+// OnBatch sees a batch (its records and their times, in order) and returns
+// the watermark it has now, unix ns (math.MinInt64: none yet).
+type WatermarkGenerator interface {
+	OnBatch(b *Batch) int64
 }
 
 // KeySpec partitions a stream by key.

@@ -38,6 +38,52 @@ func EventTime[T any](s Stream[T], ts func(T) time.Time, opts ...EventTimeOption
 	return out
 }
 
+// WatermarkGenerator is a watermark strategy of one instance of a source
+// (and of each of its splits, as the default strategy's greatest time seen
+// is): Observe sees each record with its event time, in order, and
+// Watermark returns the watermark so far (the zero Time: none yet). They
+// are called after each batch, in order with the records, so a strategy
+// per record (Flink's punctuated) and one over all it has seen (Flink's
+// periodic, here deterministic rather than on a wall-clock period) are
+// written alike. The watermark never goes back.
+type WatermarkGenerator[T any] interface {
+	Observe(x T, t time.Time)
+	Watermark() time.Time
+}
+
+// EventTimeWith is EventTime with a watermark strategy of the user's: each
+// instance gets its generator from gen. MaxDelay does not apply; IdleAfter
+// does.
+func EventTimeWith[T any](s Stream[T], ts func(T) time.Time, gen func() WatermarkGenerator[T], opts ...EventTimeOption) Stream[T] {
+	loc := caller()
+	check(loc, "eventtime", s, ts == nil || gen == nil)
+	out := EventTime(s, ts, opts...)
+	out.node.Loc = loc
+	n := out.node
+	out.node.Watermarks.New = func() plan.WatermarkGenerator { return &userWatermarks[T]{n: n, g: gen()} }
+	return out
+}
+
+// userWatermarks runs a user's generator over batches.
+type userWatermarks[T any] struct {
+	n *plan.Node
+	g WatermarkGenerator[T]
+}
+
+func (u *userWatermarks[T]) OnBatch(b *plan.Batch) int64 {
+	xs := b.Data.([]T)
+	i := -1
+	defer func() { repanic(recover(), u.n, xs, i) }()
+	for i = range xs {
+		u.g.Observe(xs[i], time.Unix(0, b.Times[i]))
+	}
+	i = -1
+	if w := u.g.Watermark(); !w.IsZero() {
+		return w.UnixNano()
+	}
+	return minTime
+}
+
 // hasEventTime reports whether n or a node upstream of it assigns event times.
 func hasEventTime(n *plan.Node) bool {
 	if n.Watermarks != nil {

@@ -118,7 +118,7 @@ func TestOptionsReachTheirStage(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("nodes:\n got %v\nwant %v", got, want)
 	}
-	if wm := byName["times"].Watermarks; wm == nil || *wm != (plan.WatermarkSpec{MaxDelay: int64(3 * time.Second), Idle: int64(time.Minute)}) {
+	if wm := byName["times"].Watermarks; wm == nil || wm.MaxDelay != int64(3*time.Second) || wm.Idle != int64(time.Minute) || wm.New != nil {
 		t.Errorf("event time's watermarks = %+v, want MaxDelay 3s, Idle 1m", wm)
 	}
 	js := byName["enrich"].Join
