@@ -205,3 +205,85 @@ func TestTopNPerWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowAggregateAll: a window aggregate without a key, pre-combined
+// on every instance, gives the panes of the same aggregate keyed by one
+// constant (records shuffled, some behind the watermark, an allowed
+// lateness), for fixed and sliding windows, at parallelism 1 to 3 on
+// actors and the simulator: each window's on-time pane equal, and its late
+// panes (discarding: each adds what came late since) summing alike, since
+// late records are cut into panes by the batches they come in; and the
+// window stage sees fewer records than the input.
+func TestWindowAggregateAll(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		r := rand.New(rand.NewPCG(seed, 5))
+		var recs []joinSide
+		for i := range 2000 {
+			recs = append(recs, joinSide{At: int64(i/20 + r.IntN(8)), ID: i})
+		}
+		w := window.Window(window.Fixed(10 * time.Second).AllowedLateness(5 * time.Second))
+		if seed%2 == 0 {
+			w = window.Sliding(10*time.Second, 4*time.Second).AllowedLateness(5 * time.Second)
+		}
+		run := transcriptRuns[int(seed)%len(transcriptRuns)]
+		par := 1 + int(seed)%3
+		panes := func(all bool) (map[string]string, int64) {
+			cfg := actors.DefaultConfig()
+			cfg.Executor, cfg.Seed, cfg.BatchRecords = run.exec, seed, 16+int(seed)*8
+			p := stages.NewPipeline("window-all")
+			in := stages.EventTime(stages.FromSlice(p, recs, stages.Parallelism(1)), func(s joinSide) time.Time { return time.Unix(s.At, 0) },
+				stages.MaxDelay(2*time.Second))
+			sum := stages.Sum(func(s joinSide) int64 { return int64(s.ID) })
+			onTime, late := map[window.Interval]int64{}, map[window.Interval]int64{}
+			note := func(w window.Interval, v int64, timing window.Timing) {
+				if timing == window.OnTime {
+					onTime[w] = v
+				} else {
+					late[w] += v
+				}
+			}
+			var res *sluice.Result
+			var err error
+			if all {
+				c := stages.Collect(stages.WindowAggregateAll(in, w, sum, stages.Name("agg")))
+				res, err = sluice.Run(context.Background(), p, sluice.Options{Parallelism: par, Runtime: &cfg})
+				for _, x := range c.Values() {
+					note(x.Window, x.Value, x.Pane.Timing)
+				}
+			} else {
+				c := stages.Collect(stages.WindowAggregate(stages.KeyBy(in, func(joinSide) int { return 0 }), w, sum, stages.Name("agg")))
+				res, err = sluice.Run(context.Background(), p, sluice.Options{Parallelism: par, Runtime: &cfg})
+				for _, x := range c.Values() {
+					note(x.Window, x.Value, x.Pane.Timing)
+				}
+			}
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			got := map[string]string{}
+			for w, v := range onTime {
+				got[fmt.Sprint(w)] = fmt.Sprintf("on time %d, late %d", v, late[w])
+			}
+			var windowIn int64 = -1
+			for _, s := range res.Stages {
+				if s.Name == `window "agg"` {
+					windowIn = s.Records
+				}
+			}
+			return got, windowIn
+		}
+		want, _ := panes(false)
+		got, windowIn := panes(true)
+		if len(want) == 0 || len(got) != len(want) {
+			t.Fatalf("seed %d: %d windows, keyed %d", seed, len(got), len(want))
+		}
+		for w, v := range want {
+			if got[w] != v {
+				t.Fatalf("seed %d (%s, parallelism %d): window %s: %s, keyed %s", seed, run.name, par, w, got[w], v)
+			}
+		}
+		if windowIn < 0 || windowIn >= int64(len(recs)) {
+			t.Fatalf("seed %d: the window stage took %d records of %d: not pre-combined", seed, windowIn, len(recs))
+		}
+	}
+}
