@@ -33,6 +33,9 @@ type loopNet struct {
 	down   map[string]bool
 	// refuse: nodes that answer an attempt with actors.RefusePart.
 	refuse map[string]error
+	// jitter, if set, makes each link's delay before a delivery (its
+	// goroutine runs it): messages of different links interleave anew.
+	jitter func(from, to string) func()
 }
 
 type link struct {
@@ -71,6 +74,10 @@ func (n *loopNet) link(from, to string) *link {
 		l = &link{}
 		l.cond = sync.NewCond(&l.mu)
 		n.links[k] = l
+		var delay func()
+		if n.jitter != nil {
+			delay = n.jitter(from, to)
+		}
 		go func() {
 			for {
 				l.mu.Lock()
@@ -80,6 +87,9 @@ func (n *loopNet) link(from, to string) *link {
 				f := l.q[0]
 				l.q = l.q[1:]
 				l.mu.Unlock()
+				if delay != nil {
+					delay()
+				}
 				f()
 			}
 		}()
