@@ -91,7 +91,9 @@ func clusterChaosRound(t *testing.T, seed uint64, n int64, want []stages.KV[int6
 	}
 	nodes := []string{"a", "b", "c"}
 	coord, workers, outs := startCluster(t, net, nodes, place, sluice.Options{Parallelism: 3, Seed: 5, Runtime: &rt},
-		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) { return sumPipeline(n, 97, slow) })
+		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
+			return sumPipeline(n, 97, slow)
+		})
 	byName := map[string]*actors.Execution{"b": workers[0], "c": workers[1]}
 	var made []string
 	victims := []string{"b", "c"}
