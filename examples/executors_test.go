@@ -68,6 +68,9 @@ func TestExecutorsAgree(t *testing.T) {
 		}},
 		{job: GenOrders, args: func(out string) map[string]string { return with(orders.args(""), "out", out) }},
 		{job: GenEvents, args: func(out string) map[string]string { return with(events.args(""), "out", out) }},
+		{job: NexmarkGen, args: func(out string) map[string]string {
+			return map[string]string{"events": "5000", "out-of-order": "10", "out": out}
+		}},
 		{job: OrdersJoin, args: func(out string) map[string]string { return with(orders.args("n-"), "out", out) }},
 		{job: OrdersJoin, args: func(out string) map[string]string {
 			return map[string]string{"orders": filepath.Join(tables, "orders"), "users": filepath.Join(tables, "users"), "out": out}

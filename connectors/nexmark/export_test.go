@@ -1,0 +1,4 @@
+package nexmark
+
+// NextPrice exposes nextPrice to the tests.
+var NextPrice = nextPrice
