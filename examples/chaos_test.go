@@ -21,8 +21,8 @@ var (
 	chaosEvery = flag.String("chaos.every", "100ms,5ms", "TestChaos: the checkpoint intervals to run under")
 )
 
-// TestChaos runs W1 (orders-join, Parquet tables in) and W3
-// (events-windows) on actors with checkpoints to local files every 100 ms
+// TestChaos runs W1 (orders-join, Parquet tables in), W3
+// (events-windows) and Nexmark q5 and q8 on actors with checkpoints to local files every 100 ms
 // and, so that most recoveries restore one on data this small, every 5 ms,
 // and kills instances at seeded moments: every run's output, printed and
 // written, is exactly the run's without checkpoints or kills.
@@ -39,6 +39,8 @@ func TestChaos(t *testing.T) {
 			return map[string]string{"orders": filepath.Join(tables, "orders"), "users": filepath.Join(tables, "users"), "out": out}
 		}},
 		{job: EventsWindows, args: func(out string) map[string]string { return with(events.args("n-"), "out", out) }},
+		{job: NexmarkQ5, args: nexmarkArgs(fmt.Sprint(20_000 * scale))},
+		{job: NexmarkQ8, args: nexmarkArgs(fmt.Sprint(20_000 * scale))},
 	}
 	seeds := []uint64{*chaosSeed}
 	if *chaosSeed == 0 {

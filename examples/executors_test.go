@@ -69,8 +69,14 @@ func TestExecutorsAgree(t *testing.T) {
 		{job: GenOrders, args: func(out string) map[string]string { return with(orders.args(""), "out", out) }},
 		{job: GenEvents, args: func(out string) map[string]string { return with(events.args(""), "out", out) }},
 		{job: NexmarkGen, args: func(out string) map[string]string {
-			return map[string]string{"events": "5000", "out-of-order": "10", "out": out}
+			return map[string]string{"events": "2000", "out-of-order": "10", "out": out}
 		}},
+		{job: NexmarkQ0, args: nexmarkArgs("1000")},
+		{job: NexmarkQ1, args: nexmarkArgs("1000")},
+		{job: NexmarkQ2, args: nexmarkArgs("4000")},
+		{job: NexmarkQ5, args: nexmarkArgs("2000")},
+		{job: NexmarkQ7, args: nexmarkArgs("2000")},
+		{job: NexmarkQ8, args: nexmarkArgs("2000")},
 		{job: OrdersJoin, args: func(out string) map[string]string { return with(orders.args("n-"), "out", out) }},
 		{job: OrdersJoin, args: func(out string) map[string]string {
 			return map[string]string{"orders": filepath.Join(tables, "orders"), "users": filepath.Join(tables, "users"), "out": out}
@@ -154,6 +160,14 @@ func TestExecutorsAgree(t *testing.T) {
 	}
 	t.Logf("%d jobs agree on actors and on %d seeds of the simulator (the first 3 also with checkpoints; completed in %d jobs)",
 		len(jobs), len(seeds), len(checkpointed))
+}
+
+// nexmarkArgs are a Nexmark query's arguments: events generated, out of
+// order in groups of 10.
+func nexmarkArgs(events string) func(string) map[string]string {
+	return func(out string) map[string]string {
+		return map[string]string{"events": events, "out-of-order": "10", "out": out}
+	}
 }
 
 // runCanonical runs j with opts and returns what it printed and wrote, in

@@ -33,6 +33,13 @@ var NexmarkGen = stages.Register("nexmark-gen", func(p *stages.Pipeline, args st
 	if out == "" {
 		args.Fail("out", "nexmark-gen needs out=DIR")
 	}
+	cfg := nexmarkConfig(p, args)
+	jsonl.Write(nexmark.Read(p, cfg, stages.Parallelism(1)), out, stages.Parallelism(1))
+}).Describe("writes Beam's Nexmark events as JSON lines under out=DIR, in order (events=100000 generators=100 first-rate=10000 next-rate=10000 rate-shape=sine rate-period=10m out-of-order=1)")
+
+// nexmarkConfig reads the generator's arguments (nexmark-gen's, which the
+// queries take too) into Beam's configuration.
+func nexmarkConfig(p *stages.Pipeline, args stages.Args) nexmark.Config {
 	d := nexmark.DefaultConfig()
 	cfg := d
 	cfg.NumEvents = int64(args.Int("events", int(d.NumEvents)))
@@ -58,7 +65,7 @@ var NexmarkGen = stages.Register("nexmark-gen", func(p *stages.Pipeline, args st
 		cfg.NumEvents = 1
 	}
 	if err := cfg.Validate(); err != nil {
-		p.Errorf("nexmark-gen: %v", err)
+		p.Errorf("nexmark: %v", err)
 	}
-	jsonl.Write(nexmark.Read(p, cfg, stages.Parallelism(1)), out, stages.Parallelism(1))
-}).Describe("writes Beam's Nexmark events as JSON lines under out=DIR, in order (events=100000 generators=100 first-rate=10000 next-rate=10000 rate-shape=sine rate-period=10m out-of-order=1)")
+	return cfg
+}
