@@ -133,8 +133,14 @@ type invocation struct {
 	// cluster's nodes (a node's job); done is called when the job ends.
 	spread func(ctx context.Context, args []string, opts sluice.Options) (_ sluice.Options, started func(*actors.Execution), done func(), _ error)
 	// rescaleTo is the parallelism a rescale asked the running job for
-	// (0: none), under mu.
+	// (0: none); rescaling is set from then until the next execution has
+	// started (a signal meanwhile stops the job at the rescale's
+	// checkpoint). Under mu.
 	rescaleTo int
+	rescaling bool
+	// slotsNow, if set, says how many task slots the cluster has for the
+	// job now (a node's job): a rescale goes on at no more.
+	slotsNow func() int
 }
 
 // main runs the command line args (without the program name) and returns
@@ -270,8 +276,15 @@ func (c *invocation) handleSignals(cancel context.CancelFunc, done <-chan struct
 // whether the job can stop so.
 func (c *invocation) stopAtCheckpoint(s os.Signal, cancel context.CancelFunc) bool {
 	c.mu.Lock()
-	x, timeout := c.job, c.stopTimeout
+	x, timeout, rescaling := c.job, c.stopTimeout, c.rescaling
 	c.mu.Unlock()
+	if rescaling { // the job stops at the rescale's checkpoint and goes no further
+		c.errorf("%s: stopping at the rescale's checkpoint (%s again to exit now)", signalName(s), signalName(s))
+		if x != nil {
+			_ = x.Stop()
+		}
+		return true
+	}
 	if x == nil || x.Stop() != nil {
 		return false
 	}
@@ -915,16 +928,24 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
+	var js *jobServer
 	if ln != nil {
-		defer ln.Close()
+		js = c.serveJob(ln)
+		defer js.stop()
 	}
 	// A rescale stops the job at a checkpoint and starts it again from
 	// there at the new parallelism, as Flink's adaptive scheduler does:
 	// each execution is a segment of the job, with its own summary.
 	var res *sluice.Result
+	var rescaledAt uint64 // the checkpoint the last rescale stopped at
 	for {
-		res, err = c.runSegment(ctx, p, args, f, &opts, ln)
-		if res == nil { // it did not start: runSegment said why
+		res, err = c.runSegment(ctx, p, args, f, &opts, js)
+		if res == nil && rescaledAt != 0 { // runSegment said why
+			c.errorf("job %q stopped at checkpoint %d to rescale, and its next execution did not start: run it again with --restore %d to go on",
+				p.Name(), rescaledAt, rescaledAt)
+			return exitStopped
+		}
+		if res == nil {
 			return c.status(err)
 		}
 		var atCheckpoint *actors.StoppedError
@@ -936,6 +957,13 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 			c.errorf("job %q stopped at checkpoint %d: run it again with --restore latest (or %d) to go on", p.Name(), atCheckpoint.Checkpoint, atCheckpoint.Checkpoint)
 			return exitStopped
 		}
+		if c.slotsNow != nil { // a node may have drained or left meanwhile
+			if have := max(1, c.slotsNow()); have < n {
+				c.warnf("the cluster has %d task slots for the job now, not the %d the rescale asked: going on at %d", have, n, have)
+				n = have
+			}
+		}
+		rescaledAt = atCheckpoint.Checkpoint
 		fmt.Fprintf(c.stderr, "job %q rescaled: stopped at checkpoint %d at parallelism %d, going on from it at parallelism %d\n",
 			p.Name(), atCheckpoint.Checkpoint, opts.Parallelism, n)
 		opts.Restore, opts.Parallelism = strconv.FormatUint(atCheckpoint.Checkpoint, 10), n
@@ -964,9 +992,9 @@ func (c *invocation) run(ctx context.Context, args []string) int {
 
 // runSegment starts the job of p with opts (on the cluster, when the node
 // spreads it; opts then keeps the seed and parallelism chosen) and waits
-// for it, serving it on ln when set, and writes its summary. A nil result:
+// for it, serving it on js when set, and writes its summary. A nil result:
 // it did not start (the error is reported).
-func (c *invocation) runSegment(ctx context.Context, p *stages.Pipeline, args []string, f *jobFlags, opts *sluice.Options, ln net.Listener) (*sluice.Result, error) {
+func (c *invocation) runSegment(ctx context.Context, p *stages.Pipeline, args []string, f *jobFlags, opts *sluice.Options, js *jobServer) (*sluice.Result, error) {
 	run := *opts
 	spreadStarted := func(*actors.Execution) {}
 	if c.spread != nil {
@@ -988,9 +1016,17 @@ func (c *invocation) runSegment(ctx context.Context, p *stages.Pipeline, args []
 	c.mu.Lock()
 	c.stopTimeout = f.stopTimeout
 	c.mu.Unlock()
+	if js != nil { // before the job is set: who sees it can ask the page
+		js.set(x)
+		defer js.set(nil)
+	}
 	c.setJob(x)
-	if ln != nil {
-		defer c.serveJob(keepOpen{ln}, x)()
+	c.mu.Lock()
+	sig := c.signal
+	c.rescaling = false
+	c.mu.Unlock()
+	if sig != nil { // it came while the job rescaled: stop at a checkpoint now
+		_ = x.Stop()
 	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go c.monitor(x, f, stop, stopped)
@@ -1019,12 +1055,6 @@ func (c *invocation) runSegment(ctx context.Context, p *stages.Pipeline, args []
 	return res, err
 }
 
-// keepOpen is a listener that a server's Shutdown leaves open: --http
-// serves each segment of a rescaled job on one listener.
-type keepOpen struct{ net.Listener }
-
-func (keepOpen) Close() error { return nil }
-
 // rescale asks the running job to go on at parallelism n: it stops at a
 // checkpoint taken now, and run starts it again from that checkpoint.
 func (c *invocation) rescale(n int) error {
@@ -1041,11 +1071,11 @@ func (c *invocation) rescale(n int) error {
 		c.mu.Unlock()
 		return fmt.Errorf("a rescale to parallelism %d is under way", c.rescaleTo)
 	}
-	c.rescaleTo = n
+	c.rescaleTo, c.rescaling = n, true
 	c.mu.Unlock()
 	if err := x.Stop(); err != nil {
 		c.mu.Lock()
-		c.rescaleTo = 0
+		c.rescaleTo, c.rescaling = 0, false
 		c.mu.Unlock()
 		return err
 	}

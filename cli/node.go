@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -479,6 +480,13 @@ func (n *nodeServer) start(args []string, out *frameStream, resumes string) *nod
 	j.inv = inv
 	inv.spread = func(ctx context.Context, args []string, opts sluice.Options) (sluice.Options, func(*actors.Execution), func(), error) {
 		return n.spread(ctx, j.ID, args, opts, func(s string) { inv.warnf("%s", s) })
+	}
+	inv.slotsNow = func() int {
+		if n.data == nil || len(n.livePeers()) == 0 {
+			return math.MaxInt // alone, the job runs in this process at any parallelism
+		}
+		have, free := n.slotsFor(j.ID)
+		return have + free
 	}
 	inv.started = func(x *actors.Execution) {
 		n.mu.Lock()

@@ -70,6 +70,9 @@ func jobParallelism(phys *plan.Physical) int {
 // nodes that do not drain have the slots; move: even at the parallelism
 // it has (to place it again). It returns the parallelism the job had.
 func (n *nodeServer) rescale(j *nodeJob, to int, move bool) (int, error) {
+	if to < 1 {
+		return 0, fmt.Errorf("parallelism %d: want at least 1", to)
+	}
 	if flagValue(j.Args, "checkpoints") == "" {
 		return 0, errors.New("it runs without --checkpoints: it has no checkpoint to carry its state to another parallelism (submit it with --checkpoints)")
 	}
@@ -159,6 +162,10 @@ func (n *nodeServer) moveOff(node string) {
 			continue
 		}
 		to := min(jobParallelism(x.Plan()), have+free)
+		if to < 1 {
+			j.inv.warnf("node %s drains, but job %s cannot move off it: the other nodes have no task slot free (its tasks there are lost when it leaves, and recovered as a lost node's)", node, id)
+			continue
+		}
 		if _, err := n.rescale(j, to, true); err != nil {
 			j.inv.warnf("node %s drains, but job %s cannot move off it: %v (its tasks there are lost when it leaves, and recovered as a lost node's)", node, id, err)
 			continue
@@ -175,10 +182,6 @@ func (n *nodeServer) drain(timeout time.Duration) {
 	n.mu.Lock()
 	n.stopping = true // new jobs go to other nodes
 	n.mu.Unlock()
-	if err := n.m.Drain(5 * time.Second); err != nil {
-		n.c.warnf("node %s: telling the cluster it drains: %v", n.m.Name(), err)
-		return
-	}
 	parts := func() int {
 		n.data.mu.Lock()
 		defer n.data.mu.Unlock()
@@ -192,11 +195,17 @@ func (n *nodeServer) drain(timeout time.Duration) {
 		}
 		return k
 	}
-	k := parts()
-	if k == 0 {
+	k := parts() // before the word spreads: the tasks may move at once
+	if k > 0 {
+		fmt.Fprintf(n.c.stderr, "node %s: draining: the tasks of %d jobs move to other nodes at a checkpoint (within %v)\n", n.m.Name(), k, timeout)
+	}
+	if err := n.m.Drain(5 * time.Second); err != nil {
+		n.c.warnf("node %s: telling the cluster it drains: %v", n.m.Name(), err)
 		return
 	}
-	fmt.Fprintf(n.c.stderr, "node %s: draining: the tasks of %d jobs move to other nodes at a checkpoint (within %v)\n", n.m.Name(), k, timeout)
+	if k == 0 && parts() == 0 { // none placed here while the word spread either
+		return
+	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(timeout)

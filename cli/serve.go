@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -239,13 +240,29 @@ func loopbackDefault(addr string) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
-// serveJob serves run's job on ln (--http) until the returned function is
-// called: jobHandler, with headers over 64 KiB answered 431. It warns when
-// ln is not on a loopback address.
-func (c *invocation) serveJob(ln net.Listener, x *actors.Execution) func() {
-	srv := &http.Server{Handler: jobHandler(x), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+// jobServer serves run's job on --http: jobHandler of the execution
+// running now (a rescaled job's executions one after the other), 503
+// between them.
+type jobServer struct {
+	srv *http.Server
+	cur atomic.Pointer[http.Handler]
+}
+
+// serveJob serves on ln until stop: jobHandler of the execution set last,
+// with headers over 64 KiB answered 431. It warns when ln is not on a
+// loopback address.
+func (c *invocation) serveJob(ln net.Listener) *jobServer {
+	js := &jobServer{}
+	js.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := js.cur.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			writeJSON(w, http.StatusServiceUnavailable, apiError{"the job is starting, or rescaling: its next execution has not started yet"})
+		})}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := js.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.warnf("--http %s: %v", ln.Addr(), err)
 		}
 	}()
@@ -253,9 +270,22 @@ func (c *invocation) serveJob(ln net.Listener, x *actors.Execution) func() {
 		c.warnf("--http %s: the job's page, /metrics and /debug/pprof/ are open to every host that can reach this one (give 127.0.0.1:PORT to keep them local)", ln.Addr())
 	}
 	fmt.Fprintf(c.stderr, "serving the job on http://%s/ (its page; /v1/job, /metrics)\n", ln.Addr())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+	return js
+}
+
+// set serves x from now on; nil: none (503).
+func (js *jobServer) set(x *actors.Execution) {
+	if x == nil {
+		js.cur.Store(nil)
+		return
 	}
+	h := jobHandler(x)
+	js.cur.Store(&h)
+}
+
+// stop closes the server and its listener.
+func (js *jobServer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = js.srv.Shutdown(ctx)
 }

@@ -221,7 +221,9 @@ func serveFinished(t *testing.T, x *actors.Execution) (string, *syncBuffer) {
 	}
 	errs := newSyncBuffer()
 	c := &invocation{name: "sluice", stdout: io.Discard, stderr: errs}
-	t.Cleanup(c.serveJob(ln, x))
+	js := c.serveJob(ln)
+	js.set(x)
+	t.Cleanup(js.stop)
 	return "http://" + ln.Addr().String(), errs
 }
 
@@ -314,10 +316,9 @@ func TestServeWarnsOffLoopback(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot listen on 0.0.0.0: %v", err)
 	}
-	x := finishedJob(t, "sum-by-key", map[string]string{"rows": "100", "keys": "10"}, 1)
 	errs := newSyncBuffer()
 	c := &invocation{name: "sluice", stdout: io.Discard, stderr: errs}
-	c.serveJob(ln, x)()
+	c.serveJob(ln).stop()
 	if !strings.Contains(errs.String(), "warning: --http ") || !strings.Contains(errs.String(), "open to every host") {
 		t.Errorf("stderr: %q, want a warning", errs.String())
 	}
@@ -390,7 +391,9 @@ func BenchmarkPagePollLoopback(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := &invocation{name: "sluice", stdout: io.Discard, stderr: io.Discard}
-	defer c.serveJob(ln, x)()
+	js := c.serveJob(ln)
+	js.set(x)
+	defer js.stop()
 	url := "http://" + ln.Addr().String() + "/v1/job"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()

@@ -99,7 +99,9 @@ func w3Rate(b *testing.B, polled bool, warm, d time.Duration) float64 {
 			b.Fatal(err)
 		}
 		c := &invocation{name: "sluice", stdout: io.Discard, stderr: io.Discard}
-		defer c.serveJob(ln, x)()
+		js := c.serveJob(ln)
+		js.set(x)
+		defer js.stop()
 		go poll(b, "http://"+ln.Addr().String()+"/v1/job", stop, polls)
 	} else {
 		polls <- 0

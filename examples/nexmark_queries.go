@@ -13,7 +13,8 @@ import (
 // The Nexmark queries with Beam's semantics (NEXMARK.md §5), over the
 // generated events (nexmark-gen's arguments: events=100000 by default).
 // Each writes JSON lines under out=DIR (default $TMPDIR/sluice-nexmark-qN),
-// or Parquet with format=parquet (not q0, whose events nest).
+// Parquet with format=parquet (not q0, whose events nest), or nothing
+// with format=blackhole (the results dropped, as Flink's benchmark does).
 //
 //	sluice run nexmark-q5 --arg events=1000000 --checkpoints /tmp/ck --checkpoint-every 10s
 
@@ -88,8 +89,10 @@ func writeNexmark[T any](s stages.Stream[T], job string, args stages.Args) {
 		jsonl.Write(s, dir)
 	case "parquet":
 		writeParquet(s, job, dir, outputOptions(args))
+	case "blackhole": // Flink's benchmark sink: the results are dropped
+		stages.ForEach(s, func(T) error { return nil }, stages.Name("blackhole"))
 	default:
-		args.Fail("format", "want jsonl or parquet")
+		args.Fail("format", "want jsonl, parquet or blackhole")
 	}
 }
 
@@ -117,10 +120,15 @@ func mostOf[T any](name string, value func(T) int64) stages.Combiner[T, most[T],
 var (
 	// NexmarkQ0 passes every event through (Beam's q0).
 	NexmarkQ0 = stages.Register("nexmark-q0", func(p *stages.Pipeline, args stages.Args) {
-		if args.String("format", "jsonl") != "jsonl" {
-			args.Fail("format", "q0's events nest: JSON lines only")
+		events := nexmark.Read(p, nexmarkConfig(p, args))
+		switch args.String("format", "jsonl") {
+		case "jsonl":
+			jsonl.Write(events, outputDir(args, "nexmark-q0"))
+		case "blackhole":
+			writeNexmark(events, "nexmark-q0", args)
+		default:
+			args.Fail("format", "q0's events nest: jsonl or blackhole")
 		}
-		jsonl.Write(nexmark.Read(p, nexmarkConfig(p, args)), outputDir(args, "nexmark-q0"))
 	}).Describe("Nexmark q0: every event passed through, as JSON lines under out=DIR")
 
 	// NexmarkQ1 converts each bid's price (Beam's q1: price*89/100).

@@ -233,14 +233,15 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	jobs := slices.Clone(c.jobs)
+	jobs := make([]entry, len(c.jobs)) // copies: Add replaces a rescaled job's
 	ends := make([]ended, len(jobs))
-	for i, e := range jobs {
+	for i, e := range c.jobs {
+		jobs[i] = *e
 		ends[i] = ended{e.ended, e.took, e.slow}
 	}
 	c.mu.Unlock()
-	for i, e := range jobs {
-		collect(ch, e, ends[i])
+	for i := range jobs {
+		collect(ch, &jobs[i], ends[i])
 	}
 }
 
