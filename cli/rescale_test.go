@@ -48,6 +48,29 @@ func waitFor(t *testing.T, sub *process, what string, ok func() bool) {
 	}
 }
 
+// pacedJob runs test-paced-windows over events in one process, unpaced
+// (the clean output), then submits it, paced, to node a at parallelism 2
+// with checkpoints every 200 ms and extra flags, and waits for its first
+// checkpoint. It returns the client, the job's ID and both outputs.
+func pacedJob(t *testing.T, a *testNode, events string, extra ...string) (sub *process, id, out, clean string) {
+	t.Helper()
+	dir := t.TempDir()
+	arg := "n-events=" + events
+	clean, out, ck := filepath.Join(dir, "clean"), filepath.Join(dir, "out"), filepath.Join(dir, "ck")
+	if code, _, stderr := command(context.Background(), false, "run", "test-paced-windows", "--quiet", "--parallelism", "2", "--arg", arg,
+		"--arg", "pace=0s", "--arg", "out="+clean); code != 0 {
+		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
+	}
+	sub = startProcess(t, append([]string{"submit", "--to", a.http, "test-paced-windows", "--parallelism", "2", "--arg", arg, "--arg", "out=" + out,
+		"--checkpoints", ck, "--checkpoint-every", "200ms"}, extra...)...)
+	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 1, "a checkpoint")
+	m := regexp.MustCompile(`job (\S+) on node`).FindStringSubmatch(sub.stderr.String())
+	if m == nil {
+		t.Fatalf("no job ID in:\n%s", sub.stderr.String())
+	}
+	return sub, m[1], out, clean
+}
+
 // TestClusterRescales: W3 (paced) with checkpoints runs on two real
 // nodes of one slot each; a third joins and 'sluice rescale' takes the job
 // to parallelism 3 on all three; SIGTERM on the third drains it: the job
@@ -59,21 +82,7 @@ func TestClusterRescales(t *testing.T) {
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
 	b := startNode(t, a.gossip, "--slots", "1")
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
-	dir := t.TempDir()
-	const job, arg = "test-paced-windows", "n-events=1500000"
-	clean, out, ck := filepath.Join(dir, "clean"), filepath.Join(dir, "out"), filepath.Join(dir, "ck")
-	if code, _, stderr := command(context.Background(), false, "run", job, "--quiet", "--parallelism", "2", "--arg", arg,
-		"--arg", "pace=0s", "--arg", "out="+clean); code != 0 {
-		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
-	}
-	sub := startProcess(t, "submit", "--to", a.http, job, "--parallelism", "2", "--arg", arg, "--arg", "out="+out,
-		"--checkpoints", ck, "--checkpoint-every", "200ms")
-	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 1, "a checkpoint")
-	m := regexp.MustCompile(`job (\S+) on node`).FindStringSubmatch(sub.stderr.String())
-	if m == nil {
-		t.Fatalf("no job ID in:\n%s", sub.stderr.String())
-	}
-	id := m[1]
+	sub, id, out, clean := pacedJob(t, a, "1500000")
 
 	// Too many: refused, the job unharmed.
 	if code, _, stderr := client(t, "rescale", "--to", a.http, id, "5"); code != exitFailed ||
@@ -138,17 +147,7 @@ func TestClusterSpotNotice(t *testing.T) {
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive})
 	b := startNode(t, a.gossip, "--slots", "1", "--spot-notice", imds.URL+"/latest/meta-data/spot/instance-action")
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
-	dir := t.TempDir()
-	const job, arg = "test-paced-windows", "n-events=1000000"
-	clean, out, ck := filepath.Join(dir, "clean"), filepath.Join(dir, "out"), filepath.Join(dir, "ck")
-	if code, _, stderr := command(context.Background(), false, "run", job, "--quiet", "--parallelism", "2", "--arg", arg,
-		"--arg", "pace=0s", "--arg", "out="+clean); code != 0 {
-		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
-	}
-	sub := startProcess(t, "submit", "--to", a.http, job, "--parallelism", "2", "--arg", arg, "--arg", "out="+out,
-		"--checkpoints", ck, "--checkpoint-every", "200ms")
-	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 1, "a checkpoint")
-	id := regexp.MustCompile(`job (\S+) on node`).FindStringSubmatch(sub.stderr.String())[1]
+	sub, id, out, clean := pacedJob(t, a, "1000000")
 	bName := a.members(t)[b.http].Name
 	if !a.nodesRunning(t, id)[bName] {
 		t.Fatalf("the job does not run on the second node: %v", a.nodesRunning(t, id))
@@ -208,17 +207,7 @@ func TestClusterReactive(t *testing.T) {
 	}
 	b := startNode(t, a.gossip, "--slots", "1")
 	a.waitMembers(t, map[*testNode]membership.State{a: membership.Alive, b: membership.Alive})
-	dir := t.TempDir()
-	const job, arg = "test-paced-windows", "n-events=1500000"
-	clean, out, ck := filepath.Join(dir, "clean"), filepath.Join(dir, "out"), filepath.Join(dir, "ck")
-	if code, _, stderr := command(context.Background(), false, "run", job, "--quiet", "--parallelism", "2", "--arg", arg,
-		"--arg", "pace=0s", "--arg", "out="+clean); code != 0 {
-		t.Fatalf("clean run: exit %d:\n%s", code, stderr)
-	}
-	sub := startProcess(t, "submit", "--to", a.http, job, "--parallelism", "2", "--arg", arg, "--arg", "out="+out,
-		"--checkpoints", ck, "--checkpoint-every", "200ms", "--reactive", "1s")
-	sub.waitForFiles(t, filepath.Join(ck, "chk-*", "MANIFEST"), 1, "a checkpoint")
-	id := regexp.MustCompile(`job (\S+) on node`).FindStringSubmatch(sub.stderr.String())[1]
+	sub, id, out, clean := pacedJob(t, a, "1500000", "--reactive", "1s")
 	joined := time.Now()
 	c := startNode(t, a.gossip, "--slots", "1")
 	cName := ""
