@@ -29,7 +29,7 @@ var (
 //
 //	go test -run - -bench Nexmark -benchtime 1x ./bench
 func BenchmarkNexmark(b *testing.B) {
-	for _, q := range []string{"q0", "q1", "q2", "q5", "q7", "q8"} {
+	for _, q := range []string{"q0", "q1", "q2", "q3", "q5", "q7", "q8"} {
 		b.Run(q, func(b *testing.B) {
 			job, ok := stages.Lookup("nexmark-" + q)
 			if !ok {

@@ -74,6 +74,7 @@ func TestExecutorsAgree(t *testing.T) {
 		{job: NexmarkQ0, args: nexmarkArgs("1000")},
 		{job: NexmarkQ1, args: nexmarkArgs("1000")},
 		{job: NexmarkQ2, args: nexmarkArgs("4000")},
+		{job: NexmarkQ3, args: nexmarkArgs("4000")},
 		{job: NexmarkQ5, args: nexmarkArgs("2000")},
 		{job: NexmarkQ7, args: nexmarkArgs("2000")},
 		{job: NexmarkQ8, args: nexmarkArgs("2000")},

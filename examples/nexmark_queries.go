@@ -33,6 +33,15 @@ type NexmarkAuctionPrice struct {
 	Price   int64 `json:"price" parquet:"price"`
 }
 
+// NexmarkSeller is q3's output: a seller in OR, ID or CA and an auction
+// of theirs in category 10.
+type NexmarkSeller struct {
+	Name    string `json:"name" parquet:"name"`
+	City    string `json:"city" parquet:"city"`
+	State   string `json:"state" parquet:"state"`
+	Auction int64  `json:"id" parquet:"id"`
+}
+
 // NexmarkHotItem is q5's output: an auction with the most bids of a
 // window (all of them on a tie); times in unix milliseconds.
 type NexmarkHotItem struct {
@@ -147,6 +156,25 @@ var (
 		writeNexmark(stages.Map(b, func(b nexmark.Bid) NexmarkAuctionPrice { return NexmarkAuctionPrice{b.Auction, b.Price} }),
 			"nexmark-q2", args)
 	}).Describe("Nexmark q2: (auction, price) of the bids on auctions whose id is a multiple of 123")
+
+	// NexmarkQ3 suggests local items: the auctions in category 10 of
+	// sellers in OR, ID or CA, as Flink's SQL joins them (an unbounded
+	// inner join: a person is kept for good). Beam's q3 lets a seller's
+	// state go 600 s after the last event of the seller it processed,
+	// which makes its output depend on the order events arrive in.
+	NexmarkQ3 = stages.Register("nexmark-q3", func(p *stages.Pipeline, args stages.Args) {
+		events := nexmark.Read(p, nexmarkConfig(p, args))
+		sellers := stages.Filter(persons(events), func(x nexmark.Person) bool { return x.State == "OR" || x.State == "ID" || x.State == "CA" },
+			stages.Name("in OR, ID, CA"))
+		items := stages.Filter(auctions(events), func(a nexmark.Auction) bool { return a.Category == 10 }, stages.Name("in category 10"))
+		const forever = 100 * 365 * 24 * time.Hour // both sides kept: an unbounded join
+		j := stages.IntervalJoin(stages.KeyBy(sellers, func(x nexmark.Person) int64 { return x.ID }),
+			stages.KeyBy(items, func(a nexmark.Auction) int64 { return a.Seller }), -forever, forever, stages.ID("nexmark-q3-join"))
+		out := stages.Map(j, func(j stages.IntervalJoined[int64, nexmark.Person, nexmark.Auction]) NexmarkSeller {
+			return NexmarkSeller{Name: j.Left.Name, City: j.Left.City, State: j.Left.State, Auction: j.Right.ID}
+		}, stages.Name("project"))
+		writeNexmark(out, "nexmark-q3", args)
+	}).Describe("Nexmark q3: (name, city, state, auction) of sellers in OR, ID, CA and their auctions in category 10 (Flink's unbounded join)")
 
 	// NexmarkQ5 finds the hot items: in sliding windows (size, 10s, every
 	// slide, 5s; Flink's run: slide=2s), the auctions with the most bids.

@@ -233,15 +233,16 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	jobs := make([]entry, len(c.jobs)) // copies: Add replaces a rescaled job's
+	jobs := slices.Clone(c.jobs)
+	js := make([]Job, len(jobs)) // copied under the lock: Add replaces a rescaled job's
 	ends := make([]ended, len(jobs))
-	for i, e := range c.jobs {
-		jobs[i] = *e
+	for i, e := range jobs {
+		js[i] = e.j
 		ends[i] = ended{e.ended, e.took, e.slow}
 	}
 	c.mu.Unlock()
-	for i := range jobs {
-		collect(ch, &jobs[i], ends[i])
+	for i, e := range jobs {
+		collect(ch, e, js[i], ends[i])
 	}
 }
 
@@ -252,8 +253,7 @@ type ended struct {
 	slow  bool
 }
 
-func collect(ch chan<- prometheus.Metric, e *entry, end ended) {
-	j := e.j
+func collect(ch chan<- prometheus.Metric, e *entry, j Job, end ended) {
 	res := j.Snapshot()
 	if res == nil {
 		return
