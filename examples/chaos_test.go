@@ -39,8 +39,8 @@ func TestChaos(t *testing.T) {
 			return map[string]string{"orders": filepath.Join(tables, "orders"), "users": filepath.Join(tables, "users"), "out": out}
 		}},
 		{job: EventsWindows, args: func(out string) map[string]string { return with(events.args("n-"), "out", out) }},
-		{job: NexmarkQ5, args: nexmarkArgs(fmt.Sprint(20_000 * scale))},
-		{job: NexmarkQ8, args: nexmarkArgs(fmt.Sprint(20_000 * scale))},
+		{job: NexmarkQ5, args: nexmarkArgs(fmt.Sprint(10_000 * scale))},
+		{job: NexmarkQ8, args: nexmarkArgs(fmt.Sprint(10_000 * scale))},
 	}
 	seeds := []uint64{*chaosSeed}
 	if *chaosSeed == 0 {
