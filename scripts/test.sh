@@ -163,8 +163,8 @@ go test -count=1 -run TestClusterChaos ./actors -clusterchaos.seeds=500
 # process's (and DuckDB's checksums); five seeded kills of a worker node mid-job
 # (four SIGKILL, one SIGSTOP for 5 s), each output equal to a clean run's; W3
 # rescaled from two nodes to three when one joins and back when it drains on
-# SIGTERM, and moved off a node given a spot interruption notice (about 115 s
-# in all). More seeds: go test ./cli -run TestClusterNodeKilled -cluster.seeds 20
+# SIGTERM, moved off a node given a spot interruption notice, a reactive job and
+# the review's drain cases (about 130 s in all). More seeds: go test ./cli -run TestClusterNodeKilled -cluster.seeds 20
 log "cluster: three sluice node processes, submission, spreading, failover after SIGKILL and SIGSTOP, rescale and drain"
 go test -count=1 -p 1 -run 'TestCommandNode|TestCluster' ./cli
 
