@@ -104,19 +104,9 @@ func checkPerBundle(t *testing.T, tr *beamtranscripts.Transcript, s window.Strat
 	for _, w := range c.Values() {
 		panes = append(panes, beamtranscripts.PaneOf(w.Window, w.Value, w.Timestamp, w.Pane))
 	}
-	for _, a := range tr.Actions {
-		if a.Kind != beamtranscripts.Expect {
-			continue
-		}
-		n := min(len(a.Expect), len(panes))
-		rest, err := beamtranscripts.MatchPanes(panes[:n], a.Expect)
-		if err != nil {
-			return err
-		}
-		if len(rest) > 0 {
-			return fmt.Errorf("Unexpected output: %v", rest)
-		}
-		panes = panes[n:]
+	panes, err := cutIntoExpects(tr, panes)
+	if err != nil {
+		return err
 	}
 	flush, err := driverFlush(tr, s)
 	if err != nil {

@@ -280,6 +280,21 @@ func checkTranscriptPanes(tr *beamtranscripts.Transcript, s window.Strategy, got
 		}
 		panes = append(panes, p)
 	}
+	panes, err = cutIntoExpects(tr, panes)
+	if err != nil {
+		return flushed, err
+	}
+	if len(panes) > 0 {
+		return flushed, fmt.Errorf("Unexpected output: %v", panes)
+	}
+	return flushed, nil
+}
+
+// cutIntoExpects cuts a key's panes, in the order they were emitted, into
+// the transcript's expect actions in turn, each taking as many as it lists
+// and matching them as Beam's harness does, and returns the panes left
+// after the last.
+func cutIntoExpects(tr *beamtranscripts.Transcript, panes []beamtranscripts.Pane) ([]beamtranscripts.Pane, error) {
 	for _, a := range tr.Actions {
 		if a.Kind != beamtranscripts.Expect {
 			continue
@@ -287,17 +302,14 @@ func checkTranscriptPanes(tr *beamtranscripts.Transcript, s window.Strategy, got
 		n := min(len(a.Expect), len(panes))
 		rest, err := beamtranscripts.MatchPanes(panes[:n], a.Expect)
 		if err != nil {
-			return flushed, err
+			return nil, err
 		}
 		if len(rest) > 0 {
-			return flushed, fmt.Errorf("Unexpected output: %v", rest)
+			return nil, fmt.Errorf("Unexpected output: %v", rest)
 		}
 		panes = panes[n:]
 	}
-	if len(panes) > 0 {
-		return flushed, fmt.Errorf("Unexpected output: %v", panes)
-	}
-	return flushed, nil
+	return panes, nil
 }
 
 // endOfInput tests the harness's handling of the end-of-input flush (see
