@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -246,6 +247,11 @@ func loopbackDefault(addr string) string {
 type jobServer struct {
 	srv *http.Server
 	cur atomic.Pointer[http.Handler]
+	// announce says where the job is served, once its first execution is
+	// (what is printed can be asked at once).
+	announce func()
+	once     sync.Once
+	ln       net.Listener
 }
 
 // serveJob serves on ln until stop: jobHandler of the execution set last,
@@ -261,15 +267,20 @@ func (c *invocation) serveJob(ln net.Listener) *jobServer {
 			}
 			writeJSON(w, http.StatusServiceUnavailable, apiError{"the job is starting, or rescaling: its next execution has not started yet"})
 		})}
-	go func() {
-		if err := js.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.warnf("--http %s: %v", ln.Addr(), err)
-		}
-	}()
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
 		c.warnf("--http %s: the job's page, /metrics and /debug/pprof/ are open to every host that can reach this one (give 127.0.0.1:PORT to keep them local)", ln.Addr())
 	}
-	fmt.Fprintf(c.stderr, "serving the job on http://%s/ (its page; /v1/job, /metrics)\n", ln.Addr())
+	// It serves from the first execution on: till then a client waits in
+	// the listen queue rather than get a 503 for a job not started yet.
+	js.ln = ln
+	js.announce = func() {
+		go func() {
+			if err := js.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				c.warnf("--http %s: %v", ln.Addr(), err)
+			}
+		}()
+		fmt.Fprintf(c.stderr, "serving the job on http://%s/ (its page; /v1/job, /metrics)\n", ln.Addr())
+	}
 	return js
 }
 
@@ -281,10 +292,17 @@ func (js *jobServer) set(x *actors.Execution) {
 	}
 	h := jobHandler(x)
 	js.cur.Store(&h)
+	js.once.Do(js.announce)
 }
 
 // stop closes the server and its listener.
 func (js *jobServer) stop() {
+	served := true
+	js.once.Do(func() { served = false })
+	if !served {
+		_ = js.ln.Close()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = js.srv.Shutdown(ctx)
