@@ -83,16 +83,10 @@ func clusterChaosRound(t *testing.T, seed uint64, n int64, want []stages.KV[int6
 	rt.BatchRecords = 64 + rng.IntN(512)
 	rt.Checkpoints = &actors.CheckpointConfig{Store: checkpoints.NewMem(), Every: time.Duration(1+rng.IntN(4)) * time.Millisecond, Timeout: time.Minute,
 		Recovery: actors.RestartPolicy{MaxRestarts: 10, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}}
-	slow := func(x int64) int64 {
-		if x%300 == 0 {
-			time.Sleep(50 * time.Microsecond) // a slow user function: the job outlasts a few checkpoints
-		}
-		return 2 * x
-	}
 	nodes := []string{"a", "b", "c"}
 	coord, workers, outs := startCluster(t, net, nodes, place, sluice.Options{Parallelism: 3, Seed: 5, Runtime: &rt},
 		func() (*stages.Pipeline, *stages.Collection[stages.KV[int64, int64]]) {
-			return sumPipeline(n, 97, slow)
+			return sumPipeline(n, 97, slowDouble) // slow: the job outlasts a few checkpoints
 		})
 	byName := map[string]*actors.Execution{"b": workers[0], "c": workers[1]}
 	var made []string
